@@ -1,0 +1,71 @@
+import postgres from "postgres";
+import { PgPulseError } from "./errors.ts";
+
+/** A Postgres connection string, or a postgres.js `sql` instance you own. */
+export type Connection = string | postgres.Sql;
+
+/** Any postgres.js handle that can run a query: a pool, or a transaction. */
+export type SqlHandle = postgres.Sql | postgres.TransactionSql;
+
+/** @default "pgpulse" */
+export const SCHEMA_DEFAULT = "pgpulse";
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Checks a schema name and returns it double-quoted for SQL text. */
+export function quoteSchema(schema: string): string {
+  if (typeof schema !== "string" || !IDENTIFIER.test(schema)) {
+    throw new PgPulseError(
+      "INVALID_INPUT",
+      `schema must be a lower-case SQL identifier (letters, digits, _; at most 63), got ${JSON.stringify(schema)}`,
+      { details: [{ path: "schema", message: "not a plain identifier" }] },
+    );
+  }
+  return `"${schema}"`;
+}
+
+/**
+ * Opens a pool for a connection string, or wraps the caller's `sql`.
+ * `owned` says whether `close()` should end it.
+ */
+export function openSql(
+  connection: Connection,
+  options: { applicationName?: string; max?: number } = {},
+): { sql: postgres.Sql; owned: boolean } {
+  if (typeof connection === "string") {
+    if (connection === "") {
+      throw new PgPulseError("INVALID_INPUT", "connection is an empty string: give a postgres:// URL", {
+        details: [{ path: "connection", message: "empty" }],
+      });
+    }
+    const sql = postgres(connection, {
+      max: options.max ?? 10,
+      onnotice: () => {},
+      connection: { application_name: options.applicationName ?? "pgpulse" },
+    });
+    return { sql, owned: true };
+  }
+  if (typeof connection === "function" && typeof (connection as postgres.Sql).unsafe === "function") {
+    return { sql: connection, owned: false };
+  }
+  throw new PgPulseError("INVALID_INPUT", "connection must be a postgres:// URL or a postgres.js sql instance", {
+    details: [{ path: "connection", message: "neither a string nor a postgres.js sql" }],
+  });
+}
+
+/**
+ * A second, single-connection instance with the pool's settings, for a
+ * connection that must be ours alone (LISTEN), and that we may kill and
+ * replace without touching the pool.
+ */
+export function dedicatedSql(pool: postgres.Sql, applicationName: string): postgres.Sql {
+  const options = pool.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
+  return postgres({
+    ...options,
+    max: 1,
+    idle_timeout: null,
+    max_lifetime: null,
+    onnotice: () => {},
+    connection: { ...options.connection, application_name: applicationName },
+  } as unknown as postgres.Options<{}>);
+}

@@ -1,0 +1,76 @@
+/**
+ * Errors pgpulse throws carry a stable `code`; handlers throw the intent errors
+ * (`PermanentError`, and the signal reasons below) to steer what happens next.
+ */
+
+/** Stable error codes. New codes may be added; existing ones never change meaning. */
+export type ErrorCode =
+  | "INVALID_INPUT"
+  | "INVALID_PAYLOAD"
+  | "NOT_FOUND"
+  | "INVALID_TRANSITION"
+  | "SCHEMA_TOO_NEW"
+  | "CLOSED"
+  | "INVALID_STATE";
+
+/** An issue found in user input: where (a dotted path) and what is wrong. */
+export interface InputIssue {
+  path: string;
+  message: string;
+}
+
+/** The one error class pgpulse throws for bad input, bad state or missing rows. */
+export class PgPulseError extends Error {
+  override name = "PgPulseError";
+  readonly code: ErrorCode;
+  readonly details?: readonly InputIssue[] | Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: readonly InputIssue[] | Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+/**
+ * Thrown by a handler to fail the job at once, whatever attempts remain
+ * (a payload that can never succeed, a resource that is gone).
+ */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The reason `ctx.signal` aborts with when the attempt ran past its timeout. */
+export class JobTimeoutError extends Error {
+  override name = "JobTimeoutError";
+  constructor(readonly timeoutMs: number) {
+    super(`job timed out after ${timeoutMs} ms`);
+  }
+}
+
+/** The reason `ctx.signal` aborts with when someone cancelled the running job. */
+export class JobCancelledError extends Error {
+  override name = "JobCancelledError";
+  constructor() {
+    super("job was cancelled");
+  }
+}
+
+/**
+ * The reason `ctx.signal` aborts with when the worker gives the job back:
+ * a graceful stop that ran out of time, or a worker that lost its lease.
+ * The job runs again elsewhere.
+ */
+export class JobReleasedError extends Error {
+  override name = "JobReleasedError";
+  constructor(reason: string) {
+    super(`job released by the worker: ${reason}`);
+  }
+}

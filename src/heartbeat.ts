@@ -1,0 +1,70 @@
+import type postgres from "postgres";
+import { lostJobSet } from "./reaper.ts";
+
+/**
+ * A worker's lease. The row in `workers` says "these running jobs are mine";
+ * refreshing heartbeat_at keeps it valid. The reaper deletes rows whose
+ * heartbeat is older than staleAfterMs and puts their jobs back.
+ */
+export function heartbeatSql(q: string) {
+  return {
+    /**
+     * Registers the worker. A row with the same id is a previous run of this
+     * worker that did not stop cleanly: its running jobs cannot be ours, so
+     * they go back to the queue (or fail, when out of attempts) right here.
+     */
+    register: `
+      with t as (select coalesce($6::timestamptz, now()) as now),
+      old as (
+        update ${q}.jobs j set ${lostJobSet(q, `'worker ' || j.worker_id || ' restarted while running this job'`)}
+        from t
+        where j.worker_id = $1 and j.status = 'running'
+        returning j.id
+      )
+      insert into ${q}.workers as w (id, queues, tasks, concurrency, meta, started_at, heartbeat_at)
+      select $1, $2::text[], $3::text[], $4, $5::text::jsonb, t.now, t.now from t
+      on conflict (id) do update set queues = excluded.queues, tasks = excluded.tasks,
+        concurrency = excluded.concurrency, meta = excluded.meta,
+        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+      returning (select count(*) from old)::integer as recovered`,
+    /**
+     * Refreshes the lease. No row back means the reaper declared this worker
+     * dead. The row also carries the running jobs someone asked to cancel, in
+     * case their control notification was missed.
+     */
+    beat: `
+      update ${q}.workers set heartbeat_at = coalesce($2::timestamptz, now())
+      where id = $1
+      returning (select coalesce(array_agg(j.id::text), '{}') from ${q}.jobs j
+                 where j.worker_id = $1 and j.status = 'running' and j.cancel_requested_at is not null) as cancel`,
+    /**
+     * Leaves: gives back any job still marked running for this worker (unrun,
+     * the attempt not counted), deletes the row, and announces the jobs.
+     */
+    unregister: `
+      with t as (select coalesce($2::timestamptz, now()) as now),
+      back as (
+        update ${q}.jobs j set
+          status = (case when j.cancel_requested_at is not null then 'cancelled' else 'queued' end)::${q}.job_status,
+          attempts = greatest(j.attempts - 1, 0), worker_id = null, run_at = t.now, started_at = null,
+          finished_at = case when j.cancel_requested_at is not null then t.now end
+        from t
+        where j.worker_id = $1 and j.status = 'running'
+        returning j.queue, j.status
+      ),
+      gone as (delete from ${q}.workers where id = $1 returning id),
+      note as (
+        select pg_notify('job_enqueued', json_build_object('schema', $3::text, 'queues', array_agg(distinct queue))::text)
+        from back where status = 'queued' having count(*) > 0
+      )
+      select (select count(*) from back)::integer as released, (select count(*) from gone)::integer as removed,
+             (select count(*) from note)::integer as notified`,
+  };
+}
+
+export type HeartbeatSql = ReturnType<typeof heartbeatSql>;
+
+export async function beat(sql: postgres.Sql, text: string, workerId: string, now: Date | null) {
+  const rows = await sql.unsafe(text, [workerId, now], { prepare: true });
+  return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[] };
+}

@@ -1,0 +1,37 @@
+/**
+ * pgpulse: a job queue that keeps its jobs in Postgres.
+ * Everything exported here is runtime-free: it runs on Node, Bun, Deno, and
+ * (the queue) in edge runtimes.
+ */
+export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./queue.ts";
+export type { EnqueueOptions, JobSpec, Queue, QueueOptions } from "./queue.ts";
+export { createWorker, errorRecord } from "./worker.ts";
+export type { Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker.ts";
+export {
+  CONCURRENCY_DEFAULT,
+  FINISH_BATCH_MS_DEFAULT,
+  GRACEFUL_STOP_MS_DEFAULT,
+  HEARTBEAT_INTERVAL_MS_DEFAULT,
+  LISTENER_HEALTH_INTERVAL_MS_DEFAULT,
+  LISTENER_HEALTH_TIMEOUT_MS_DEFAULT,
+  POLL_INTERVAL_MS_DEFAULT,
+  PROGRESS_INTERVAL_MS_DEFAULT,
+  REAPER_INTERVAL_MS_DEFAULT,
+  STALE_AFTER_MS_DEFAULT,
+} from "./worker-options.ts";
+export { migrate, SCHEMA_VERSION } from "./migrate.ts";
+export type { MigrateOptions, MigrateResult } from "./migrate.ts";
+export { defineTask } from "./task.ts";
+export type { TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./task.ts";
+export type { ClaimedJob, JobContext } from "./context.ts";
+export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./backoff.ts";
+export type { BackoffOptions } from "./backoff.ts";
+export { JobCancelledError, JobReleasedError, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
+export type { ErrorCode, InputIssue } from "./errors.ts";
+export { consoleLogger, silentLogger } from "./logger.ts";
+export type { Logger, LogLevel } from "./logger.ts";
+export { SCHEMA_DEFAULT } from "./connection.ts";
+export type { Connection, SqlHandle } from "./connection.ts";
+export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./listener.ts";
+export type { ReapResult } from "./reaper.ts";
+export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./types.ts";

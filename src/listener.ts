@@ -1,0 +1,165 @@
+import type postgres from "postgres";
+import { dedicatedSql } from "./connection.ts";
+
+/** Channel every enqueue notifies: `{"schema": ..., "queues": [...]}`. */
+export const ENQUEUED_CHANNEL = "job_enqueued";
+/** Channel for messages to workers: cancel a running job, health pings. */
+export const CONTROL_CHANNEL = "pgpulse_control";
+
+export type ControlMessage =
+  | { schema: string; type: "cancel"; job: string; worker: string | null }
+  | { schema: string; type: "ping"; worker: string; n: number };
+
+export interface ListenerOptions {
+  pool: postgres.Sql;
+  schema: string;
+  workerId: string;
+  /** How often to check that notifications still arrive. */
+  healthIntervalMs: number;
+  /** How long a ping may take to come back before the connection is declared dead. */
+  healthTimeoutMs: number;
+  onEnqueued(queues: string[]): void;
+  onControl(message: ControlMessage): void;
+  /** LISTEN is (again) in place: notifications sent before now may have been missed. */
+  onUp(): void;
+  onDown(reason: string): void;
+}
+
+/**
+ * Keeps a dedicated connection LISTENing on job_enqueued and pgpulse_control.
+ *
+ * postgres.js re-issues LISTEN when the connection closes and calls onlisten
+ * again; that covers a killed backend or a database restart. It cannot see a
+ * half-open connection (a peer that vanished without closing), which would
+ * leave the worker deaf. So a health check sends a ping through the pool every
+ * healthIntervalMs and waits for it on the listening connection; a ping that
+ * does not return in healthTimeoutMs means the connection is replaced.
+ * Postgres wakes every listener in the database for any notification, so a
+ * ping costs other workers a parse and no more.
+ */
+export class Listener {
+  #sql: postgres.Sql | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  #up = false;
+  #n = 0;
+  #pongs = new Map<number, () => void>();
+
+  constructor(private options: ListenerOptions) {}
+
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /** Starts listening; resolves once LISTEN is in place. */
+  async start(): Promise<void> {
+    await this.#connect();
+    this.#schedule();
+  }
+
+  async #connect(): Promise<void> {
+    const { pool, workerId } = this.options;
+    const sql = dedicatedSql(pool, `pgpulse listener ${workerId}`.slice(0, 63));
+    this.#sql = sql;
+    let listening = 0;
+    const onlisten = () => {
+      if (this.#sql !== sql || this.#stopped) return;
+      // Both channels share the connection; after a reconnect each calls back once.
+      listening++;
+      if (listening % 2 === 0) this.#markUp();
+    };
+    await sql.listen(ENQUEUED_CHANNEL, (text) => this.#onEnqueued(text), onlisten);
+    await sql.listen(CONTROL_CHANNEL, (text) => this.#onControl(text), onlisten);
+  }
+
+  #markUp() {
+    this.#up = true;
+    this.options.onUp();
+  }
+
+  #markDown(reason: string) {
+    if (!this.#up) return;
+    this.#up = false;
+    this.options.onDown(reason);
+  }
+
+  #onEnqueued(text: string) {
+    const msg = parse(text) as { schema?: string; queues?: unknown } | undefined;
+    if (!msg || msg.schema !== this.options.schema || !Array.isArray(msg.queues)) return;
+    this.options.onEnqueued(msg.queues.filter((q): q is string => typeof q === "string"));
+  }
+
+  #onControl(text: string) {
+    const msg = parse(text) as ControlMessage | undefined;
+    if (!msg || msg.schema !== this.options.schema) return;
+    if (msg.type === "ping") {
+      if (msg.worker === this.options.workerId) this.#pongs.get(msg.n)?.();
+      return;
+    }
+    this.options.onControl(msg);
+  }
+
+  #schedule() {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(async () => {
+      await this.checkHealth().catch(() => {});
+      this.#schedule();
+    }, this.options.healthIntervalMs);
+  }
+
+  /**
+   * Sends a ping and waits for it. When it does not come back, replaces the
+   * connection and resolves false. Exposed so tests can step it.
+   */
+  async checkHealth(): Promise<boolean> {
+    if (this.#stopped) return true;
+    const n = ++this.#n;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const pong = new Promise<boolean>((resolve) => {
+      this.#pongs.set(n, () => resolve(true));
+      timer = setTimeout(() => resolve(false), this.options.healthTimeoutMs);
+    });
+    const payload = JSON.stringify({ schema: this.options.schema, type: "ping", worker: this.options.workerId, n });
+    // If the pool itself is down the ping cannot be sent: that says nothing about the listener.
+    const sent = await this.options.pool
+      .unsafe("select pg_notify($1, $2)", [CONTROL_CHANNEL, payload])
+      .then(() => true, () => false);
+    const ok = sent ? await pong : true;
+    clearTimeout(timer);
+    this.#pongs.delete(n);
+    if (ok || this.#stopped) return true;
+    this.#markDown(`no notification came back within ${this.options.healthTimeoutMs} ms`);
+    await this.#replace();
+    return false;
+  }
+
+  async #replace(): Promise<void> {
+    const old = this.#sql;
+    this.#sql = undefined;
+    // timeout 0: do not wait on a socket that may never answer
+    void old?.end({ timeout: 0 }).catch(() => {});
+    if (this.#stopped) return;
+    try {
+      await this.#connect();
+    } catch {
+      // the next health check tries again; the worker's sweep covers the gap
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#up = false;
+    const sql = this.#sql;
+    this.#sql = undefined;
+    await sql?.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,206 @@
+import * as v from "valibot";
+import type postgres from "postgres";
+import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "./connection.ts";
+import { enqueueOptionsSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import { PgPulseError } from "./errors.ts";
+import { toJsonText } from "./json.ts";
+import { isTaskDefinition, type TaskDefinition } from "./task.ts";
+import { type EnqueuedJob, type Job, type JobId, type JobRow, jobFromRow } from "./types.ts";
+
+/** @default 1 MiB */
+export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
+
+export interface QueueOptions {
+  /** A postgres:// URL (the queue opens and closes its own pool) or your postgres.js `sql`. */
+  connection: Connection;
+  /** Schema that holds pgpulse's tables. @default "pgpulse" */
+  schema?: string;
+  /** Largest payload accepted, in bytes of JSON. @default 1_048_576 */
+  maxPayloadBytes?: number;
+}
+
+export interface EnqueueOptions {
+  /** @default "default" */
+  queue?: string;
+  /** Higher runs first within a queue. @default 0 */
+  priority?: number;
+  /** Earliest time to run. Give this or `delayMs`, not both. */
+  runAt?: Date | string;
+  /** Run no sooner than this many milliseconds from now (database time). */
+  delayMs?: number;
+  /** @default 10 (or the task definition's) */
+  maxAttempts?: number;
+  /** Time one attempt may take. @default the task's timeout, else none */
+  timeoutMs?: number;
+  /** Idempotency key: while a job with this key is queued or running, enqueue returns it instead of a new one. */
+  key?: string;
+  /** Enqueue inside your transaction: the job commits or rolls back with your writes. */
+  tx?: SqlHandle;
+}
+
+/** One job for `enqueueMany`. */
+export interface JobSpec<P = unknown> extends Omit<EnqueueOptions, "tx"> {
+  task: string | TaskDefinition<any, any>;
+  payload?: P;
+}
+
+export interface Queue {
+  /** Adds one job. Validates everything first: bad input throws a PgPulseError and writes nothing. */
+  enqueue<D extends TaskDefinition<any, any>>(
+    task: D,
+    payload: D["schema"] extends v.GenericSchema | v.GenericSchemaAsync ? v.InferInput<D["schema"]> : unknown,
+    options?: EnqueueOptions,
+  ): Promise<EnqueuedJob>;
+  enqueue<P = unknown>(task: string, payload?: P, options?: EnqueueOptions): Promise<EnqueuedJob<P>>;
+  /** Adds many jobs in one statement, all or none; results are in input order. */
+  enqueueMany(specs: readonly JobSpec[], options?: { tx?: SqlHandle }): Promise<EnqueuedJob[]>;
+  /** The job, or null when there is no such job. */
+  getJob<P = unknown, R = unknown>(id: JobId, options?: { tx?: SqlHandle }): Promise<Job<P, R> | null>;
+  /**
+   * Cancels a job. A queued job is cancelled at once; a running one is asked to
+   * stop (its handler's signal aborts) and ends as cancelled. Throws NOT_FOUND,
+   * or INVALID_TRANSITION when the job has already finished.
+   */
+  cancel(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /** Ends the pool if the queue opened it. */
+  close(): Promise<void>;
+  readonly sql: postgres.Sql;
+  readonly schema: string;
+}
+
+/**
+ * Creates a producer: the part of pgpulse that enqueues and inspects jobs.
+ * It holds no connection of its own beyond the pool, so it runs anywhere
+ * postgres.js does, edge runtimes included.
+ */
+export function createQueue(options: QueueOptions): Queue {
+  const schema = options.schema ?? SCHEMA_DEFAULT;
+  const q = quoteSchema(schema);
+  const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
+  const { sql, owned } = openSql(options.connection);
+  let closed = false;
+
+  const enqueueSql = `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`;
+  const getSql = `select * from ${q}.jobs where id = $1::bigint`;
+  const cancelSql = `
+    with upd as (
+      update ${q}.jobs j set
+        status = case when j.status = 'queued' then 'cancelled'::${q}.job_status else j.status end,
+        finished_at = case when j.status = 'queued' then now() else j.finished_at end,
+        cancel_requested_at = coalesce(j.cancel_requested_at, now())
+      where j.id = $1::bigint and j.status in ('queued', 'running')
+      returning j.*
+    ), note as (
+      select pg_notify('pgpulse_control', json_build_object(
+        'schema', $2::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
+      from upd where upd.status = 'running'
+    )
+    select upd.*, (select count(*) from note) as notified from upd`;
+
+  function ensureOpen() {
+    if (closed) throw new PgPulseError("CLOSED", "this queue was closed");
+  }
+
+  async function toSpec(spec: JobSpec, path: string): Promise<Record<string, unknown>> {
+    const { task, payload, ...rest } = spec as JobSpec & Record<string, unknown>;
+    const def = isTaskDefinition(task) ? task : undefined;
+    const taskName = def ? def.name : task;
+    parseOrThrow(taskNameSchema, taskName, "INVALID_INPUT", `${path}task`);
+    const opts = parseOrThrow(enqueueOptionsSchema, rest, "INVALID_INPUT", path.replace(/\.$/, ""));
+    let body = payload === undefined ? {} : payload;
+    if (def?.schema) {
+      const checked = await v.safeParseAsync(def.schema, body);
+      if (!checked.success) {
+        const issues = toIssues(checked.issues, `${path}payload`);
+        throw new PgPulseError(
+          "INVALID_PAYLOAD",
+          `payload for task "${def.name}" is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
+          { details: issues },
+        );
+      }
+    }
+    const payloadText = toJsonText(body, `${path}payload`, maxPayloadBytes);
+    return {
+      task: taskName,
+      payload: JSON.parse(payloadText),
+      queue: opts.queue ?? def?.queue,
+      priority: opts.priority ?? def?.priority,
+      run_at: opts.runAt?.toISOString(),
+      delay_ms: opts.delayMs,
+      max_attempts: opts.maxAttempts ?? def?.maxAttempts,
+      timeout_ms: opts.timeoutMs ?? def?.timeoutMs,
+      key: opts.key,
+    };
+  }
+
+  async function insert(specs: Record<string, unknown>[], handle: SqlHandle): Promise<EnqueuedJob[]> {
+    const rows = await handle.unsafe(enqueueSql, [JSON.stringify(specs)], { prepare: true });
+    return rows.map((row) => ({ ...jobFromRow(row as unknown as JobRow), deduplicated: !row.inserted }));
+  }
+
+  const queue: Queue = {
+    sql,
+    schema,
+    async enqueue(task: string | TaskDefinition<any, any>, payload?: unknown, opts: EnqueueOptions = {}) {
+      ensureOpen();
+      if (opts === null || typeof opts !== "object") {
+        throw new PgPulseError("INVALID_INPUT", "options must be an object", { details: [{ path: "options", message: "not an object" }] });
+      }
+      const { tx, ...rest } = opts;
+      if (tx !== undefined && typeof tx !== "function") {
+        throw new PgPulseError("INVALID_INPUT", "tx must be a postgres.js sql or transaction", { details: [{ path: "tx", message: "not a function" }] });
+      }
+      const spec = await toSpec({ task, payload, ...rest }, "");
+      const [job] = await insert([spec], tx ?? sql);
+      return job!;
+    },
+    async enqueueMany(specs, opts = {}) {
+      ensureOpen();
+      if (!Array.isArray(specs)) {
+        throw new PgPulseError("INVALID_INPUT", "enqueueMany takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
+      }
+      if (specs.length === 0) return [];
+      const prepared = [];
+      for (const [i, spec] of specs.entries()) {
+        if (spec === null || typeof spec !== "object") {
+          throw new PgPulseError("INVALID_INPUT", `[${i}] is not a job spec object`, { details: [{ path: `[${i}]`, message: "not an object" }] });
+        }
+        prepared.push(await toSpec(spec, `[${i}].`));
+      }
+      return insert(prepared, opts.tx ?? sql);
+    },
+    async getJob(id, opts = {}) {
+      ensureOpen();
+      const [row] = await (opts.tx ?? sql).unsafe(getSql, [idText(id)], { prepare: true });
+      return row ? jobFromRow(row as unknown as JobRow) : null;
+    },
+    async cancel(id, opts = {}) {
+      ensureOpen();
+      const handle = opts.tx ?? sql;
+      const [row] = await handle.unsafe(cancelSql, [idText(id), schema], { prepare: true });
+      if (row) return jobFromRow(row as unknown as JobRow);
+      const job = await queue.getJob(id, opts);
+      if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
+      throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status} and cannot be cancelled`, {
+        details: { status: job.status },
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (owned) await sql.end({ timeout: 5 });
+    },
+  };
+  return queue;
+}
+
+/** Checks a job id and returns its decimal text. */
+export function idText(id: JobId): string {
+  const text = typeof id === "string" ? id : typeof id === "number" || typeof id === "bigint" ? String(id) : "";
+  if (!/^[1-9][0-9]{0,18}$/.test(text) || BigInt(text) > 9223372036854775807n) {
+    throw new PgPulseError("INVALID_INPUT", `job id must be a positive integer, got ${JSON.stringify(String(id))}`, {
+      details: [{ path: "id", message: "not a positive integer" }],
+    });
+  }
+  return text;
+}

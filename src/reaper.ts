@@ -1,0 +1,87 @@
+import type postgres from "postgres";
+
+/**
+ * The SET list for a running job whose worker is gone: back to the queue to
+ * run again at once (the lost attempt counts), failed when that was its last
+ * attempt, cancelled when a cancel was asked for. The lost attempt is recorded
+ * as a WorkerLostError. Expects `j` (the job) and `t.now` in scope.
+ */
+export function lostJobSet(q: string, message: string): string {
+  const final = `j.cancel_requested_at is not null or j.attempts >= j.max_attempts`;
+  return `
+    status = (case when j.cancel_requested_at is not null then 'cancelled'
+                   when j.attempts >= j.max_attempts then 'failed'
+                   else 'queued' end)::${q}.job_status,
+    errors = j.errors || jsonb_build_array(jsonb_build_object(
+      'attempt', j.attempts, 'at', t.now, 'name', 'WorkerLostError',
+      'message', ${message}, 'worker', j.worker_id)),
+    run_at = case when ${final} then j.run_at else t.now end,
+    finished_at = case when ${final} then t.now end,
+    worker_id = null`;
+}
+
+/**
+ * One reaper pass: declares dead every worker whose heartbeat is older than
+ * staleAfterMs, puts back the running jobs of dead workers and any running
+ * job whose worker row is missing, and announces the requeued ones.
+ *
+ * Every worker runs the reaper; a transaction-scoped advisory lock taken with
+ * try (never wait) makes sure one does the work at a time, and nobody is
+ * elected: if the one that would have reaped is dead, the next pass of any
+ * other worker does it.
+ */
+export function reaperSql(q: string) {
+  return {
+    lock: `select pg_try_advisory_xact_lock(hashtext($1)) as locked`,
+    reap: `
+      with t as (select coalesce($2::timestamptz, now()) as now),
+      dead as (
+        delete from ${q}.workers w using t
+        where w.heartbeat_at < t.now - $1::bigint * interval '1 millisecond'
+        returning w.id
+      ),
+      lost as (
+        -- the CTE snapshot still shows the rows deleted above, hence both tests
+        select j.id from ${q}.jobs j
+        where j.status = 'running'
+          and (j.worker_id in (select id from dead)
+               or not exists (select 1 from ${q}.workers w where w.id = j.worker_id))
+        for update of j skip locked
+      ),
+      back as (
+        update ${q}.jobs j set ${lostJobSet(q, `'worker ' || coalesce(j.worker_id, '?') || ' stopped heartbeating while running this job'`)}
+        from lost, t
+        where j.id = lost.id
+        returning j.id, j.status, j.queue, j.run_at, t.now
+      ),
+      note as (
+        select pg_notify('job_enqueued', json_build_object('schema', $3::text, 'queues', array_agg(distinct queue))::text)
+        from back where status = 'queued' and run_at <= now having count(*) > 0
+      )
+      select (select coalesce(array_agg(id), '{}') from dead) as workers,
+             (select coalesce(json_agg(json_build_object('id', id::text, 'status', status)), '[]') from back) as jobs,
+             (select count(*) from note)::integer as notified`,
+  };
+}
+
+export interface ReapResult {
+  /** False when another worker's reaper held the lock, so this pass did nothing. */
+  ran: boolean;
+  /** Workers declared dead and removed. */
+  workers: string[];
+  /** Jobs taken back from missing workers, with the state each went to. */
+  jobs: { id: string; status: "queued" | "failed" | "cancelled" }[];
+}
+
+export async function reapOnce(
+  sql: postgres.Sql,
+  text: ReturnType<typeof reaperSql>,
+  args: { schema: string; staleAfterMs: number; now: Date | null },
+): Promise<ReapResult> {
+  return sql.begin(async (tx) => {
+    const [lock] = await tx.unsafe(text.lock, [`pgpulse:reaper:${args.schema}`], { prepare: true });
+    if (!lock!.locked) return { ran: false, workers: [], jobs: [] };
+    const [row] = await tx.unsafe(text.reap, [args.staleAfterMs, args.now, args.schema], { prepare: true });
+    return { ran: true, workers: row!.workers as string[], jobs: row!.jobs as ReapResult["jobs"] };
+  });
+}

@@ -1,0 +1,67 @@
+import type * as v from "valibot";
+import type { BackoffOptions } from "./backoff.ts";
+import type { JobContext } from "./context.ts";
+
+/** A function that runs one job. Its return value (JSON) becomes the job's result. */
+export type TaskHandler<Payload = any, Result = unknown> = (
+  payload: Payload,
+  ctx: JobContext,
+) => Result | Promise<Result>;
+
+/** Settings a task carries to every job enqueued through its definition, and to the worker. */
+export interface TaskSettings {
+  /** Queue for jobs enqueued through this definition. @default "default" */
+  queue?: string;
+  /** Priority for jobs enqueued through this definition; higher runs first. @default 0 */
+  priority?: number;
+  /** Attempts before the job fails for good. @default 10 */
+  maxAttempts?: number;
+  /** Time one attempt may take before its signal aborts and it fails. Jobs may override it. */
+  timeoutMs?: number;
+  /** Retry delays for this task. @default the worker's backoff */
+  backoff?: BackoffOptions;
+}
+
+/** A task with a name, an optional valibot schema for its payload, and its handler. */
+export interface TaskDefinition<
+  Schema extends v.GenericSchema | v.GenericSchemaAsync = v.GenericSchema | v.GenericSchemaAsync,
+  Result = unknown,
+> extends TaskSettings {
+  readonly name: string;
+  /** Validates the payload at enqueue and again before each run; a failure is permanent. */
+  readonly schema?: Schema;
+  readonly handler: TaskHandler<v.InferOutput<Schema>, Result>;
+}
+
+/**
+ * Defines a typed task. Pass it to `queue.enqueue(definition, payload)` to get
+ * the payload checked at enqueue, and to a worker's `tasks` to run it.
+ *
+ * @example
+ * const sendEmail = defineTask({
+ *   name: "send-email",
+ *   schema: v.object({ to: v.pipe(v.string(), v.email()) }),
+ *   maxAttempts: 5,
+ *   handler: async ({ to }, ctx) => ({ sent: to }),
+ * });
+ */
+export function defineTask<Schema extends v.GenericSchema | v.GenericSchemaAsync, Result>(
+  definition: TaskDefinition<Schema, Result>,
+): TaskDefinition<Schema, Result> {
+  return definition;
+}
+
+/** What a worker accepts in `tasks`: a bare handler or a definition, by task name. */
+export type TaskMap = Record<string, TaskHandler | TaskDefinition<any, any>>;
+
+/** A task as the worker holds it. */
+export interface ResolvedTask {
+  name: string;
+  handler: TaskHandler;
+  schema?: v.GenericSchema | v.GenericSchemaAsync;
+  settings: TaskSettings;
+}
+
+export function isTaskDefinition(x: unknown): x is TaskDefinition<any, any> {
+  return typeof x === "object" && x !== null && typeof (x as TaskDefinition).handler === "function";
+}

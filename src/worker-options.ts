@@ -1,0 +1,120 @@
+import * as v from "valibot";
+import type { BackoffOptions } from "./backoff.ts";
+import type { Connection } from "./connection.ts";
+import { parseOrThrow } from "./enqueue-options.ts";
+import type { Logger, LogLevel } from "./logger.ts";
+import type { TaskMap } from "./task.ts";
+
+export const CONCURRENCY_DEFAULT = 10;
+export const POLL_INTERVAL_MS_DEFAULT = 2000;
+export const HEARTBEAT_INTERVAL_MS_DEFAULT = 5000;
+export const STALE_AFTER_MS_DEFAULT = 30_000;
+export const REAPER_INTERVAL_MS_DEFAULT = 5000;
+export const GRACEFUL_STOP_MS_DEFAULT = 10_000;
+export const LISTENER_HEALTH_INTERVAL_MS_DEFAULT = 10_000;
+export const LISTENER_HEALTH_TIMEOUT_MS_DEFAULT = 5000;
+export const FINISH_BATCH_MS_DEFAULT = 2;
+export const PROGRESS_INTERVAL_MS_DEFAULT = 500;
+
+export interface WorkerOptions {
+  /** A postgres:// URL, or your postgres.js `sql` (the worker then opens one extra connection for LISTEN). */
+  connection: Connection;
+  /** Handlers by task name: a function, or a definition from `defineTask`. */
+  tasks: TaskMap;
+  /** @default "pgpulse" */
+  schema?: string;
+  /** Queues to serve; with several, jobs in earlier ones are always taken first. @default ["default"] */
+  queues?: string[];
+  /** Jobs run at once. @default 10 */
+  concurrency?: number;
+  /** Unique id of this worker; a restart under the same id recovers its orphans at once. @default "w-" + random */
+  id?: string;
+  /** Sweep for runnable jobs this often, in case a notification was missed. @default 2000 */
+  pollIntervalMs?: number;
+  /** Refresh this worker's lease this often. @default 5000 */
+  heartbeatIntervalMs?: number;
+  /** A worker whose heartbeat is older than this is dead and loses its jobs. @default 30000 */
+  staleAfterMs?: number;
+  /** Run the reaper this often (one worker at a time does the work). @default 5000 */
+  reaperIntervalMs?: number;
+  /** On stop, wait this long for running jobs before giving them back. @default 10000 */
+  gracefulStopMs?: number;
+  /** Check that the LISTEN connection still receives this often. @default 10000 */
+  listenerHealthIntervalMs?: number;
+  /** A health ping not back within this declares the LISTEN connection dead. @default 5000 */
+  listenerHealthTimeoutMs?: number;
+  /** Collect finished jobs this long and write them in one statement. @default 2 */
+  finishBatchMs?: number;
+  /** Write progress at most this often per worker. @default 500 */
+  progressIntervalMs?: number;
+  /** Default retry delays for tasks that set none. @default { baseMs: 1000, maxMs: 3600000 } */
+  backoff?: BackoffOptions;
+  /** Default attempt timeout for jobs and tasks that set none. @default none */
+  timeoutMs?: number;
+  /** A Logger, or the level for the default console logger. @default "info" */
+  logger?: Logger | LogLevel;
+  /** Stored on the worker's row for operators (host, pid, version). */
+  meta?: Record<string, unknown>;
+  /**
+   * Overrides the database clock in every time comparison this worker makes
+   * (claiming, retries, heartbeats, the reaper). For tests. @default database now()
+   */
+  clock?: () => Date;
+}
+
+const ms = (what: string, min = 1) =>
+  v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`)));
+const queueName = v.pipe(v.string("queue names must be strings"), v.minLength(1, "queue names must not be empty"), v.maxLength(128));
+
+export const workerOptionsSchema = v.pipe(
+  v.strictObject({
+    connection: v.custom<Connection>((x) => typeof x === "string" || typeof x === "function", "connection must be a postgres:// URL or a postgres.js sql"),
+    tasks: v.pipe(
+      v.record(
+        v.pipe(v.string(), v.minLength(1, "task names must not be empty"), v.maxLength(128)),
+        v.custom<TaskMap[string]>(
+          (x) => typeof x === "function" || (typeof x === "object" && x !== null && typeof (x as { handler?: unknown }).handler === "function"),
+          "each task must be a handler function or a defineTask() definition",
+        ),
+      ),
+      v.check((t) => Object.keys(t).length > 0, "tasks must name at least one task"),
+    ),
+    schema: v.optional(v.string()),
+    queues: v.optional(
+      v.pipe(
+        v.array(queueName, "queues must be an array of queue names"),
+        v.minLength(1, "queues must name at least one queue"),
+        v.check((qs) => new Set(qs).size === qs.length, "queues must not repeat a name"),
+      ),
+    ),
+    concurrency: v.optional(v.pipe(v.number(), v.integer("concurrency must be an integer"), v.minValue(1), v.maxValue(1000))),
+    id: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+    pollIntervalMs: ms("pollIntervalMs", 10),
+    heartbeatIntervalMs: ms("heartbeatIntervalMs", 10),
+    staleAfterMs: ms("staleAfterMs", 20),
+    reaperIntervalMs: ms("reaperIntervalMs", 10),
+    gracefulStopMs: ms("gracefulStopMs", 0),
+    listenerHealthIntervalMs: ms("listenerHealthIntervalMs", 10),
+    listenerHealthTimeoutMs: ms("listenerHealthTimeoutMs", 10),
+    finishBatchMs: ms("finishBatchMs", 0),
+    progressIntervalMs: ms("progressIntervalMs", 10),
+    backoff: v.optional(v.strictObject({ baseMs: ms("backoff.baseMs", 0), maxMs: ms("backoff.maxMs", 0) })),
+    timeoutMs: ms("timeoutMs", 1),
+    logger: v.optional(
+      v.union([
+        v.picklist(["debug", "info", "warn", "error", "silent"]),
+        v.custom<Logger>((x) => typeof x === "object" && x !== null && typeof (x as Logger).info === "function", "logger must be a Logger or a level"),
+      ]),
+    ),
+    meta: v.optional(v.record(v.string(), v.unknown())),
+    clock: v.optional(v.custom<() => Date>((x) => typeof x === "function", "clock must be a function returning a Date")),
+  }),
+  v.check(
+    (o) => (o.staleAfterMs ?? STALE_AFTER_MS_DEFAULT) > (o.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT),
+    "staleAfterMs must be longer than heartbeatIntervalMs, or live workers would be reaped",
+  ),
+);
+
+export function parseWorkerOptions(options: WorkerOptions) {
+  return parseOrThrow(workerOptionsSchema, options, "INVALID_INPUT", "") as WorkerOptions;
+}
