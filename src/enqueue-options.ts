@@ -35,7 +35,7 @@ export const enqueueOptionsSchema = v.pipe(
       key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"))),
       tx: v.optional(v.custom<unknown>((x) => typeof x === "function", "tx must be a postgres.js sql or transaction")),
     },
-    (issue) => `unknown option ${JSON.stringify(issue.input === undefined ? issue.expected : issue.received)}`,
+    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key and tx",
   ),
   v.check((o) => !(o.runAt !== undefined && o.delayMs !== undefined), "give runAt or delayMs, not both"),
 );

@@ -1,0 +1,249 @@
+import postgres from "postgres";
+import * as v from "valibot";
+import { describe, expect, it } from "vitest";
+import { createQueue, defineTask, PgPulseError } from "../src/index.ts";
+import { DATABASE_URL, testDb } from "./support/db.ts";
+
+const db = await testDb(import.meta.url);
+const { queue, sql, schema } = db;
+
+async function jobCount(): Promise<number> {
+  const [row] = await sql.unsafe(`select count(*)::int as n from "${schema}".jobs`);
+  return row!.n;
+}
+
+/**
+ * Collects job_enqueued notifications for this schema between start and
+ * collect(). collect() sends a sentinel and waits for it: notifications
+ * arrive in commit order, so everything sent before it has arrived by then.
+ */
+async function notifications() {
+  const listener = postgres(DATABASE_URL, { onnotice: () => {} });
+  const got: { queues: string[] }[] = [];
+  let sentinel: (() => void) | undefined;
+  await listener.listen("job_enqueued", (text) => {
+    if (text === `sentinel:${schema}`) return sentinel?.();
+    const msg = JSON.parse(text);
+    if (msg.schema === schema) got.push(msg);
+  });
+  return {
+    async collect() {
+      const seen = new Promise<void>((r) => (sentinel = r));
+      await sql`select pg_notify('job_enqueued', ${`sentinel:${schema}`})`;
+      await seen;
+      await listener.end();
+      return got;
+    },
+  };
+}
+
+describe("enqueue", () => {
+  it("stores a job with defaults and returns it", async () => {
+    const job = await queue.enqueue("send-email", { to: "a@b.c" });
+    expect(job).toMatchObject({
+      task: "send-email",
+      queue: "default",
+      payload: { to: "a@b.c" },
+      status: "queued",
+      priority: 0,
+      attempts: 0,
+      maxAttempts: 10,
+      timeoutMs: null,
+      key: null,
+      progress: 0,
+      result: null,
+      errors: [],
+      deduplicated: false,
+    });
+    expect(job.id).toMatch(/^[0-9]+$/);
+    expect(await queue.getJob(job.id)).toMatchObject({ id: job.id, status: "queued" });
+  });
+
+  it("stores every option", async () => {
+    const runAt = new Date(Date.now() + 60_000);
+    const job = await queue.enqueue("t", { a: [1, null, "x"] }, {
+      queue: "high", priority: 5, runAt, maxAttempts: 3, timeoutMs: 1500, key: "opt-1",
+    });
+    expect(job).toMatchObject({ queue: "high", priority: 5, maxAttempts: 3, timeoutMs: 1500, key: "opt-1" });
+    expect(job.runAt.getTime()).toBe(runAt.getTime());
+    expect(job.payload).toEqual({ a: [1, null, "x"] });
+  });
+
+  it("delayMs counts from database time", async () => {
+    const [{ now }] = (await sql`select now() as now`) as unknown as [{ now: Date }];
+    const job = await queue.enqueue("t", {}, { delayMs: 5000 });
+    expect(job.runAt.getTime() - job.createdAt.getTime()).toBe(5000);
+    expect(job.createdAt.getTime()).toBeGreaterThanOrEqual(now.getTime());
+  });
+
+  it("returns the live job for a duplicate key, and allows the key again once it ended", async () => {
+    const first = await queue.enqueue("t", { n: 1 }, { key: "dup" });
+    const again = await queue.enqueue("t", { n: 2 }, { key: "dup" });
+    expect(again.id).toBe(first.id);
+    expect(again.deduplicated).toBe(true);
+    expect(again.payload).toEqual({ n: 1 });
+    await queue.cancel(first.id);
+    const third = await queue.enqueue("t", { n: 3 }, { key: "dup" });
+    expect(third.id).not.toBe(first.id);
+    expect(third.deduplicated).toBe(false);
+  });
+
+  it("never duplicates a key under concurrent enqueues", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => queue.enqueue("t", { i }, { key: "race" })),
+    );
+    expect(new Set(results.map((j) => j.id)).size).toBe(1);
+    expect(results.filter((j) => !j.deduplicated)).toHaveLength(1);
+    const [row] = await sql.unsafe(`select count(*)::int as n from "${schema}".jobs where key = 'race'`);
+    expect(row!.n).toBe(1);
+  });
+
+  it("enqueueMany inserts in order in one statement, deduplicating within the batch", async () => {
+    const jobs = await queue.enqueueMany([
+      { task: "a", payload: { i: 0 } },
+      { task: "b", payload: { i: 1 }, key: "batch-k", queue: "q2" },
+      { task: "c", payload: { i: 2 }, key: "batch-k" },
+      { task: "d", priority: 3 },
+    ]);
+    expect(jobs.map((j) => j.task)).toEqual(["a", "b", "b", "d"]);
+    expect(jobs[2]!.id).toBe(jobs[1]!.id);
+    expect(jobs.map((j) => j.deduplicated)).toEqual([false, false, true, false]);
+    expect(jobs[3]!.payload).toEqual({});
+    expect(await queue.enqueueMany([])).toEqual([]);
+  });
+
+  it("notifies once per statement, naming only queues with jobs runnable now", async () => {
+    const n = await notifications();
+    await queue.enqueueMany([
+      ...Array.from({ length: 50 }, (_, i) => ({ task: "t", payload: { i }, queue: "n1" })),
+      ...Array.from({ length: 50 }, (_, i) => ({ task: "t", payload: { i }, queue: "n2" })),
+      { task: "t", queue: "later", delayMs: 60_000 },
+    ]);
+    await queue.enqueue("t", {}, { queue: "later", delayMs: 60_000 });
+    const got = await n.collect();
+    expect(got).toHaveLength(1);
+    expect(got[0]!.queues.sort()).toEqual(["n1", "n2"]);
+  });
+
+  it("commits and rolls back with the caller's transaction", async () => {
+    const before = await jobCount();
+    await expect(
+      sql.begin(async (tx) => {
+        await queue.enqueue("t", { doomed: true }, { tx });
+        throw new Error("rollback");
+      }),
+    ).rejects.toThrow("rollback");
+    expect(await jobCount()).toBe(before);
+
+    const job = await sql.begin(async (tx) => {
+      const j = await queue.enqueue("t", { kept: true }, { tx });
+      await queue.enqueueMany([{ task: "t2" }], { tx });
+      return j;
+    });
+    expect(await jobCount()).toBe(before + 2);
+    expect((await queue.getJob(job.id))?.payload).toEqual({ kept: true });
+  });
+
+  it("enqueues from plain SQL with the same semantics", async () => {
+    const [job] = await sql.unsafe(
+      `select * from "${schema}".enqueue('from-sql', '{"x":1}', queue => 'sqlq', key => 'sql-key')`,
+    );
+    expect(job).toMatchObject({ task: "from-sql", payload: { x: 1 }, queue: "sqlq", status: "queued" });
+    const [again] = await sql.unsafe(`select * from "${schema}".enqueue('from-sql', '{"x":2}', key => 'sql-key')`);
+    expect(again!.id).toBe(job!.id);
+    await expect(sql.unsafe(`select * from "${schema}".enqueue('')`)).rejects.toThrow(/check constraint/);
+  });
+
+  describe("rejects bad input with a typed error and writes nothing", () => {
+    const cases: [string, () => Promise<unknown>, string, string][] = [
+      ["empty task name", () => queue.enqueue("", {}), "INVALID_INPUT", "task"],
+      ["non-string task", () => queue.enqueue(42 as never, {}), "INVALID_INPUT", "task"],
+      ["unknown option", () => queue.enqueue("t", {}, { queu: "x" } as never), "INVALID_INPUT", "queu"],
+      ["negative delay", () => queue.enqueue("t", {}, { delayMs: -1 }), "INVALID_INPUT", "delayMs"],
+      ["runAt and delayMs", () => queue.enqueue("t", {}, { delayMs: 1, runAt: new Date() }), "INVALID_INPUT", ""],
+      ["invalid runAt", () => queue.enqueue("t", {}, { runAt: "not a date" }), "INVALID_INPUT", "runAt"],
+      ["zero maxAttempts", () => queue.enqueue("t", {}, { maxAttempts: 0 }), "INVALID_INPUT", "maxAttempts"],
+      ["fractional priority", () => queue.enqueue("t", {}, { priority: 1.5 }), "INVALID_INPUT", "priority"],
+      ["empty queue", () => queue.enqueue("t", {}, { queue: "" }), "INVALID_INPUT", "queue"],
+      ["empty key", () => queue.enqueue("t", {}, { key: "" }), "INVALID_INPUT", "key"],
+      ["function in payload", () => queue.enqueue("t", { f: () => 1 }), "INVALID_PAYLOAD", "payload.f"],
+      ["bigint in payload", () => queue.enqueue("t", { n: 1n }), "INVALID_PAYLOAD", "payload.n"],
+      ["NaN in payload", () => queue.enqueue("t", { n: [NaN] }), "INVALID_PAYLOAD", "payload.n[0]"],
+      ["Date in payload", () => queue.enqueue("t", { d: new Date() }), "INVALID_PAYLOAD", "payload.d"],
+      ["circular payload", () => { const o: Record<string, unknown> = {}; o.self = o; return queue.enqueue("t", o); }, "INVALID_PAYLOAD", "payload.self"],
+      ["bad spec in a batch", () => queue.enqueueMany([{ task: "ok" }, { task: "ok", delayMs: -5 }]), "INVALID_INPUT", "[1].delayMs"],
+      ["batch that is not an array", () => queue.enqueueMany({} as never), "INVALID_INPUT", ""],
+    ];
+    for (const [name, call, code, path] of cases) {
+      it(name, async () => {
+        const before = await jobCount();
+        const error = await call().then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(PgPulseError);
+        expect((error as PgPulseError).code).toBe(code);
+        if (path) {
+          const paths = ((error as PgPulseError).details as { path: string }[]).map((d) => d.path);
+          expect(paths).toContain(path);
+        }
+        expect(await jobCount()).toBe(before);
+      });
+    }
+  });
+
+  it("enforces the payload size limit", async () => {
+    const small = createQueue({ connection: sql, schema, maxPayloadBytes: 100 });
+    const before = await jobCount();
+    await expect(small.enqueue("t", { s: "x".repeat(200) })).rejects.toMatchObject({ code: "INVALID_PAYLOAD" });
+    // exactly at the limit is accepted: {"s":"..."} is 8 bytes of punctuation and key
+    await small.enqueue("t", { s: "x".repeat(92) });
+    expect(await jobCount()).toBe(before + 1);
+    await small.close();
+  });
+
+  it("validates typed tasks at enqueue and applies their settings", async () => {
+    const sendEmail = defineTask({
+      name: "send-email-typed",
+      schema: v.object({ to: v.pipe(v.string(), v.email()) }),
+      queue: "mail",
+      maxAttempts: 4,
+      timeoutMs: 2000,
+      handler: async ({ to }) => ({ sent: to }),
+    });
+    const job = await queue.enqueue(sendEmail, { to: "ann@example.com" });
+    expect(job).toMatchObject({ task: "send-email-typed", queue: "mail", maxAttempts: 4, timeoutMs: 2000 });
+    const before = await jobCount();
+    const error = await queue.enqueue(sendEmail, { to: "nope" }).catch((e) => e);
+    expect(error).toMatchObject({ code: "INVALID_PAYLOAD" });
+    expect(error.details[0].path).toBe("payload.to");
+    expect(await jobCount()).toBe(before);
+    // options given at enqueue win over the definition's
+    expect(await queue.enqueue(sendEmail, { to: "bob@example.com" }, { queue: "other" })).toMatchObject({ queue: "other" });
+  });
+
+  it("getJob returns null for a missing job and rejects a malformed id", async () => {
+    expect(await queue.getJob("999999999")).toBeNull();
+    await expect(queue.getJob("abc")).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
+  it("cancel: queued jobs at once; finished jobs refuse; missing jobs are NOT_FOUND", async () => {
+    const job = await queue.enqueue("t", {});
+    const cancelled = await queue.cancel(job.id);
+    expect(cancelled).toMatchObject({ status: "cancelled" });
+    expect(cancelled.finishedAt).toBeInstanceOf(Date);
+    await expect(queue.cancel(job.id)).rejects.toMatchObject({ code: "INVALID_TRANSITION", details: { status: "cancelled" } });
+    await expect(queue.cancel("987654321")).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("accepts the caller's postgres.js sql and leaves it open on close", async () => {
+    const own = createQueue({ connection: sql, schema });
+    await own.enqueue("t", {});
+    await own.close();
+    await expect(own.enqueue("t", {})).rejects.toMatchObject({ code: "CLOSED" });
+    const [row] = await sql`select 1 as one`;
+    expect(row!.one).toBe(1);
+  });
+
+  it("rejects a bad connection or schema name up front", () => {
+    expect(() => createQueue({ connection: "" })).toThrow(PgPulseError);
+    expect(() => createQueue({ connection: DATABASE_URL, schema: 'x"; drop table y; --' })).toThrow(/schema/);
+  });
+});

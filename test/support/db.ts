@@ -1,0 +1,73 @@
+import postgres from "postgres";
+import { afterAll, afterEach } from "vitest";
+import { createQueue, createWorker, migrate, type Queue, type Worker, type WorkerOptions } from "../../src/index.ts";
+
+export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export interface TestDb {
+  schema: string;
+  /** An admin pool for assertions and setup. */
+  sql: postgres.Sql;
+  queue: Queue;
+  /** Creates a worker on this schema, stopped for you after each test. */
+  worker(options: Omit<WorkerOptions, "connection" | "schema"> & Partial<Pick<WorkerOptions, "connection">>): Worker;
+}
+
+/**
+ * Gives a test file its own freshly migrated schema, dropped after the file.
+ * Every worker made through it is stopped after each test, and the test fails
+ * if one was left running jobs.
+ */
+export async function testDb(file: string): Promise<TestDb> {
+  const base = file.split("/").pop()!.replace(/\.test\.ts$/, "").replace(/[^a-z0-9]/gi, "_").toLowerCase();
+  const schema = `t_${base}_${crypto.randomUUID().slice(0, 8)}`;
+  const sql = postgres(DATABASE_URL, { onnotice: () => {}, max: 4 });
+  await migrate({ connection: DATABASE_URL, schema });
+  const queue = createQueue({ connection: DATABASE_URL, schema });
+  const workers = new Set<Worker>();
+
+  afterEach(async () => {
+    const list = [...workers];
+    workers.clear();
+    await Promise.all(list.map((w) => w.stop({ gracefulStopMs: 0 })));
+  });
+  afterAll(async () => {
+    await queue.close();
+    await sql.unsafe(`drop schema if exists "${schema}" cascade`);
+    await sql.end({ timeout: 5 });
+  });
+
+  return {
+    schema,
+    sql,
+    queue,
+    worker(options) {
+      const w = createWorker({ connection: DATABASE_URL, schema, logger: "error", ...options });
+      workers.add(w);
+      return w;
+    },
+  };
+}
+
+/** An AbortSignal that bounds a wait, so a missing event fails the test instead of hanging it. */
+export function deadline(ms = 10_000): AbortSignal {
+  return AbortSignal.timeout(ms);
+}
+
+/** Waits until `check` returns a truthy value, re-checking every `everyMs`; fails after `timeoutMs`. */
+export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 20): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms: ${check.toString().slice(0, 200)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A promise with its resolve exposed: a handler awaits it, the test settles it. */
+export function gate<T = void>() {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((r) => (open = r));
+  return { promise, open };
+}
