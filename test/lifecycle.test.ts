@@ -1,0 +1,202 @@
+import { describe, expect, it } from "vitest";
+import { createWorker } from "../src/index.ts";
+import { DATABASE_URL, deadline, gate, testDb, until } from "./support/db.ts";
+import { startProxy } from "./support/tcp-proxy.ts";
+
+const db = await testDb(import.meta.url);
+const { queue, sql, schema } = db;
+const s = `"${schema}"`;
+
+/** Makes a running job owned by a worker that stopped heartbeating `ageMs` ago. */
+async function orphan(task: string, queueName: string, opts: { ageMs: number; attempts?: number; maxAttempts?: number; workerId?: string }) {
+  const workerId = opts.workerId ?? `ghost-${crypto.randomUUID().slice(0, 6)}`;
+  await sql.unsafe(
+    `insert into ${s}.workers (id, queues, tasks, concurrency, heartbeat_at)
+     values ($1, '{}', '{}', 1, now() - $2::int * interval '1 millisecond')`,
+    [workerId, opts.ageMs],
+  );
+  const [job] = await sql.unsafe(`select id::text from ${s}.enqueue($1, '{}', queue => $2, max_attempts => $3)`, [
+    task,
+    queueName,
+    opts.maxAttempts ?? 10,
+  ]);
+  await sql.unsafe(
+    `update ${s}.jobs set status = 'running', worker_id = $2, attempts = $3, started_at = now() where id = $1`,
+    [job!.id, workerId, opts.attempts ?? 1],
+  );
+  return { workerId, jobId: job!.id as string };
+}
+
+describe("heartbeats and the reaper", () => {
+  it("reaps a dead worker: its job goes back to the queue and runs again", async () => {
+    const ghost = await orphan("r", "reap", { ageMs: 60_000 });
+    const w = db.worker({ queues: ["reap"], reaperIntervalMs: 60_000, tasks: { r: async () => "rescued" } });
+    const reaped = w.waitFor("reaper:reaped", () => true, deadline());
+    const done = w.waitFor("job:completed", (e) => e.job.id === ghost.jobId, deadline());
+    await w.start(); // the reaper runs once at start
+    expect(await reaped).toMatchObject({ ran: true, workers: [ghost.workerId], jobs: [{ id: ghost.jobId, status: "queued" }] });
+    await done;
+    const job = await queue.getJob(ghost.jobId);
+    expect(job).toMatchObject({ status: "completed", attempts: 2, result: "rescued" });
+    expect(job!.errors).toMatchObject([{ attempt: 1, name: "WorkerLostError", worker: ghost.workerId }]);
+  });
+
+  it("fails a reaped job that has no attempts left, and leaves live workers alone", async () => {
+    const dead = await orphan("r", "reap2", { ageMs: 60_000, attempts: 2, maxAttempts: 2 });
+    const alive = await orphan("r", "reap2", { ageMs: 0 });
+    const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
+    await w.start();
+    const result = await w.reap();
+    expect(result.ran).toBe(true);
+    expect((await queue.getJob(dead.jobId))).toMatchObject({ status: "failed", errors: [{ name: "WorkerLostError" }] });
+    expect((await queue.getJob(dead.jobId))!.finishedAt).toBeInstanceOf(Date);
+    expect((await queue.getJob(alive.jobId))!.status).toBe("running");
+    await sql.unsafe(`delete from ${s}.workers where id = $1`, [alive.workerId]);
+  });
+
+  it("takes back running jobs whose worker row is gone", async () => {
+    const ghost = await orphan("r", "reap3", { ageMs: 0 });
+    await sql.unsafe(`delete from ${s}.workers where id = $1`, [ghost.workerId]);
+    const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
+    await w.start();
+    expect((await queue.getJob(ghost.jobId))!.status).toBe("queued");
+  });
+
+  it("only one reaper works at a time", async () => {
+    const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
+    await w.start();
+    const held = gate();
+    const holding = sql.begin(async (tx) => {
+      await tx.unsafe(`select pg_advisory_xact_lock(hashtext($1))`, [`pgpulse:reaper:${schema}`]);
+      await held.promise;
+    });
+    await until(async () => (await sql`select 1 from pg_locks where locktype = 'advisory' and granted`).length > 0);
+    expect((await w.reap()).ran).toBe(false);
+    held.open();
+    await holding;
+    expect((await w.reap()).ran).toBe(true);
+  });
+
+  it("a restart under the same id recovers that worker's orphans at once", async () => {
+    const ghost = await orphan("r", "restart", { ageMs: 0, workerId: "fixed-id" });
+    const w = db.worker({ id: "fixed-id", queues: ["restart"], reaperIntervalMs: 60_000, tasks: { r: async () => "again" } });
+    const started = w.waitFor("worker:started", () => true, deadline());
+    const done = w.waitFor("job:completed", (e) => e.job.id === ghost.jobId, deadline());
+    await w.start();
+    expect((await started).recovered).toBe(1);
+    await done;
+  });
+
+  it("a worker whose lease was taken gives its jobs up and registers again", async () => {
+    const started = gate();
+    let reason: unknown;
+    let runs = 0;
+    const w = db.worker({
+      queues: ["lease"],
+      heartbeatIntervalMs: 30,
+      staleAfterMs: 60_000,
+      tasks: {
+        hold: (_p, ctx) =>
+          ++runs > 1
+            ? "second run"
+            : (started.open(), new Promise((_, rej) => ctx.signal.addEventListener("abort", () => rej((reason = ctx.signal.reason))))),
+      },
+    });
+    await w.start();
+    const job = await queue.enqueue("hold", {}, { queue: "lease" });
+    await started.promise;
+    const lost = w.waitFor("worker:lease-lost", () => true, deadline());
+    const done = w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+    // what another worker's reaper does to a worker it believes dead
+    await sql.unsafe(`delete from ${s}.workers where id = $1`, [w.id]);
+    await lost;
+    expect(String(reason)).toMatch(/lease lost/);
+    expect((await done).result).toBe("second run");
+    expect(await sql.unsafe(`select 1 from ${s}.workers where id = $1`, [w.id])).toHaveLength(1);
+  });
+
+  it("heartbeats refresh the worker row", async () => {
+    const w = db.worker({ queues: ["none"], heartbeatIntervalMs: 20, tasks: { r: async () => 1 } });
+    await w.start();
+    const [before] = await sql.unsafe(`select heartbeat_at from ${s}.workers where id = $1`, [w.id]);
+    await w.waitFor("worker:heartbeat", () => true, deadline());
+    const [after] = await sql.unsafe(`select heartbeat_at from ${s}.workers where id = $1`, [w.id]);
+    expect(after!.heartbeat_at.getTime()).toBeGreaterThan(before!.heartbeat_at.getTime());
+  });
+
+  it("uses the injected clock in SQL: a worker whose clock is ahead runs a job that is due by that clock", async () => {
+    const job = await queue.enqueue("r", {}, { queue: "clock", delayMs: 10 * 60_000 });
+    const w = db.worker({ queues: ["clock"], clock: () => new Date(Date.now() + 20 * 60_000), tasks: { r: async () => "early" } });
+    const done = w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+    await w.start();
+    await done;
+  });
+});
+
+describe("the listener", () => {
+  it("comes back after its backend is terminated, and notifications flow again", async () => {
+    const w = db.worker({ queues: ["listen"], pollIntervalMs: 600_000, tasks: { r: async () => "heard" } });
+    await w.start();
+    const back = w.waitFor("listener:up", () => true, deadline());
+    const [killed] = await sql`
+      select pg_terminate_backend(pid) as ok from pg_stat_activity
+      where application_name = ${`pgpulse listener ${w.id}`}`;
+    expect(killed?.ok).toBe(true);
+    await back;
+    // with the sweep 10 minutes away, only a notification can deliver this job
+    const job = await queue.enqueue("r", {}, { queue: "listen" });
+    await w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+  });
+
+  it("a half-open LISTEN connection is detected by the health check and replaced", async () => {
+    const proxy = await startProxy({ host: "127.0.0.1", port: 5432 });
+    try {
+      const w = createWorker({
+        connection: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+        schema,
+        logger: "error",
+        queues: ["halfopen"],
+        pollIntervalMs: 600_000,
+        listenerHealthIntervalMs: 100,
+        listenerHealthTimeoutMs: 200,
+        tasks: { r: async () => "heard" },
+      });
+      await w.start();
+      try {
+        expect(proxy.listeners()).toBe(1);
+        const down = w.waitFor("listener:down", () => true, deadline());
+        proxy.stallListeners();
+        await down;
+        await until(() => proxy.listeners() === 1);
+        expect(await w.checkListener()).toBe(true);
+        const job = await queue.enqueue("r", {}, { queue: "halfopen" });
+        await w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+      } finally {
+        await w.stop({ gracefulStopMs: 0 });
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a job enqueued in an open transaction is not seen until it commits", async () => {
+    const w = db.worker({ queues: ["tx"], pollIntervalMs: 600_000, tasks: { r: async () => 1 } });
+    await w.start();
+    const committed = gate();
+    let id = "";
+    const tx = sql.begin(async (t) => {
+      id = (await queue.enqueue("r", {}, { queue: "tx", tx: t })).id;
+      await committed.promise;
+    });
+    await until(() => id !== "");
+    expect(await w.sweep()).toBe(0);
+    const done = w.waitFor("job:completed", (e) => e.job.id === id, deadline());
+    committed.open();
+    await tx;
+    await done;
+  });
+});
+
+it("the default connection string works with DATABASE_URL", () => {
+  expect(DATABASE_URL).toMatch(/^postgres(ql)?:\/\//);
+});

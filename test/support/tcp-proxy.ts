@@ -1,0 +1,54 @@
+// Test-only (Node): a TCP proxy between workers and Postgres that can black-hole
+// connections, leaving them open but silent, as a vanished peer or a dropped
+// NAT entry does. It marks a connection as the listener once the client sends
+// a LISTEN through it.
+import net from "node:net";
+
+export interface Proxy {
+  port: number;
+  /** Stop forwarding on listener connections, without closing them. */
+  stallListeners(): void;
+  /** How many connections are open and marked as listeners. */
+  listeners(): number;
+  close(): Promise<void>;
+}
+
+export async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
+  const pairs = new Set<{ client: net.Socket; server: net.Socket; listener: boolean; stalled: boolean }>();
+  const srv = net.createServer((client) => {
+    const server = net.connect(target.port, target.host);
+    const pair = { client, server, listener: false, stalled: false };
+    pairs.add(pair);
+    client.on("data", (chunk) => {
+      if (!pair.listener && /listen "/i.test(chunk.toString("latin1"))) pair.listener = true;
+      if (!pair.stalled) server.write(chunk);
+    });
+    server.on("data", (chunk) => {
+      if (!pair.stalled) client.write(chunk);
+    });
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      server.destroy();
+    };
+    client.on("close", end).on("error", end);
+    server.on("close", end).on("error", end);
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    stallListeners() {
+      for (const p of pairs) if (p.listener) p.stalled = true;
+    },
+    listeners() {
+      return [...pairs].filter((p) => p.listener && !p.stalled).length;
+    },
+    async close() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.server.destroy();
+      }
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
