@@ -359,6 +359,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       events.emit("worker:lease-lost", { workerId: id });
       release("lease lost");
       await register();
+      void requestClaim("registered again");
       return;
     }
     for (const jobId of result.cancel) cancelLocal(jobId);

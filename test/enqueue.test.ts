@@ -181,7 +181,7 @@ describe("enqueue", () => {
         expect(error).toBeInstanceOf(PgPulseError);
         expect((error as PgPulseError).code).toBe(code);
         if (path) {
-          const paths = ((error as PgPulseError).details as { path: string }[]).map((d) => d.path);
+          const paths = ((error as PgPulseError).details as unknown as { path: string }[]).map((d) => d.path);
           expect(paths).toContain(path);
         }
         expect(await jobCount()).toBe(before);
