@@ -52,14 +52,14 @@ export function finishSql(q: string): string {
         worker_id = null
       from f, t
       where j.id = f.id and j.attempts = f.attempt and j.worker_id = $2 and j.status = 'running'
-      returning j.id, j.status, j.queue, j.run_at, t.now
+      returning j.id, f.attempt, j.status, j.queue, j.run_at, t.now
     ),
     note as (
       select pg_notify('job_enqueued', json_build_object('schema', $4::text, 'queues', array_agg(distinct upd.queue))::text)
       from upd where upd.status = 'queued' and upd.run_at <= upd.now
       having count(*) > 0
     )
-    select upd.id, upd.status, (select count(*) from note) as notified from upd`;
+    select upd.id, upd.attempt, upd.status, (select count(*) from note) as notified from upd`;
 }
 
 export interface FinishResult {
@@ -147,9 +147,10 @@ export class FinishBatcher {
     for (let tries = 0; ; tries++) {
       try {
         const result = await this.sql.unsafe(this.#text, [body, this.workerId, this.now(), this.schema], { prepare: true });
-        const byId = new Map(result.map((r) => [String(r.id), r.status as JobStatus]));
+        // keyed by attempt too: a batch can hold a stale attempt's end beside the current one's
+        const byAttempt = new Map(result.map((r) => [`${r.id}:${r.attempt}`, r.status as JobStatus]));
         for (const p of batch) {
-          const status = byId.get(p.outcome.id) ?? null;
+          const status = byAttempt.get(`${p.outcome.id}:${p.outcome.attempt}`) ?? null;
           p.resolve({ applied: status !== null, status });
         }
         return;
