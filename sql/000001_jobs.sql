@@ -155,11 +155,13 @@ begin
     pending := retry;
   end loop;
 
+  -- Joined through unnest so the planner looks each id up in the primary key;
+  -- a join on ids[o] was planned as a sequential scan of the whole table.
   return query
-    select o::integer, fresh[o], j
-      from generate_subscripts(ids, 1) as o
-      join :PGPULSE_SCHEMA.jobs j on j.id = ids[o]
-     order by o;
+    select u.o::integer, fresh[u.o], j
+      from unnest(ids) with ordinality as u(id, o)
+      join :PGPULSE_SCHEMA.jobs j on j.id = u.id
+     order by u.o;
 end;
 $$;
 
