@@ -17,6 +17,9 @@ import type { ClaimedJob } from "./context.ts";
 export function claimSql(q: string): string {
   return `
     with t as (select coalesce($5::timestamptz, now()) as now),
+    -- The worker must hold its lease: the key-share lock makes the reaper's
+    -- delete of this row wait for the claim, and a reaped worker claims nothing.
+    lease as (select w.id from ${q}.workers w where w.id = $4 for key share),
     picked as (
       select c.id
       from unnest($1::text[]) with ordinality as qn(name, ord)
@@ -28,6 +31,7 @@ export function claimSql(q: string): string {
         limit $3
         for update of j skip locked
       ) c
+      where exists (select 1 from lease)
       limit $3
     )
     update ${q}.jobs j set

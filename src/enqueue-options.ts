@@ -27,18 +27,45 @@ export const enqueueOptionsSchema = v.pipe(
           v.union([v.date(), v.string()], "runAt must be a Date or an ISO 8601 string"),
           v.transform((x) => (x instanceof Date ? x : new Date(x))),
           v.check((d) => !Number.isNaN(d.getTime()), "runAt is not a valid date"),
+          v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, "runAt must fall in the years 1 to 9999"),
         ),
       ),
       delayMs: v.optional(int("delayMs", 0, Number.MAX_SAFE_INTEGER)),
       maxAttempts: v.optional(int("maxAttempts", 1, 10_000)),
       timeoutMs: v.optional(int("timeoutMs", 1, INT4_MAX)),
       key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"))),
-      tx: v.optional(v.custom<unknown>((x) => typeof x === "function", "tx must be a postgres.js sql or transaction")),
     },
-    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key and tx",
+    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs and key (and tx, beside them)",
   ),
   v.check((o) => !(o.runAt !== undefined && o.delayMs !== undefined), "give runAt or delayMs, not both"),
 );
+
+/** The settings a task definition may carry (checked by defineTask). */
+export const taskSettingsSchema = v.object({
+  name: taskNameSchema,
+  handler: v.custom<unknown>((x) => typeof x === "function", "handler must be a function"),
+  schema: v.optional(v.custom<unknown>((x) => typeof x === "object" && x !== null && "~standard" in x, "schema must be a valibot schema")),
+  queue: v.optional(name("queue")),
+  priority: v.optional(int("priority", -INT4_MAX, INT4_MAX)),
+  maxAttempts: v.optional(int("maxAttempts", 1, 10_000)),
+  timeoutMs: v.optional(int("timeoutMs", 1, INT4_MAX)),
+  backoff: v.optional(
+    v.strictObject({ baseMs: v.optional(int("backoff.baseMs", 0, INT4_MAX)), maxMs: v.optional(int("backoff.maxMs", 0, INT4_MAX)) }),
+  ),
+});
+
+/** Checks that an options argument, if given, is an object, and its tx a postgres.js handle. */
+export function checkCallOptions(options: unknown): { tx?: unknown } {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== "object") {
+    throw new PgPulseError("INVALID_INPUT", "options must be an object", { details: [{ path: "options", message: "not an object" }] });
+  }
+  const { tx } = options as { tx?: unknown };
+  if (tx !== undefined && typeof tx !== "function") {
+    throw new PgPulseError("INVALID_INPUT", "tx must be a postgres.js sql or transaction", { details: [{ path: "tx", message: "not a postgres.js handle" }] });
+  }
+  return options as { tx?: unknown };
+}
 
 export type ParsedEnqueueOptions = v.InferOutput<typeof enqueueOptionsSchema>;
 

@@ -26,7 +26,7 @@ export interface ErrorRecord {
  * with one notification for the statement.
  */
 export function finishSql(q: string): string {
-  const final = `f.kind in ('completed', 'failed', 'cancelled') or (f.kind = 'retry' and j.cancel_requested_at is not null)`;
+  const final = `f.kind in ('completed', 'failed', 'cancelled') or (f.kind in ('retry', 'released') and j.cancel_requested_at is not null)`;
   return `
     with t as (select coalesce($3::timestamptz, now()) as now),
     f as (

@@ -29,14 +29,18 @@ export function heartbeatSql(q: string) {
       returning (select count(*) from old)::integer as recovered`,
     /**
      * Refreshes the lease. No row back means the reaper declared this worker
-     * dead. The row also carries the running jobs someone asked to cancel, in
-     * case their control notification was missed.
+     * dead. The row also carries the running jobs someone asked to cancel (in
+     * case their control notification was missed) and every job the database
+     * has as running here, as "id:attempt", for the worker to reconcile.
      */
     beat: `
       update ${q}.workers set heartbeat_at = coalesce($2::timestamptz, now())
       where id = $1
-      returning (select coalesce(array_agg(j.id::text), '{}') from ${q}.jobs j
-                 where j.worker_id = $1 and j.status = 'running' and j.cancel_requested_at is not null) as cancel`,
+      returning
+        (select coalesce(array_agg(j.id::text), '{}') from ${q}.jobs j
+          where j.worker_id = $1 and j.status = 'running' and j.cancel_requested_at is not null) as cancel,
+        (select coalesce(array_agg(j.id::text || ':' || j.attempts), '{}') from ${q}.jobs j
+          where j.worker_id = $1 and j.status = 'running') as running`,
     /**
      * Leaves: gives back any job still marked running for this worker (unrun,
      * the attempt not counted), deletes the row, and announces the jobs.
@@ -66,5 +70,5 @@ export type HeartbeatSql = ReturnType<typeof heartbeatSql>;
 
 export async function beat(sql: postgres.Sql, text: string, workerId: string, now: Date | null) {
   const rows = await sql.unsafe(text, [workerId, now], { prepare: true });
-  return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[] };
+  return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[], running: rows[0]!.running as string[] };
 }

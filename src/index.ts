@@ -5,8 +5,9 @@
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./queue.ts";
 export type { EnqueueOptions, JobSpec, Queue, QueueOptions } from "./queue.ts";
-export { createWorker, errorRecord } from "./worker.ts";
-export type { Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker.ts";
+export { createWorker } from "./worker.ts";
+export { errorRecord } from "./error-record.ts";
+export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker.ts";
 export {
   CONCURRENCY_DEFAULT,
   FINISH_BATCH_MS_DEFAULT,
@@ -22,7 +23,7 @@ export {
 export { migrate, SCHEMA_VERSION } from "./migrate.ts";
 export type { MigrateOptions, MigrateResult } from "./migrate.ts";
 export { defineTask } from "./task.ts";
-export type { TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./task.ts";
+export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./task.ts";
 export type { ClaimedJob, JobContext } from "./context.ts";
 export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./backoff.ts";
 export type { BackoffOptions } from "./backoff.ts";
@@ -34,4 +35,5 @@ export { SCHEMA_DEFAULT } from "./connection.ts";
 export type { Connection, SqlHandle } from "./connection.ts";
 export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./listener.ts";
 export type { ReapResult } from "./reaper.ts";
+export type { ErrorRecord } from "./finish.ts";
 export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./types.ts";

@@ -1,10 +1,10 @@
 import * as v from "valibot";
 import type postgres from "postgres";
 import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "./connection.ts";
-import { enqueueOptionsSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import { checkCallOptions, enqueueOptionsSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 import { toJsonText } from "./json.ts";
-import { isTaskDefinition, type TaskDefinition } from "./task.ts";
+import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
 import { type EnqueuedJob, type Job, type JobId, type JobRow, jobFromRow } from "./types.ts";
 
 /** @default 1 MiB */
@@ -48,7 +48,7 @@ export interface Queue {
   /** Adds one job. Validates everything first: bad input throws a PgPulseError and writes nothing. */
   enqueue<D extends TaskDefinition<any, any>>(
     task: D,
-    payload: D["schema"] extends v.GenericSchema | v.GenericSchemaAsync ? v.InferInput<D["schema"]> : unknown,
+    payload: PayloadOf<D>,
     options?: EnqueueOptions,
   ): Promise<EnqueuedJob>;
   enqueue<P = unknown>(task: string, payload?: P, options?: EnqueueOptions): Promise<EnqueuedJob<P>>;
@@ -106,7 +106,9 @@ export function createQueue(options: QueueOptions): Queue {
     const def = isTaskDefinition(task) ? task : undefined;
     const taskName = def ? def.name : task;
     parseOrThrow(taskNameSchema, taskName, "INVALID_INPUT", `${path}task`);
-    const opts = parseOrThrow(enqueueOptionsSchema, rest, "INVALID_INPUT", path.replace(/\.$/, ""));
+    // A definition's settings are defaults: what the call gives wins. Both are checked alike.
+    const defaults = def ? definedOnly({ queue: def.queue, priority: def.priority, maxAttempts: def.maxAttempts, timeoutMs: def.timeoutMs }) : {};
+    const opts = parseOrThrow(enqueueOptionsSchema, { ...defaults, ...rest }, "INVALID_INPUT", path.replace(/\.$/, ""));
     let body = payload === undefined ? {} : payload;
     if (def?.schema) {
       const checked = await v.safeParseAsync(def.schema, body);
@@ -123,12 +125,12 @@ export function createQueue(options: QueueOptions): Queue {
     return {
       task: taskName,
       payload: JSON.parse(payloadText),
-      queue: opts.queue ?? def?.queue,
-      priority: opts.priority ?? def?.priority,
+      queue: opts.queue,
+      priority: opts.priority,
       run_at: opts.runAt?.toISOString(),
       delay_ms: opts.delayMs,
-      max_attempts: opts.maxAttempts ?? def?.maxAttempts,
-      timeout_ms: opts.timeoutMs ?? def?.timeoutMs,
+      max_attempts: opts.maxAttempts,
+      timeout_ms: opts.timeoutMs,
       key: opts.key,
     };
   }
@@ -143,19 +145,19 @@ export function createQueue(options: QueueOptions): Queue {
     schema,
     async enqueue(task: string | TaskDefinition<any, any>, payload?: unknown, opts: EnqueueOptions = {}) {
       ensureOpen();
-      if (opts === null || typeof opts !== "object") {
-        throw new PgPulseError("INVALID_INPUT", "options must be an object", { details: [{ path: "options", message: "not an object" }] });
-      }
-      const { tx, ...rest } = opts;
-      if (tx !== undefined && typeof tx !== "function") {
-        throw new PgPulseError("INVALID_INPUT", "tx must be a postgres.js sql or transaction", { details: [{ path: "tx", message: "not a function" }] });
-      }
+      const { tx, ...rest } = checkCallOptions(opts) as EnqueueOptions;
       const spec = await toSpec({ task, payload, ...rest }, "");
       const [job] = await insert([spec], tx ?? sql);
       return job!;
     },
-    async enqueueMany(specs, opts = {}) {
+    async enqueueMany(specs, opts) {
       ensureOpen();
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      if (opts && Object.keys(opts).some((k) => k !== "tx")) {
+        throw new PgPulseError("INVALID_INPUT", "enqueueMany takes only { tx } as its second argument; put job options in each spec", {
+          details: [{ path: "options", message: "unknown option" }],
+        });
+      }
       if (!Array.isArray(specs)) {
         throw new PgPulseError("INVALID_INPUT", "enqueueMany takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
       }
@@ -167,19 +169,21 @@ export function createQueue(options: QueueOptions): Queue {
         }
         prepared.push(await toSpec(spec, `[${i}].`));
       }
-      return insert(prepared, opts.tx ?? sql);
+      return insert(prepared, tx ?? sql);
     },
-    async getJob(id, opts = {}) {
+    async getJob(id, opts) {
       ensureOpen();
-      const [row] = await (opts.tx ?? sql).unsafe(getSql, [idText(id)], { prepare: true });
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      const [row] = await (tx ?? sql).unsafe(getSql, [idText(id)], { prepare: true });
       return row ? jobFromRow(row as unknown as JobRow) : null;
     },
-    async cancel(id, opts = {}) {
+    async cancel(id, opts) {
       ensureOpen();
-      const handle = opts.tx ?? sql;
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      const handle = tx ?? sql;
       const [row] = await handle.unsafe(cancelSql, [idText(id), schema], { prepare: true });
       if (row) return jobFromRow(row as unknown as JobRow);
-      const job = await queue.getJob(id, opts);
+      const job = await queue.getJob(id, tx ? { tx } : undefined);
       if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status} and cannot be cancelled`, {
         details: { status: job.status },
@@ -203,4 +207,8 @@ export function idText(id: JobId): string {
     });
   }
   return text;
+}
+
+function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined));
 }

@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
 import type { JobContext } from "./context.ts";
+import { parseOrThrow, taskSettingsSchema } from "./enqueue-options.ts";
 
 /** A function that runs one job. Its return value (JSON) becomes the job's result. */
 export type TaskHandler<Payload = any, Result = unknown> = (
@@ -21,6 +22,9 @@ export interface TaskSettings {
   /** Retry delays for this task. @default the worker's backoff */
   backoff?: BackoffOptions;
 }
+
+/** The payload type a task definition accepts at enqueue. */
+export type PayloadOf<D> = D extends TaskDefinition<infer S, any> ? v.InferInput<S> : unknown;
 
 /** A task with a name, an optional valibot schema for its payload, and its handler. */
 export interface TaskDefinition<
@@ -48,6 +52,7 @@ export interface TaskDefinition<
 export function defineTask<Schema extends v.GenericSchema | v.GenericSchemaAsync, Result>(
   definition: TaskDefinition<Schema, Result>,
 ): TaskDefinition<Schema, Result> {
+  parseOrThrow(taskSettingsSchema, definition, "INVALID_INPUT", "");
   return definition;
 }
 

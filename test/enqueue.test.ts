@@ -173,6 +173,12 @@ describe("enqueue", () => {
       ["circular payload", () => { const o: Record<string, unknown> = {}; o.self = o; return queue.enqueue("t", o); }, "INVALID_PAYLOAD", "payload.self"],
       ["bad spec in a batch", () => queue.enqueueMany([{ task: "ok" }, { task: "ok", delayMs: -5 }]), "INVALID_INPUT", "[1].delayMs"],
       ["batch that is not an array", () => queue.enqueueMany({} as never), "INVALID_INPUT", ""],
+      ["batch options that are not an object", () => queue.enqueueMany([{ task: "t" }], 5 as never), "INVALID_INPUT", "options"],
+      ["tx inside a batch spec", () => queue.enqueueMany([{ task: "t", tx: sql } as never]), "INVALID_INPUT", "[0].tx"],
+      ["job options beside tx in a batch", () => queue.enqueueMany([{ task: "t" }], { queue: "x" } as never), "INVALID_INPUT", "options"],
+      ["runAt past year 9999", () => queue.enqueue("t", {}, { runAt: new Date(Date.UTC(20000, 0, 1)) }), "INVALID_INPUT", "runAt"],
+      ["options that are not an object", () => queue.enqueue("t", {}, 5 as never), "INVALID_INPUT", "options"],
+      ["tx that is not a handle", () => queue.enqueue("t", {}, { tx: {} as never }), "INVALID_INPUT", "tx"],
     ];
     for (const [name, call, code, path] of cases) {
       it(name, async () => {
@@ -215,8 +221,18 @@ describe("enqueue", () => {
     expect(error).toMatchObject({ code: "INVALID_PAYLOAD" });
     expect(error.details[0].path).toBe("payload.to");
     expect(await jobCount()).toBe(before);
+    // @ts-expect-error: the payload type comes from the schema
+    await expect(queue.enqueue(sendEmail, { to: 42 })).rejects.toMatchObject({ code: "INVALID_PAYLOAD" });
     // options given at enqueue win over the definition's
     expect(await queue.enqueue(sendEmail, { to: "bob@example.com" }, { queue: "other" })).toMatchObject({ queue: "other" });
+  });
+
+  it("checks task definitions' settings when they are defined", () => {
+    for (const bad of [{ maxAttempts: 0 }, { priority: 1.5 }, { queue: "" }, { timeoutMs: 2 ** 31 }, { backoff: { baseMs: -1 } }, { name: "" }]) {
+      expect(() => defineTask({ name: "x", handler: async () => 1, ...bad }), JSON.stringify(bad)).toThrow(
+        expect.objectContaining({ code: "INVALID_INPUT" }),
+      );
+    }
   });
 
   it("getJob returns null for a missing job and rejects a malformed id", async () => {

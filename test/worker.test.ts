@@ -312,6 +312,35 @@ describe("worker", () => {
   it("a worker can only be started once", async () => {
     const w = db.worker({ queues: ["once"], tasks: { t: async () => 1 } });
     await w.start();
-    expect(() => w.start()).toThrow(PgPulseError);
+    await expect(w.start()).rejects.toMatchObject({ code: "INVALID_STATE" });
+  });
+});
+
+describe("runAvailable", () => {
+  it("runs what is runnable now, stops, and reports", async () => {
+    await queue.enqueueMany(Array.from({ length: 25 }, (_, i) => ({ task: "sum", queue: "avail", payload: { i } })));
+    const later = await queue.enqueue("sum", { i: 99 }, { queue: "avail", delayMs: 60_000 });
+    const w = db.worker({ queues: ["avail"], concurrency: 4, tasks: { sum: async (p: { i: number }) => p.i } });
+    const summary = await w.runAvailable({ deadlineMs: 20_000 });
+    expect(summary).toMatchObject({ claimed: 25, completed: 25, failed: 0, released: 0 });
+    expect((await queue.getJob(later.id))!.status).toBe("queued");
+    const [{ n }] = (await sql.unsafe(`select count(*)::int as n from "${schema}".workers where id = $1`, [w.id])) as unknown as [{ n: number }];
+    expect(n).toBe(0);
+  });
+
+  it("stops at maxJobs, and gives back what is still running at the deadline", async () => {
+    await queue.enqueueMany(Array.from({ length: 5 }, () => ({ task: "quick", queue: "avail2" })));
+    const w = db.worker({ queues: ["avail2"], concurrency: 2, tasks: { quick: async () => 1 } });
+    expect(await w.runAvailable({ maxJobs: 3 })).toMatchObject({ claimed: 3, completed: 3 });
+    const [{ n }] = (await sql.unsafe(`select count(*)::int as n from ${jobs} where queue = 'avail2' and status = 'queued'`)) as unknown as [{ n: number }];
+    expect(n).toBe(2);
+
+    const stuck = await queue.enqueue("stuck", {}, { queue: "avail3" });
+    const w2 = db.worker({
+      queues: ["avail3"],
+      tasks: { stuck: (_p, ctx) => new Promise((_, rej) => ctx.signal.addEventListener("abort", () => rej(ctx.signal.reason))) },
+    });
+    expect(await w2.runAvailable({ deadlineMs: 100 })).toMatchObject({ claimed: 1, released: 1 });
+    expect(await queue.getJob(stuck.id)).toMatchObject({ status: "queued", attempts: 0 });
   });
 });

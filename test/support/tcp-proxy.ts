@@ -8,6 +8,8 @@ export interface Proxy {
   port: number;
   /** Stop forwarding on listener connections, without closing them. */
   stallListeners(): void;
+  /** Stop forwarding on every connection, and on any opened from now on, without closing any. */
+  stallAll(): void;
   /** How many connections are open and marked as listeners. */
   listeners(): number;
   close(): Promise<void>;
@@ -15,9 +17,10 @@ export interface Proxy {
 
 export async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
   const pairs = new Set<{ client: net.Socket; server: net.Socket; listener: boolean; stalled: boolean }>();
+  let blackHole = false;
   const srv = net.createServer((client) => {
     const server = net.connect(target.port, target.host);
-    const pair = { client, server, listener: false, stalled: false };
+    const pair = { client, server, listener: false, stalled: blackHole };
     pairs.add(pair);
     client.on("data", (chunk) => {
       if (!pair.listener && /listen "/i.test(chunk.toString("latin1"))) pair.listener = true;
@@ -39,6 +42,10 @@ export async function startProxy(target: { host: string; port: number }): Promis
     port: (srv.address() as net.AddressInfo).port,
     stallListeners() {
       for (const p of pairs) if (p.listener) p.stalled = true;
+    },
+    stallAll() {
+      blackHole = true;
+      for (const p of pairs) p.stalled = true;
     },
     listeners() {
       return [...pairs].filter((p) => p.listener && !p.stalled).length;

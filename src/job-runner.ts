@@ -1,0 +1,187 @@
+import * as v from "valibot";
+import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import type { ClaimedJob, JobContext } from "./context.ts";
+import { errorRecord, errorText } from "./error-record.ts";
+import { JobCancelledError, JobReleasedError, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
+import type { Emitter } from "./events.ts";
+import type { FinishBatcher, FinishResult, Outcome } from "./finish.ts";
+import { toJsonText } from "./json.ts";
+import type { Logger } from "./logger.ts";
+import type { ProgressWriter } from "./progress.ts";
+import type { ResolvedTask } from "./task.ts";
+import type { WorkerEvents, WorkerStats } from "./worker-types.ts";
+
+interface Active {
+  job: ClaimedJob;
+  controller: AbortController;
+  timer?: ReturnType<typeof setTimeout>;
+  settled: boolean;
+}
+
+export interface JobRunnerDeps {
+  workerId: string;
+  tasks: Map<string, ResolvedTask>;
+  logger: Logger;
+  events: Emitter<WorkerEvents>;
+  stats: WorkerStats;
+  finisher: FinishBatcher;
+  progress: ProgressWriter;
+  backoff?: BackoffOptions;
+  timeoutMs?: number;
+  /** A slot came free (the attempt ended locally; its write may still be pending). */
+  onSlotFree(): void;
+  /** An attempt's end was written (or found stale). */
+  onWritten(outcome: Outcome, result: FinishResult): void;
+}
+
+/**
+ * Runs claimed jobs to an outcome: validates the payload, calls the handler
+ * with its context, enforces the timeout, turns cancel and release requests
+ * into aborts, and hands each outcome to the finish batcher. An attempt ends
+ * exactly once, whichever comes first: the handler, its timeout, a cancel or
+ * a release. A handler that ignores its signal keeps running detached, but
+ * its job and its slot are already settled.
+ */
+export class JobRunner {
+  readonly active = new Map<string, Active>();
+  /** Jobs ended here whose outcome has not been written yet. */
+  readonly finishing = new Set<string>();
+
+  constructor(private deps: JobRunnerDeps) {}
+
+  get size(): number {
+    return this.active.size;
+  }
+
+  run(job: ClaimedJob): void {
+    const { deps } = this;
+    const task = deps.tasks.get(job.task)!;
+    const entry: Active = { job, controller: new AbortController(), settled: false };
+    this.active.set(job.id, entry);
+    const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
+    if (timeoutMs !== undefined && timeoutMs !== null) {
+      entry.timer = setTimeout(() => {
+        const error = new JobTimeoutError(timeoutMs);
+        entry.controller.abort(error);
+        this.#fail(entry, task, error);
+      }, timeoutMs);
+    }
+    const progress = deps.progress;
+    const ctx: JobContext = {
+      job,
+      signal: entry.controller.signal,
+      workerId: deps.workerId,
+      logger: deps.logger,
+      progress(percent: number) {
+        if (entry.settled) return;
+        if (typeof percent !== "number" || !Number.isFinite(percent)) {
+          throw new PgPulseError("INVALID_INPUT", `progress must be a number from 0 to 100, got ${String(percent)}`);
+        }
+        progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
+      },
+    };
+    deps.events.emit("job:started", { workerId: deps.workerId, job });
+    void this.#execute(entry, task, ctx);
+  }
+
+  /** Aborts a running job with JobCancelledError; it ends as cancelled. */
+  cancel(jobId: string): void {
+    const entry = this.active.get(jobId);
+    if (!entry || entry.settled) return;
+    const error = new JobCancelledError();
+    entry.controller.abort(error);
+    this.#fail(entry, this.deps.tasks.get(entry.job.task)!, error);
+  }
+
+  /** Aborts every running job with JobReleasedError and gives it back to the queue. */
+  releaseAll(reason: string): void {
+    for (const entry of [...this.active.values()]) {
+      entry.controller.abort(new JobReleasedError(reason));
+      this.#settle(entry, { kind: "released", id: entry.job.id, attempt: entry.job.attempt });
+    }
+  }
+
+  async #execute(entry: Active, task: ResolvedTask, ctx: JobContext) {
+    try {
+      let payload = entry.job.payload;
+      if (task.schema) {
+        const checked = await v.safeParseAsync(task.schema, payload);
+        if (!checked.success) {
+          const what = checked.issues.map((i) => `${v.getDotPath(i) ?? "payload"}: ${i.message}`).join("; ");
+          throw new PermanentError(`payload does not match the task's schema: ${what}`);
+        }
+        payload = checked.output;
+      }
+      const result = await task.handler(payload, ctx);
+      if (entry.settled) return;
+      let stored: unknown = null;
+      if (result !== undefined) {
+        try {
+          stored = JSON.parse(toJsonText(result, "result"));
+        } catch (error) {
+          throw new PermanentError(`the handler returned a result that cannot be stored: ${errorText(error)}`);
+        }
+      }
+      this.#settle(entry, { kind: "completed", id: entry.job.id, attempt: entry.job.attempt, result: stored });
+    } catch (error) {
+      this.#fail(entry, task, error);
+    }
+  }
+
+  #fail(entry: Active, task: ResolvedTask, error: unknown) {
+    if (entry.settled) return;
+    const { job } = entry;
+    const record = errorRecord(error, job.attempt, this.deps.workerId);
+    if (error instanceof JobCancelledError) {
+      return this.#settle(entry, { kind: "cancelled", id: job.id, attempt: job.attempt, error: record });
+    }
+    if (error instanceof PermanentError || job.attempt >= job.maxAttempts) {
+      return this.#settle(entry, { kind: "failed", id: job.id, attempt: job.attempt, error: record });
+    }
+    const delayMs = backoffDelay(job.attempt, task.settings.backoff ?? this.deps.backoff);
+    this.#settle(entry, { kind: "retry", id: job.id, attempt: job.attempt, error: record, delayMs });
+  }
+
+  #settle(entry: Active, outcome: Outcome) {
+    if (entry.settled) return;
+    entry.settled = true;
+    clearTimeout(entry.timer);
+    const { deps } = this;
+    this.active.delete(entry.job.id);
+    this.finishing.add(entry.job.id);
+    deps.progress.forget(entry.job.id);
+    deps.onSlotFree();
+    void deps.finisher.add(outcome).then((result) => {
+      this.finishing.delete(entry.job.id);
+      this.#report(entry.job, outcome, result);
+      deps.onWritten(outcome, result);
+    });
+  }
+
+  #report(job: ClaimedJob, outcome: Outcome, result: FinishResult) {
+    const { events, stats, logger, workerId } = this.deps;
+    if (!result.applied) {
+      logger.warn(`job ${job.id} was no longer this worker's when it ended (${outcome.kind}); its outcome was dropped`);
+      return;
+    }
+    const base = { workerId, job };
+    if (result.status === "completed") {
+      stats.completed++;
+      events.emit("job:completed", { ...base, result: outcome.kind === "completed" ? outcome.result : null });
+    } else if (result.status === "cancelled") {
+      stats.cancelled++;
+      events.emit("job:cancelled", base);
+    } else if (result.status === "failed" && "error" in outcome) {
+      stats.failed++;
+      logger.warn(`job ${job.id} (${job.task}) failed for good: ${outcome.error.message}`);
+      events.emit("job:failed", { ...base, error: outcome.error });
+    } else if (outcome.kind === "retry") {
+      stats.retried++;
+      logger.debug(`job ${job.id} (${job.task}) attempt ${job.attempt} failed, retrying in ${outcome.delayMs} ms`);
+      events.emit("job:retried", { ...base, error: outcome.error, delayMs: outcome.delayMs });
+    } else if (outcome.kind === "released") {
+      stats.released++;
+      events.emit("job:released", base);
+    }
+  }
+}
