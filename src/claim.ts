@@ -13,6 +13,10 @@ import type { ClaimedJob } from "./context.ts";
  * workers claim at once without waiting on each other. Only tasks the worker
  * knows are taken: a job for a task nobody here handles stays queued for a
  * worker that does.
+ *
+ * Lists travel as JSON text, not as Postgres arrays: postgres.js can only encode
+ * array parameters once it has fetched the connection's types, which on some
+ * runtimes (Deno) races the first query.
  */
 export function claimSql(q: string): string {
   return `
@@ -22,11 +26,11 @@ export function claimSql(q: string): string {
     lease as (select w.id from ${q}.workers w where w.id = $4 for key share),
     picked as (
       select c.id
-      from unnest($1::text[]) with ordinality as qn(name, ord)
+      from jsonb_array_elements_text($1::text::jsonb) with ordinality as qn(name, ord)
       cross join lateral (
         select j.id from ${q}.jobs j, t
         where j.status = 'queued' and j.queue = qn.name and j.run_at <= t.now
-          and j.task = any($2::text[])
+          and j.task = any(array(select jsonb_array_elements_text($2::text::jsonb)))
         order by j.priority desc, j.run_at, j.id
         limit $3
         for update of j skip locked
@@ -50,7 +54,7 @@ export async function claimJobs(
 ): Promise<ClaimedJob[]> {
   const rows = await sql.unsafe(
     text,
-    [args.queues as string[], args.tasks as string[], args.limit, args.workerId, args.now],
+    [JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now],
     { prepare: true },
   );
   const jobs = rows.map((r) => ({

@@ -155,7 +155,8 @@ export class FinishBatcher {
         }
         return;
       } catch (error) {
-        if (this.#abandoned) {
+        // An ended pool can never take the write: leave it to the reaper at once.
+        if (this.#abandoned || (error as { code?: string }).code === "CONNECTION_ENDED") {
           for (const p of batch) p.resolve({ applied: false, status: null });
           return;
         }

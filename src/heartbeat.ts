@@ -22,7 +22,8 @@ export function heartbeatSql(q: string) {
         returning j.id
       )
       insert into ${q}.workers as w (id, queues, tasks, concurrency, meta, started_at, heartbeat_at)
-      select $1, $2::text[], $3::text[], $4, $5::text::jsonb, t.now, t.now from t
+      select $1, array(select jsonb_array_elements_text($2::text::jsonb)), array(select jsonb_array_elements_text($3::text::jsonb)),
+        $4, $5::text::jsonb, t.now, t.now from t
       on conflict (id) do update set queues = excluded.queues, tasks = excluded.tasks,
         concurrency = excluded.concurrency, meta = excluded.meta,
         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
@@ -37,9 +38,9 @@ export function heartbeatSql(q: string) {
       update ${q}.workers set heartbeat_at = coalesce($2::timestamptz, now())
       where id = $1
       returning
-        (select coalesce(array_agg(j.id::text), '{}') from ${q}.jobs j
+        (select coalesce(json_agg(j.id::text), '[]') from ${q}.jobs j
           where j.worker_id = $1 and j.status = 'running' and j.cancel_requested_at is not null) as cancel,
-        (select coalesce(array_agg(j.id::text || ':' || j.attempts), '{}') from ${q}.jobs j
+        (select coalesce(json_agg(j.id::text || ':' || j.attempts), '[]') from ${q}.jobs j
           where j.worker_id = $1 and j.status = 'running') as running`,
     /**
      * Leaves: gives back any job still marked running for this worker (unrun,

@@ -58,7 +58,7 @@ export function reaperSql(q: string) {
         select pg_notify('job_enqueued', json_build_object('schema', $3::text, 'queues', array_agg(distinct queue))::text)
         from back where status = 'queued' and run_at <= now having count(*) > 0
       )
-      select (select coalesce(array_agg(id), '{}') from dead) as workers,
+      select (select coalesce(json_agg(id), '[]') from dead) as workers,
              (select coalesce(json_agg(json_build_object('id', id::text, 'status', status)), '[]') from back) as jobs,
              (select count(*) from note)::integer as notified`,
   };

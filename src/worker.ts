@@ -80,6 +80,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   // heartbeat is stale, so the reaper holds off until workers could beat again.
   let beatFailedAt = -Infinity;
   let reregistering = false;
+  let cutGrace: (() => void) | undefined;
 
   // Claim coordination: one claim in flight; requests meanwhile fold into one more.
   let claiming: Promise<number> | undefined;
@@ -203,7 +204,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   async function register(): Promise<number> {
     const [row] = await sql.unsafe(
       hb.register,
-      [id, queues, taskNames, concurrency, JSON.stringify(opts.meta ?? {}), now()],
+      [id, JSON.stringify(queues), JSON.stringify(taskNames), concurrency, JSON.stringify(opts.meta ?? {}), now()],
       { prepare: true },
     );
     return row!.recovered as number;
@@ -344,6 +345,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       state = "stopped";
       return Promise.resolve();
     }
+    // A second stop with no grace (a second Ctrl-C) cuts the first one's wait short.
+    if (stopping && stopOptions.gracefulStopMs === 0) cutGrace?.();
     stopping ??= (async () => {
       await starting?.catch(() => {});
       if (state === "stopped") return;
@@ -356,7 +359,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       const grace = stopOptions.gracefulStopMs ?? opts.gracefulStopMs ?? d.GRACEFUL_STOP_MS_DEFAULT;
       if (runner.size > 0) {
         logger.info(`stopping: waiting up to ${grace} ms for ${runner.size} running job(s)`);
-        await waitFor(() => runner.size === 0, grace);
+        await Promise.race([waitFor(() => runner.size === 0, grace), new Promise<void>((r) => (cutGrace = r))]);
+        cutGrace = undefined;
       }
       runner.releaseAll("worker stopping");
       // One budget for the last writes, so a database that is gone cannot hold stop() up.
