@@ -36,4 +36,5 @@ export type { Connection, SqlHandle } from "./connection.ts";
 export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./listener.ts";
 export type { ReapResult } from "./reaper.ts";
 export type { ErrorRecord } from "./finish.ts";
+export type { QueueSummary, WorkerSummary } from "./status.ts";
 export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./types.ts";

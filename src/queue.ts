@@ -4,6 +4,7 @@ import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle }
 import { checkCallOptions, enqueueOptionsSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 import { toJsonText } from "./json.ts";
+import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
 import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
 import { type EnqueuedJob, type Job, type JobId, type JobRow, jobFromRow } from "./types.ts";
 
@@ -62,6 +63,10 @@ export interface Queue {
    * or INVALID_TRANSITION when the job has already finished.
    */
   cancel(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /** Per queue: jobs by state, the oldest waiting job's age, jobs finished in the last minute. */
+  listQueues(): Promise<QueueSummary[]>;
+  /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
+  listWorkers(): Promise<WorkerSummary[]>;
   /** Ends the pool if the queue opened it. */
   close(): Promise<void>;
   readonly sql: postgres.Sql;
@@ -96,6 +101,8 @@ export function createQueue(options: QueueOptions): Queue {
       from upd where upd.status = 'running'
     )
     select upd.*, (select count(*) from note) as notified from upd`;
+
+  const status = statusSql(q);
 
   function ensureOpen() {
     if (closed) throw new PgPulseError("CLOSED", "this queue was closed");
@@ -188,6 +195,14 @@ export function createQueue(options: QueueOptions): Queue {
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status} and cannot be cancelled`, {
         details: { status: job.status },
       });
+    },
+    async listQueues() {
+      ensureOpen();
+      return listQueues(sql, status.queues);
+    },
+    async listWorkers() {
+      ensureOpen();
+      return listWorkers(sql, status.workers);
     },
     async close() {
       if (closed) return;
