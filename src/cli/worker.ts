@@ -1,0 +1,69 @@
+// CLI command: pgpulse worker
+import { migrate } from "../migrate.ts";
+import { onStopSignals, processMeta } from "../runtime.ts";
+import { createWorker } from "../worker.ts";
+import type { WorkerOptions } from "../worker-options.ts";
+import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
+import type { Command } from "./command.ts";
+import { connect, databaseUrl } from "./connect.ts";
+import { loadTasks } from "./load-tasks.ts";
+
+const flags: Flags = {
+  tasks: { type: "string", env: "PGPULSE_TASKS", help: "module whose exports are the tasks (required)" },
+  queues: { type: "string", env: "PGPULSE_QUEUES", help: "queues to serve, earlier first: high,default,low (default default)" },
+  concurrency: { type: "string", env: "PGPULSE_CONCURRENCY", help: "jobs at once (default 10)" },
+  "poll-interval": { type: "string", env: "PGPULSE_POLL_INTERVAL", help: "sweep interval: 500ms, 2s (default 2s)" },
+  id: { type: "string", env: "PGPULSE_WORKER_ID", help: "worker id; reuse it across restarts (default random)" },
+  "graceful-stop": { type: "string", env: "PGPULSE_GRACEFUL_STOP", help: "on SIGINT/SIGTERM, wait this long for running jobs (default 10s)" },
+  "heartbeat-interval": { type: "string", env: "PGPULSE_HEARTBEAT_INTERVAL", help: "lease refresh interval (default 5s)" },
+  "stale-after": { type: "string", env: "PGPULSE_STALE_AFTER", help: "a worker silent this long is dead (default 30s)" },
+  "log-level": { type: "string", env: "PGPULSE_LOG_LEVEL", help: "debug, info, warn, error or silent (default info)" },
+  "skip-migrate": { type: "boolean", help: "do not bring the schema up to date at start" },
+};
+
+export const workerCommand: Command = {
+  usage: "pgpulse worker --tasks <module> [options]",
+  summary:
+    "Runs a worker until SIGINT or SIGTERM, which stop it gracefully; a second signal\n" +
+    "gives running jobs back to the queue at once.",
+  flags,
+  async run({ values, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    const tasksPath = values.tasks as string | undefined;
+    if (!tasksPath) throw new UsageError("worker needs --tasks <module> (or PGPULSE_TASKS)");
+    const url = databaseUrl(values);
+    const level = (values["log-level"] as string | undefined) ?? "info";
+    if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
+      throw new UsageError(`--log-level takes debug, info, warn, error or silent, got "${level}"`);
+    }
+    const options: Omit<WorkerOptions, "connection" | "tasks"> = {
+      logger: level as "info",
+      meta: processMeta(),
+      ...(values.schema ? { schema: values.schema as string } : {}),
+      ...(values.id ? { id: values.id as string } : {}),
+      ...(values.queues ? { queues: (values.queues as string).split(",").map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(values.concurrency ? { concurrency: parseInteger(values.concurrency as string, "concurrency", 1) } : {}),
+      ...(values["poll-interval"] ? { pollIntervalMs: parseDuration(values["poll-interval"] as string, "poll-interval") } : {}),
+      ...(values["graceful-stop"] ? { gracefulStopMs: parseDuration(values["graceful-stop"] as string, "graceful-stop") } : {}),
+      ...(values["heartbeat-interval"] ? { heartbeatIntervalMs: parseDuration(values["heartbeat-interval"] as string, "heartbeat-interval") } : {}),
+      ...(values["stale-after"] ? { staleAfterMs: parseDuration(values["stale-after"] as string, "stale-after") } : {}),
+    };
+    const tasks = await loadTasks(tasksPath);
+    const sql = connect(url, 5);
+    try {
+      if (!values["skip-migrate"]) await migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) });
+      const worker = createWorker({ connection: sql, tasks, ...options });
+      const stopped = new Promise<void>((resolve) => {
+        const off = onStopSignals(
+          () => void worker.stop().then(() => (off(), resolve())),
+          () => void worker.stop({ gracefulStopMs: 0 }),
+        );
+      });
+      await worker.start();
+      await stopped;
+      return 0;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  },
+};
