@@ -21,13 +21,19 @@ export const sendWelcomeEmail = defineTask({
   },
 });
 
-/** A plain handler, reporting progress as it goes and honouring its abort signal. */
+/**
+ * A plain handler, reporting progress as it goes and honouring its abort
+ * signal. Each of its four steps takes `stepMs` (default 50).
+ */
 async function resizeImage(payload, ctx) {
   if (typeof payload?.url !== "string") throw new PermanentError("payload.url must be a string");
+  const stepMs = payload.stepMs ?? 50;
   for (let step = 1; step <= 4; step++) {
-    ctx.signal.throwIfAborted();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    ctx.progress(step * 25);
+    ctx.progress(step * 25 - 25);
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(resolve, stepMs);
+      ctx.signal.addEventListener("abort", () => (clearTimeout(timer), reject(ctx.signal.reason)), { once: true });
+    });
   }
   return { url: payload.url, width: payload.width ?? 1024 };
 }

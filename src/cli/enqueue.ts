@@ -22,7 +22,7 @@ export const enqueueCommand: Command = {
   flags,
   async run({ values, positionals }) {
     const [task, payloadText, ...extra] = positionals;
-    if (!task) throw new UsageError("enqueue needs a task name: pgpulse enqueue <task> ['<json>']");
+    if (task === undefined) throw new UsageError("enqueue needs a task name: pgpulse enqueue <task> ['<json>']");
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" (quote the JSON payload as one argument)`);
     let payload: unknown = {};
     if (payloadText !== undefined) {

@@ -1,0 +1,156 @@
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { DATABASE_URL, testDb, until } from "./support/db.ts";
+import { run, type Running, start } from "./support/spawn.ts";
+
+const db = await testDb(import.meta.url);
+const { queue, schema } = db;
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = `${root}dist/cli/main.js`;
+const tasks = `${root}examples/tasks.js`;
+const env = { DATABASE_URL, PGPULSE_SCHEMA: schema };
+const cli = (args: string[], extra: Record<string, string | undefined> = {}) => run(process.execPath, [bin, ...args], { ...env, ...extra });
+
+const running: Running[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    await r.exited;
+  }
+});
+
+describe("pgpulse CLI", () => {
+  it("migrate reports the version and is a no-op when current", async () => {
+    const r = await cli(["migrate"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(new RegExp(`^schema ${schema} is current \\(version \\d+\\)\\n$`));
+  });
+
+  it("enqueue adds a job with its options, and --key deduplicates", async () => {
+    const r = await cli(["enqueue", "resize-image", '{"url":"a.png"}', "--queue", "cli", "--delay", "5m", "--priority", "3", "--max-attempts", "2", "--timeout", "30s", "--key", "k1"]);
+    expect(r.code).toBe(0);
+    const id = /^enqueued job (\d+) \(resize-image on cli, queued\)\n$/.exec(r.stdout)![1]!;
+    const job = await queue.getJob(id);
+    expect(job).toMatchObject({ payload: { url: "a.png" }, priority: 3, maxAttempts: 2, timeoutMs: 30_000, key: "k1" });
+    expect(job!.runAt.getTime() - job!.createdAt.getTime()).toBe(300_000);
+    const again = await cli(["enqueue", "resize-image", "{}", "--key", "k1", "--json"]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ id, deduplicated: true });
+  });
+
+  it("status prints a table, and JSON with --json", async () => {
+    await queue.enqueue("t", {}, { queue: "status-q" });
+    const table = await cli(["status"]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^QUEUE\s+WAITING\s+SCHEDULED\s+RUNNING/m);
+    expect(table.stdout).toMatch(/^status-q\s+1\s+0\s+0/m);
+    const json = await cli(["status", "--json"]);
+    expect(JSON.parse(json.stdout).queues).toContainEqual(expect.objectContaining({ queue: "status-q", waiting: 1 }));
+  });
+
+  it("--help works on every command", async () => {
+    for (const command of ["migrate", "worker", "enqueue", "status"]) {
+      const r = await cli([command, "--help"]);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: pgpulse ${command}`));
+      expect(r.stdout).toContain("[env DATABASE_URL]");
+    }
+    expect((await cli(["--help"])).stdout).toContain("Commands:");
+  });
+
+  it("bad input prints one line and exits 2, writing nothing", async () => {
+    const before = (await queue.listQueues()).reduce((n, q) => n + q.waiting + q.scheduled, 0);
+    const cases: [string[], RegExp][] = [
+      [["bogus"], /unknown command "bogus"/],
+      [["status", "--bogus"], /Unknown option '--bogus'/],
+      [["enqueue"], /enqueue needs a task name/],
+      [["enqueue", "t", "{not json"], /payload is not valid JSON/],
+      [["enqueue", "t", "{}", "--delay", "soon"], /--delay takes a duration/],
+      [["enqueue", "t", "{}", "--max-attempts", "0"], /--max-attempts takes a whole number of at least 1/],
+      [["enqueue", "", "{}"], /task must not be empty/],
+      [["worker"], /worker needs --tasks/],
+      [["worker", "--tasks", "./nope.js"], /no module at/],
+      [["worker", "--tasks", tasks, "--log-level", "loud"], /--log-level takes/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(message);
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+    }
+    const noUrl = await cli(["status"], { DATABASE_URL: "" });
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toMatch(/no database: set DATABASE_URL/);
+    const after = (await queue.listQueues()).reduce((n, q) => n + q.waiting + q.scheduled, 0);
+    expect(after).toBe(before);
+  });
+
+  it("a database that is down: says what it tried, exits 1, no stack unless --verbose", async () => {
+    const down = { DATABASE_URL: "postgres://postgres:secret@127.0.0.1:1/test" };
+    const r = await cli(["status"], down);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^pgpulse status: cannot reach Postgres at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/test: .*ECONNREFUSED/);
+    expect(r.stderr).not.toContain("secret");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    const verbose = await cli(["status", "--verbose"], down);
+    expect(verbose.stderr.split("\n").length).toBeGreaterThan(2);
+  });
+
+  it("flags win over the environment", async () => {
+    const r = await cli(["enqueue", "t", "{}", "--schema", "no_such_schema"], { PGPULSE_SCHEMA: schema });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no_such_schema/);
+  });
+});
+
+describe("pgpulse worker on each runtime", () => {
+  const runtimes: [string, string, string[]][] = [
+    ["node", process.execPath, [bin]],
+    ["bun", `${root}node_modules/.bin/bun`, [`${root}src/cli/main.ts`]],
+    ["deno", `${root}node_modules/.bin/deno`, ["run", "-A", `${root}src/cli/main.ts`]],
+  ];
+  for (const [name, cmd, pre] of runtimes) {
+    it(`${name}: runs jobs, stops gracefully on SIGTERM, and a second signal gives back what is running`, async () => {
+      const queueName = `rt-${name}`;
+      const w = start(cmd, [...pre, "worker", "--tasks", tasks, "--queues", queueName, "--id", `cli-${name}`, "--graceful-stop", "30s"], env);
+      running.push(w);
+      await w.waitForOutput(new RegExp(`worker cli-${name} started: queues ${queueName}, concurrency 10`));
+      const done = await queue.enqueue("send-welcome-email", { email: "ann@example.com" }, { queue: queueName });
+      await until(async () => (await queue.getJob(done.id))!.status === "completed", 15_000);
+      const worker = (await queue.listWorkers()).find((x) => x.id === `cli-${name}`)!;
+      expect(worker.meta).toMatchObject({ runtime: expect.stringMatching(new RegExp(`^${name} `)) });
+
+      // a long job, then two signals: the first waits for it, the second gives it back
+      const long = await queue.enqueue("resize-image", { url: "slow", stepMs: 60_000 }, { queue: queueName, timeoutMs: 300_000 });
+      await until(async () => (await queue.getJob(long.id))!.status === "running", 15_000);
+      w.child.kill("SIGTERM");
+      await w.waitForOutput(/stopping: waiting up to 30000 ms for 1 running job/);
+      w.child.kill("SIGTERM");
+      expect(await w.exited).toBe(0);
+      expect(w.output()).toMatch(new RegExp(`worker cli-${name} stopped: 1 completed, 0 failed, 0 retried, 0 cancelled, 1 released`));
+      expect(await queue.getJob(long.id)).toMatchObject({ status: "queued", attempts: 0 });
+      expect((await queue.listWorkers()).map((x) => x.id)).not.toContain(`cli-${name}`);
+    }, 60_000);
+  }
+});
+
+describe("the worker scripts a new user runs", () => {
+  const scripts: [string, string, string[]][] = [
+    ["npm run worker", "npm", ["run", "worker"]],
+    ["bun run worker", `${root}node_modules/.bin/bun`, ["run", "worker"]],
+    ["deno task worker", `${root}node_modules/.bin/deno`, ["task", "worker"]],
+  ];
+  for (const [name, cmd, args] of scripts) {
+    it(`${name} starts a worker on the example tasks and stops on SIGTERM`, async () => {
+      const id = `script-${name.split(" ")[0]}`;
+      const w = start(cmd, args, { ...env, PGPULSE_WORKER_ID: id, PGPULSE_QUEUES: id }, { detached: true });
+      running.push(w);
+      await w.waitForOutput(new RegExp(`worker ${id} started: queues ${id}, concurrency 10, tasks resize-image,send-welcome-email`));
+      const job = await queue.enqueue("send-welcome-email", { email: "ann@example.com" }, { queue: id });
+      await until(async () => (await queue.getJob(job.id))!.status === "completed", 15_000);
+      process.kill(-w.child.pid!, "SIGTERM"); // the whole process group, as a terminal's Ctrl-C would
+      await w.waitForOutput(new RegExp(`worker ${id} stopped: 1 completed`));
+      await w.exited;
+    }, 60_000);
+  }
+});
