@@ -40,6 +40,18 @@ export const enqueueOptionsSchema = v.pipe(
   v.check((o) => !(o.runAt !== undefined && o.delayMs !== undefined), "give runAt or delayMs, not both"),
 );
 
+/** Filters for listing jobs. */
+export const listJobsFilterSchema = v.strictObject(
+  {
+    status: v.optional(v.picklist(["queued", "running", "completed", "failed", "cancelled"], "status must be queued, running, completed, failed or cancelled")),
+    queue: v.optional(name("queue")),
+    task: v.optional(name("task")),
+    limit: v.optional(int("limit", 1, 500)),
+    cursor: v.optional(v.pipe(v.string("cursor must be a string"), v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"))),
+  },
+  "unknown filter; the filters are status, queue, task, limit and cursor",
+);
+
 /** The settings a task definition may carry (checked by defineTask). */
 export const taskSettingsSchema = v.object({
   name: taskNameSchema,

@@ -4,7 +4,7 @@
  * (the queue) in edge runtimes.
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./queue.ts";
-export type { EnqueueOptions, JobSpec, Queue, QueueOptions } from "./queue.ts";
+export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./queue.ts";
 export { createWorker } from "./worker.ts";
 export { errorRecord } from "./error-record.ts";
 export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker.ts";

@@ -1,12 +1,12 @@
 import * as v from "valibot";
 import type postgres from "postgres";
 import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "./connection.ts";
-import { checkCallOptions, enqueueOptionsSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import { checkCallOptions, enqueueOptionsSchema, listJobsFilterSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 import { toJsonText } from "./json.ts";
 import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
 import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
-import { type EnqueuedJob, type Job, type JobId, type JobRow, jobFromRow } from "./types.ts";
+import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "./types.ts";
 
 /** @default 1 MiB */
 export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
@@ -39,6 +39,16 @@ export interface EnqueueOptions {
   tx?: SqlHandle;
 }
 
+export interface ListJobsFilter {
+  status?: JobStatus;
+  queue?: string;
+  task?: string;
+  /** @default 50, at most 500 */
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
 /** One job for `enqueueMany`. */
 export interface JobSpec<P = unknown> extends Omit<EnqueueOptions, "tx"> {
   task: string | TaskDefinition<any, any>;
@@ -63,6 +73,15 @@ export interface Queue {
    * or INVALID_TRANSITION when the job has already finished.
    */
   cancel(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /**
+   * Puts a failed or cancelled job back in the queue to run now, with at least
+   * one attempt left; its error history is kept. Throws NOT_FOUND, or
+   * INVALID_TRANSITION when the job is queued, running or completed, or when
+   * another live job now holds its key.
+   */
+  retry(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /** Jobs newest first, filtered; pass `nextCursor` back as `cursor` for the next page. */
+  listJobs(filter?: ListJobsFilter, options?: { tx?: SqlHandle }): Promise<{ jobs: Job[]; nextCursor: string | null }>;
   /** Per queue: jobs by state, the oldest waiting job's age, jobs finished in the last minute. */
   listQueues(): Promise<QueueSummary[]>;
   /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
@@ -103,6 +122,23 @@ export function createQueue(options: QueueOptions): Queue {
     select upd.*, (select count(*) from note) as notified from upd`;
 
   const status = statusSql(q);
+  const retrySql = `
+    with upd as (
+      update ${q}.jobs j set status = 'queued', run_at = now(), worker_id = null, started_at = null,
+        finished_at = null, cancel_requested_at = null, progress = 0,
+        max_attempts = greatest(j.max_attempts, j.attempts + 1)
+      where j.id = $1::bigint and j.status in ('failed', 'cancelled')
+      returning j.*
+    ), note as (
+      select pg_notify('job_enqueued', json_build_object('schema', $2::text, 'queues', json_build_array(upd.queue))::text) from upd
+    )
+    select upd.*, (select count(*) from note) as notified from upd`;
+  const listSql = `
+    select * from ${q}.jobs
+    where ($1::text is null or status = $1::${q}.job_status)
+      and ($2::text is null or queue = $2) and ($3::text is null or task = $3)
+      and ($4::bigint is null or id < $4::bigint)
+    order by id desc limit $5`;
 
   function ensureOpen() {
     if (closed) throw new PgPulseError("CLOSED", "this queue was closed");
@@ -195,6 +231,39 @@ export function createQueue(options: QueueOptions): Queue {
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status} and cannot be cancelled`, {
         details: { status: job.status },
       });
+    },
+    async retry(id, opts) {
+      ensureOpen();
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      let row;
+      try {
+        [row] = await (tx ?? sql).unsafe(retrySql, [idText(id), schema], { prepare: true });
+      } catch (error) {
+        if ((error as { code?: string }).code !== "23505") throw error;
+        throw new PgPulseError("INVALID_TRANSITION", `job ${idText(id)} cannot run again: another live job holds its key`, {
+          cause: error,
+          details: { reason: "key" },
+        });
+      }
+      if (row) return jobFromRow(row as unknown as JobRow);
+      const job = await queue.getJob(id, tx ? { tx } : undefined);
+      if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
+      throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status}; only failed or cancelled jobs can be retried`, {
+        details: { status: job.status },
+      });
+    },
+    async listJobs(filter = {}, opts) {
+      ensureOpen();
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      const f = parseOrThrow(listJobsFilterSchema, filter, "INVALID_INPUT", "");
+      const limit = f.limit ?? 50;
+      const rows = await (tx ?? sql).unsafe(
+        listSql,
+        [f.status ?? null, f.queue ?? null, f.task ?? null, f.cursor ?? null, limit + 1],
+        { prepare: true },
+      );
+      const jobs = rows.slice(0, limit).map((r) => jobFromRow(r as unknown as JobRow));
+      return { jobs, nextCursor: rows.length > limit ? jobs[jobs.length - 1]!.id : null };
     },
     async listQueues() {
       ensureOpen();

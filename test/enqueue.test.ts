@@ -249,6 +249,43 @@ describe("enqueue", () => {
     await expect(queue.cancel("987654321")).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
+  it("retry: failed and cancelled jobs run again; other states refuse; a taken key refuses", async () => {
+    const job = await queue.enqueue("t", {}, { key: "retry-k", maxAttempts: 1 });
+    await expect(queue.retry(job.id)).rejects.toMatchObject({ code: "INVALID_TRANSITION", details: { status: "queued" } });
+    await sql.unsafe(`update "${schema}".jobs set status = 'failed', attempts = 1, finished_at = now(),
+      errors = '[{"attempt":1,"message":"boom"}]' where id = $1`, [job.id]);
+    const again = await queue.retry(job.id);
+    expect(again).toMatchObject({ status: "queued", attempts: 1, maxAttempts: 2, finishedAt: null, errors: [{ message: "boom" }] });
+    await queue.cancel(job.id);
+    const other = await queue.enqueue("t", {}, { key: "retry-k" });
+    await expect(queue.retry(job.id)).rejects.toMatchObject({ code: "INVALID_TRANSITION", details: { reason: "key" } });
+    await queue.cancel(other.id);
+    expect((await queue.retry(job.id)).status).toBe("queued");
+    await expect(queue.retry("987654321")).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("listJobs pages newest first with filters", async () => {
+    const made = await queue.enqueueMany(Array.from({ length: 7 }, (_, i) => ({ task: i % 2 ? "odd" : "even", queue: "list-q" })));
+    const page1 = await queue.listJobs({ queue: "list-q", limit: 3 });
+    expect(page1.jobs.map((j) => j.id)).toEqual(made.slice(-3).reverse().map((j) => j.id));
+    const page2 = await queue.listJobs({ queue: "list-q", limit: 3, cursor: page1.nextCursor! });
+    const page3 = await queue.listJobs({ queue: "list-q", limit: 3, cursor: page2.nextCursor! });
+    expect([...page1.jobs, ...page2.jobs, ...page3.jobs].map((j) => j.id)).toEqual([...made].reverse().map((j) => j.id));
+    expect(page3.nextCursor).toBeNull();
+    expect((await queue.listJobs({ queue: "list-q", task: "odd" })).jobs).toHaveLength(3);
+    expect((await queue.listJobs({ queue: "list-q", status: "completed" })).jobs).toHaveLength(0);
+    await expect(queue.listJobs({ status: "done" as never })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(queue.listJobs({ limit: 501 })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(queue.listJobs({ cursor: "x" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
+  it("listQueues counts jobs by state per queue", async () => {
+    await queue.enqueueMany([{ task: "t", queue: "count-q" }, { task: "t", queue: "count-q" }, { task: "t", queue: "count-q", delayMs: 60_000 }]);
+    const [summary] = (await queue.listQueues()).filter((s) => s.queue === "count-q");
+    expect(summary).toMatchObject({ waiting: 2, scheduled: 1, running: 0, completed: 0, failed: 0, cancelled: 0, finishedLastMinute: 0 });
+    expect(summary!.oldestWaitingMs).toBeGreaterThanOrEqual(0);
+  });
+
   it("accepts the caller's postgres.js sql and leaves it open on close", async () => {
     const own = createQueue({ connection: sql, schema });
     await own.enqueue("t", {});

@@ -309,6 +309,19 @@ describe("worker", () => {
     }
   });
 
+  it("listWorkers shows live workers with heartbeat age and running jobs", async () => {
+    const started = gate();
+    const go = gate();
+    const w = db.worker({ queues: ["listw"], concurrency: 3, meta: { host: "test-host" }, tasks: { hold: async () => (started.open(), await go.promise) } });
+    await w.start();
+    await queue.enqueue("hold", {}, { queue: "listw" });
+    await started.promise;
+    const me = (await queue.listWorkers()).find((x) => x.id === w.id);
+    expect(me).toMatchObject({ queues: ["listw"], tasks: ["hold"], concurrency: 3, running: 1, meta: { host: "test-host" } });
+    expect(me!.heartbeatAgeMs).toBeGreaterThanOrEqual(0);
+    go.open();
+  });
+
   it("a worker can only be started once", async () => {
     const w = db.worker({ queues: ["once"], tasks: { t: async () => 1 } });
     await w.start();
