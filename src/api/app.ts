@@ -1,0 +1,87 @@
+// createApi: the HTTP API and dashboard as a Hono app, to mount in your own
+// Hono app or serve as it is (`pgpulse serve`). Imports no node: module.
+import { Hono, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import { consoleLogger, type Logger, type LogLevel } from "../logger.ts";
+import type { Queue } from "../queue.ts";
+import type { Worker } from "../worker-types.ts";
+import { type ApiAuthOptions, type AuthEnv, createAuthenticator, requireBearer } from "./auth.ts";
+import { MAX_BODY_BYTES_DEFAULT } from "./body.ts";
+import { dashboardRoutes } from "./dashboard/routes.tsx";
+import { ApiError, errorJson, onApiError } from "./errors.ts";
+import { trackListeners } from "./health.ts";
+import { jobRoutes } from "./jobs.ts";
+import { openApiDocument } from "./openapi.ts";
+import { healthRoute, statusRoutes } from "./status.ts";
+
+export interface ApiCorsOptions {
+  /** Allowed origins: a list, or a function returning the origin to allow (or null). */
+  origin: string | readonly string[] | ((origin: string) => string | null | undefined);
+  /** Preflight cache time in seconds. @default 600 */
+  maxAge?: number;
+}
+
+export interface ApiOptions {
+  /** The queue to serve (its pool and schema). The API never closes it. */
+  queue: Queue;
+  /** Bearer tokens. @default PGPULSE_API_TOKEN and PGPULSE_API_READ_ONLY_TOKEN; with none at all, createApi throws. */
+  auth?: ApiAuthOptions;
+  /** CORS for the JSON endpoints. @default off */
+  cors?: ApiCorsOptions;
+  /** Largest request body, in bytes. @default 1 MiB */
+  maxBodyBytes?: number;
+  /** Workers in this process whose LISTEN state /healthz reports. Hand them over before starting them. */
+  workers?: readonly Worker[];
+  /** The dashboard at /dashboard, or false for none. */
+  dashboard?: false | { /** How often an open page refreshes itself. @default 2000 */ refreshMs?: number };
+  /** How long /healthz waits for the database. @default 2000 */
+  healthTimeoutMs?: number;
+  /** Where unexpected (500) errors are logged. @default console, errors only */
+  logger?: Logger | LogLevel;
+}
+
+/** Paths that need a bearer token (everything the API serves but /healthz and the dashboard, which has its own login). */
+const PROTECTED = ["/jobs", "/jobs/*", "/queues", "/workers", "/metrics", "/openapi.json"];
+
+export function createApi(options: ApiOptions): Hono {
+  const { queue } = options;
+  if (!queue || typeof queue.getJob !== "function") throw new TypeError("createApi needs { queue }: a pgpulse queue from createQueue()");
+  const auth = createAuthenticator(options.auth);
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES_DEFAULT;
+  const logger = typeof options.logger === "object" ? options.logger : consoleLogger("api", options.logger ?? "error");
+  const listener = trackListeners(options.workers ?? []);
+
+  const app = new Hono<AuthEnv>();
+  app.onError(onApiError(logger));
+  app.notFound((c) => errorJson(c, new ApiError(404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)));
+  app.use("*", nosniff);
+  if (options.cors) {
+    const corsMiddleware = cors({
+      origin: options.cors.origin as string | string[] | ((origin: string) => string | null | undefined),
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type"],
+      exposeHeaders: ["Location"],
+      maxAge: options.cors.maxAge ?? 600,
+    });
+    for (const path of [...PROTECTED, "/healthz"]) app.use(path, corsMiddleware);
+  }
+  app.route("/", healthRoute(queue, listener, options.healthTimeoutMs ?? 2000));
+  if (options.dashboard !== false) {
+    app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs: options.dashboard?.refreshMs ?? 2000 }));
+  }
+  for (const path of PROTECTED) app.use(path, requireBearer(auth));
+  app.route("/", jobRoutes(queue, maxBodyBytes));
+  app.route("/", statusRoutes(queue));
+  let document: Record<string, unknown> | undefined;
+  app.get("/openapi.json", (c) => {
+    const base = c.req.path.slice(0, -"/openapi.json".length);
+    document ??= openApiDocument(base || "/");
+    return c.json(document);
+  });
+  return app as unknown as Hono;
+}
+
+const nosniff: MiddlewareHandler = async (c, next) => {
+  await next();
+  c.res.headers.set("X-Content-Type-Options", "nosniff");
+};

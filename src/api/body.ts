@@ -1,0 +1,87 @@
+// Request bodies: JSON only, read with a size limit, parsed strictly.
+import type { Context } from "hono";
+import { ApiError } from "./errors.ts";
+
+/** @default 1 MiB */
+export const MAX_BODY_BYTES_DEFAULT = 1024 * 1024;
+
+const NO_BODY = Symbol("no body");
+
+/**
+ * Reads and parses a JSON body. Returns `undefined` when the request has no
+ * body. Throws 415 for another media type, 413 past `maxBytes` (before reading
+ * it when Content-Length says so, else as soon as the stream passes it), and
+ * 400 for bytes that are not UTF-8 JSON.
+ */
+export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
+  const raw = c.req.raw;
+  const length = raw.headers.get("content-length");
+  if (!raw.body || length === "0") return undefined;
+  const type = raw.headers.get("content-type");
+  if (!isJsonType(type)) {
+    throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", `the body must be JSON (Content-Type: application/json), got ${type ? JSON.stringify(type) : "no Content-Type"}`);
+  }
+  if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
+  const bytes = await readLimited(raw.body, maxBytes);
+  if (bytes === NO_BODY) return undefined;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ApiError(400, "INVALID_INPUT", "the body is not valid UTF-8", [{ path: "", message: "not UTF-8" }]);
+  }
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ApiError(400, "INVALID_INPUT", `the body is not valid JSON: ${(error as Error).message}`, [{ path: "", message: "not valid JSON" }]);
+  }
+}
+
+export function isJsonType(type: string | null): boolean {
+  if (!type) return false;
+  const essence = type.split(";")[0]!.trim().toLowerCase();
+  return essence === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(essence);
+}
+
+/** Reads a URL-encoded form (the dashboard's login), with the same size rules; 415 for anything else. */
+export async function readForm(c: Context, maxBytes: number): Promise<URLSearchParams> {
+  const raw = c.req.raw;
+  const type = (raw.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") {
+    throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be a URL-encoded form");
+  }
+  const length = raw.headers.get("content-length");
+  if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
+  if (!raw.body) return new URLSearchParams();
+  const bytes = await readLimited(raw.body, maxBytes);
+  return new URLSearchParams(bytes === NO_BODY ? "" : new TextDecoder().decode(bytes));
+}
+
+async function readLimited(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array | typeof NO_BODY> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (size === 0) return NO_BODY;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError(413, "PAYLOAD_TOO_LARGE", `the body is over the limit of ${maxBytes} bytes`, { limit: maxBytes });
+}

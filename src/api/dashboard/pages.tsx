@@ -1,0 +1,141 @@
+/** @jsxImportSource hono/jsx */
+// Overview, job list, workers, login and error pages. The job page is in job-page.tsx.
+import type { QueueSummary, WorkerSummary } from "../../status.ts";
+import type { Job, JobStatus } from "../../types.ts";
+import { Card, Notice, query } from "./components.tsx";
+import { age, count } from "./format.ts";
+import { Bare, Layout, type PageContext } from "./layout.tsx";
+import { JobsTable, QueuesTable, WorkersTable } from "./tables.tsx";
+
+const STATUSES: JobStatus[] = ["queued", "running", "completed", "failed", "cancelled"];
+
+export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; workers: WorkerSummary[]; recent: Job[]; now: number }) {
+  const { ctx, queues } = props;
+  const sum = (f: (q: QueueSummary) => number) => queues.reduce((n, q) => n + f(q), 0);
+  const oldest = Math.max(-1, ...queues.map((q) => q.oldestWaitingMs ?? -1));
+  return (
+    <Layout ctx={ctx} title="Overview" section="overview">
+      <h1>Overview</h1>
+      <div data-live>
+        <div class="cards">
+          <Card label="Waiting" value={count(sum((q) => q.waiting))} testid="total-waiting" />
+          <Card label="Running" value={count(sum((q) => q.running))} testid="total-running" />
+          <Card label="Done last minute" value={count(sum((q) => q.finishedLastMinute))} testid="throughput" />
+          <Card label="Failed" value={count(sum((q) => q.failed))} testid="total-failed" />
+          <Card label="Oldest waiting" value={oldest < 0 ? "–" : age(oldest)} />
+          <Card label="Live workers" value={String(props.workers.length)} testid="total-workers" />
+        </div>
+        <h2>Queues</h2>
+        <div class="panel">
+          <QueuesTable base={ctx.base} queues={queues} />
+        </div>
+        <h2>
+          Recent jobs <a href={`${ctx.base}/jobs`} style="font-size: 12px; text-transform: none; letter-spacing: 0">all jobs →</a>
+        </h2>
+        <div class="panel">
+          <JobsTable base={ctx.base} jobs={props.recent} now={props.now} />
+        </div>
+        <h2>Workers</h2>
+        <div class="panel">
+          <WorkersTable workers={props.workers} />
+        </div>
+      </div>
+    </Layout>
+  );
+}
+
+export interface JobFilters {
+  status?: string | undefined;
+  queue?: string | undefined;
+  task?: string | undefined;
+  cursor?: string | undefined;
+}
+
+export function JobListPage(props: { ctx: PageContext; filters: JobFilters; jobs: Job[]; nextCursor: string | null; error?: string; now: number }) {
+  const { ctx, filters } = props;
+  const { cursor, ...rest } = filters;
+  return (
+    <Layout ctx={ctx} title="Jobs" section="jobs">
+      <h1>Jobs</h1>
+      <form class="filters" method="get" action={`${ctx.base}/jobs`}>
+        <label>
+          Status
+          <select name="status">
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option value={s} selected={filters.status === s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Queue
+          <input name="queue" value={filters.queue ?? ""} placeholder="any" />
+        </label>
+        <label>
+          Task
+          <input name="task" value={filters.task ?? ""} placeholder="any" />
+        </label>
+        <button type="submit" class="primary">Filter</button>
+        <a class="button" href={`${ctx.base}/jobs`}>Clear</a>
+      </form>
+      {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      <div data-live>
+        <div class="panel">
+          <JobsTable base={ctx.base} jobs={props.jobs} now={props.now} />
+          {cursor || props.nextCursor ? (
+            <div class="pager">
+              {cursor ? <a href={`${ctx.base}/jobs${query(rest)}`}>← Newest</a> : <span />}
+              {props.nextCursor ? <a href={`${ctx.base}/jobs${query({ ...rest, cursor: props.nextCursor })}`}>Older →</a> : <span />}
+            </div>
+          ) : null}
+        </div>
+      </div>
+    </Layout>
+  );
+}
+
+export function WorkersPage(props: { ctx: PageContext; workers: WorkerSummary[] }) {
+  return (
+    <Layout ctx={props.ctx} title="Workers" section="workers">
+      <h1>Workers</h1>
+      <div data-live>
+        <div class="panel">
+          <WorkersTable workers={props.workers} />
+        </div>
+        <p class="muted">A worker whose heartbeat is older than its staleAfterMs (30 s by default) is reaped and its jobs go back to their queues.</p>
+      </div>
+    </Layout>
+  );
+}
+
+export function LoginPage(props: { base: string; error?: string }) {
+  return (
+    <Bare title="Log in">
+      <div class="login">
+        <h1>pgpulse</h1>
+        <div class="panel pad">
+          {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+          <form method="post" action={`${props.base}/login`}>
+            <label for="token">API token</label>
+            <input id="token" name="token" type="password" autocomplete="current-password" required autofocus />
+            <button type="submit" class="primary">Log in</button>
+          </form>
+        </div>
+        <p class="muted">The token is kept in a cookie for this dashboard only.</p>
+      </div>
+    </Bare>
+  );
+}
+
+export function ErrorPage(props: { ctx: PageContext | null; status: number; message: string }) {
+  const body = (
+    <>
+      <h1>{props.status === 404 ? "Not found" : props.status === 403 ? "Not allowed" : "Something went wrong"}</h1>
+      <Notice kind="error">{props.message}</Notice>
+      {props.ctx ? <a href={`${props.ctx.base}/`}>← Back to the overview</a> : null}
+    </>
+  );
+  return props.ctx ? <Layout ctx={props.ctx} title={`Error ${props.status}`}>{body}</Layout> : <Bare title={`Error ${props.status}`}>{body}</Bare>;
+}

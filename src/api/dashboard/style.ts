@@ -1,0 +1,86 @@
+// The dashboard's stylesheet, inlined into each page (no build, no asset route).
+export const css = `
+:root {
+  --bg: #f5f6f8; --panel: #fff; --ink: #1d2430; --muted: #667085; --line: #e4e7ec; --accent: #3b5bdb;
+  --queued: #3b5bdb; --running: #b7791f; --completed: #2f855a; --failed: #c53030; --cancelled: #718096;
+  --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
+}
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink); background: var(--bg); }
+a { color: var(--accent); text-decoration: none; }
+a:hover { text-decoration: underline; }
+header.top { background: #111827; color: #e5e7eb; }
+header.top .bar { max-width: 1200px; margin: 0 auto; padding: 0 24px; display: flex; align-items: center; gap: 24px; height: 52px; }
+header.top .brand { font-weight: 700; font-size: 16px; color: #fff; letter-spacing: .2px; display: flex; align-items: center; gap: 8px; }
+header.top .brand::before { content: ""; width: 10px; height: 10px; border-radius: 50%; background: #34d399; box-shadow: 0 0 0 3px rgba(52,211,153,.25); }
+header.top nav { display: flex; gap: 4px; flex: 1; }
+header.top nav a { color: #cbd5e1; padding: 6px 12px; border-radius: 6px; }
+header.top nav a:hover { background: #1f2937; color: #fff; text-decoration: none; }
+header.top nav a.active { background: #374151; color: #fff; }
+header.top .right { display: flex; align-items: center; gap: 12px; font-size: 12px; color: #9ca3af; }
+header.top .right form { margin: 0; }
+header.top .right button { background: transparent; border: 1px solid #4b5563; color: #d1d5db; padding: 4px 10px; border-radius: 6px; cursor: pointer; font-size: 12px; }
+#live-status::before { content: "●"; margin-right: 4px; color: #34d399; }
+#live-status.stale::before { color: #f87171; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 16px; display: flex; align-items: center; gap: 12px; flex-wrap: wrap; }
+h2 { font-size: 15px; margin: 28px 0 10px; color: #344054; text-transform: uppercase; letter-spacing: .6px; }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
+.panel.pad { padding: 16px 20px; }
+table { width: 100%; border-collapse: collapse; }
+th, td { text-align: left; padding: 9px 14px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { font-size: 12px; font-weight: 600; color: var(--muted); background: #fafbfc; text-transform: uppercase; letter-spacing: .4px; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:last-child td { border-bottom: 0; }
+tbody tr:hover { background: #f9fafb; }
+td.wrap { white-space: normal; word-break: break-word; }
+.muted { color: var(--muted); }
+.mono { font-family: var(--mono); font-size: 13px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin-bottom: 8px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; }
+.card .label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .4px; }
+.card .value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; padding: 2px 9px; border-radius: 999px; font-size: 12px; font-weight: 600; color: #fff; line-height: 18px; }
+.badge.queued { background: var(--queued); } .badge.running { background: var(--running); } .badge.completed { background: var(--completed); }
+.badge.failed { background: var(--failed); } .badge.cancelled { background: var(--cancelled); }
+.zero { color: #c0c6d0; }
+.count-failed { color: var(--failed); font-weight: 600; }
+.progress { position: relative; height: 8px; background: #edf0f4; border-radius: 999px; overflow: hidden; min-width: 80px; }
+.progress > span { position: absolute; inset: 0 auto 0 0; background: var(--accent); border-radius: 999px; transition: width .4s ease; }
+.progress.completed > span { background: var(--completed); } .progress.failed > span { background: var(--failed); } .progress.cancelled > span { background: var(--cancelled); }
+.progress-row { display: flex; align-items: center; gap: 12px; }
+.progress-row .progress { flex: 1; height: 12px; }
+.grid2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; }
+@media (max-width: 800px) { .grid2 { grid-template-columns: 1fr; } }
+dl.facts { display: grid; grid-template-columns: 150px 1fr; margin: 0; }
+dl.facts dt, dl.facts dd { padding: 7px 0; border-bottom: 1px solid var(--line); margin: 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { word-break: break-word; }
+pre { margin: 0; padding: 14px 16px; background: #0f172a; color: #e2e8f0; border-radius: 8px; overflow: auto; max-height: 420px; font: 12.5px/1.5 var(--mono); white-space: pre-wrap; word-break: break-word; }
+.attempt { border-top: 1px solid var(--line); padding: 12px 20px; }
+.attempt:first-child { border-top: 0; }
+.attempt .head { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
+.attempt .err { font-weight: 600; color: var(--failed); }
+.attempt details { margin-top: 8px; }
+.attempt summary { cursor: pointer; color: var(--muted); font-size: 13px; }
+.attempt pre { margin-top: 8px; }
+.actions { display: flex; gap: 8px; margin-left: auto; }
+.actions form { margin: 0; }
+button, .button { font: inherit; font-size: 13px; font-weight: 600; border-radius: 7px; padding: 7px 14px; border: 1px solid var(--line); background: #fff; color: var(--ink); cursor: pointer; }
+button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
+button.danger { background: #fff; border-color: #f5c2c2; color: var(--failed); }
+button:hover { filter: brightness(.96); }
+.notice { padding: 10px 14px; border-radius: 8px; margin-bottom: 16px; border: 1px solid; }
+.notice.ok { background: #ecfdf3; border-color: #abefc6; color: #05603a; }
+.notice.error { background: #fef3f2; border-color: #fecdca; color: #b42318; }
+form.filters { display: flex; gap: 10px; align-items: end; flex-wrap: wrap; margin-bottom: 14px; }
+form.filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 4px; }
+input, select { font: inherit; padding: 7px 10px; border: 1px solid #d0d5dd; border-radius: 7px; background: #fff; min-width: 160px; }
+.pager { display: flex; justify-content: space-between; padding: 10px 14px; border-top: 1px solid var(--line); background: #fafbfc; }
+.empty { padding: 28px; text-align: center; color: var(--muted); }
+.login { max-width: 380px; margin: 12vh auto; }
+.login h1 { justify-content: center; }
+.login form { display: flex; flex-direction: column; gap: 12px; }
+.login input { width: 100%; }
+.tag { display: inline-block; background: #eef2ff; color: #3730a3; border-radius: 5px; padding: 0 6px; margin: 1px 2px 1px 0; font-size: 12px; }
+`;
