@@ -7,6 +7,7 @@ import type { Command } from "./command.ts";
 import { unreachable } from "./connect.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { migrateCommand } from "./migrate.ts";
+import { serveCommand } from "./serve.ts";
 import { statusCommand } from "./status.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -15,6 +16,7 @@ const commands: Record<string, Command> = {
   worker: workerCommand,
   enqueue: enqueueCommand,
   status: statusCommand,
+  serve: serveCommand,
 };
 
 const overview = `Usage: pgpulse <command> [options]
@@ -24,6 +26,7 @@ Commands:
   worker     run a worker on the tasks a module exports
   enqueue    add a job
   status     show queues and live workers
+  serve      serve the HTTP API and dashboard
 
 Every command reads DATABASE_URL (or --database-url). Run pgpulse <command> --help for its options.
 `;
