@@ -17,6 +17,8 @@ create table :PGPULSE_SCHEMA.jobs (
   max_attempts integer not null default 10 check (max_attempts >= 1),
   timeout_ms integer check (timeout_ms > 0),
   key text check (key <> '' and length(key) <= 512),
+  -- jobs of one group (a tenant, say) share the queue's per-group concurrency limit
+  group_key text check (group_key <> '' and length(group_key) <= 256),
   progress smallint not null default 0 check (progress between 0 and 100),
   result jsonb,
   -- one object per failed attempt: {attempt, at, name, message, stack, worker}
@@ -43,6 +45,10 @@ create index jobs_claim_idx on :PGPULSE_SCHEMA.jobs (queue, priority desc, run_a
 create unique index jobs_key_idx on :PGPULSE_SCHEMA.jobs (key)
   where key is not null and status in ('queued', 'running');
 
+-- Throttling looks for the newest job with a key, whatever its state.
+create index jobs_key_recent_idx on :PGPULSE_SCHEMA.jobs (key, created_at desc)
+  where key is not null;
+
 -- The reaper and cancellation look up running jobs by their worker.
 create index jobs_running_idx on :PGPULSE_SCHEMA.jobs (worker_id)
   where status = 'running';
@@ -57,10 +63,51 @@ create table :PGPULSE_SCHEMA.workers (
   heartbeat_at timestamptz not null default now()
 ) with (fillfactor = 50);
 
+-- Inserts the specs at positions ords (1-based) with the ids drawn for them;
+-- a spec whose key a live job holds is skipped. Returns what was inserted.
+-- (plpgsql, not sql: plpgsql keeps its plan across calls.)
+create function :PGPULSE_SCHEMA.insert_specs(specs jsonb, ords integer[], ids bigint[], t timestamptz)
+returns table (id bigint, queue text, run_at timestamptz)
+language plpgsql volatile as $$
+#variable_conflict use_column
+begin
+  return query
+  insert into :PGPULSE_SCHEMA.jobs as j
+    (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, key, group_key, created_at)
+  select
+    ids[s.o],
+    coalesce(s.v->>'queue', 'default'),
+    s.v->>'task',
+    coalesce(s.v->'payload', '{}'::jsonb),
+    coalesce((s.v->>'priority')::integer, 0),
+    coalesce((s.v->>'run_at')::timestamptz,
+             t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond'),
+    coalesce((s.v->>'max_attempts')::integer, 10),
+    (s.v->>'timeout_ms')::integer,
+    s.v->>'key',
+    s.v->>'group',
+    t
+  from jsonb_array_elements(specs) with ordinality as s(v, o)
+  where s.o = any(ords)
+  order by s.o
+  on conflict (key) where key is not null and status in ('queued', 'running') do nothing
+  returning j.id, j.queue, j.run_at;
+end;
+$$;
+
 -- Enqueue a batch: specs is a JSON array of objects with the keys task, payload,
--- queue, priority, run_at, delay_ms, max_attempts, timeout_ms and key (all but
--- task optional). Returns one row per spec, in input order: the job, and whether
--- it was inserted (false: a live job held the same key and is returned instead).
+-- queue, priority, run_at, delay_ms, max_attempts, timeout_ms, key, group,
+-- throttle_ms and debounce_ms (all but task optional). Returns one row per
+-- spec, in input order: the job, and whether it was inserted (false: the spec
+-- was deduplicated and an existing job is returned instead).
+--
+-- Keys:
+-- - plain: while a job with the key is queued or running, it is returned;
+-- - throttle_ms: a job with the key created within the window, whatever its
+--   state, is returned; after the window a new job is made;
+-- - debounce_ms: a queued job with the key takes the new payload (and options)
+--   and its run time moves to now + debounce_ms; a running one is returned as it is.
+--
 -- Sends at most one job_enqueued notification per call, naming the queues that
 -- got jobs runnable now: a notification per row would serialise every enqueue
 -- on Postgres's cluster-wide notify lock.
@@ -74,12 +121,15 @@ declare
   ids bigint[];
   keys text[];
   fresh boolean[];
+  plain integer[];
+  special integer[];
   pending integer[];
   retry integer[];
   got bigint[];
-  ready text[];
+  ready text[] := '{}';
   existing bigint;
-  tries integer := 0;
+  spec jsonb;
+  tries integer;
   i integer;
 begin
   if jsonb_typeof(specs) is distinct from 'array' then
@@ -88,45 +138,72 @@ begin
 
   -- Ids are drawn up front so that each spec keeps its position through the insert.
   select array_agg(nextval(seq) order by s.o), array_agg(s.v->>'key' order by s.o),
-         array_agg(false order by s.o), array_agg(s.o::integer order by s.o)
-    into ids, keys, fresh, pending
+         array_agg(false order by s.o),
+         coalesce(array_agg(s.o::integer order by s.o)
+           filter (where not (s.v ? 'throttle_ms' or s.v ? 'debounce_ms')), '{}'),
+         coalesce(array_agg(s.o::integer order by s.o)
+           filter (where s.v ? 'throttle_ms' or s.v ? 'debounce_ms'), '{}')
+    into ids, keys, fresh, plain, special
     from jsonb_array_elements(specs) with ordinality as s(v, o);
   if ids is null then
     return;
   end if;
 
-  loop
-    tries := tries + 1;
-    with ins as (
-      insert into :PGPULSE_SCHEMA.jobs
-        (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, key, created_at)
-      select
-        ids[s.o],
-        coalesce(s.v->>'queue', 'default'),
-        s.v->>'task',
-        coalesce(s.v->'payload', '{}'::jsonb),
-        coalesce((s.v->>'priority')::integer, 0),
-        coalesce((s.v->>'run_at')::timestamptz,
-                 t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond'),
-        coalesce((s.v->>'max_attempts')::integer, 10),
-        (s.v->>'timeout_ms')::integer,
-        s.v->>'key',
-        t
-      from jsonb_array_elements(specs) with ordinality as s(v, o)
-      where s.o = any(pending)
-      order by s.o
-      on conflict (key) where key is not null and status in ('queued', 'running') do nothing
-      returning id, queue, run_at
-    )
-    select coalesce(array_agg(ins.id), '{}'),
-           coalesce(array_agg(distinct ins.queue) filter (where ins.run_at <= t), '{}')
-      into got, ready
-      from ins;
+  -- Throttled and debounced specs go one by one, inserts included, so that a
+  -- later spec in the batch sees what an earlier one did to the same key.
+  foreach i in array special loop
+    spec := specs->(i - 1);
+    existing := null;
+    tries := 0;
+    loop
+      tries := tries + 1;
+      if spec ? 'throttle_ms' then
+        select j.id into existing from :PGPULSE_SCHEMA.jobs j
+         where j.key = keys[i] and j.created_at > t - (spec->>'throttle_ms')::bigint * interval '1 millisecond'
+         order by j.created_at desc limit 1;
+      else
+        update :PGPULSE_SCHEMA.jobs j set
+            payload = coalesce(spec->'payload', '{}'::jsonb),
+            run_at = t + (spec->>'debounce_ms')::bigint * interval '1 millisecond',
+            priority = coalesce((spec->>'priority')::integer, j.priority),
+            max_attempts = greatest(j.attempts + 1, coalesce((spec->>'max_attempts')::integer, j.max_attempts)),
+            timeout_ms = coalesce((spec->>'timeout_ms')::integer, j.timeout_ms)
+          where j.key = keys[i] and j.status = 'queued'
+          returning j.id into existing;
+      end if;
+      if existing is not null then
+        ids[i] := existing;
+        exit;
+      end if;
+      select coalesce(array_agg(x.id), '{}'),
+             ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}')
+        into got, ready
+        from :PGPULSE_SCHEMA.insert_specs(specs, array[i], ids, t) x;
+      if cardinality(got) > 0 then
+        fresh[i] := true;
+        exit;
+      end if;
+      -- a live job holds the key and is running (a queued one was updated above)
+      select j.id into existing from :PGPULSE_SCHEMA.jobs j
+       where j.key = keys[i] and j.status in ('queued', 'running');
+      if existing is not null then
+        ids[i] := existing;
+        exit;
+      end if;
+      if tries >= 5 then
+        raise exception 'pgpulse: could not settle key % after % tries', keys[i], tries using errcode = '40001';
+      end if;
+    end loop;
+  end loop;
 
-    if cardinality(ready) > 0 then
-      perform pg_notify('job_enqueued',
-        json_build_object('schema', :PGPULSE_SCHEMA_NAME, 'queues', ready)::text);
-    end if;
+  pending := plain;
+  tries := 0;
+  while cardinality(pending) > 0 loop
+    tries := tries + 1;
+    select coalesce(array_agg(x.id), '{}'),
+           ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}')
+      into got, ready
+      from :PGPULSE_SCHEMA.insert_specs(specs, pending, ids, t) x;
 
     -- A spec that was not inserted collided with a live job's key (in the table
     -- or earlier in this batch): it resolves to that job. This statement sees
@@ -146,14 +223,17 @@ begin
         end if;
       end if;
     end loop;
-
-    exit when cardinality(retry) = 0;
-    if tries >= 5 then
+    if cardinality(retry) > 0 and tries >= 5 then
       raise exception 'pgpulse: could not settle key % after % tries', keys[retry[1]], tries
         using errcode = '40001';
     end if;
     pending := retry;
   end loop;
+
+  if cardinality(ready) > 0 then
+    perform pg_notify('job_enqueued', json_build_object(
+      'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r))::text);
+  end if;
 
   -- Joined through unnest so the planner looks each id up in the primary key;
   -- a join on ids[o] was planned as a sequential scan of the whole table.
@@ -176,14 +256,16 @@ create function :PGPULSE_SCHEMA.enqueue(
   delay_ms bigint default null,
   max_attempts integer default 10,
   timeout_ms integer default null,
-  key text default null
+  key text default null,
+  "group" text default null
 ) returns :PGPULSE_SCHEMA.jobs
 language sql volatile as $$
   select (e.job).*
     from :PGPULSE_SCHEMA.enqueue_many(jsonb_build_array(
       jsonb_strip_nulls(jsonb_build_object(
         'task', task, 'queue', queue, 'priority', priority, 'run_at', run_at,
-        'delay_ms', delay_ms, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'key', key
+        'delay_ms', delay_ms, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'key', key,
+        'group', "group"
       )) || jsonb_build_object('payload', coalesce(payload, '{}'::jsonb))
     )) e;
 $$;

@@ -34,10 +34,19 @@ export const enqueueOptionsSchema = v.pipe(
       maxAttempts: v.optional(int("maxAttempts", 1, 10_000)),
       timeoutMs: v.optional(int("timeoutMs", 1, INT4_MAX)),
       key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"))),
+      throttleMs: v.optional(int("throttleMs", 1, INT4_MAX)),
+      debounceMs: v.optional(int("debounceMs", 0, INT4_MAX)),
+      group: v.optional(v.pipe(v.string("group must be a string"), v.minLength(1, "group must not be empty"), v.maxLength(256, "group is longer than 256 characters"))),
     },
-    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs and key (and tx, beside them)",
+    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key, throttleMs, debounceMs and group (and tx, beside them)",
   ),
   v.check((o) => !(o.runAt !== undefined && o.delayMs !== undefined), "give runAt or delayMs, not both"),
+  v.check((o) => (o.throttleMs === undefined && o.debounceMs === undefined) || o.key !== undefined, "throttleMs and debounceMs need a key"),
+  v.check((o) => !(o.throttleMs !== undefined && o.debounceMs !== undefined), "give throttleMs or debounceMs, not both"),
+  v.check(
+    (o) => o.debounceMs === undefined || (o.runAt === undefined && o.delayMs === undefined),
+    "debounceMs sets the run time itself: leave out runAt and delayMs",
+  ),
 );
 
 /** Filters for listing jobs. */

@@ -47,6 +47,22 @@ export class PermanentError extends Error {
   }
 }
 
+/**
+ * Thrown by a handler to run the job again after `delayMs`, without spending
+ * an attempt (waiting on something outside, a resource that is busy).
+ *
+ * @example throw new JobSnooze(60_000);
+ */
+export class JobSnooze extends Error {
+  override name = "JobSnooze";
+  constructor(readonly delayMs: number) {
+    super(`snoozed for ${delayMs} ms`);
+    if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 2_147_483_647) {
+      throw new PgPulseError("INVALID_INPUT", `JobSnooze takes a whole number of ms from 0 to 2147483647, got ${delayMs}`);
+    }
+  }
+}
+
 /** The reason `ctx.signal` aborts with when the attempt ran past its timeout. */
 export class JobTimeoutError extends Error {
   override name = "JobTimeoutError";

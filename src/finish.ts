@@ -8,7 +8,9 @@ export type Outcome =
   | { kind: "failed"; id: string; attempt: number; error: ErrorRecord }
   | { kind: "cancelled"; id: string; attempt: number; error: ErrorRecord }
   /** Given back unrun (graceful stop): back to queued, the attempt not counted. */
-  | { kind: "released"; id: string; attempt: number };
+  | { kind: "released"; id: string; attempt: number }
+  /** The handler asked to run again later: back to queued, the attempt not counted. */
+  | { kind: "snoozed"; id: string; attempt: number; delayMs: number };
 
 export interface ErrorRecord {
   attempt: number;
@@ -22,11 +24,13 @@ export interface ErrorRecord {
  * Writes many attempts' ends in one statement. Each row is guarded by
  * (id, attempt, worker, running): a worker that lost its jobs to the reaper
  * cannot overwrite what their new owner does. A cancel requested meanwhile
- * wins over a retry. Jobs that go back to the queue runnable now are announced
- * with one notification for the statement.
+ * wins over a retry. One notification for the statement announces the queues
+ * that got runnable jobs back, and the queues with running limits that got a
+ * slot free, so a worker held back by the limit claims again at once.
  */
 export function finishSql(q: string): string {
-  const final = `f.kind in ('completed', 'failed', 'cancelled') or (f.kind in ('retry', 'released') and j.cancel_requested_at is not null)`;
+  const unrun = `f.kind in ('released', 'snoozed')`;
+  const final = `f.kind in ('completed', 'failed', 'cancelled') or (f.kind in ('retry', 'released', 'snoozed') and j.cancel_requested_at is not null)`;
   return `
     with t as (select coalesce($3::timestamptz, now()) as now),
     f as (
@@ -44,10 +48,10 @@ export function finishSql(q: string): string {
         progress = case when f.kind = 'completed' then 100 else j.progress end,
         errors = case when f.error is null then j.errors
                       else j.errors || jsonb_build_array(f.error || jsonb_build_object('at', t.now)) end,
-        run_at = case when f.kind = 'retry' then t.now + f.delay_ms * interval '1 millisecond'
+        run_at = case when f.kind in ('retry', 'snoozed') then t.now + f.delay_ms * interval '1 millisecond'
                       when f.kind = 'released' then t.now else j.run_at end,
-        attempts = case when f.kind = 'released' then j.attempts - 1 else j.attempts end,
-        started_at = case when f.kind = 'released' then null else j.started_at end,
+        attempts = case when ${unrun} then j.attempts - 1 else j.attempts end,
+        started_at = case when ${unrun} then null else j.started_at end,
         finished_at = case when ${final} then t.now else null end,
         worker_id = null
       from f, t
@@ -56,7 +60,9 @@ export function finishSql(q: string): string {
     ),
     note as (
       select pg_notify('job_enqueued', json_build_object('schema', $4::text, 'queues', array_agg(distinct upd.queue))::text)
-      from upd where upd.status = 'queued' and upd.run_at <= upd.now
+      from upd
+      where (upd.status = 'queued' and upd.run_at <= upd.now)
+         or upd.queue in (select name from ${q}.queues where concurrency is not null or group_concurrency is not null)
       having count(*) > 0
     )
     select upd.id, upd.attempt, upd.status, (select count(*) from note) as notified from upd`;
@@ -141,7 +147,7 @@ export class FinishBatcher {
       kind: o.kind,
       result: o.kind === "completed" ? (o.result ?? null) : null,
       error: "error" in o ? o.error : null,
-      delay_ms: o.kind === "retry" ? o.delayMs : null,
+      delay_ms: o.kind === "retry" || o.kind === "snoozed" ? o.delayMs : null,
     }));
     const body = JSON.stringify(rows);
     for (let tries = 0; ; tries++) {

@@ -19,6 +19,8 @@ export {
   PROGRESS_INTERVAL_MS_DEFAULT,
   REAPER_INTERVAL_MS_DEFAULT,
   STALE_AFTER_MS_DEFAULT,
+  SCHEDULE_INTERVAL_MS_DEFAULT,
+  PRUNE_INTERVAL_MS_DEFAULT,
 } from "./worker-options.ts";
 export { migrate, SCHEMA_VERSION } from "./migrate.ts";
 export type { MigrateOptions, MigrateResult } from "./migrate.ts";
@@ -27,7 +29,7 @@ export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } fr
 export type { ClaimedJob, JobContext } from "./context.ts";
 export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./backoff.ts";
 export type { BackoffOptions } from "./backoff.ts";
-export { JobCancelledError, JobReleasedError, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
+export { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
 export type { ErrorCode, InputIssue } from "./errors.ts";
 export { consoleLogger, silentLogger } from "./logger.ts";
 export type { Logger, LogLevel } from "./logger.ts";
@@ -37,4 +39,8 @@ export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./listener.ts";
 export type { ReapResult } from "./reaper.ts";
 export type { ErrorRecord } from "./finish.ts";
 export type { QueueSummary, WorkerSummary } from "./status.ts";
+export type { QueueConfig, QueueLimits } from "./queue-config.ts";
+export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./prune.ts";
+export type { RetentionOptions } from "./prune.ts";
+export type { Schedule, ScheduleSpec } from "./schedules.ts";
 export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./types.ts";

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import type { ClaimedJob, JobContext } from "./context.ts";
 import { errorRecord, errorText } from "./error-record.ts";
-import { JobCancelledError, JobReleasedError, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
+import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
 import type { Emitter } from "./events.ts";
 import type { FinishBatcher, FinishResult, Outcome } from "./finish.ts";
 import { toJsonText } from "./json.ts";
@@ -131,6 +131,9 @@ export class JobRunner {
   #fail(entry: Active, task: ResolvedTask, error: unknown) {
     if (entry.settled) return;
     const { job } = entry;
+    if (error instanceof JobSnooze) {
+      return this.#settle(entry, { kind: "snoozed", id: job.id, attempt: job.attempt, delayMs: error.delayMs });
+    }
     const record = errorRecord(error, job.attempt, this.deps.workerId);
     if (error instanceof JobCancelledError) {
       return this.#settle(entry, { kind: "cancelled", id: job.id, attempt: job.attempt, error: record });
@@ -182,6 +185,9 @@ export class JobRunner {
     } else if (outcome.kind === "released") {
       stats.released++;
       events.emit("job:released", base);
+    } else if (outcome.kind === "snoozed") {
+      stats.snoozed++;
+      events.emit("job:snoozed", { ...base, delayMs: outcome.delayMs });
     }
   }
 }

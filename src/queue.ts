@@ -4,6 +4,9 @@ import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle }
 import { checkCallOptions, enqueueOptionsSchema, listJobsFilterSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 import { toJsonText } from "./json.ts";
+import { configFromRow, configureQueue, type QueueConfig, queueConfigSql, type QueueLimits, setPaused } from "./queue-config.ts";
+import { prune, pruneSql, type RetentionOptions } from "./prune.ts";
+import { type Schedule, scheduleFromRow, type ScheduleSpec, schedulesSql, upsertSchedule } from "./schedules.ts";
 import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
 import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
 import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "./types.ts";
@@ -35,6 +38,15 @@ export interface EnqueueOptions {
   timeoutMs?: number;
   /** Idempotency key: while a job with this key is queued or running, enqueue returns it instead of a new one. */
   key?: string;
+  /** With `key`: a job with the key created within this window, whatever its state, is returned instead. */
+  throttleMs?: number;
+  /**
+   * With `key`: the job runs `debounceMs` after the last enqueue. A queued job with the key
+   * takes this payload and options and its run time moves back; a running one is returned as it is.
+   */
+  debounceMs?: number;
+  /** Group (a tenant id, say) for the queue's per-group concurrency limit. */
+  group?: string;
   /** Enqueue inside your transaction: the job commits or rolls back with your writes. */
   tx?: SqlHandle;
 }
@@ -86,6 +98,21 @@ export interface Queue {
   listQueues(): Promise<QueueSummary[]>;
   /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
   listWorkers(): Promise<WorkerSummary[]>;
+  /** Sets a queue's limits across all workers; limits left out keep their value, `null` removes one. */
+  configureQueue(name: string, limits: QueueLimits): Promise<QueueConfig>;
+  /** A queue's limits and whether it is paused. */
+  getQueueConfig(name: string): Promise<QueueConfig>;
+  /** Stops new jobs of the queue from starting; running ones finish. */
+  pauseQueue(name: string): Promise<QueueConfig>;
+  /** Lets the queue's jobs start again, and wakes the workers. */
+  resumeQueue(name: string): Promise<QueueConfig>;
+  /** Deletes finished jobs past retention, in small batches; returns how many. */
+  prune(retention?: RetentionOptions): Promise<number>;
+  /** Adds a recurring job, or replaces the definition of the schedule with that name. */
+  addSchedule(spec: ScheduleSpec): Promise<Schedule>;
+  listSchedules(): Promise<Schedule[]>;
+  /** Removes a schedule; false when there was none by that name. */
+  removeSchedule(name: string): Promise<boolean>;
   /** Ends the pool if the queue opened it. */
   close(): Promise<void>;
   readonly sql: postgres.Sql;
@@ -122,6 +149,9 @@ export function createQueue(options: QueueOptions): Queue {
     select upd.*, (select count(*) from note) as notified from upd`;
 
   const status = statusSql(q);
+  const configText = queueConfigSql(q, schema);
+  const pruneText = pruneSql(q);
+  const scheduleText = schedulesSql(q);
   const retrySql = `
     with upd as (
       update ${q}.jobs j set status = 'queued', run_at = now(), worker_id = null, started_at = null,
@@ -175,6 +205,10 @@ export function createQueue(options: QueueOptions): Queue {
       max_attempts: opts.maxAttempts,
       timeout_ms: opts.timeoutMs,
       key: opts.key,
+      group: opts.group,
+      throttle_ms: opts.throttleMs,
+      debounce_ms: opts.debounceMs,
+      ...(opts.debounceMs !== undefined ? { delay_ms: opts.debounceMs } : {}),
     };
   }
 
@@ -264,6 +298,39 @@ export function createQueue(options: QueueOptions): Queue {
       );
       const jobs = rows.slice(0, limit).map((r) => jobFromRow(r as unknown as JobRow));
       return { jobs, nextCursor: rows.length > limit ? jobs[jobs.length - 1]!.id : null };
+    },
+    async configureQueue(name, limits) {
+      ensureOpen();
+      return configureQueue(sql, configText, name, limits);
+    },
+    async getQueueConfig(name) {
+      ensureOpen();
+      const [row] = await sql.unsafe(configText.get, [name], { prepare: true });
+      return configFromRow(row, name);
+    },
+    async pauseQueue(name) {
+      ensureOpen();
+      return setPaused(sql, configText, name, true);
+    },
+    async resumeQueue(name) {
+      ensureOpen();
+      return setPaused(sql, configText, name, false);
+    },
+    async prune(retention) {
+      ensureOpen();
+      return prune(sql, pruneText, schema, retention);
+    },
+    async addSchedule(spec) {
+      ensureOpen();
+      return upsertSchedule(sql, scheduleText, spec, null);
+    },
+    async listSchedules() {
+      ensureOpen();
+      return (await sql.unsafe(scheduleText.list, [], { prepare: true })).map(scheduleFromRow);
+    },
+    async removeSchedule(name) {
+      ensureOpen();
+      return (await sql.unsafe(scheduleText.remove, [name], { prepare: true })).length > 0;
     },
     async listQueues() {
       ensureOpen();

@@ -3,6 +3,8 @@ import type { BackoffOptions } from "./backoff.ts";
 import type { Connection } from "./connection.ts";
 import { parseOrThrow } from "./enqueue-options.ts";
 import type { Logger, LogLevel } from "./logger.ts";
+import type { RetentionOptions } from "./prune.ts";
+import type { ScheduleSpec } from "./schedules.ts";
 import type { TaskMap } from "./task.ts";
 
 export const CONCURRENCY_DEFAULT = 10;
@@ -15,6 +17,8 @@ export const LISTENER_HEALTH_INTERVAL_MS_DEFAULT = 10_000;
 export const LISTENER_HEALTH_TIMEOUT_MS_DEFAULT = 5000;
 export const FINISH_BATCH_MS_DEFAULT = 2;
 export const PROGRESS_INTERVAL_MS_DEFAULT = 500;
+export const SCHEDULE_INTERVAL_MS_DEFAULT = 1000;
+export const PRUNE_INTERVAL_MS_DEFAULT = 60_000;
 
 export interface WorkerOptions {
   /** A postgres:// URL, or your postgres.js `sql` (the worker then opens one extra connection for LISTEN). */
@@ -53,6 +57,17 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** A Logger, or the level for the default console logger. @default "info" */
   logger?: Logger | LogLevel;
+  /**
+   * Recurring jobs this worker declares (stored in the schedules table at start;
+   * every worker enqueues due ticks of every schedule, each tick exactly once).
+   */
+  schedules?: ScheduleSpec[];
+  /** Look for due schedule ticks this often. @default 1000 */
+  scheduleIntervalMs?: number;
+  /** How long finished jobs are kept, or false to never prune. @default { completedMs: 1 day, failedMs: 14 days } */
+  retention?: RetentionOptions | false;
+  /** Prune this often (one worker at a time does it). @default 60000 */
+  pruneIntervalMs?: number;
   /** Stored on the worker's row for operators (host, pid, version). */
   meta?: Record<string, unknown>;
   /**
@@ -107,6 +122,12 @@ export const workerOptionsSchema = v.pipe(
       ]),
     ),
     meta: v.optional(v.record(v.string(), v.unknown())),
+    schedules: v.optional(v.array(v.custom<ScheduleSpec>((x) => typeof x === "object" && x !== null, "each schedule must be an object"))),
+    scheduleIntervalMs: ms("scheduleIntervalMs", 10),
+    retention: v.optional(
+      v.union([v.literal(false), v.strictObject({ completedMs: ms("retention.completedMs", 0), failedMs: ms("retention.failedMs", 0) })]),
+    ),
+    pruneIntervalMs: ms("pruneIntervalMs", 10),
     clock: v.optional(v.custom<() => Date>((x) => typeof x === "function", "clock must be a function returning a Date")),
   }),
   v.check(

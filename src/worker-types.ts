@@ -19,9 +19,15 @@ export interface WorkerEvents {
   /** The job failed for good. */
   "job:failed": { workerId: string; job: ClaimedJob; error: ErrorRecord };
   "job:cancelled": { workerId: string; job: ClaimedJob };
+  /** The handler threw JobSnooze: the job runs again after `delayMs`, the attempt not spent. */
+  "job:snoozed": { workerId: string; job: ClaimedJob; delayMs: number };
   /** Given back to the queue unrun (graceful stop ran out of time, or the lease was lost). */
   "job:released": { workerId: string; job: ClaimedJob };
   "reaper:reaped": { workerId: string } & ReapResult;
+  /** This worker took a schedule's due tick(s) and enqueued their jobs. */
+  "schedule:enqueued": { workerId: string; name: string; ticks: Date[] };
+  /** Finished jobs past retention were deleted. */
+  "jobs:pruned": { workerId: string; deleted: number };
   "listener:up": { workerId: string };
   "listener:down": { workerId: string; reason: string };
 }
@@ -32,6 +38,7 @@ export interface WorkerStats {
   retried: number;
   cancelled: number;
   released: number;
+  snoozed: number;
 }
 
 export interface Worker {
@@ -61,6 +68,8 @@ export interface Worker {
   runAvailable(options?: RunAvailableOptions): Promise<RunAvailableSummary>;
   /** Claims now, as the periodic sweep does. Resolves with the number of jobs claimed. */
   sweep(): Promise<number>;
+  /** Enqueues due schedule ticks now, as the scheduler loop does. */
+  runSchedules(): Promise<void>;
   /** Runs one reaper pass now. */
   reap(): Promise<ReapResult>;
   /** Runs one listener health check now; false means the connection was replaced. */

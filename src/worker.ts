@@ -11,7 +11,9 @@ import { JobRunner } from "./job-runner.ts";
 import { Listener } from "./listener.ts";
 import { consoleLogger, type Logger } from "./logger.ts";
 import { ProgressWriter } from "./progress.ts";
+import { prune, pruneSql } from "./prune.ts";
 import { type ReapResult, reapOnce, reaperSql } from "./reaper.ts";
+import { runDueSchedules, schedulesSql, upsertSchedule } from "./schedules.ts";
 import { isTaskDefinition, type ResolvedTask } from "./task.ts";
 import * as d from "./worker-options.ts";
 import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./worker-types.ts";
@@ -57,10 +59,12 @@ export function createWorker(options: d.WorkerOptions): Worker {
   const events = new Emitter<WorkerEvents>((error, event) =>
     logger.error(`an event handler for ${String(event)} threw`, { error: String(error) }),
   );
-  const stats: WorkerStats = { completed: 0, failed: 0, retried: 0, cancelled: 0, released: 0 };
+  const stats: WorkerStats = { completed: 0, failed: 0, retried: 0, cancelled: 0, released: 0, snoozed: 0 };
   const claimText = claimSql(q);
   const hb = heartbeatSql(q);
   const reaperText = reaperSql(q);
+  const scheduleText = schedulesSql(q);
+  const pruneText = pruneSql(q);
 
   let sql: postgres.Sql;
   let owned = false;
@@ -133,7 +137,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     let jobs: ClaimedJob[];
     try {
-      jobs = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, workerId: id, now: now() });
+      const claimed = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, workerId: id, now: now() });
+      jobs = claimed.jobs;
+      if (claimed.wakeMs !== null) wakeIn(claimed.wakeMs);
     } catch (error) {
       // If the claim committed but its reply was lost, the heartbeat's
       // reconciliation finds those jobs and gives them back.
@@ -221,6 +227,22 @@ export function createWorker(options: d.WorkerOptions): Worker {
     return result;
   }
 
+  async function runSchedules() {
+    for (const { name, ticks } of await runDueSchedules(sql, scheduleText, now())) {
+      logger.debug(`schedule ${name}: enqueued ${ticks.length} job(s)`);
+      events.emit("schedule:enqueued", { workerId: id, name, ticks });
+    }
+  }
+
+  async function pruneFinished() {
+    if (opts.retention === false) return;
+    const deleted = await prune(sql, pruneText, schema, opts.retention ?? {}, now());
+    if (deleted > 0) {
+      logger.info(`pruned ${deleted} finished job(s) past retention`);
+      events.emit("jobs:pruned", { workerId: id, deleted });
+    }
+  }
+
   async function periodicReap() {
     if (Date.now() - beatFailedAt < staleAfterMs) return;
     await reap();
@@ -244,7 +266,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       onSlotFree: () => slotWaiters.forEach((wake) => wake()),
       onWritten(outcome, result) {
-        if (outcome.kind === "retry" && result.status === "queued") wakeIn(outcome.delayMs);
+        if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") wakeIn(outcome.delayMs);
         if (more) void requestClaim("slots freed");
       },
     });
@@ -271,6 +293,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       },
     });
     try {
+      for (const spec of opts.schedules ?? []) await upsertSchedule(sql, scheduleText, spec, now());
       const recovered = await register();
       if (mode === "listen") await listener.start();
       await reap();
@@ -280,6 +303,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       if (mode === "listen") {
         every(opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT, periodicReap);
         every(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, () => requestClaim("sweep"));
+        every(opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT, runSchedules);
+        if (opts.retention !== false) every(opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT, pruneFinished);
       }
       logger.info(`worker ${id} started: queues ${queues.join(",")}, concurrency ${concurrency}, tasks ${taskNames.join(",")}`);
       events.emit("worker:started", { workerId: id, queues, concurrency, recovered });
@@ -403,6 +428,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     waitFor: (event, predicate, signal) => events.waitFor(event, predicate, signal),
     sweep: () => (state === "running" ? requestClaim("sweep") : Promise.resolve(0)),
     reap: () => (state === "new" ? notStarted() : reap()),
+    runSchedules: () => (state === "new" ? notStarted() : runSchedules()),
     checkListener: () => (state === "new" ? notStarted() : listener.checkHealth()),
     get running() {
       return runner ? runner.size : 0;

@@ -49,7 +49,7 @@ describe("pgpulse CLI", () => {
   });
 
   it("--help works on every command", async () => {
-    for (const command of ["migrate", "worker", "enqueue", "status"]) {
+    for (const command of ["migrate", "worker", "enqueue", "status", "prune"]) {
       const r = await cli([command, "--help"]);
       expect(r.code, command).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: pgpulse ${command}`));
@@ -94,6 +94,14 @@ describe("pgpulse CLI", () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     const verbose = await cli(["status", "--verbose"], down);
     expect(verbose.stderr.split("\n").length).toBeGreaterThan(2);
+  });
+
+  it("prune deletes finished jobs past retention", async () => {
+    const job = await queue.enqueue("t", {}, { queue: "prune-cli" });
+    await db.sql.unsafe(`update "${schema}".jobs set status = 'completed', finished_at = now() - interval '3 hours' where id = $1`, [job.id]);
+    expect(await cli(["prune", "--completed", "1d"])).toMatchObject({ code: 0, stdout: "deleted 0 finished job(s)\n" });
+    expect(await cli(["prune", "--completed", "2h"])).toMatchObject({ code: 0, stdout: "deleted 1 finished job(s)\n" });
+    expect(await queue.getJob(job.id)).toBeNull();
   });
 
   it("flags win over the environment", async () => {

@@ -28,7 +28,7 @@ describe("migrate", () => {
     });
     expect(await migrate({ connection: DATABASE_URL, schema })).toEqual({ applied: [], version: SCHEMA_VERSION });
     const tables = await sql`select table_name from information_schema.tables where table_schema = ${schema} order by 1`;
-    expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "workers"]);
+    expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "queues", "schedules", "workers"]);
   });
 
   it("lets many workers start at once: the advisory lock serialises them", async () => {

@@ -48,11 +48,11 @@ export function parseFlags(flags: Flags, args: string[]) {
   return { values, positionals: parsed.positionals };
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "500ms", "10s", "5m", "1h", or a bare number of milliseconds. */
+/** "500ms", "10s", "5m", "1h", "14d", or a bare number of milliseconds. */
 export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!m) throw new UsageError(`--${flag} takes a duration like 500ms, 10s or 5m, got "${text}"`);
   return Math.round(Number(m[1]) * UNITS[m[2] ?? "ms"]!);
 }

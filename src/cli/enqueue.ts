@@ -13,6 +13,7 @@ const flags: Flags = {
   priority: { type: "string", help: "higher runs first (default 0)" },
   "max-attempts": { type: "string", help: "attempts before failing for good (default 10)" },
   timeout: { type: "string", help: "time one attempt may take: 30s, 5m" },
+  group: { type: "string", help: "group for the queue's per-group concurrency limit" },
   json: { type: "boolean", help: "print the whole job as JSON" },
 };
 
@@ -40,6 +41,7 @@ export const enqueueCommand: Command = {
     if (values.priority !== undefined) options.priority = parseInteger(values.priority as string, "priority", -2147483647);
     if (values["max-attempts"] !== undefined) options.maxAttempts = parseInteger(values["max-attempts"] as string, "max-attempts", 1);
     if (values.timeout !== undefined) options.timeoutMs = parseDuration(values.timeout as string, "timeout");
+    if (values.group !== undefined) options.group = values.group as string;
 
     const sql = connect(databaseUrl(values), 1);
     const queue = createQueue({ connection: sql, ...(values.schema ? { schema: values.schema as string } : {}) });

@@ -8,6 +8,7 @@ import { unreachable } from "./connect.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { migrateCommand } from "./migrate.ts";
 import { serveCommand } from "./serve.ts";
+import { pruneCommand } from "./prune.ts";
 import { statusCommand } from "./status.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -17,6 +18,7 @@ const commands: Record<string, Command> = {
   enqueue: enqueueCommand,
   status: statusCommand,
   serve: serveCommand,
+  prune: pruneCommand,
 };
 
 const overview = `Usage: pgpulse <command> [options]
@@ -27,6 +29,7 @@ Commands:
   enqueue    add a job
   status     show queues and live workers
   serve      serve the HTTP API and dashboard
+  prune      delete finished jobs past retention
 
 Every command reads DATABASE_URL (or --database-url). Run pgpulse <command> --help for its options.
 `;
