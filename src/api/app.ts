@@ -72,10 +72,11 @@ export function createApi(options: ApiOptions): Hono {
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
   app.route("/", jobRoutes(queue, maxBodyBytes));
   app.route("/", statusRoutes(queue));
-  let document: Record<string, unknown> | undefined;
+  const documents = new Map<string, Record<string, unknown>>(); // by mount point
   app.get("/openapi.json", (c) => {
-    const base = c.req.path.slice(0, -"/openapi.json".length);
-    document ??= openApiDocument(base || "/");
+    const base = c.req.path.slice(0, -"/openapi.json".length) || "/";
+    let document = documents.get(base);
+    if (!document) documents.set(base, (document = openApiDocument(base)));
     return c.json(document);
   });
   return app as unknown as Hono;

@@ -1,6 +1,7 @@
 // Request bodies: JSON only, read with a size limit, parsed strictly.
 import type { Context } from "hono";
 import { ApiError } from "./errors.ts";
+import { guardJson } from "./json-guard.ts";
 
 /** @default 1 MiB */
 export const MAX_BODY_BYTES_DEFAULT = 1024 * 1024;
@@ -31,11 +32,14 @@ export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
     throw new ApiError(400, "INVALID_INPUT", "the body is not valid UTF-8", [{ path: "", message: "not UTF-8" }]);
   }
   if (text.trim() === "") return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw new ApiError(400, "INVALID_INPUT", `the body is not valid JSON: ${(error as Error).message}`, [{ path: "", message: "not valid JSON" }]);
   }
+  guardJson(value);
+  return value;
 }
 
 export function isJsonType(type: string | null): boolean {

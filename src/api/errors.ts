@@ -63,6 +63,11 @@ export function toApiError(error: unknown): ApiError {
       ? "the pgpulse schema is missing: run `pgpulse migrate`"
       : "the database is unavailable", { reason: code });
   }
+  // Safety net: Postgres refusing a value (data exceptions, class 22; nesting
+  // past its stack, 54001) is about the input. The API checks first, so this is rare.
+  if (typeof code === "string" && (/^22[0-9A-Z]{3}$/.test(code) || code === "54001")) {
+    return new ApiError(400, "INVALID_INPUT", "the database refused a value in this request", { reason: code });
+  }
   return new ApiError(500, "INTERNAL", "internal error");
 }
 

@@ -4,12 +4,34 @@
 import * as v from "valibot";
 import { toIssues } from "../enqueue-options.ts";
 import { ApiError } from "./errors.ts";
+import { textProblem } from "./json-guard.ts";
 
 const INT4_MAX = 2_147_483_647;
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
 
+/** Text Postgres can store: no NUL, no unpaired surrogate. */
+const storable = (what: string) => v.check((s: string) => textProblem(s) === null, `${what} contains a NUL character or an unpaired surrogate`);
+
 const name = (what: string) =>
-  v.pipe(v.string(`${what} must be a string`), v.minLength(1, `${what} must not be empty`), v.maxLength(128, `${what} is longer than 128 characters`));
+  v.pipe(
+    v.string(`${what} must be a string`),
+    v.minLength(1, `${what} must not be empty`),
+    v.maxLength(128, `${what} is longer than 128 characters`),
+    storable(what),
+  );
+
+/** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */
+const realDate = (what: string) =>
+  v.check((s: string) => {
+    const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+    if (!m) return true; // not a timestamp at all: isoTimestamp says so
+    return Number(m[3]) <= new Date(Date.UTC(Number(m[1]), Number(m[2]), 0)).getUTCDate();
+  }, `${what} is not a date that exists`);
+
+/** Not past the largest bigint. Checks run even after an earlier one failed, so this must not throw. */
+function fitsBigint(s: string): boolean {
+  return !/^[0-9]{19}$/.test(s) || BigInt(s) <= 9223372036854775807n;
+}
 
 const int = (what: string, min: number, max: number) =>
   v.pipe(
@@ -19,11 +41,13 @@ const int = (what: string, min: number, max: number) =>
     v.maxValue(max, `${what} must be at most ${max}`),
   );
 
-const timestamp = (what: string) => v.pipe(v.string(`${what} must be a string`), v.isoTimestamp(`${what} must be an ISO 8601 timestamp`));
+const timestamp = (what: string) =>
+  v.pipe(v.string(`${what} must be a string`), v.isoTimestamp(`${what} must be an ISO 8601 timestamp`), realDate(what));
 
 export const jobIdSchema = v.pipe(
   v.string(),
   v.regex(/^[1-9][0-9]{0,18}$/, "job id must be a positive integer"),
+  v.check(fitsBigint, "job id is past the largest bigint"),
   v.description("Job id: a Postgres bigint, as a decimal string."),
 );
 
@@ -43,6 +67,7 @@ export const enqueueBodySchema = v.pipe(
           v.string("key must be a string"),
           v.minLength(1, "key must not be empty"),
           v.maxLength(512, "key is longer than 512 characters"),
+          storable("key"),
           v.description("Idempotency key: while a job with this key is queued or running, its job is returned (200) instead."),
         ),
       ),
@@ -66,6 +91,7 @@ export const listJobsQuerySchema = v.strictObject(
       v.pipe(
         v.string("cursor must be a string"),
         v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"),
+        v.check(fitsBigint, "cursor must be the nextCursor of a previous page"),
         v.description("The nextCursor of the previous page."),
       ),
     ),
