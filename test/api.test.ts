@@ -501,7 +501,8 @@ describe("auth", () => {
     ];
     const before = await jobCount();
     for (const [method, path] of endpoints) {
-      for (const headers of [{}, { authorization: `Bearer ${WRITE}x` }, { authorization: `Basic ${btoa(`u:${WRITE}`)}` }, { authorization: "Bearer" }]) {
+      const variants: Record<string, string>[] = [{}, { authorization: `Bearer ${WRITE}x` }, { authorization: `Basic ${btoa(`u:${WRITE}`)}` }, { authorization: "Bearer" }];
+      for (const headers of variants) {
         const r = await call(method, path, { token: null, headers, json: method === "POST" ? { task: "t" } : undefined });
         expectError(r, 401, "UNAUTHORIZED");
         expect(r.headers.get("www-authenticate")).toBe('Bearer realm="pgpulse"');
