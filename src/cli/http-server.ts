@@ -33,17 +33,21 @@ export async function listen(fetch: FetchHandler, options: { port: number; hostn
   }
   const { serve } = await import("@hono/node-server");
   return new Promise((resolve, reject) => {
+    let closing = false;
     const server = serve({ fetch, port: options.port, hostname: options.hostname }, (info: AddressInfo) =>
       resolve({
         port: info.port,
         close: () =>
           new Promise<void>((done, fail) => {
+            closing = true;
             server.close((error) => (error ? fail(error) : done()));
-            // Idle keep-alive connections would hold close() open; in-flight requests still finish.
-            (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
           }),
       }),
     );
+    // close() ends idle keep-alive connections at once; one busy then would idle out only
+    // after keepAliveTimeout, so end each as soon as its response is out.
+    const idle = server as unknown as { closeIdleConnections(): void };
+    server.on("request", (_req, res) => res.on("finish", () => closing && setImmediate(() => idle.closeIdleConnections())));
     server.once("error", reject); // EADDRINUSE and the like
   });
 }
