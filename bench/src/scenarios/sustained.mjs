@@ -1,0 +1,80 @@
+// sustained: a producer enqueues `sustainedRate` single jobs per second for
+// `sustainedSeconds` while the worker runs; end-to-end latency per job, and the
+// size of the system's tables (with indexes and TOAST) before and after.
+import { schemaBytes, schemaTuples } from "../db.mjs";
+import { now, sleep, summarize, until } from "../stats.mjs";
+
+const MAX_OUTSTANDING = 2000; // enqueues in flight before the producer skips ticks
+
+export async function sustained(sys, cfg, { sql }) {
+  const rate = cfg.sustainedRate;
+  const total = Math.round(rate * cfg.sustainedSeconds);
+  const latencies = new Array(total).fill(null);
+  let received = 0;
+  let warm = 0;
+  const worker = await sys.startWorker((p) => {
+    if (p.warm) return void warm++;
+    if (latencies[p.i] === null) received++;
+    latencies[p.i] = now() - p.t;
+  });
+  for (let i = 0; i < 100; i++) await sys.enqueue({ warm: true, i });
+  await until(() => warm >= 100, { what: "warm-up jobs" });
+  await sleep(200);
+  const bytesBefore = await schemaBytes(sql, sys.schemas);
+  const rowsBefore = await schemaTuples(sql, sys.schemas);
+
+  let sent = 0;
+  let skipped = 0;
+  let outstanding = 0;
+  let errors = 0;
+  let bytesMax = bytesBefore;
+  const start = now();
+  let nextSize = start + 5000;
+  while (sent + skipped < total) {
+    const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate));
+    while (sent + skipped < due) {
+      if (outstanding >= MAX_OUTSTANDING) {
+        skipped++;
+        continue;
+      }
+      const i = sent + skipped;
+      sent++;
+      outstanding++;
+      sys.enqueue({ i, t: now() }).then(
+        () => outstanding--,
+        () => (outstanding--, errors++),
+      );
+    }
+    if (now() > nextSize) {
+      nextSize += 5000;
+      bytesMax = Math.max(bytesMax, await schemaBytes(sql, sys.schemas));
+    }
+    await sleep(5);
+  }
+  const producerSeconds = (now() - start) / 1000;
+  let drained = true;
+  await until(() => received >= sent - errors, { timeoutMs: 60_000, what: "the sustained backlog" }).catch(() => (drained = false));
+  const drainSeconds = (now() - start) / 1000 - producerSeconds;
+  await sleep(100); // completions of the last jobs
+  const bytesAfter = await schemaBytes(sql, sys.schemas);
+  await sleep(600); // the statistics collector reports with a delay
+  const rowsAfter = await schemaTuples(sql, sys.schemas);
+  await worker.stop();
+  const mb = (b) => Math.round((b / 1048576) * 100) / 100;
+  return {
+    rate,
+    seconds: cfg.sustainedSeconds,
+    sent,
+    skipped,
+    errors,
+    received,
+    drained,
+    drainAfterSeconds: Math.round(drainSeconds * 100) / 100,
+    e2e: summarize(latencies.filter((x) => x !== null)),
+    mbBefore: mb(bytesBefore),
+    mbMax: mb(Math.max(bytesMax, bytesAfter)),
+    mbAfter: mb(bytesAfter),
+    rowsBefore,
+    rowsAfter,
+  };
+}

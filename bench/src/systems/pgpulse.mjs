@@ -1,0 +1,54 @@
+// pgpulse with its defaults: createWorker with the shared concurrency, nothing else set.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import postgres from "postgres";
+import { wrapPostgresJs } from "../instrument.mjs";
+
+export async function loadPgpulse(dir) {
+  if (!dir) return import("pgpulse");
+  const entry = join(dir, "dist", "index.js");
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: build pgpulse there first (npm run build)`);
+  return import(pathToFileURL(entry).href);
+}
+
+export async function open({ url, schema, concurrency, pgpulseDir }) {
+  const pp = await loadPgpulse(pgpulseDir);
+  await pp.migrate({ connection: url, schema });
+  const queue = pp.createQueue({ connection: url, schema });
+  const sql = queue.sql;
+  return {
+    schemas: [schema],
+    // The claim statement (claim.ts): a call of the schema's claim() function
+    // (since the flow-control migration), before that an UPDATE ... SKIP LOCKED.
+    claimMatcher: /\.claim\(|skip locked/i,
+    enqueue: (payload) => queue.enqueue("noop", payload),
+    enqueueBulk: (payloads) => queue.enqueueMany(payloads.map((payload) => ({ task: "noop", payload }))),
+    async startWorker(handler, { instrument = false } = {}) {
+      // Instrumented runs pass a pool built exactly as pgpulse builds its own
+      // (openSql: max 4 for a worker), so its claim statements can be timed.
+      const pool = instrument
+        ? wrapPostgresJs(postgres(url, { max: 4, onnotice: () => {}, connection: { application_name: "pgpulse bench worker" } }))
+        : null;
+      const worker = pp.createWorker({
+        connection: pool ?? url,
+        schema,
+        concurrency,
+        logger: "warn",
+        tasks: { noop: async (payload) => void (await handler(payload)) },
+      });
+      await worker.start();
+      return {
+        async stop() {
+          await worker.stop();
+          if (pool) await pool.end({ timeout: 5 });
+        },
+      };
+    },
+    async remaining() {
+      const [row] = await sql.unsafe(`select count(*)::int as n from "${schema}".jobs where status in ('queued', 'running')`);
+      return row.n;
+    },
+    close: () => queue.close(),
+  };
+}
