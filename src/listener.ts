@@ -68,8 +68,14 @@ export class Listener {
       listening++;
       if (listening % 2 === 0) this.#markUp();
     };
-    await sql.listen(ENQUEUED_CHANNEL, (text) => this.#onEnqueued(text), onlisten);
-    await sql.listen(CONTROL_CHANNEL, (text) => this.#onControl(text), onlisten);
+    try {
+      await sql.listen(ENQUEUED_CHANNEL, (text) => this.#onEnqueued(text), onlisten);
+      await sql.listen(CONTROL_CHANNEL, (text) => this.#onControl(text), onlisten);
+    } catch (error) {
+      this.#sql = undefined;
+      void sql.end({ timeout: 0 }).catch(() => {});
+      throw error;
+    }
   }
 
   #markUp() {

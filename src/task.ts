@@ -23,23 +23,28 @@ export interface TaskSettings {
   backoff?: BackoffOptions;
 }
 
-/** The payload type a task definition accepts at enqueue. */
-export type PayloadOf<D> = D extends TaskDefinition<infer S, any> ? v.InferInput<S> : unknown;
-
-/** A task with a name, an optional valibot schema for its payload, and its handler. */
-export interface TaskDefinition<
-  Schema extends v.GenericSchema | v.GenericSchemaAsync = v.GenericSchema | v.GenericSchemaAsync,
-  Result = unknown,
-> extends TaskSettings {
+/**
+ * A task with a name, an optional valibot schema for its payload, and its
+ * handler. `Payload` is what the handler gets; `Input` what enqueue takes (they
+ * differ when the schema transforms).
+ */
+export interface TaskDefinition<Payload = any, Result = unknown, Input = Payload> extends TaskSettings {
   readonly name: string;
   /** Validates the payload at enqueue and again before each run; a failure is permanent. */
-  readonly schema?: Schema;
-  readonly handler: TaskHandler<v.InferOutput<Schema>, Result>;
+  readonly schema?: v.GenericSchema<Input, Payload> | v.GenericSchemaAsync<Input, Payload>;
+  readonly handler: TaskHandler<Payload, Result>;
 }
 
+/** The payload type a task definition accepts at enqueue. */
+export type PayloadOf<D> = D extends TaskDefinition<any, any, infer Input> ? Input : unknown;
+
+type DefinitionFields = TaskSettings & { name: string };
+
 /**
- * Defines a typed task. Pass it to `queue.enqueue(definition, payload)` to get
- * the payload checked at enqueue, and to a worker's `tasks` to run it.
+ * Defines a task. With a schema, the payload type comes from it and the payload
+ * is checked at enqueue and before each run; without one, the handler's own
+ * parameter type is the payload type. Pass the definition to
+ * `queue.enqueue(definition, payload)` and to a worker's `tasks`.
  *
  * @example
  * const sendEmail = defineTask({
@@ -50,8 +55,12 @@ export interface TaskDefinition<
  * });
  */
 export function defineTask<Schema extends v.GenericSchema | v.GenericSchemaAsync, Result>(
-  definition: TaskDefinition<Schema, Result>,
-): TaskDefinition<Schema, Result> {
+  definition: DefinitionFields & { schema: Schema; handler: TaskHandler<v.InferOutput<Schema>, Result> },
+): TaskDefinition<v.InferOutput<Schema>, Result, v.InferInput<Schema>>;
+export function defineTask<Payload = unknown, Result = unknown>(
+  definition: DefinitionFields & { schema?: undefined; handler: TaskHandler<Payload, Result> },
+): TaskDefinition<Payload, Result>;
+export function defineTask(definition: TaskDefinition): TaskDefinition {
   parseOrThrow(taskSettingsSchema, definition, "INVALID_INPUT", "");
   return definition;
 }

@@ -13,6 +13,7 @@ import { consoleLogger, type Logger } from "./logger.ts";
 import { ProgressWriter } from "./progress.ts";
 import { prune, pruneSql } from "./prune.ts";
 import { type ReapResult, reapOnce, reaperSql } from "./reaper.ts";
+import { retryTransient } from "./retry.ts";
 import { runDueSchedules, schedulesSql, upsertSchedule } from "./schedules.ts";
 import { isTaskDefinition, type ResolvedTask } from "./task.ts";
 import * as d from "./worker-options.ts";
@@ -85,6 +86,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   let beatFailedAt = -Infinity;
   let reregistering = false;
   let cutGrace: (() => void) | undefined;
+  let stopRequested = false;
 
   // Claim coordination: one claim in flight; requests meanwhile fold into one more.
   let claiming: Promise<number> | undefined;
@@ -293,10 +295,18 @@ export function createWorker(options: d.WorkerOptions): Worker {
       },
     });
     try {
-      for (const spec of opts.schedules ?? []) await upsertSchedule(sql, scheduleText, spec, now());
-      const recovered = await register();
-      if (mode === "listen") await listener.start();
-      await reap();
+      // A database that is down (or full) at start is waited for, with backoff.
+      const recovered = await retryTransient(
+        async () => {
+          for (const spec of opts.schedules ?? []) await upsertSchedule(sql, scheduleText, spec, now());
+          const n = await register();
+          if (mode === "listen") await listener.start();
+          await reap();
+          return n;
+        },
+        { what: `worker ${id} starting`, logger, stopped: () => stopRequested },
+      );
+      if (stopRequested) throw new PgPulseError("INVALID_STATE", `worker ${id} was stopped before it started`);
       state = "running";
       // Heartbeats go on through a graceful stop: the jobs still running are leased.
       every(opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT, heartbeat, () => state === "running" || state === "stopping");
@@ -370,6 +380,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       state = "stopped";
       return Promise.resolve();
     }
+    stopRequested = true;
     // A second stop with no grace (a second Ctrl-C) cuts the first one's wait short.
     if (stopping && stopOptions.gracefulStopMs === 0) cutGrace?.();
     stopping ??= (async () => {

@@ -167,6 +167,57 @@ describe("heartbeats and the reaper", () => {
     expect(stored!.finishedAt).toBeInstanceOf(Date);
   });
 
+  it("a worker started while the database is down waits for it, and starts when it comes", async () => {
+    const proxy = await startProxy({ host: "127.0.0.1", port: 5432 });
+    await proxy.refuse(true);
+    const warnings: string[] = [];
+    let retried: () => void;
+    const twice = new Promise<void>((r) => (retried = r));
+    const logger = {
+      debug() {}, info() {}, error() {},
+      warn(message: string) {
+        warnings.push(message);
+        if (warnings.filter((m) => m.includes("database not reachable")).length === 2) retried();
+      },
+    };
+    const w = createWorker({
+      connection: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+      schema, logger, queues: ["late-db"], tasks: { r: async () => "ran" },
+    });
+    try {
+      const started = w.start();
+      await twice;
+      expect(warnings[0]).toMatch(/starting: database not reachable \(\w+: .*\); trying again in \d+ ms/);
+      await proxy.refuse(false);
+      await started;
+      const job = await queue.enqueue("r", {}, { queue: "late-db" });
+      await w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+    } finally {
+      await w.stop({ gracefulStopMs: 0 });
+      await proxy.close();
+    }
+  });
+
+  it("stop() ends a start that is still waiting for the database", async () => {
+    const proxy = await startProxy({ host: "127.0.0.1", port: 5432 });
+    await proxy.refuse(true);
+    let warned: () => void;
+    const waiting = new Promise<void>((r) => (warned = r));
+    const w = createWorker({
+      connection: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+      schema, queues: ["late-db2"], tasks: { r: async () => "ran" },
+      logger: { debug() {}, info() {}, error() {}, warn: () => warned() },
+    });
+    try {
+      const started = w.start();
+      await waiting;
+      await w.stop();
+      await expect(started).rejects.toBeTruthy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("stop() returns even when the database has gone silent", async () => {
     const proxy = await startProxy({ host: "127.0.0.1", port: 5432 });
     const started = gate();

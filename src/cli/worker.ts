@@ -1,7 +1,9 @@
 // CLI command: pgpulse worker
 import { migrate } from "../migrate.ts";
 import { onStopSignals, processMeta } from "../runtime.ts";
-import { createWorker } from "../worker.ts";
+import { consoleLogger, type LogLevel } from "../logger.ts";
+import { retryTransient } from "../retry.ts";
+import { createWorker, type Worker } from "../worker.ts";
 import type { WorkerOptions } from "../worker-options.ts";
 import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -50,15 +52,28 @@ export const workerCommand: Command = {
     };
     const tasks = await loadTasks(tasksPath);
     const sql = connect(url, 5);
+    let worker: Worker | undefined;
+    let stopRequested = false;
+    const stopped = new Promise<void>((resolve) => {
+      const off = onStopSignals(
+        () => {
+          stopRequested = true;
+          if (!worker) return resolve();
+          void worker.stop().then(() => (off(), resolve()));
+        },
+        () => void worker?.stop({ gracefulStopMs: 0 }),
+      );
+    });
     try {
-      if (!values["skip-migrate"]) await migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) });
-      const worker = createWorker({ connection: sql, tasks, ...options });
-      const stopped = new Promise<void>((resolve) => {
-        const off = onStopSignals(
-          () => void worker.stop().then(() => (off(), resolve())),
-          () => void worker.stop({ gracefulStopMs: 0 }),
-        );
-      });
+      // A database that is down at start is waited for, as the worker itself does.
+      if (!values["skip-migrate"]) {
+        await retryTransient(() => migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) }), {
+          what: "migrate",
+          logger: consoleLogger("cli", level as LogLevel),
+          stopped: () => stopRequested,
+        });
+      }
+      worker = createWorker({ connection: sql, tasks, ...options });
       await worker.start();
       await stopped;
       return 0;

@@ -8,6 +8,8 @@ export interface Proxy {
   port: number;
   /** Stop forwarding on listener connections, without closing them. */
   stallListeners(): void;
+  /** Stops listening (new connections are refused, as by a database that is down), or listens again. */
+  refuse(on: boolean): Promise<void>;
   /** Stop forwarding on every connection, and on any opened from now on, without closing any. */
   stallAll(): void;
   /** How many connections are open and marked as listeners. */
@@ -18,6 +20,7 @@ export interface Proxy {
 export async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
   const pairs = new Set<{ client: net.Socket; server: net.Socket; listener: boolean; stalled: boolean }>();
   let blackHole = false;
+
   const srv = net.createServer((client) => {
     const server = net.connect(target.port, target.host);
     const pair = { client, server, listener: false, stalled: blackHole };
@@ -38,10 +41,15 @@ export async function startProxy(target: { host: string; port: number }): Promis
     server.on("close", end).on("error", end);
   });
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as net.AddressInfo).port;
   return {
-    port: (srv.address() as net.AddressInfo).port,
+    port,
     stallListeners() {
       for (const p of pairs) if (p.listener) p.stalled = true;
+    },
+    async refuse(on) {
+      if (on) await new Promise<void>((r) => srv.close(() => r()));
+      else await new Promise<void>((r) => srv.listen(port, "127.0.0.1", r));
     },
     stallAll() {
       blackHole = true;
@@ -55,7 +63,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
         p.client.destroy();
         p.server.destroy();
       }
-      await new Promise((r) => srv.close(r));
+      if (srv.listening) await new Promise((r) => srv.close(r));
     },
   };
 }
