@@ -26,7 +26,7 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
       {props.done && DONE[props.done] ? <Notice kind="ok">{DONE[props.done]}</Notice> : null}
       <div data-live>
         <h1>
-          <span class="mono">{`#${job.id}`}</span>
+          <span class="job-id">{`#${job.id}`}</span>
           <span>{job.task}</span>
           <span data-testid="job-status">
             <StatusBadge status={job.status} />

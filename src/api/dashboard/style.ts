@@ -44,7 +44,7 @@ td.wrap { white-space: normal; word-break: break-word; }
 .badge.queued { background: var(--queued); } .badge.running { background: var(--running); } .badge.completed { background: var(--completed); }
 .badge.failed { background: var(--failed); } .badge.cancelled { background: var(--cancelled); }
 .zero { color: #c0c6d0; }
-.count-failed { color: var(--failed); font-weight: 600; }
+.count-failed, .count-failed a { color: var(--failed); font-weight: 600; }
 .progress { position: relative; height: 8px; background: #edf0f4; border-radius: 999px; overflow: hidden; min-width: 80px; }
 .progress > span { position: absolute; inset: 0 auto 0 0; background: var(--accent); border-radius: 999px; transition: width .4s ease; }
 .progress.completed > span { background: var(--completed); } .progress.failed > span { background: var(--failed); } .progress.cancelled > span { background: var(--cancelled); }
@@ -75,7 +75,10 @@ button:hover { filter: brightness(.96); }
 .notice.error { background: #fef3f2; border-color: #fecdca; color: #b42318; }
 form.filters { display: flex; gap: 10px; align-items: end; flex-wrap: wrap; margin-bottom: 14px; }
 form.filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 4px; }
-input, select { font: inherit; padding: 7px 10px; border: 1px solid #d0d5dd; border-radius: 7px; background: #fff; min-width: 160px; }
+input, select { font: inherit; height: 36px; padding: 0 10px; border: 1px solid #d0d5dd; border-radius: 7px; background: #fff; min-width: 160px; }
+form.filters button, form.filters .button { height: 36px; display: inline-flex; align-items: center; }
+h1 .job-id { color: var(--muted); font-weight: 500; font-variant-numeric: tabular-nums; }
+td.id { font-weight: 600; font-variant-numeric: tabular-nums; }
 .pager { display: flex; justify-content: space-between; padding: 10px 14px; border-top: 1px solid var(--line); background: #fafbfc; }
 .empty { padding: 28px; text-align: center; color: var(--muted); }
 .login { max-width: 380px; margin: 12vh auto; }

@@ -63,7 +63,7 @@ export function JobsTable(props: { base: string; jobs: Job[]; now: number }) {
       <tbody>
         {props.jobs.map((j) => (
           <tr data-job={j.id} data-status={j.status}>
-            <td class="mono">
+            <td class="id">
               <a href={`${props.base}/jobs/${j.id}`}>{`#${j.id}`}</a>
             </td>
             <td class="wrap">{j.task}</td>

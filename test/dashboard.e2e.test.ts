@@ -1,0 +1,190 @@
+/**
+ * The dashboard end to end, in Debian's headless Chromium driven by
+ * playwright-core: the app served on 127.0.0.1 by @hono/node-server, a real
+ * pgpulse worker in this process. Logs in, sees a job enqueued through the API
+ * appear and complete without reloading, retries a failed job, cancels a
+ * queued one, and keeps screenshots under test/artifacts/.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { serve, type ServerType } from "@hono/node-server";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApi } from "../src/api/index.ts";
+import { defineTask, silentLogger } from "../src/index.ts";
+import { deadline, gate, testDb } from "./support/db.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const TOKEN = "e2e-write-token";
+const artifacts = fileURLToPath(new URL("./artifacts/", import.meta.url));
+
+const db = await testDb(import.meta.url);
+const { queue } = db;
+
+let server: ServerType;
+let base: string;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+  mkdirSync(artifacts, { recursive: true });
+  const app = createApi({ queue, auth: { tokens: [TOKEN] }, dashboard: { refreshMs: 300 }, logger: silentLogger });
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+      base = `http://127.0.0.1:${info.port}`;
+      resolve();
+    });
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--headless",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(15_000);
+  page.on("pageerror", (error) => {
+    throw new Error(`page error: ${error.message}`);
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (server) await new Promise<void>((r) => server.close(() => r()));
+});
+
+/** Enqueues through the HTTP API, as a client would. */
+async function enqueue(body: Record<string, unknown>): Promise<string> {
+  const res = await fetch(`${base}/jobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+const statusBadge = (status: string) => page.locator('[data-testid="job-status"] .badge', { hasText: status });
+
+describe("dashboard in Chromium", () => {
+  it("logs in, sees an API-enqueued job appear, and watches it run and complete without reloading", async () => {
+    const release = gate();
+    const started = gate();
+    const slow = defineTask({
+      name: "e2e-render-report",
+      handler: async (payload: { pages: number }, ctx) => {
+        ctx.progress(40);
+        started.open();
+        await release.promise;
+        return { pages: payload.pages, url: "https://reports.example/r/42.pdf" };
+      },
+    });
+    const worker = db.worker({ queues: ["e2e"], tasks: { [slow.name]: slow }, progressIntervalMs: 50 });
+    await worker.start();
+
+    await page.goto(`${base}/dashboard`);
+    expect(new URL(page.url()).pathname).toBe("/dashboard/login");
+    await page.fill("#token", "wrong");
+    await page.click("button[type=submit]");
+    await page.getByText("That token is not valid.").waitFor();
+    await page.fill("#token", TOKEN);
+    await page.click("button[type=submit]");
+    await page.locator("h1", { hasText: "Overview" }).waitFor();
+    const cookies = await page.context().cookies();
+    expect(cookies).toContainEqual(expect.objectContaining({ name: "pgpulse_token", httpOnly: true, sameSite: "Strict", path: "/dashboard" }));
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+
+    // Enqueued through the API: the open overview shows it on its next refresh.
+    const id = await enqueue({ task: slow.name, queue: "e2e", payload: { pages: 12 } });
+    await page.locator(`tr[data-job="${id}"]`).waitFor();
+    await started.promise;
+    await page.locator(`tr[data-job="${id}"][data-status="running"]`).waitFor();
+    await page.locator('tr[data-queue="e2e"]').waitFor();
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1); // refreshed in place, not reloaded
+
+    await page.click(`tr[data-job="${id}"] a`);
+    await statusBadge("running").waitFor();
+    await page.locator('.progress-value', { hasText: "40%" }).waitFor();
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 2));
+    release.open();
+    await statusBadge("completed").waitFor();
+    await page.locator(".progress-value", { hasText: "100%" }).waitFor();
+    expect(await page.locator('[data-testid="result"]').textContent()).toContain('"url": "https://reports.example/r/42.pdf"');
+    expect(await page.locator('[data-testid="payload"]').textContent()).toContain('"pages": 12');
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(2);
+  });
+
+  it("shows a failed job's errors with stacks, escaped, and retries it", async () => {
+    let calls = 0;
+    const flaky = defineTask({
+      name: "e2e-charge-card",
+      handler: async () => {
+        calls += 1;
+        if (calls === 1) throw new Error(`gateway said <img src=x onerror="window.__xss=1"> on attempt ${calls}`);
+        return { charged: true };
+      },
+    });
+    const worker = db.worker({ queues: ["e2e-fail"], tasks: { [flaky.name]: flaky } });
+    await worker.start();
+    const failed = worker.waitFor("job:failed", undefined, deadline());
+    const id = await enqueue({ task: flaky.name, queue: "e2e-fail", maxAttempts: 1, payload: { note: "<script>window.__xss=2</script>" } });
+    await failed;
+
+    await page.goto(`${base}/dashboard/jobs/${id}`);
+    await statusBadge("failed").waitFor();
+    await page.locator(".attempt .err").getByText('Error: gateway said <img src=x onerror="window.__xss=1"> on attempt 1', { exact: true }).waitFor();
+    expect(await page.locator('[data-testid="payload"]').textContent()).toContain("<script>window.__xss=2</script>");
+    await page.getByText("Stack trace").click();
+    await page.locator(".attempt details[open] pre", { hasText: "at " }).waitFor();
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    await page.screenshot({ path: `${artifacts}dashboard-failed-job.png`, fullPage: true });
+
+    await page.getByRole("button", { name: "Retry" }).click();
+    await page.getByText("The job is queued again.").waitFor();
+    await statusBadge("completed").waitFor();
+    expect(await page.locator('[data-testid="attempts"]').textContent()).toBe("2 of 2");
+    expect(await page.locator('[data-testid="errors"] .attempt').count()).toBe(1);
+    expect(await queue.getJob(id)).toMatchObject({ status: "completed", result: { charged: true } });
+  });
+
+  it("cancels a queued job, filters the job list, and screenshots the overview", async () => {
+    const id = await enqueue({ task: "e2e-send-digest", queue: "e2e-later", delayMs: 600_000 });
+    await page.goto(`${base}/dashboard/jobs/${id}`);
+    await statusBadge("queued").waitFor();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await statusBadge("cancelled").waitFor();
+    await page.getByRole("button", { name: "Retry" }).waitFor();
+    expect(await queue.getJob(id)).toMatchObject({ status: "cancelled" });
+
+    await page.goto(`${base}/dashboard/jobs`);
+    await page.selectOption('select[name="status"]', "cancelled");
+    await page.click("form.filters button[type=submit]");
+    await page.locator(`tr[data-job="${id}"]`).waitFor();
+    const statuses = await page.locator("tr[data-job]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-status")));
+    expect(new Set(statuses)).toEqual(new Set(["cancelled"]));
+
+    // A worker for the overview's workers table, and some jobs in more states.
+    const worker = db.worker({ queues: ["e2e-later"], tasks: { "e2e-send-digest": async () => "sent" }, meta: { host: "e2e-host", runtime: `node ${process.versions.node}` } });
+    await worker.start();
+    await enqueue({ task: "e2e-send-digest", queue: "e2e-later", delayMs: 300_000 });
+    await enqueue({ task: "e2e-resize-image", queue: "images", payload: { url: "cat.png" } });
+    await page.goto(`${base}/dashboard`);
+    await page.locator(`tr[data-worker="${worker.id}"]`).waitFor();
+    await page.locator('tr[data-queue="images"]').waitFor();
+    await page.screenshot({ path: `${artifacts}dashboard-overview.png`, fullPage: true });
+    await page.goto(`${base}/dashboard/jobs`);
+    await page.locator("tr[data-job]").first().waitFor();
+    await page.screenshot({ path: `${artifacts}dashboard-jobs.png`, fullPage: true });
+    expect(existsSync(`${artifacts}dashboard-overview.png`)).toBe(true);
+  });
+});
