@@ -56,6 +56,7 @@ const meta = {
   notes: Object.fromEntries(config.systems.map((s) => [s, registry[s].note])),
   failures: [],
   busy: [],
+  loads: [],
 };
 
 const plan = [];
@@ -91,6 +92,7 @@ for (const [i, step] of plan.entries()) {
   }
   run.round = step.round;
   run.loadBefore = Math.round(load * 100) / 100;
+  meta.loads.push(run.loadBefore);
   runs.push(run);
   if (run.error) meta.failures.push(`round ${step.round} ${step.scenario} ${step.system}: ${run.error.split("\n")[0]}`);
   if (run.otherBackends > 0) meta.busy.push(`round ${step.round} ${step.scenario} ${step.system} (${run.otherBackends})`);

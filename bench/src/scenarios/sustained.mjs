@@ -10,12 +10,16 @@ export async function sustained(sys, cfg, { sql }) {
   const rate = cfg.sustainedRate;
   const total = Math.round(rate * cfg.sustainedSeconds);
   const latencies = new Array(total).fill(null);
+  const sentAt = new Array(total).fill(null); // when the enqueue was called
+  const committedAt = new Array(total).fill(null); // when it returned
+  const ranAt = new Array(total).fill(null);
   let received = 0;
   let warm = 0;
   const worker = await sys.startWorker((p) => {
     if (p.warm) return void warm++;
     if (latencies[p.i] === null) received++;
-    latencies[p.i] = now() - p.t;
+    ranAt[p.i] = now();
+    latencies[p.i] = ranAt[p.i] - p.t;
   });
   for (let i = 0; i < 100; i++) await sys.enqueue({ warm: true, i });
   await until(() => warm >= 100, { what: "warm-up jobs" });
@@ -40,8 +44,9 @@ export async function sustained(sys, cfg, { sql }) {
       const i = sent + skipped;
       sent++;
       outstanding++;
-      sys.enqueue({ i, t: now() }).then(
-        () => outstanding--,
+      sentAt[i] = now();
+      sys.enqueue({ i, t: sentAt[i] }).then(
+        () => (outstanding--, (committedAt[i] = now())),
         () => (outstanding--, errors++),
       );
     }
@@ -71,6 +76,10 @@ export async function sustained(sys, cfg, { sql }) {
     drained,
     drainAfterSeconds: Math.round(drainSeconds * 100) / 100,
     e2e: summarize(latencies.filter((x) => x !== null)),
+    // time spent getting the job in (the enqueue call, queueing for a connection
+    // included), and from the enqueue's return to the handler (0 if it ran first)
+    enqueueCall: summarize(committedAt.flatMap((c, i) => (c === null ? [] : [c - sentAt[i]]))),
+    afterEnqueue: summarize(ranAt.flatMap((r, i) => (r === null || committedAt[i] === null ? [] : [Math.max(0, r - committedAt[i])]))),
     mbBefore: mb(bytesBefore),
     mbMax: mb(Math.max(bytesMax, bytesAfter)),
     mbAfter: mb(bytesAfter),

@@ -9,10 +9,10 @@ import * as pgpulse from "./pgpulse.mjs";
 
 export const systems = {
   pgpulse: { open: pgpulse.open, note: "defaults, concurrency 16" },
-  "graphile-worker": { open: graphile.opener({ batching: false }), note: "defaults, concurrency 16" },
+  "graphile-worker": { open: graphile.opener({ batching: false }), note: "concurrency 16, maxPoolSize 18 (its advice), defaults otherwise" },
   "graphile-worker-batched": {
     open: graphile.opener({ batching: true }),
-    note: `concurrency 16, localQueue.size ${graphile.BATCHING.localQueue.size}, completeJobBatchDelay 0, failJobBatchDelay 0`,
+    note: `concurrency 16, maxPoolSize 18, localQueue.size ${graphile.BATCHING.localQueue.size}, completeJobBatchDelay 0, failJobBatchDelay 0`,
   },
   "pg-boss": { open: pgboss.open, note: `useListenNotify + notify queue, batchSize ${pgboss.BATCH_SIZE}, burstWhenBatchFull, 16 handlers at once` },
   "bullmq-pg": { open: bullmq.open, note: "createPostgresBackend, defaults, concurrency 16" },
