@@ -587,3 +587,33 @@ afterAll(async () => {
   const [row] = await sql.unsafe(`select count(*)::int as n from "${schema}".jobs where task = ''`);
   expect(row!.n).toBe(0);
 });
+
+describe("packaging", () => {
+  it("the API imports no node: module, and the core entry does not pull in hono", async () => {
+    const { build } = await import("esbuild");
+    const root = new URL("..", import.meta.url).pathname;
+    const bundle = (entry: string) =>
+      build({
+        absWorkingDir: root,
+        entryPoints: [entry],
+        bundle: true,
+        write: false,
+        platform: "neutral",
+        format: "esm",
+        conditions: ["workerd", "worker", "browser"],
+        mainFields: ["module", "main"],
+        external: ["cloudflare:sockets", "node:*"],
+        metafile: true,
+        logLevel: "silent",
+      });
+    const api = await bundle("src/api/index.ts");
+    const apiFiles = Object.keys(api.metafile.inputs).filter((f) => f.startsWith("src/api/"));
+    expect(apiFiles.length).toBeGreaterThan(10);
+    for (const file of apiFiles) {
+      const imports = api.metafile.inputs[file]!.imports.map((i) => i.path);
+      expect(imports.filter((p) => p.startsWith("node:")), file).toEqual([]);
+    }
+    const core = await bundle("src/index.ts");
+    expect(Object.keys(core.metafile.inputs).filter((f) => f.includes("node_modules/hono"))).toEqual([]);
+  });
+});
