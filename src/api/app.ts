@@ -2,6 +2,7 @@
 // Hono app or serve as it is (`pgpulse serve`). Imports no node: module.
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
+import { PgPulseError } from "../errors.ts";
 import { consoleLogger, type Logger, type LogLevel } from "../logger.ts";
 import type { Queue } from "../queue.ts";
 import type { Worker } from "../worker-types.ts";
@@ -47,7 +48,9 @@ export function createApi(options: ApiOptions): Hono {
   const { queue } = options;
   if (!queue || typeof queue.getJob !== "function") throw new TypeError("createApi needs { queue }: a pgpulse queue from createQueue()");
   const auth = createAuthenticator(options.auth);
-  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES_DEFAULT;
+  const maxBodyBytes = positiveInt(options.maxBodyBytes, MAX_BODY_BYTES_DEFAULT, "maxBodyBytes");
+  const refreshMs = positiveInt(options.dashboard ? options.dashboard.refreshMs : undefined, 2000, "dashboard.refreshMs");
+  const healthTimeoutMs = positiveInt(options.healthTimeoutMs, 2000, "healthTimeoutMs");
   const logger = typeof options.logger === "object" ? options.logger : consoleLogger("api", options.logger ?? "error");
   const listener = trackListeners(options.workers ?? []);
 
@@ -65,9 +68,9 @@ export function createApi(options: ApiOptions): Hono {
     });
     for (const path of [...PROTECTED, "/healthz"]) app.use(path, corsMiddleware);
   }
-  app.route("/", healthRoute(queue, listener, options.healthTimeoutMs ?? 2000));
+  app.route("/", healthRoute(queue, listener, healthTimeoutMs));
   if (options.dashboard !== false) {
-    app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs: options.dashboard?.refreshMs ?? 2000 }));
+    app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs }));
   }
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
   app.route("/", jobRoutes(queue, maxBodyBytes));
@@ -80,6 +83,16 @@ export function createApi(options: ApiOptions): Hono {
     return c.json(document);
   });
   return app as unknown as Hono;
+}
+
+function positiveInt(value: number | undefined, fallback: number, path: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new PgPulseError("INVALID_INPUT", `${path} must be a whole number of at least 1, got ${String(value)}`, {
+      details: [{ path, message: "not a positive integer" }],
+    });
+  }
+  return value;
 }
 
 const nosniff: MiddlewareHandler = async (c, next) => {

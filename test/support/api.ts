@@ -1,0 +1,57 @@
+// Test-only: calling a pgpulse API app through app.request(), and checking its error shape.
+import type { Hono } from "hono";
+import * as v from "valibot";
+import { expect } from "vitest";
+import { errorSchema } from "../../src/api/index.ts";
+
+export interface CallOptions {
+  /** Bearer token; null sends none. Defaults to the client's token. */
+  token?: string | null;
+  /** Sent as JSON, with Content-Type application/json unless headers say otherwise. */
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export interface Called {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+type Target = { request: Hono["request"] };
+
+/** A `call(method, path, options, app?)` bound to a default app and token. */
+export function apiClient(app: Target, defaultToken: string) {
+  return async function call(method: string, path: string, o: CallOptions = {}, target: Target = app): Promise<Called> {
+    const headers: Record<string, string> = { ...o.headers };
+    const token = o.token === undefined ? defaultToken : o.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let body = o.body;
+    if (o.json !== undefined) {
+      body = JSON.stringify(o.json);
+      headers["content-type"] ??= "application/json";
+    }
+    const res = await target.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+}
+
+/** Asserts the status, the JSON error shape and its code; returns the details. */
+export function expectError(r: Called, status: number, code: string): any {
+  expect(r.status, r.text).toBe(status);
+  expect(r.headers.get("content-type")).toMatch(/^application\/json/);
+  v.parse(errorSchema, r.json);
+  expect(r.json.error.code).toBe(code);
+  expect(typeof r.json.error.message).toBe("string");
+  expect("details" in r.json.error).toBe(true);
+  return r.json.error.details;
+}
