@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { serve, type ServerType } from "@hono/node-server";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApi } from "../src/api/index.ts";
 import { defineTask, silentLogger } from "../src/index.ts";
 import { deadline, gate, testDb } from "./support/db.ts";
@@ -53,9 +53,17 @@ beforeAll(async () => {
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(15_000);
-  page.on("pageerror", (error) => {
-    throw new Error(`page error: ${error.message}`);
+  // Script errors and CSP violations fail the test that caused them (a refused status code
+  // logs "Failed to load resource", which is expected after a wrong token).
+  page.on("pageerror", (error) => pageErrors.push(`page error: ${error.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${msg.text()}`);
   });
+});
+
+const pageErrors: string[] = [];
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([]);
 });
 
 afterAll(async () => {
