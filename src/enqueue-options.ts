@@ -1,10 +1,32 @@
 import * as v from "valibot";
 import { type InputIssue, PgPulseError } from "./errors.ts";
+import { unstorable } from "./json.ts";
 
 const INT4_MAX = 2_147_483_647;
 
+const storable = (what: string) => v.check((s: string) => unstorable(s) === null, (issue) => `${what} ${unstorable(issue.input as string)}`);
+
 const name = (what: string) =>
-  v.pipe(v.string(`${what} must be a string`), v.minLength(1, `${what} must not be empty`), v.maxLength(128, `${what} is longer than 128 characters`));
+  v.pipe(
+    v.string(`${what} must be a string`),
+    v.minLength(1, `${what} must not be empty`),
+    v.maxLength(128, `${what} is longer than 128 characters`),
+    storable(what),
+  );
+
+/**
+ * An ISO 8601 date-time string whose fields name a real moment: "2026-02-30T00:00:00Z"
+ * is refused, not rolled over into March.
+ */
+const isoDateTime = v.pipe(
+  v.string(),
+  v.regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/, "runAt must be an ISO 8601 date-time"),
+  v.check((s) => {
+    const [y, m, d] = s.slice(0, 10).split("-").map(Number);
+    const probe = new Date(Date.UTC(y!, m! - 1, d!));
+    return probe.getUTCFullYear() === y && probe.getUTCMonth() === m! - 1 && probe.getUTCDate() === d;
+  }, "runAt names a day that does not exist"),
+);
 
 const int = (what: string, min: number, max: number) =>
   v.pipe(
@@ -24,7 +46,7 @@ export const enqueueOptionsSchema = v.pipe(
       priority: v.optional(int("priority", -INT4_MAX, INT4_MAX)),
       runAt: v.optional(
         v.pipe(
-          v.union([v.date(), v.string()], "runAt must be a Date or an ISO 8601 string"),
+          v.union([v.date(), isoDateTime], "runAt must be a Date or an ISO 8601 string"),
           v.transform((x) => (x instanceof Date ? x : new Date(x))),
           v.check((d) => !Number.isNaN(d.getTime()), "runAt is not a valid date"),
           v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, "runAt must fall in the years 1 to 9999"),
@@ -33,10 +55,10 @@ export const enqueueOptionsSchema = v.pipe(
       delayMs: v.optional(int("delayMs", 0, Number.MAX_SAFE_INTEGER)),
       maxAttempts: v.optional(int("maxAttempts", 1, 10_000)),
       timeoutMs: v.optional(int("timeoutMs", 1, INT4_MAX)),
-      key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"))),
+      key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"), storable("key"))),
       throttleMs: v.optional(int("throttleMs", 1, INT4_MAX)),
       debounceMs: v.optional(int("debounceMs", 0, INT4_MAX)),
-      group: v.optional(v.pipe(v.string("group must be a string"), v.minLength(1, "group must not be empty"), v.maxLength(256, "group is longer than 256 characters"))),
+      group: v.optional(v.pipe(v.string("group must be a string"), v.minLength(1, "group must not be empty"), v.maxLength(256, "group is longer than 256 characters"), storable("group"))),
     },
     "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key, throttleMs, debounceMs and group (and tx, beside them)",
   ),

@@ -5,10 +5,13 @@ import { PgPulseError } from "./errors.ts";
  * plain objects, arrays, strings, finite numbers, booleans and null. Anything
  * JSON.stringify would silently drop or change (functions, undefined in arrays,
  * NaN, Dates, Maps, class instances) or reject (bigint, cycles) is refused with
- * the path to it. Properties whose value is undefined are left out, as in JSON.
+ * the path to it, and so is what Postgres cannot store in jsonb: a NUL
+ * character, or half of a surrogate pair, in a string or a key. Nesting is
+ * capped at MAX_DEPTH levels. Properties whose value is undefined are left
+ * out, as in JSON.
  */
 export function toJsonText(value: unknown, path: string, maxBytes?: number): string {
-  check(value, path, new Set());
+  check(value, path, new Set(), 0);
   const text = JSON.stringify(value);
   if (maxBytes !== undefined) {
     const bytes = new TextEncoder().encode(text).length;
@@ -21,9 +24,25 @@ export function toJsonText(value: unknown, path: string, maxBytes?: number): str
   return text;
 }
 
-function check(value: unknown, path: string, seen: Set<object>): void {
+/** Deepest nesting of arrays and objects accepted in a payload or result. */
+export const MAX_DEPTH = 256;
+
+/** Why Postgres would refuse this string in a text or jsonb value, or null when it would not. */
+export function unstorable(text: string): string | null {
+  if (text.includes("\u0000")) return "contains a NUL character, which Postgres cannot store";
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)) {
+    return "contains half of a UTF-16 surrogate pair, which is not valid Unicode";
+  }
+  return null;
+}
+
+function check(value: unknown, path: string, seen: Set<object>, depth: number): void {
   switch (typeof value) {
-    case "string":
+    case "string": {
+      const why = unstorable(value);
+      if (why) fail(path, why);
+      return;
+    }
     case "boolean":
       return;
     case "number":
@@ -32,11 +51,12 @@ function check(value: unknown, path: string, seen: Set<object>): void {
     case "object": {
       if (value === null) return;
       if (seen.has(value)) return fail(path, "is a circular reference");
+      if (depth >= MAX_DEPTH) return fail(path, `is nested deeper than ${MAX_DEPTH} levels`);
       seen.add(value);
       if (Array.isArray(value)) {
         value.forEach((item, i) => {
           if (item === undefined) fail(`${path}[${i}]`, "is undefined");
-          check(item, `${path}[${i}]`, seen);
+          check(item, `${path}[${i}]`, seen, depth + 1);
         });
       } else {
         const proto = Object.getPrototypeOf(value);
@@ -45,7 +65,9 @@ function check(value: unknown, path: string, seen: Set<object>): void {
           return fail(path, `is a ${kind}, not a plain object (convert it to JSON-friendly data first)`);
         }
         for (const [k, v] of Object.entries(value)) {
-          if (v !== undefined) check(v, `${path}.${k}`, seen);
+          const why = unstorable(k);
+          if (why) fail(`${path}.${JSON.stringify(k).slice(1, -1)}`, `key ${why}`);
+          if (v !== undefined) check(v, `${path}.${k}`, seen, depth + 1);
         }
       }
       seen.delete(value);

@@ -74,6 +74,8 @@ export interface Worker {
   reap(): Promise<ReapResult>;
   /** Runs one listener health check now; false means the connection was replaced. */
   checkListener(): Promise<boolean>;
+  /** Whether the LISTEN connection is up now (false before start, after stop, and while it is being replaced). */
+  readonly listening: boolean;
   /** Jobs running now. */
   readonly running: number;
   readonly stats: Readonly<WorkerStats>;

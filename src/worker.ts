@@ -441,6 +441,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
     reap: () => (state === "new" ? notStarted() : reap()),
     runSchedules: () => (state === "new" ? notStarted() : runSchedules()),
     checkListener: () => (state === "new" ? notStarted() : listener.checkHealth()),
+    get listening() {
+      return state !== "new" && listener.up;
+    },
     get running() {
       return runner ? runner.size : 0;
     },

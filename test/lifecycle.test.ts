@@ -267,6 +267,7 @@ describe("the listener", () => {
   it("comes back after its backend is terminated, and notifications flow again", async () => {
     const w = db.worker({ queues: ["listen"], pollIntervalMs: 600_000, tasks: { r: async () => "heard" } });
     await w.start();
+    expect(w.listening).toBe(true);
     const back = w.waitFor("listener:up", () => true, deadline());
     const [killed] = await sql`
       select pg_terminate_backend(pid) as ok from pg_stat_activity
