@@ -13,9 +13,9 @@ export interface Health {
 }
 
 /**
- * Follows each worker's listener events. A worker started before this was
- * called reads "unknown" until its next listener event; hand workers to
- * createApi before starting them.
+ * Reads each worker's listener: "up" while its LISTEN connection is up,
+ * "down" after it was lost (until it is back), "stopped" once the worker
+ * stopped, and "unknown" before it first came up.
  */
 export function trackListeners(workers: readonly Worker[]): () => Health["listener"] {
   const states = new Map<string, WorkerListenerState>();
@@ -26,8 +26,11 @@ export function trackListeners(workers: readonly Worker[]): () => Health["listen
     w.on("worker:stopped", () => states.set(w.id, "stopped"));
   }
   return () => {
-    const all = Object.fromEntries(states);
-    const live = [...states.values()].filter((s) => s !== "stopped");
+    const all = Object.fromEntries(
+      workers.map((w) => [w.id, states.get(w.id) !== "stopped" && w.listening ? "up" : states.get(w.id)!] as const),
+    );
+    const values = Object.values(all);
+    const live = values.filter((s) => s !== "stopped");
     const state = live.length === 0 ? "none" : live.includes("down") ? "down" : live.every((s) => s === "up") ? "up" : "unknown";
     return { state, workers: all };
   };
