@@ -79,6 +79,9 @@ begin
   if not found then
     return;
   end if;
+  -- A claim lost in a database crash leaves its jobs queued, to be claimed
+  -- again: it need not wait for its commit to reach disk.
+  perform set_config('synchronous_commit', 'off', true);
 
   for qname in select jsonb_array_elements_text(queue_names) loop
     exit when got >= n;

@@ -16,10 +16,17 @@ interface Active {
   controller: AbortController;
   timer?: ReturnType<typeof setTimeout>;
   settled: boolean;
+  startedAt: number;
 }
+
+/** Claim ahead about this much work (at the recent run time) when there is a backlog. */
+const PREFETCH_WINDOW_MS = 50;
+/** Never hold more than this many claimed jobs beyond the slots. */
+const PREFETCH_MAX = 500;
 
 export interface JobRunnerDeps {
   workerId: string;
+  concurrency: number;
   tasks: Map<string, ResolvedTask>;
   logger: Logger;
   events: Emitter<WorkerEvents>;
@@ -44,19 +51,84 @@ export interface JobRunnerDeps {
  */
 export class JobRunner {
   readonly active = new Map<string, Active>();
+  /** Claimed ahead, waiting for a slot, oldest first. */
+  readonly waiting = new Map<string, { job: ClaimedJob; since: number }>();
   /** Jobs ended here whose outcome has not been written yet. */
   readonly finishing = new Set<string>();
+  /** Moving average of how long a run takes, in ms; null before the first. */
+  #runMs: number | null = null;
 
   constructor(private deps: JobRunnerDeps) {}
 
+  /** Jobs running now. */
   get size(): number {
     return this.active.size;
+  }
+
+  /** Whether the database's "running on this worker" is true of this job here. */
+  holds(id: string): boolean {
+    return this.active.has(id) || this.waiting.has(id) || this.finishing.has(id);
+  }
+
+  /**
+   * How many jobs to claim beyond the free slots when there is a backlog:
+   * about PREFETCH_WINDOW_MS of work at the recent run time, at most
+   * PREFETCH_MAX. Short jobs get a deep buffer (a claim round trip per job
+   * would be most of their cost); long jobs get none, so a busy worker never
+   * sits on jobs an idle one could run.
+   */
+  prefetch(): number {
+    if (this.#runMs === null) return 0;
+    const slots = this.deps.concurrency;
+    return Math.min(PREFETCH_MAX, Math.floor((slots * PREFETCH_WINDOW_MS) / Math.max(this.#runMs, 0.01)));
+  }
+
+  /** Starts what fits in the free slots and keeps the rest waiting, in claim order. */
+  accept(jobs: ClaimedJob[]): void {
+    const now = Date.now();
+    for (const job of jobs) this.waiting.set(job.id, { job, since: now });
+    this.#startWaiting();
+  }
+
+  #startWaiting(): void {
+    for (const [id, { job }] of this.waiting) {
+      if (this.active.size >= this.deps.concurrency) return;
+      this.waiting.delete(id);
+      this.run(job);
+    }
+  }
+
+  /** Gives back jobs that waited longer than ms for a slot (the runs got slower). */
+  releaseWaitingOlderThan(ms: number): number {
+    const cutoff = Date.now() - ms;
+    let n = 0;
+    for (const [id, w] of this.waiting) {
+      if (w.since > cutoff) continue;
+      this.waiting.delete(id);
+      this.#endUnstarted(w.job, { kind: "released", id, attempt: w.job.attempt });
+      n++;
+    }
+    return n;
+  }
+
+  /** Gives back every job waiting for a slot. */
+  releaseWaiting(): void {
+    this.releaseWaitingOlderThan(-Infinity);
+  }
+
+  #endUnstarted(job: ClaimedJob, outcome: Outcome): void {
+    this.finishing.add(job.id);
+    void this.deps.finisher.add(outcome).then((result) => {
+      this.finishing.delete(job.id);
+      this.#report(job, outcome, result);
+      this.deps.onWritten(outcome, result);
+    });
   }
 
   run(job: ClaimedJob): void {
     const { deps } = this;
     const task = deps.tasks.get(job.task)!;
-    const entry: Active = { job, controller: new AbortController(), settled: false };
+    const entry: Active = { job, controller: new AbortController(), settled: false, startedAt: performance.now() };
     this.active.set(job.id, entry);
     const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
     if (timeoutMs !== undefined && timeoutMs !== null) {
@@ -84,8 +156,15 @@ export class JobRunner {
     void this.#execute(entry, task, ctx);
   }
 
-  /** Aborts a running job with JobCancelledError; it ends as cancelled. */
+  /** Aborts a running job with JobCancelledError; it ends as cancelled. A waiting one ends unstarted. */
   cancel(jobId: string): void {
+    const waiting = this.waiting.get(jobId);
+    if (waiting) {
+      this.waiting.delete(jobId);
+      const { job } = waiting;
+      const error = errorRecord(new JobCancelledError(), job.attempt, this.deps.workerId);
+      return this.#endUnstarted(job, { kind: "cancelled", id: jobId, attempt: job.attempt, error });
+    }
     const entry = this.active.get(jobId);
     if (!entry || entry.settled) return;
     const error = new JobCancelledError();
@@ -93,8 +172,9 @@ export class JobRunner {
     this.#fail(entry, this.deps.tasks.get(entry.job.task)!, error);
   }
 
-  /** Aborts every running job with JobReleasedError and gives it back to the queue. */
+  /** Gives back every waiting job, and aborts every running one with JobReleasedError and gives it back. */
   releaseAll(reason: string): void {
+    this.releaseWaiting();
     for (const entry of [...this.active.values()]) {
       entry.controller.abort(new JobReleasedError(reason));
       this.#settle(entry, { kind: "released", id: entry.job.id, attempt: entry.job.attempt });
@@ -153,6 +233,9 @@ export class JobRunner {
     this.active.delete(entry.job.id);
     this.finishing.add(entry.job.id);
     deps.progress.forget(entry.job.id);
+    const ran = performance.now() - entry.startedAt;
+    this.#runMs = this.#runMs === null ? ran : this.#runMs * 0.9 + ran * 0.1;
+    this.#startWaiting();
     deps.onSlotFree();
     void deps.finisher.add(outcome).then((result) => {
       this.finishing.delete(entry.job.id);

@@ -29,6 +29,9 @@ export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, Wo
  */
 const STOP_IO_TIMEOUT_MS = 5000;
 
+/** A job claimed ahead that has waited this long for a slot goes back to the queue. */
+const WAITING_MAX_MS = 5000;
+
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
 /**
@@ -125,14 +128,17 @@ export function createWorker(options: d.WorkerOptions): Worker {
       claiming = undefined;
       if (claimAgain && state === "running") {
         claimAgain = false;
-        if (runner.size < concurrency) void requestClaim("again");
+        if (runner.size + runner.waiting.size < concurrency) void requestClaim("again");
       }
     });
     return claiming;
   }
 
   async function claim(reason: string, cap = Infinity): Promise<number> {
-    const free = Math.min(concurrency - runner.size, cap);
+    // With a backlog (the last claim came back full), claim a little ahead of
+    // the free slots, so slots never wait on a round trip.
+    const ahead = more && mode === "listen" ? runner.prefetch() : 0;
+    const free = Math.min(concurrency + ahead - runner.size - runner.waiting.size, cap);
     if (free <= 0) {
       more = true;
       return 0;
@@ -150,7 +156,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     more = jobs.length === free;
     events.emit("worker:claimed", { workerId: id, jobs, requested: free, reason });
-    for (const job of jobs) runner.run(job);
+    runner.accept(jobs);
     return jobs.length;
   }
 
@@ -189,7 +195,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   function reconcile(running: string[]) {
     for (const pair of running) {
       const [jobId, attempt] = pair.split(":");
-      if (runner.active.has(jobId!) || runner.finishing.has(jobId!)) continue;
+      if (runner.holds(jobId!)) continue;
       logger.warn(`job ${jobId} is marked running on this worker, which is not running it; giving it back`);
       void finisher.add({ kind: "released", id: jobId!, attempt: Number(attempt) });
     }
@@ -263,10 +269,16 @@ export function createWorker(options: d.WorkerOptions): Worker {
     );
     progress = new ProgressWriter(sql, q, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, fail("writing progress"));
     runner = new JobRunner({
-      workerId: id, tasks, logger, events, stats, finisher, progress,
+      workerId: id, concurrency, tasks, logger, events, stats, finisher, progress,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-      onSlotFree: () => slotWaiters.forEach((wake) => wake()),
+      onSlotFree() {
+        slotWaiters.forEach((wake) => wake());
+        // Claim again as soon as the backlog runs low, without waiting for the finish write.
+        if (more && runner.waiting.size <= runner.prefetch() / 2) void requestClaim("slots freed");
+        // Nothing left to overlap with: write what has finished now rather than after the batch window.
+        if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
+      },
       onWritten(outcome, result) {
         if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") wakeIn(outcome.delayMs);
         if (more) void requestClaim("slots freed");
@@ -312,7 +324,12 @@ export function createWorker(options: d.WorkerOptions): Worker {
       every(opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT, heartbeat, () => state === "running" || state === "stopping");
       if (mode === "listen") {
         every(opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT, periodicReap);
-        every(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, () => requestClaim("sweep"));
+        every(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, async () => {
+          // Jobs claimed ahead should start within moments; if runs got slower, give them back.
+          const released = runner.releaseWaitingOlderThan(WAITING_MAX_MS);
+          if (released > 0) logger.debug(`gave back ${released} job(s) that waited too long for a slot`);
+          return requestClaim("sweep");
+        });
         every(opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT, runSchedules);
         if (opts.retention !== false) every(opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT, pruneFinished);
       }
@@ -389,6 +406,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       // Claiming, the sweep and the reaper end here; heartbeats and the listener
       // (for cancels) go on while running jobs finish.
       state = "stopping";
+      runner.releaseWaiting();
       clearTimeout(wakeTimer);
       wakeAt = Infinity;
       await within(claiming, STOP_IO_TIMEOUT_MS);

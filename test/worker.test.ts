@@ -273,18 +273,59 @@ describe("worker", () => {
     expect(order).toEqual(["high-5", "high-0", "high-0b", "low-9", "low-0"]);
   });
 
-  it("claims in batches sized to free slots and writes completions in batches", async () => {
-    const w = db.worker({ queues: ["batch"], concurrency: 8, tasks: { n: async () => null } });
+  it("claims in batches, ahead of the free slots while short jobs back up, never running more than its concurrency", async () => {
+    let runningNow = 0;
+    let maxRunning = 0;
+    const w = db.worker({
+      queues: ["batch"],
+      concurrency: 8,
+      tasks: {
+        n: async () => {
+          maxRunning = Math.max(maxRunning, ++runningNow);
+          await new Promise((r) => setTimeout(r, 1));
+          runningNow--;
+          return null;
+        },
+      },
+    });
     const claims: number[] = [];
     w.on("worker:claimed", (e) => e.jobs.length && claims.push(e.jobs.length));
-    await queue.enqueueMany(Array.from({ length: 200 }, () => ({ task: "n", queue: "batch" })));
+    await queue.enqueueMany(Array.from({ length: 400 }, () => ({ task: "n", queue: "batch" })));
     let done = 0;
-    const all = new Promise<void>((r) => w.on("job:completed", () => ++done === 200 && r()));
+    const all = new Promise<void>((r) => w.on("job:completed", () => ++done === 400 && r()));
     await w.start();
     await all;
-    expect(claims.reduce((a, b) => a + b, 0)).toBe(200);
-    expect(Math.max(...claims)).toBe(8);
-    expect(claims.length).toBeLessThan(200 / 2);
+    expect(claims.reduce((a, b) => a + b, 0)).toBe(400);
+    expect(claims[0]).toBe(8); // no run time known yet: the free slots only
+    expect(Math.max(...claims)).toBeGreaterThan(8); // then ahead of them
+    expect(claims.length).toBeLessThan(400 / 8);
+    expect(maxRunning).toBe(8);
+  });
+
+  it("claims nothing ahead for long jobs, and gives back jobs claimed ahead when it stops", async () => {
+    const w = db.worker({ queues: ["ahead"], concurrency: 2, tasks: { slow: async () => new Promise((r) => setTimeout(r, 150)) } });
+    const claims: number[] = [];
+    w.on("worker:claimed", (e) => e.jobs.length && claims.push(e.jobs.length));
+    await queue.enqueueMany(Array.from({ length: 6 }, () => ({ task: "slow", queue: "ahead" })));
+    let done = 0;
+    const all = new Promise<void>((r) => w.on("job:completed", () => ++done === 6 && r()));
+    await w.start();
+    await all;
+    // 2 slots, 150 ms runs: 2 * 50 / 150 rounds down to nothing claimed ahead
+    expect(Math.max(...claims)).toBe(2);
+
+    const quick = db.worker({ queues: ["ahead2"], concurrency: 1, tasks: { q: async () => null, hold: (_p, ctx) => new Promise((_, rej) => ctx.signal.addEventListener("abort", () => rej(ctx.signal.reason))) } });
+    await queue.enqueueMany(Array.from({ length: 30 }, () => ({ task: "q", queue: "ahead2" })));
+    const hold = await queue.enqueue("hold", {}, { queue: "ahead2", priority: -1 });
+    const extra = await queue.enqueueMany(Array.from({ length: 30 }, () => ({ task: "q", queue: "ahead2", priority: -2 })));
+    const held = quick.waitFor("job:started", (e) => e.job.id === hold.id, deadline());
+    await quick.start();
+    await held;
+    await quick.stop({ gracefulStopMs: 0 });
+    // whatever it had claimed ahead went back unrun, attempt not counted
+    const left = await sql.unsafe(`select status, attempts, count(*)::int as n from ${jobs} where queue = 'ahead2' and status <> 'completed' group by 1, 2`);
+    expect(left).toEqual([{ status: "queued", attempts: 0, n: 31 }]);
+    void extra;
   });
 
   it("rejects bad options with a typed error", () => {
