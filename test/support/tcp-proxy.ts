@@ -14,6 +14,14 @@ export interface Proxy {
   stallAll(): void;
   /** How many connections are open and marked as listeners. */
   listeners(): number;
+  /** Closes every open connection at once (both sides), as a dropped network path or a killed proxy does. New ones are accepted. */
+  dropAll(): number;
+  /** Closes the connections marked as listeners; returns how many. */
+  dropListeners(): number;
+  /** Undoes stallAll: new connections forward again, and so do stalled ones (what was sent meanwhile is lost). */
+  resumeAll(): void;
+  /** How many connections are open (stalled or not). */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -57,6 +65,31 @@ export async function startProxy(target: { host: string; port: number }): Promis
     },
     listeners() {
       return [...pairs].filter((p) => p.listener && !p.stalled).length;
+    },
+    dropAll() {
+      const n = pairs.size;
+      for (const p of [...pairs]) {
+        p.client.destroy();
+        p.server.destroy();
+      }
+      return n;
+    },
+    dropListeners() {
+      let n = 0;
+      for (const p of [...pairs]) {
+        if (!p.listener) continue;
+        n++;
+        p.client.destroy();
+        p.server.destroy();
+      }
+      return n;
+    },
+    resumeAll() {
+      blackHole = false;
+      for (const p of pairs) p.stalled = false;
+    },
+    connections() {
+      return pairs.size;
     },
     async close() {
       for (const p of pairs) {

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+// The fault suite (npm run test:faults): every file starts its own Postgres cluster
+// and worker processes, kills and restarts them. Files run one at a time so that
+// timings (reclaim, recovery) are measured on a machine that is not also running
+// another scenario.
+export default defineConfig({
+  test: {
+    include: ["test/faults/**/*.faults.ts"],
+    testTimeout: 300_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    fileParallelism: false,
+    reporters: ["default"],
+  },
+});
