@@ -125,6 +125,7 @@ declare
   special integer[];
   pending integer[];
   retry integer[];
+  missed integer[];
   got bigint[];
   ready text[] := '{}';
   existing bigint;
@@ -209,18 +210,22 @@ begin
     -- or earlier in this batch): it resolves to that job. This statement sees
     -- jobs committed after the insert began; if the colliding job has ended
     -- meanwhile, the spec is inserted on the next pass.
-    retry := '{}';
+    -- (a join, not "= any" per spec: a batch of thousands stays linear)
+    select coalesce(array_agg(p.o), '{}') into missed
+      from unnest(pending) p(o) left join unnest(got) g(id) on g.id = ids[p.o]
+     where g.id is null;
     foreach i in array pending loop
-      if ids[i] = any(got) then
-        fresh[i] := true;
+      fresh[i] := true;
+    end loop;
+    retry := '{}';
+    foreach i in array missed loop
+      fresh[i] := false;
+      select j.id into existing from :PGPULSE_SCHEMA.jobs j
+       where j.key = keys[i] and j.status in ('queued', 'running');
+      if existing is null then
+        retry := retry || i;
       else
-        select j.id into existing from :PGPULSE_SCHEMA.jobs j
-         where j.key = keys[i] and j.status in ('queued', 'running');
-        if existing is null then
-          retry := retry || i;
-        else
-          ids[i] := existing;
-        end if;
+        ids[i] := existing;
       end if;
     end loop;
     if cardinality(retry) > 0 and tries >= 5 then

@@ -1,7 +1,15 @@
 import * as v from "valibot";
 import type postgres from "postgres";
 import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "./connection.ts";
-import { checkCallOptions, enqueueOptionsSchema, listJobsFilterSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import {
+  checkCallOptions,
+  enqueueOptionsSchema,
+  listJobsFilterSchema,
+  type ParsedEnqueueOptions,
+  parseOrThrow,
+  taskNameSchema,
+  toIssues,
+} from "./enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 import { toJsonText } from "./json.ts";
 import { configFromRow, configureQueue, type QueueConfig, queueConfigSql, type QueueLimits, setPaused } from "./queue-config.ts";
@@ -10,6 +18,9 @@ import { type Schedule, scheduleFromRow, type ScheduleSpec, schedulesSql, upsert
 import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
 import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
 import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "./types.ts";
+
+/** Attempts a job gets when neither the enqueue nor its task says. */
+export const MAX_ATTEMPTS_DEFAULT = 10;
 
 /** @default 1 MiB */
 export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
@@ -131,7 +142,25 @@ export function createQueue(options: QueueOptions): Queue {
   const { sql, owned } = openSql(options.connection);
   let closed = false;
 
+  // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce.
   const enqueueSql = `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`;
+  // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
+  const insertPlainSql = `
+    with t as (select now() as now),
+    ins as (
+      insert into ${q}.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at)
+      select coalesce(s.queue, 'default'), s.task, coalesce(s.payload, '{}'), coalesce(s.priority, 0),
+        coalesce(s.run_at, t.now + coalesce(s.delay_ms, 0) * interval '1 millisecond'),
+        coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now
+      from jsonb_to_recordset($1::text::jsonb) as s(task text, payload jsonb, queue text, priority integer,
+        run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text), t
+      returning id, queue, task, priority, run_at, max_attempts, timeout_ms, created_at
+    ),
+    note as (
+      select pg_notify('job_enqueued', json_build_object('schema', $2::text, 'queues', array_agg(distinct ins.queue))::text)
+      from ins, t where ins.run_at <= t.now having count(*) > 0
+    )
+    select ins.*, (select count(*) from note) as notified from ins order by ins.id`;
   const getSql = `select * from ${q}.jobs where id = $1::bigint`;
   const cancelSql = `
     with upd as (
@@ -174,14 +203,26 @@ export function createQueue(options: QueueOptions): Queue {
     if (closed) throw new PgPulseError("CLOSED", "this queue was closed");
   }
 
-  async function toSpec(spec: JobSpec, path: string): Promise<Record<string, unknown>> {
+  /** A checked spec as JSON text for the database, and whether it carries a key. */
+  interface PreparedSpec {
+    text: string;
+    keyed: boolean;
+    /** The checked payload, for the job returned by a plain insert. */
+    payload: unknown;
+    key: string | null;
+  }
+
+  async function toSpec(spec: JobSpec, path: string): Promise<PreparedSpec> {
     const { task, payload, ...rest } = spec as JobSpec & Record<string, unknown>;
     const def = isTaskDefinition(task) ? task : undefined;
     const taskName = def ? def.name : task;
     parseOrThrow(taskNameSchema, taskName, "INVALID_INPUT", `${path}task`);
     // A definition's settings are defaults: what the call gives wins. Both are checked alike.
     const defaults = def ? definedOnly({ queue: def.queue, priority: def.priority, maxAttempts: def.maxAttempts, timeoutMs: def.timeoutMs }) : {};
-    const opts = parseOrThrow(enqueueOptionsSchema, { ...defaults, ...rest }, "INVALID_INPUT", path.replace(/\.$/, ""));
+    const given = { ...defaults, ...rest };
+    // Nothing to check when there are no options (the common bulk case).
+    const opts: ParsedEnqueueOptions =
+      Object.keys(given).length === 0 ? {} : parseOrThrow(enqueueOptionsSchema, given, "INVALID_INPUT", path.replace(/\.$/, ""));
     let body = payload === undefined ? {} : payload;
     if (def?.schema) {
       const checked = await v.safeParseAsync(def.schema, body);
@@ -195,9 +236,8 @@ export function createQueue(options: QueueOptions): Queue {
       }
     }
     const payloadText = toJsonText(body, `${path}payload`, maxPayloadBytes);
-    return {
+    const fields = JSON.stringify({
       task: taskName,
-      payload: JSON.parse(payloadText),
       queue: opts.queue,
       priority: opts.priority,
       run_at: opts.runAt?.toISOString(),
@@ -209,12 +249,25 @@ export function createQueue(options: QueueOptions): Queue {
       throttle_ms: opts.throttleMs,
       debounce_ms: opts.debounceMs,
       ...(opts.debounceMs !== undefined ? { delay_ms: opts.debounceMs } : {}),
-    };
+    });
+    // The payload was serialised once, checked; it goes in as it is.
+    return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payload: body, key: opts.key ?? null };
   }
 
-  async function insert(specs: Record<string, unknown>[], handle: SqlHandle): Promise<EnqueuedJob[]> {
-    const rows = await handle.unsafe(enqueueSql, [JSON.stringify(specs)], { prepare: true });
-    return rows.map((row) => ({ ...jobFromRow(row as unknown as JobRow), deduplicated: !row.inserted }));
+  async function insert(specs: PreparedSpec[], handle: SqlHandle): Promise<EnqueuedJob[]> {
+    const body = `[${specs.map((s) => s.text).join(",")}]`;
+    if (specs.some((s) => s.keyed)) {
+      const rows = await handle.unsafe(enqueueSql, [body], { prepare: true });
+      return rows.map((row) => ({ ...jobFromRow(row as unknown as JobRow), deduplicated: !row.inserted }));
+    }
+    // Only what the database decided comes back; the rest of a new job is known.
+    const rows = await handle.unsafe(insertPlainSql, [body, schema], { prepare: true });
+    return rows.map((r, i) => ({
+      id: String(r.id), queue: r.queue, task: r.task, payload: specs[i]!.payload, status: "queued" as const,
+      priority: r.priority, runAt: r.run_at, attempts: 0, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms,
+      key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
+      createdAt: r.created_at, startedAt: null, finishedAt: null, deduplicated: false,
+    }));
   }
 
   const queue: Queue = {
