@@ -4,7 +4,7 @@ import postgres from "postgres";
 import { createQueue, migrate, type Queue } from "../../src/index.ts";
 import { until } from "./db.ts";
 import { type Crash, type FaultWorker, type FaultWorkerConfig, spawnFaultWorker } from "./fault-procs.ts";
-import { audit, type Audit, createHistoryTable, type History, loadHistory, percentile } from "./history.ts";
+import { audit, type Audit, createHistoryTable, explainReruns, type History, loadHistory, percentile } from "./history.ts";
 import type { Cluster } from "./pg-cluster.ts";
 
 export interface Env {
@@ -336,6 +336,8 @@ export interface RestartResult {
   leasesLost: number;
   /** Worker processes that died on their own (and were restarted under the same id). */
   crashes: Crash[];
+  /** Jobs that ran more than once, by cause. */
+  reruns: ReturnType<typeof explainReruns>;
   exitCodes: (number | string)[];
 }
 
@@ -387,6 +389,7 @@ export async function runRestarts(o: {
     }
   }
   const rounds: RestartRound[] = [];
+  const crashes: number[] = [];
   try {
     await producer.acks(200);
     for (const outage of o.outages) {
@@ -395,6 +398,7 @@ export async function runRestarts(o: {
       const down = performance.now();
       log(`outage: ${mode}`);
       let outageMs: number;
+      if (outage.mode !== "fast") crashes.push(Date.now());
       if (outage.mode === "down") {
         await cluster.stop("immediate");
         // every worker has noticed (a failed heartbeat, claim or write) before the server comes back
@@ -454,6 +458,10 @@ export async function runRestarts(o: {
     reaped: workers.reduce((n, w) => n + w.events.filter((e) => e.name === "reaper:reaped").reduce((k, e) => k + ((e.data.workers as string[] | undefined)?.length ?? 0), 0), 0),
     leasesLost: workers.reduce((n, w) => n + w.events.filter((e) => e.name === "worker:lease-lost").length, 0),
     crashes: workers.flatMap((w) => w.crashes),
+    reruns: explainReruns(history, {
+      crashes,
+      leasesLost: workers.flatMap((w) => w.events.filter((e) => e.name === "worker:lease-lost").map((e) => ({ worker: w.id, at: e.data.at as number }))),
+    }),
     exitCodes,
   };
 }

@@ -178,3 +178,43 @@ export async function reportFigure(scenario: string, figures: Record<string, unk
     appendFileSync(file, `${line}\n`);
   }
 }
+
+export interface RerunCauses {
+  /** Database crash times (ms, wall clock of this machine, which the database shares). */
+  crashes?: number[];
+  /** Leases lost: the worker and when it found out (ms). */
+  leasesLost?: { worker: string; at: number }[];
+}
+
+/**
+ * Sorts every job that ran more than once by what explains it:
+ * - "worker lost": a WorkerLostError records that its worker died or stopped heartbeating;
+ * - "lease lost": an earlier run was on a worker that found its lease gone afterwards;
+ * - "database crash": runs on both sides of a crash (a claim or an end committed without
+ *   waiting for the disk, lost with the crash: the job runs again);
+ * and "unexplained" for the rest, which must be none.
+ */
+export function explainReruns(history: History, causes: RerunCauses = {}) {
+  const out = { workerLost: [] as string[], leaseLost: [] as string[], databaseCrash: [] as string[], unexplained: [] as string[] };
+  for (const [id, runs] of history.runs) {
+    if (runs.length < 2) continue;
+    const job = history.jobs.get(id)!;
+    if (job.errors.some((e) => e.name === "WorkerLostError")) {
+      out.workerLost.push(id);
+      continue;
+    }
+    const earlier = runs.slice(0, -1);
+    if (earlier.some((r) => (causes.leasesLost ?? []).some((l) => l.worker === r.workerId && l.at >= r.at.getTime()))) {
+      out.leaseLost.push(id);
+      continue;
+    }
+    const first = runs[0]!.at.getTime();
+    const last = runs[runs.length - 1]!.at.getTime();
+    if ((causes.crashes ?? []).some((t) => first <= t && t <= last)) {
+      out.databaseCrash.push(id);
+      continue;
+    }
+    out.unexplained.push(id);
+  }
+  return out;
+}
