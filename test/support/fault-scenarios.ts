@@ -389,7 +389,7 @@ export async function runRestarts(o: {
     }
   }
   const rounds: RestartRound[] = [];
-  const crashes: number[] = [];
+  const crashes: { from: number; to: number }[] = [];
   try {
     await producer.acks(200);
     for (const outage of o.outages) {
@@ -398,7 +398,7 @@ export async function runRestarts(o: {
       const down = performance.now();
       log(`outage: ${mode}`);
       let outageMs: number;
-      if (outage.mode !== "fast") crashes.push(Date.now());
+      const crashFrom = Date.now();
       if (outage.mode === "down") {
         await cluster.stop("immediate");
         // every worker has noticed (a failed heartbeat, claim or write) before the server comes back
@@ -411,6 +411,7 @@ export async function runRestarts(o: {
         outageMs = await cluster.restart(outage.mode);
       }
       const back = performance.now();
+      if (outage.mode !== "fast") crashes.push({ from: crashFrom, to: Date.now() });
       const producerBack = producer.acks(1, 60_000).then(() => Math.round(performance.now() - back));
       const [resumeMs, listenUpMs] = await Promise.all([
         probeEach(back, 60_000),
@@ -444,9 +445,17 @@ export async function runRestarts(o: {
   }
   await until(async () => (await countLeft(env, o.queueName)) === 0, 60_000, 50);
   const exitCodes = await Promise.all(workers.map((w) => w.stop()));
-  const history = await loadHistory(env.sql, env.schema);
+  const history = await loadHistory(env.sql, env.schema, [o.queueName, ...workers.map((w) => probeQueue(w.id))]);
   const ids = [...producer.acked.values(), ...probes];
   const landed = await landedDespiteError(env, producer.failed.map((f) => f.nonce));
+  const reruns = explainReruns(history, {
+    crashes,
+    leasesLost: workers.flatMap((w) => w.events.filter((e) => e.name === "worker:lease-lost").map((e) => ({ worker: w.id, at: e.data.at as number }))),
+  });
+  for (const id of reruns.unexplained) {
+    const job = history.jobs.get(id)!;
+    log(`unexplained rerun of job ${id}: ${JSON.stringify({ ...job, payload: undefined })}; runs ${JSON.stringify(history.runs.get(id))}; crashes ${crashes.map((c) => `${new Date(c.from).toISOString()}-${new Date(c.to).toISOString()}`)}`);
+  }
   return {
     rounds,
     history,
@@ -458,10 +467,7 @@ export async function runRestarts(o: {
     reaped: workers.reduce((n, w) => n + w.events.filter((e) => e.name === "reaper:reaped").reduce((k, e) => k + ((e.data.workers as string[] | undefined)?.length ?? 0), 0), 0),
     leasesLost: workers.reduce((n, w) => n + w.events.filter((e) => e.name === "worker:lease-lost").length, 0),
     crashes: workers.flatMap((w) => w.crashes),
-    reruns: explainReruns(history, {
-      crashes,
-      leasesLost: workers.flatMap((w) => w.events.filter((e) => e.name === "worker:lease-lost").map((e) => ({ worker: w.id, at: e.data.at as number }))),
-    }),
+    reruns,
     exitCodes,
   };
 }

@@ -9,7 +9,10 @@ export interface RunRow {
   attempt: number;
   workerId: string;
   task: string;
+  /** When the run was recorded (database time; the handler's first write). */
   at: Date;
+  /** When the handler began (the worker's real clock; before its first write, which may wait out an outage). */
+  began: Date;
   info: Record<string, unknown> | null;
 }
 
@@ -46,6 +49,7 @@ export async function createHistoryTable(sql: postgres.Sql, schema: string): Pro
       pid integer not null,
       task text not null,
       at timestamptz not null default clock_timestamp(),
+      began timestamptz,
       info jsonb
     );
     create index if not exists runs_job_idx on "${schema}".runs (job_id);`).simple();
@@ -69,14 +73,14 @@ export async function loadHistory(sql: postgres.Sql, schema: string, queues?: st
       startedAt: r.started_at, finishedAt: r.finished_at, payload: r.payload,
     });
   }
-  const runRows = await sql.unsafe(`select job_id::text, attempt, worker_id, task, at, info from ${s}.runs order by at`);
+  const runRows = await sql.unsafe(`select job_id::text, attempt, worker_id, task, at, coalesce(began, at) as began, info from ${s}.runs order by at`);
   const runs = new Map<string, RunRow[]>();
   let totalRuns = 0;
   for (const r of runRows) {
     if (!jobs.has(r.job_id)) continue;
     totalRuns++;
     const list = runs.get(r.job_id) ?? [];
-    list.push({ jobId: r.job_id, attempt: r.attempt, workerId: r.worker_id, task: r.task, at: r.at, info: r.info });
+    list.push({ jobId: r.job_id, attempt: r.attempt, workerId: r.worker_id, task: r.task, at: r.at, began: r.began, info: r.info });
     runs.set(r.job_id, list);
   }
   return { jobs, runs, totalRuns };
@@ -180,8 +184,8 @@ export async function reportFigure(scenario: string, figures: Record<string, unk
 }
 
 export interface RerunCauses {
-  /** Database crash times (ms, wall clock of this machine, which the database shares). */
-  crashes?: number[];
+  /** Database crashes: from the stop to the server accepting connections again (ms, wall clock of this machine, which the database shares). */
+  crashes?: { from: number; to: number }[];
   /** Leases lost: the worker and when it found out (ms). */
   leasesLost?: { worker: string; at: number }[];
 }
@@ -190,8 +194,9 @@ export interface RerunCauses {
  * Sorts every job that ran more than once by what explains it:
  * - "worker lost": a WorkerLostError records that its worker died or stopped heartbeating;
  * - "lease lost": an earlier run was on a worker that found its lease gone afterwards;
- * - "database crash": runs on both sides of a crash (a claim or an end committed without
- *   waiting for the disk, lost with the crash: the job runs again);
+ * - "database crash": a run that began before the server was back from a crash, and a later
+ *   one that began after the crash started (a claim or an end committed without waiting for
+ *   the disk is lost with the crash: the job runs again);
  * and "unexplained" for the rest, which must be none.
  */
 export function explainReruns(history: History, causes: RerunCauses = {}) {
@@ -208,9 +213,8 @@ export function explainReruns(history: History, causes: RerunCauses = {}) {
       out.leaseLost.push(id);
       continue;
     }
-    const first = runs[0]!.at.getTime();
-    const last = runs[runs.length - 1]!.at.getTime();
-    if ((causes.crashes ?? []).some((t) => first <= t && t <= last)) {
+    const began = runs.map((r) => r.began.getTime()).sort((x, y) => x - y);
+    if ((causes.crashes ?? []).some((c) => began[0]! <= c.to && began[began.length - 1]! >= c.from)) {
       out.databaseCrash.push(id);
       continue;
     }
