@@ -88,6 +88,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
   // heartbeat is stale, so the reaper holds off until workers could beat again.
   let beatFailedAt = -Infinity;
   let reregistering = false;
+  /** "id:attempt" of jobs the last heartbeat showed running here that this worker does not hold. */
+  let strays = new Set<string>();
   let cutGrace: (() => void) | undefined;
   let stopRequested = false;
 
@@ -189,16 +191,21 @@ export function createWorker(options: d.WorkerOptions): Worker {
   /**
    * Jobs the database says this worker runs, but that it does not: a claim
    * that committed while its reply was lost. They go back to the queue unrun.
-   * Jobs whose end is still being written are skipped, and each release is
+   * A job counts only when two heartbeats in a row show it so: one snapshot
+   * can predate the write of a job that ended just then. Each release is also
    * guarded by the attempt, so a job that ended meanwhile is left alone.
    */
   function reconcile(running: string[]) {
+    const seen = new Set<string>();
     for (const pair of running) {
-      const [jobId, attempt] = pair.split(":");
-      if (runner.holds(jobId!)) continue;
+      const jobId = pair.slice(0, pair.indexOf(":"));
+      if (runner.holds(jobId)) continue;
+      seen.add(pair);
+      if (!strays.has(pair)) continue;
       logger.warn(`job ${jobId} is marked running on this worker, which is not running it; giving it back`);
-      void finisher.add({ kind: "released", id: jobId!, attempt: Number(attempt) });
+      void finisher.add({ kind: "released", id: jobId, attempt: Number(pair.slice(pair.indexOf(":") + 1)) });
     }
+    strays = seen;
   }
 
   async function leaseLost() {
