@@ -74,7 +74,7 @@ describe("clock skew", () => {
     await backendsGone(env.sql, holder);
     await until(async () => (await env.queue.getJob(long.id))!.errors.some((e) => e.name === "WorkerLostError"), 15_000, 20);
     const lost = (await env.queue.getJob(long.id))!.errors.find((e) => e.name === "WorkerLostError")!;
-    const reapMs = new Date(lost.at as unknown as string).getTime() - killedAt;
+    const reapMs = Math.round(new Date(lost.at as unknown as string).getTime() - killedAt);
     await env.queue.cancel(long.id).catch(() => {});
     const survivors = [ahead, behind, victim].filter((w) => w !== holderProc);
     const reapedEvents = survivors.flatMap((w) => w.events.filter((e) => e.name === "reaper:reaped"));

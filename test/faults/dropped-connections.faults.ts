@@ -37,7 +37,7 @@ describe("dropped connections", () => {
         spawnFaultWorker({ url: env.url, schema: env.schema, id: `drop-${n}`, queues: [queueName], concurrency: 8, logLevel: "warn", ...timing }, { supervise: true }),
       ),
     );
-    const ids = await enqueueRecords(env.queue, queueName, 6000, [0, 20]);
+    const ids = await enqueueRecords(env.queue, queueName, 6000, [20, 60]);
     const began = performance.now();
     const killed = { listeners: 0, pools: 0, rounds: 0 };
     const left = async () =>

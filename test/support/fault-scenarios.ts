@@ -187,6 +187,8 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
   };
 }
 
+const spread = (xs: number[]) => (xs.length === 0 ? null : { p50: Math.round(percentile(xs, 50)), max: Math.round(Math.max(...xs)) });
+
 export function stormFigures(r: StormResult, o: StormOptions) {
   const stranded = r.kills.reduce((n, k) => n + k.stranded.length, 0);
   return {
@@ -200,9 +202,9 @@ export function stormFigures(r: StormResult, o: StormOptions) {
     ranTwice: r.audit.ranMoreThanOnce.size,
     extraRuns: r.audit.extraRuns,
     lost: r.audit.missing.length + r.audit.wrongState.length,
-    reclaimByReaperMs: { p50: percentile(r.reclaimMs.reaper, 50), max: Math.max(...r.reclaimMs.reaper, 0) },
-    reclaimAtRestartMs: { p50: percentile(r.reclaimMs.restart, 50), max: Math.max(...r.reclaimMs.restart, 0) },
-    killToRerunDoneMs: { p50: percentile(r.rerunDoneMs, 50), max: Math.max(...r.rerunDoneMs, 0) },
+    reclaimByReaperMs: spread(r.reclaimMs.reaper),
+    reclaimAtRestartMs: spread(r.reclaimMs.restart),
+    killToRerunDoneMs: spread(r.rerunDoneMs),
     durationMs: r.durationMs,
     jobsPerSecond: Math.round((r.ids.length / r.durationMs) * 1000),
   };
