@@ -74,12 +74,13 @@ describe("database restart mid-run", () => {
     expect(slow).toEqual([]);
   });
 
-  it("[DEPENDENCY BUG: postgres.js nextWrite] no worker process dies while the server restarts", () => {
+  it("[DEPENDENCY BUG: postgres.js unhandled errors] no worker process dies while the server restarts", () => {
     // postgres.js 3.4.9 can throw from a setImmediate (connection.js:255, nextWrite on a socket
-    // closed meanwhile: porsager/postgres#1066, #1154), which no try/catch in pgpulse can catch:
-    // the worker process exits with "TypeError: Cannot read properties of null (reading 'write')".
-    // The supervisor in this test restarts it, and the reaper recovers its jobs; this check
-    // reports that it happened.
+    // closed meanwhile: porsager/postgres#1066, #1154) and can reject a promise nobody holds when a
+    // new connection dies while it fetches array types (connection.js:564: #1192, #1205, #1223).
+    // No try/catch in pgpulse can catch either: the worker process exits (seen: "TypeError: Cannot
+    // read properties of null (reading 'write')" during a restart). The supervisor in this test
+    // restarts it, and the reaper recovers its jobs; this check reports that it happened.
     expect(result, "the scenario above did not run").toBeDefined();
     expect(result!.crashes.map((c) => `${c.id} exited ${c.code}\n${c.stderr}`)).toEqual([]);
   });
