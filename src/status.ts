@@ -30,18 +30,22 @@ export interface WorkerSummary {
   heartbeatAgeMs: number;
 }
 
+/** A queue's jobs by state, as select-list columns over jobs `j` and `t.now`. */
+export const STATE_COUNTS = `
+  count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
+  count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
+  count(*) filter (where j.status = 'running')::int as running,
+  count(*) filter (where j.status = 'completed')::int as completed,
+  count(*) filter (where j.status = 'failed')::int as failed,
+  count(*) filter (where j.status = 'cancelled')::int as cancelled`;
+
 export function statusSql(q: string) {
   return {
     // One pass over the table: a status view is read rarely and must not need its own indexes.
     queues: `
       with t as (select now() as now)
       select j.queue,
-        count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
-        count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
-        count(*) filter (where j.status = 'running')::int as running,
-        count(*) filter (where j.status = 'completed')::int as completed,
-        count(*) filter (where j.status = 'failed')::int as failed,
-        count(*) filter (where j.status = 'cancelled')::int as cancelled,
+        ${STATE_COUNTS},
         (extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)) * 1000)::float8
           as oldest_waiting_ms,
         count(*) filter (where j.finished_at > t.now - interval '1 minute')::int as finished_last_minute

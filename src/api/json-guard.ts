@@ -2,19 +2,10 @@
 // unpaired surrogates (in text and jsonb alike), and nesting deep enough to
 // overflow a recursive walk. Checked before anything is written, so such input
 // is a 400 with the path to it, never a 500.
+import { MAX_DEPTH as MAX_JSON_DEPTH, unstorable as textProblem } from "../json.ts";
 import { ApiError } from "./errors.ts";
 
-/** Deepest nesting accepted in a request body. */
-export const MAX_JSON_DEPTH = 256;
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Why Postgres would refuse this text, or null when it is fine. */
-export function textProblem(s: string): string | null {
-  if (s.includes("\u0000")) return "contains a NUL character, which Postgres cannot store";
-  if (LONE_SURROGATE.test(s)) return "contains an unpaired UTF-16 surrogate, which is not valid Unicode";
-  return null;
-}
+export { MAX_JSON_DEPTH, textProblem };
 
 /** Walks a parsed JSON value without recursion; throws a 400 at the first problem. */
 export function guardJson(value: unknown): void {

@@ -3,6 +3,7 @@
 // jobs are deleted; Prometheus treats a fall as a counter reset.
 import type { Queue } from "../queue.ts";
 import { quoteSchema } from "../connection.ts";
+import { STATE_COUNTS } from "../status.ts";
 
 /** Upper bounds of the run-time histogram, in seconds. */
 export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800] as const;
@@ -17,12 +18,7 @@ export function metricsSql(schema: string): string {
   return `
     with t as (select now() as now)
     select j.queue,
-      count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
-      count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
-      count(*) filter (where j.status = 'running')::int as running,
-      count(*) filter (where j.status = 'completed')::int as completed,
-      count(*) filter (where j.status = 'failed')::int as failed,
-      count(*) filter (where j.status = 'cancelled')::int as cancelled,
+      ${STATE_COUNTS},
       coalesce(extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)), 0)::float8 as oldest_waiting_s,
       coalesce(sum(jsonb_array_length(j.errors)), 0)::int8 as attempt_errors,
       count(*) filter (where ${ran})::int as run_count,
