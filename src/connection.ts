@@ -7,6 +7,20 @@ export type Connection = string | postgres.Sql;
 /** Any postgres.js handle that can run a query: a pool, or a transaction. */
 export type SqlHandle = postgres.Sql | postgres.TransactionSql;
 
+/**
+ * Settings for the pools pgpulse opens itself.
+ * - backoff: reconnect within about a second of the database coming back
+ *   (postgres.js waits up to 20 s by default, 3^n/100 s after n failures).
+ * - fetch_types off: pgpulse sends and reads lists as JSON, and postgres.js's
+ *   type lookup on a fresh connection has crashed processes when the
+ *   connection died under it.
+ */
+export const POOL_DEFAULTS = {
+  backoff: (attempt: number) => Math.min(1, 0.05 * 2 ** attempt) * (0.75 + Math.random() / 2),
+  fetch_types: false,
+  onnotice: () => {},
+} as const;
+
 /** @default "pgpulse" */
 export const SCHEMA_DEFAULT = "pgpulse";
 
@@ -38,11 +52,7 @@ export function openSql(
         details: [{ path: "connection", message: "empty" }],
       });
     }
-    const sql = postgres(connection, {
-      max: options.max ?? 10,
-      onnotice: () => {},
-      connection: { application_name: options.applicationName ?? "pgpulse" },
-    });
+    const sql = postgres(connection, { max: options.max ?? 10, ...POOL_DEFAULTS, connection: { application_name: options.applicationName ?? "pgpulse" } });
     return { sql, owned: true };
   }
   if (typeof connection === "function" && typeof (connection as postgres.Sql).unsafe === "function") {
@@ -65,7 +75,7 @@ export function dedicatedSql(pool: postgres.Sql, applicationName: string): postg
     max: 1,
     idle_timeout: null,
     max_lifetime: null,
-    onnotice: () => {},
+    ...POOL_DEFAULTS,
     connection: { ...options.connection, application_name: applicationName },
   } as unknown as postgres.Options<{}>);
 }

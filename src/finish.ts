@@ -49,7 +49,7 @@ export function finishSql(q: string): string {
         errors = case when f.error is null then j.errors
                       else j.errors || jsonb_build_array(f.error || jsonb_build_object('at', t.now)) end,
         run_at = case when f.kind in ('retry', 'snoozed') then t.now + f.delay_ms * interval '1 millisecond'
-                      when f.kind = 'released' then t.now else j.run_at end,
+                      when f.kind = 'released' then least(j.run_at, t.now) else j.run_at end,
         attempts = case when ${unrun} then j.attempts - 1 else j.attempts end,
         started_at = case when ${unrun} then null else j.started_at end,
         finished_at = case when ${final} then t.now else null end,

@@ -51,7 +51,7 @@ export function heartbeatSql(q: string) {
       back as (
         update ${q}.jobs j set
           status = (case when j.cancel_requested_at is not null then 'cancelled' else 'queued' end)::${q}.job_status,
-          attempts = greatest(j.attempts - 1, 0), worker_id = null, run_at = t.now, started_at = null,
+          attempts = greatest(j.attempts - 1, 0), worker_id = null, run_at = least(j.run_at, t.now), started_at = null,
           finished_at = case when j.cancel_requested_at is not null then t.now end
         from t
         where j.worker_id = $1 and j.status = 'running'

@@ -127,9 +127,12 @@ export class Listener {
     });
     const payload = JSON.stringify({ schema: this.options.schema, type: "ping", worker: this.options.workerId, n });
     // If the pool itself is down the ping cannot be sent: that says nothing about the listener.
-    const sent = await this.options.pool
-      .unsafe("select pg_notify($1, $2)", [CONTROL_CHANNEL, payload])
-      .then(() => true, () => false);
+    let sendTimer: ReturnType<typeof setTimeout> | undefined;
+    const sent = await Promise.race([
+      this.options.pool.unsafe("select pg_notify($1, $2)", [CONTROL_CHANNEL, payload]).then(() => true, () => false),
+      new Promise<boolean>((r) => (sendTimer = setTimeout(() => r(false), this.options.healthTimeoutMs))),
+    ]);
+    clearTimeout(sendTimer);
     const ok = sent ? await pong : true;
     clearTimeout(timer);
     this.#pongs.delete(n);

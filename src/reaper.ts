@@ -15,7 +15,7 @@ export function lostJobSet(q: string, message: string): string {
     errors = j.errors || jsonb_build_array(jsonb_build_object(
       'attempt', j.attempts, 'at', t.now, 'name', 'WorkerLostError',
       'message', ${message}, 'worker', j.worker_id)),
-    run_at = case when ${final} then j.run_at else t.now end,
+    run_at = least(j.run_at, t.now), -- keeps its place in the queue
     finished_at = case when ${final} then t.now end,
     worker_id = null`;
 }

@@ -87,6 +87,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
   // When this worker's own heartbeat last failed: after an outage every
   // heartbeat is stale, so the reaper holds off until workers could beat again.
   let beatFailedAt = -Infinity;
+  let lastBeatOkAt = Date.now();
+  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT;
   let reregistering = false;
   /** "id:attempt" of jobs the last heartbeat showed running here that this worker does not hold. */
   let strays = new Set<string>();
@@ -177,11 +179,18 @@ export function createWorker(options: d.WorkerOptions): Worker {
     const claimInFlight = claiming !== undefined;
     let result: Awaited<ReturnType<typeof beat>>;
     try {
-      result = await beat(sql, hb.beat, id, now());
+      // A heartbeat that does not come back (a silent network) must not stall the loop.
+      result = await timeLimit(beat(sql, hb.beat, id, now()), heartbeatIntervalMs, "heartbeat");
     } catch (error) {
       beatFailedAt = Date.now();
+      if (Date.now() - lastBeatOkAt > staleAfterMs && runner.size + runner.waiting.size > 0) {
+        // Other workers' reapers now count this worker dead and run its jobs: stop running them here.
+        logger.warn(`no heartbeat has reached the database for over ${staleAfterMs} ms; giving up the running jobs, which other workers may take`);
+        runner.releaseAll("lease expired");
+      }
       throw error;
     }
+    lastBeatOkAt = Date.now();
     if (result === null) return leaseLost();
     for (const jobId of result.cancel) runner.cancel(jobId);
     if (!claimInFlight && claiming === undefined) reconcile(result.running);
@@ -328,7 +337,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       if (stopRequested) throw new PgPulseError("INVALID_STATE", `worker ${id} was stopped before it started`);
       state = "running";
       // Heartbeats go on through a graceful stop: the jobs still running are leased.
-      every(opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT, heartbeat, () => state === "running" || state === "stopping");
+      lastBeatOkAt = Date.now();
+      every(heartbeatIntervalMs, heartbeat, () => state === "running" || state === "stopping");
       if (mode === "listen") {
         every(opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT, periodicReap);
         every(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, async () => {
@@ -495,6 +505,15 @@ function resolveTasks(map: d.WorkerOptions["tasks"]): Map<string, ResolvedTask> 
     }
   }
   return tasks;
+}
+
+/** The promise, or a rejection when it has not settled within ms. */
+function timeLimit<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} had no answer within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves true when the promise settles within ms, false otherwise. */

@@ -113,6 +113,12 @@ describe("worker", () => {
         weird: async () => {
           throw { code: 42 };
         },
+        hostile: async () => {
+          throw Object.create(null, {
+            toJSON: { value: () => { throw new Error("no JSON"); } },
+            toString: { value: () => { throw new Error("no string"); } },
+          });
+        },
       },
     });
     await w.start();
@@ -122,6 +128,9 @@ describe("worker", () => {
     const b = await queue.enqueue("weird", {}, { queue: "perm", maxAttempts: 1 });
     await w.waitFor("job:failed", (e) => e.job.id === b.id, deadline());
     expect((await queue.getJob(b.id))!.errors[0]).toMatchObject({ name: "NonErrorObject", message: '{"code":42}' });
+    const c = await queue.enqueue("hostile", {}, { queue: "perm", maxAttempts: 1 });
+    await w.waitFor("job:failed", (e) => e.job.id === c.id, deadline());
+    expect((await queue.getJob(c.id))!.errors[0]).toMatchObject({ name: "NonErrorObject", message: "(a thrown value that cannot be printed)" });
   });
 
   it("times out an attempt: the signal aborts with JobTimeoutError, and a handler that ignores it cannot hold the job", async () => {

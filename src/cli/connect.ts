@@ -1,5 +1,6 @@
 // CLI edge: opening the database from flags, and telling the user plainly when it is not there.
 import postgres from "postgres";
+import { POOL_DEFAULTS } from "../connection.ts";
 import { UsageError } from "./args.ts";
 
 export function databaseUrl(values: Record<string, unknown>): string {
@@ -12,7 +13,7 @@ export function databaseUrl(values: Record<string, unknown>): string {
 }
 
 export function connect(url: string, max = 4): postgres.Sql {
-  return postgres(url, { max, connect_timeout: 10, onnotice: () => {}, connection: { application_name: "pgpulse cli" } });
+  return postgres(url, { max, connect_timeout: 10, ...POOL_DEFAULTS, connection: { application_name: "pgpulse cli" } });
 }
 
 /** The URL without its password, for messages. */
