@@ -150,7 +150,7 @@ describe("half-open connections", () => {
     expect(history.jobs.get(long.id)!.result).toMatchObject({ by: "rescuer", attempt: 2 });
   });
 
-  it("[ENGINE BUG: no deadline on database calls] a worker cut off from the database notices within staleAfterMs + two heartbeats and aborts its handlers, whose jobs the reaper is giving to others", () => {
+  it("a worker cut off from the database notices within staleAfterMs + two heartbeats and aborts its handlers, whose jobs the reaper is giving to others", () => {
     // A black-holed connection never answers and never errors (until TCP gives up, about 15 min
     // on Linux). heartbeat() has no deadline and the heartbeat loop (src/worker.ts every()) awaits
     // it, so no later heartbeat runs either: the worker never learns that its lease is gone, and

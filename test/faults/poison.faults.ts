@@ -128,7 +128,7 @@ describe("poison and hostile jobs", () => {
     expect(a.silentAttempts).toEqual([]);
   });
 
-  it("[ENGINE BUG: unprintable thrown value] the worker survives a handler that throws a value whose toString and toJSON throw", () => {
+  it("the worker survives a handler that throws a value whose toString and toJSON throw", () => {
     // errorRecord() (src/error-record.ts:16, String(error) in its catch) throws again; it is called in
     // JobRunner.#fail from #execute's catch (src/job-runner.ts), whose promise is dropped with `void`:
     // an unhandled rejection, which ends a Node process. Where unhandled rejections do not end the
