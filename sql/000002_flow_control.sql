@@ -47,10 +47,15 @@ create table :PGPULSE_SCHEMA.schedules (
 -- a time counts what runs and what started, in a statement that begins after
 -- the lock is held and so sees every claim committed before it.
 --
+-- `ahead` of the n are jobs the worker claims beyond its free slots, to start
+-- shortly; they come only from queues without limits, since a job waiting in a
+-- worker would hold a limited queue's slot, or spend its rate, without running.
+--
 -- Rows come back with wake_ms null; when a rate limit held jobs back, one more
 -- row with only wake_ms says when the next start will be allowed.
 create function :PGPULSE_SCHEMA.claim(
-  queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null
+  queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
+  ahead integer default 0
 ) returns table (
   id bigint, task text, queue text, payload jsonb, priority integer, attempts integer,
   max_attempts integer, timeout_ms integer, key text, created_at timestamptz, run_at timestamptz,
@@ -115,7 +120,8 @@ begin
     if cfg.paused then
       continue;
     end if;
-    allowed := want;
+    allowed := least(want, n - ahead - got);
+    continue when allowed <= 0;
     if cfg.concurrency is not null then
       select count(*) into busy from :PGPULSE_SCHEMA.jobs j where j.status = 'running' and j.queue = qname;
       allowed := least(allowed, cfg.concurrency - busy);

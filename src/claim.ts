@@ -9,7 +9,7 @@ import type { ClaimedJob } from "./context.ts";
  * which on some runtimes (Deno) races the first query.
  */
 export function claimSql(q: string): string {
-  return `select * from ${q}.claim($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz)`;
+  return `select * from ${q}.claim($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
 export interface Claimed {
@@ -22,11 +22,11 @@ export interface Claimed {
 export async function claimJobs(
   sql: SqlHandle,
   text: string,
-  args: { queues: readonly string[]; tasks: readonly string[]; limit: number; workerId: string; now: Date | null },
+  args: { queues: readonly string[]; tasks: readonly string[]; limit: number; ahead?: number; workerId: string; now: Date | null },
 ): Promise<Claimed> {
   const rows = await sql.unsafe(
     text,
-    [JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now],
+    [JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now, Math.max(0, Math.min(args.ahead ?? 0, args.limit))],
     { prepare: true },
   );
   let wakeMs: number | null = null;

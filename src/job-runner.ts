@@ -86,11 +86,35 @@ export class JobRunner {
   /** Starts what fits in the free slots and keeps the rest waiting, in claim order. */
   accept(jobs: ClaimedJob[]): void {
     const now = Date.now();
-    for (const job of jobs) this.waiting.set(job.id, { job, since: now });
+    for (const job of jobs) {
+      // Claimed again while this worker still runs it (its first claim was lost in
+      // a database crash): the run under way is the one, and its end applies.
+      if (this.holds(job.id)) continue;
+      this.waiting.set(job.id, { job, since: now });
+    }
     this.#startWaiting();
   }
 
+  /** Gives back jobs claimed but not taken in (a claim that came back as the worker stopped). */
+  giveBack(jobs: ClaimedJob[]): void {
+    for (const job of jobs) {
+      if (!this.holds(job.id)) this.#endUnstarted(job, { kind: "released", id: job.id, attempt: job.attempt });
+    }
+  }
+
+  /** Writes a release for a job the database shows here but this worker does not hold. */
+  releaseStray(id: string, attempt: number): void {
+    if (this.holds(id)) return;
+    // Held as finishing until written, so the next heartbeat does not add it again.
+    this.finishing.add(id);
+    void this.deps.finisher.add({ kind: "released", id, attempt }).then(() => this.finishing.delete(id));
+  }
+
+  /** Set when the worker stops: jobs still waiting are given back, not started. */
+  closed = false;
+
   #startWaiting(): void {
+    if (this.closed) return;
     for (const [id, { job }] of this.waiting) {
       if (this.active.size >= this.deps.concurrency) return;
       this.waiting.delete(id);
@@ -162,8 +186,9 @@ export class JobRunner {
     if (waiting) {
       this.waiting.delete(jobId);
       const { job } = waiting;
-      const error = errorRecord(new JobCancelledError(), job.attempt, this.deps.workerId);
-      return this.#endUnstarted(job, { kind: "cancelled", id: jobId, attempt: job.attempt, error });
+      // Never run: given back, and the cancel asked for in the database makes it cancelled
+      // without counting an attempt or recording an error.
+      return this.#endUnstarted(job, { kind: "released", id: jobId, attempt: job.attempt });
     }
     const entry = this.active.get(jobId);
     if (!entry || entry.settled) return;

@@ -207,8 +207,8 @@ export function createQueue(options: QueueOptions): Queue {
   interface PreparedSpec {
     text: string;
     keyed: boolean;
-    /** The checked payload, for the job returned by a plain insert. */
-    payload: unknown;
+    /** The payload as stored, for the job returned by a plain insert. */
+    payloadText: string;
     key: string | null;
   }
 
@@ -251,7 +251,7 @@ export function createQueue(options: QueueOptions): Queue {
       ...(opts.debounceMs !== undefined ? { delay_ms: opts.debounceMs } : {}),
     });
     // The payload was serialised once, checked; it goes in as it is.
-    return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payload: body, key: opts.key ?? null };
+    return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payloadText, key: opts.key ?? null };
   }
 
   async function insert(specs: PreparedSpec[], handle: SqlHandle): Promise<EnqueuedJob[]> {
@@ -263,7 +263,7 @@ export function createQueue(options: QueueOptions): Queue {
     // Only what the database decided comes back; the rest of a new job is known.
     const rows = await handle.unsafe(insertPlainSql, [body, schema], { prepare: true });
     return rows.map((r, i) => ({
-      id: String(r.id), queue: r.queue, task: r.task, payload: specs[i]!.payload, status: "queued" as const,
+      id: String(r.id), queue: r.queue, task: r.task, payload: JSON.parse(specs[i]!.payloadText), status: "queued" as const,
       priority: r.priority, runAt: r.run_at, attempts: 0, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms,
       key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
       createdAt: r.created_at, startedAt: null, finishedAt: null, deduplicated: false,

@@ -89,6 +89,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   let beatFailedAt = -Infinity;
   let lastBeatOkAt = Date.now();
   const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT;
+  const leaseMarginMs = Math.max(staleAfterMs - 2 * heartbeatIntervalMs, staleAfterMs / 2);
   let reregistering = false;
   /** "id:attempt" of jobs the last heartbeat showed running here that this worker does not hold. */
   let strays = new Set<string>();
@@ -149,13 +150,19 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     let jobs: ClaimedJob[];
     try {
-      const claimed = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, workerId: id, now: now() });
+      const slots = Math.max(0, concurrency - runner.size - runner.waiting.size);
+      const claimed = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, ahead: free - Math.min(free, slots), workerId: id, now: now() });
       jobs = claimed.jobs;
       if (claimed.wakeMs !== null) wakeIn(claimed.wakeMs);
     } catch (error) {
       // If the claim committed but its reply was lost, the heartbeat's
       // reconciliation finds those jobs and gives them back.
       fail("claiming jobs")(error);
+      return 0;
+    }
+    if (state !== "running" || reregistering) {
+      // The worker began to stop (or lost its lease) while this claim was out.
+      runner.giveBack(jobs);
       return 0;
     }
     more = jobs.length === free;
@@ -177,20 +184,25 @@ export function createWorker(options: d.WorkerOptions): Worker {
 
   async function heartbeat() {
     const claimInFlight = claiming !== undefined;
+    const sentAt = Date.now();
+    const call = beat(sql, hb.beat, id, now());
+    // A beat that answers late still refreshed the lease, from when it was sent.
+    void call.then((r) => r !== null && (lastBeatOkAt = Math.max(lastBeatOkAt, sentAt)), () => {});
     let result: Awaited<ReturnType<typeof beat>>;
     try {
       // A heartbeat that does not come back (a silent network) must not stall the loop.
-      result = await timeLimit(beat(sql, hb.beat, id, now()), heartbeatIntervalMs, "heartbeat");
+      result = await timeLimit(call, Math.max(1, heartbeatIntervalMs / 2), "heartbeat");
     } catch (error) {
       beatFailedAt = Date.now();
-      if (Date.now() - lastBeatOkAt > staleAfterMs && runner.size + runner.waiting.size > 0) {
-        // Other workers' reapers now count this worker dead and run its jobs: stop running them here.
-        logger.warn(`no heartbeat has reached the database for over ${staleAfterMs} ms; giving up the running jobs, which other workers may take`);
+      // Others count this worker dead staleAfterMs after its last beat reached the database;
+      // give the jobs up two heartbeats before that (this loop may be that late to look), so
+      // they never run in two places.
+      if (Date.now() - lastBeatOkAt > leaseMarginMs && runner.size + runner.waiting.size > 0) {
+        logger.warn(`no heartbeat has reached the database for ${Date.now() - lastBeatOkAt} ms; giving up the running jobs, which other workers may take`);
         runner.releaseAll("lease expired");
       }
       throw error;
     }
-    lastBeatOkAt = Date.now();
     if (result === null) return leaseLost();
     for (const jobId of result.cancel) runner.cancel(jobId);
     if (!claimInFlight && claiming === undefined) reconcile(result.running);
@@ -212,7 +224,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       seen.add(pair);
       if (!strays.has(pair)) continue;
       logger.warn(`job ${jobId} is marked running on this worker, which is not running it; giving it back`);
-      void finisher.add({ kind: "released", id: jobId, attempt: Number(pair.slice(pair.indexOf(":") + 1)) });
+      runner.releaseStray(jobId, Number(pair.slice(pair.indexOf(":") + 1)));
     }
     strays = seen;
   }
@@ -423,6 +435,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       // Claiming, the sweep and the reaper end here; heartbeats and the listener
       // (for cancels) go on while running jobs finish.
       state = "stopping";
+      runner.closed = true;
       runner.releaseWaiting();
       clearTimeout(wakeTimer);
       wakeAt = Infinity;
