@@ -160,6 +160,14 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
   }
   await until(async () => (await countLeft(env, o.queueName)) === 0, o.drainTimeoutMs, 100);
   const durationMs = Math.round(performance.now() - began);
+  // A worker killed just before the drain ended may hold no job, so nothing else
+  // brings its row to the reaper's attention: give the live workers' reaper its
+  // bound (staleAfterMs + a reaper interval, and some) to remove it before they stop.
+  const live = new Set(slots.map((w) => w.id));
+  await until(async () => {
+    const rows = await env.sql.unsafe(`select id from ${env.s}.workers`);
+    return rows.every((r) => live.has(r.id as string));
+  }, 3 * ((o.timing.staleAfterMs ?? 30_000) + (o.timing.reaperIntervalMs ?? 5_000)), 100);
   const exitCodes = await Promise.all(slots.map((w) => w.stop()));
   const [w] = await env.sql.unsafe(`select count(*)::int as n from ${env.s}.workers`);
 
