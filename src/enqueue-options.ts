@@ -4,9 +4,10 @@ import { unstorable } from "./json.ts";
 
 const INT4_MAX = 2_147_483_647;
 
-const storable = (what: string) => v.check((s: string) => unstorable(s) === null, (issue) => `${what} ${unstorable(issue.input as string)}`);
+export const storable = (what: string) => v.check((s: string) => unstorable(s) === null, (issue) => `${what} ${unstorable(issue.input as string)}`);
 
-const name = (what: string) =>
+/** A queue, task or similar name: 1 to 128 characters Postgres can store. */
+export const name = (what: string) =>
   v.pipe(
     v.string(`${what} must be a string`),
     v.minLength(1, `${what} must not be empty`),
@@ -28,7 +29,8 @@ const isoDateTime = v.pipe(
   }, "runAt names a day that does not exist"),
 );
 
-const int = (what: string, min: number, max: number) =>
+/** A whole number from min to max. */
+export const int = (what: string, min: number, max: number) =>
   v.pipe(
     v.number(`${what} must be a number`),
     v.integer(`${what} must be an integer`),

@@ -2,6 +2,7 @@ import type * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
 import type { JobContext } from "./context.ts";
 import { parseOrThrow, taskSettingsSchema } from "./enqueue-options.ts";
+import { PgPulseError } from "./errors.ts";
 
 /** A function that runs one job. Its return value (JSON) becomes the job's result. */
 export type TaskHandler<Payload = any, Result = unknown> = (
@@ -78,4 +79,23 @@ export interface ResolvedTask {
 
 export function isTaskDefinition(x: unknown): x is TaskDefinition<any, any> {
   return typeof x === "object" && x !== null && typeof (x as TaskDefinition).handler === "function";
+}
+
+/** Turns a worker's `tasks` option into the tasks it runs, by name. */
+export function resolveTasks(map: TaskMap): Map<string, ResolvedTask> {
+  const tasks = new Map<string, ResolvedTask>();
+  for (const [name, entry] of Object.entries(map)) {
+    if (isTaskDefinition(entry)) {
+      if (entry.name !== undefined && entry.name !== name) {
+        throw new PgPulseError("INVALID_INPUT", `tasks.${name} holds the definition of task "${entry.name}"`, {
+          details: [{ path: `tasks.${name}`, message: `definition is named "${entry.name}"` }],
+        });
+      }
+      const { handler, schema: payloadSchema, ...settings } = entry;
+      tasks.set(name, { name, handler, ...(payloadSchema ? { schema: payloadSchema } : {}), settings });
+    } else {
+      tasks.set(name, { name, handler: entry, settings: {} });
+    }
+  }
+  return tasks;
 }

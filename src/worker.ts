@@ -15,7 +15,8 @@ import { prune, pruneSql } from "./prune.ts";
 import { type ReapResult, reapOnce, reaperSql } from "./reaper.ts";
 import { retryTransient } from "./retry.ts";
 import { runDueSchedules, schedulesSql, upsertSchedule } from "./schedules.ts";
-import { isTaskDefinition, type ResolvedTask } from "./task.ts";
+import { resolveTasks } from "./task.ts";
+import { loop, timeLimit, within } from "./timing.ts";
 import * as d from "./worker-options.ts";
 import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./worker-types.ts";
 
@@ -108,19 +109,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
     events.emit("worker:error", { workerId: id, error, during });
   };
 
-  /** Runs fn every ms while alive() holds; a failure is reported and the loop goes on. */
-  function every(ms: number, fn: () => Promise<unknown>, alive = () => state === "running") {
-    const tick = () => {
-      const t = setTimeout(async () => {
-        timers.delete(t);
-        if (!alive()) return;
-        await fn().catch(fail("a background task"));
-        if (alive()) tick();
-      }, ms);
-      timers.add(t);
-    };
-    tick();
-  }
+  const every = (ms: number, fn: () => Promise<unknown>, alive = () => state === "running") =>
+    loop(ms, fn, alive, timers, fail("a background task"));
 
   function requestClaim(reason: string): Promise<number> {
     // In runAvailable, that loop alone decides what to claim.
@@ -500,41 +490,4 @@ export function createWorker(options: d.WorkerOptions): Worker {
     },
     [Symbol.asyncDispose]: () => stop(),
   };
-}
-
-function resolveTasks(map: d.WorkerOptions["tasks"]): Map<string, ResolvedTask> {
-  const tasks = new Map<string, ResolvedTask>();
-  for (const [name, entry] of Object.entries(map)) {
-    if (isTaskDefinition(entry)) {
-      if (entry.name !== undefined && entry.name !== name) {
-        throw new PgPulseError("INVALID_INPUT", `tasks.${name} holds the definition of task "${entry.name}"`, {
-          details: [{ path: `tasks.${name}`, message: `definition is named "${entry.name}"` }],
-        });
-      }
-      const { handler, schema: payloadSchema, ...settings } = entry;
-      tasks.set(name, { name, handler, ...(payloadSchema ? { schema: payloadSchema } : {}), settings });
-    } else {
-      tasks.set(name, { name, handler: entry, settings: {} });
-    }
-  }
-  return tasks;
-}
-
-/** The promise, or a rejection when it has not settled within ms. */
-function timeLimit<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} had no answer within ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves true when the promise settles within ms, false otherwise. */
-function within(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
-  if (!promise) return Promise.resolve(true);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise.then(() => true, () => true),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(timer));
 }

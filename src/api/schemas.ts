@@ -2,23 +2,12 @@
 // schemas document output (and tests check responses against them). Both feed
 // GET /openapi.json through json-schema.ts, so the docs cannot drift.
 import * as v from "valibot";
-import { toIssues } from "../enqueue-options.ts";
+import { int, name, storable, toIssues } from "../enqueue-options.ts";
 import { ApiError } from "./errors.ts";
-import { textProblem } from "./json-guard.ts";
 
 const INT4_MAX = 2_147_483_647;
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
 
-/** Text Postgres can store: no NUL, no unpaired surrogate. */
-const storable = (what: string) => v.check((s: string) => textProblem(s) === null, `${what} contains a NUL character or an unpaired surrogate`);
-
-const name = (what: string) =>
-  v.pipe(
-    v.string(`${what} must be a string`),
-    v.minLength(1, `${what} must not be empty`),
-    v.maxLength(128, `${what} is longer than 128 characters`),
-    storable(what),
-  );
 
 /** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */
 const realDate = (what: string) =>
@@ -33,13 +22,6 @@ function fitsBigint(s: string): boolean {
   return !/^[0-9]{19}$/.test(s) || BigInt(s) <= 9223372036854775807n;
 }
 
-const int = (what: string, min: number, max: number) =>
-  v.pipe(
-    v.number(`${what} must be a number`),
-    v.integer(`${what} must be an integer`),
-    v.minValue(min, `${what} must be at least ${min}`),
-    v.maxValue(max, `${what} must be at most ${max}`),
-  );
 
 const timestamp = (what: string) =>
   v.pipe(v.string(`${what} must be a string`), v.isoTimestamp(`${what} must be an ISO 8601 timestamp`), realDate(what));
