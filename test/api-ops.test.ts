@@ -7,21 +7,13 @@ import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { createApi, healthSchema, queueListSchema, RUN_SECONDS_BUCKETS, toJsonSchema, workerListSchema } from "../src/api/index.ts";
 import { createQueue, PermanentError, silentLogger } from "../src/index.ts";
-import { apiClient, expectError } from "./support/api.ts";
+import { apiFixture, expectError, READ, WRITE } from "./support/api.ts";
 import { DATABASE_URL, deadline, gate, testDb } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 
-const WRITE = "write-token-0123456789";
-const READ = "read-token-0123456789";
-const app = createApi({ queue, auth: { tokens: [WRITE], readOnlyTokens: [READ] }, logger: silentLogger });
-const call = apiClient(app, WRITE);
-
-async function jobCount(): Promise<number> {
-  const [row] = await sql.unsafe(`select count(*)::int as n from "${schema}".jobs`);
-  return row!.n as number;
-}
+const { app, call, jobCount } = apiFixture(db);
 
 describe("GET /queues and GET /workers", () => {
   it("reports counts by state, the oldest waiting job and jobs finished in the last minute", async () => {

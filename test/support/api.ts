@@ -2,7 +2,25 @@
 import type { Hono } from "hono";
 import * as v from "valibot";
 import { expect } from "vitest";
-import { errorSchema } from "../../src/api/index.ts";
+import { createApi, errorSchema } from "../../src/api/index.ts";
+import { silentLogger } from "../../src/index.ts";
+import type { TestDb } from "./db.ts";
+
+export const WRITE = "write-token-0123456789";
+export const READ = "read-token-0123456789";
+
+/** An API over a test file's queue with a write and a read-only token, a client with the write token, and a job counter. */
+export function apiFixture(db: TestDb) {
+  const app = createApi({ queue: db.queue, auth: { tokens: [WRITE], readOnlyTokens: [READ] }, logger: silentLogger });
+  return {
+    app,
+    call: apiClient(app, WRITE),
+    async jobCount(): Promise<number> {
+      const [row] = await db.sql.unsafe(`select count(*)::int as n from "${db.schema}".jobs`);
+      return row!.n as number;
+    },
+  };
+}
 
 export interface CallOptions {
   /** Bearer token; null sends none. Defaults to the client's token. */
