@@ -11,9 +11,11 @@ import { PgPulseError } from "./errors.ts";
  * out, as in JSON.
  */
 export function toJsonText(value: unknown, path: string, maxBytes?: number): string {
-  check(value, path, new Set(), 0);
+  // The quick pass builds no paths; only a value it refuses is walked again to say where.
+  if (!fine(value, 0)) check(value, path, new Set(), 0);
   const text = JSON.stringify(value);
-  if (maxBytes !== undefined) {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: most payloads need no counting.
+  if (maxBytes !== undefined && text.length * 3 > maxBytes) {
     const bytes = new TextEncoder().encode(text).length;
     if (bytes > maxBytes) {
       throw new PgPulseError("INVALID_PAYLOAD", `${path} is ${bytes} bytes of JSON, over the limit of ${maxBytes}`, {
@@ -30,10 +32,47 @@ export const MAX_DEPTH = 256;
 /** Why Postgres would refuse this string in a text or jsonb value, or null when it would not. */
 export function unstorable(text: string): string | null {
   if (text.includes("\u0000")) return "contains a NUL character, which Postgres cannot store";
-  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)) {
-    return "contains half of a UTF-16 surrogate pair, which is not valid Unicode";
-  }
+  if (!wellFormed(text)) return "contains half of a UTF-16 surrogate pair, which is not valid Unicode";
   return null;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed: (text: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+    ? (text) => (text as string & { isWellFormed(): boolean }).isWellFormed()
+    : (text) => !LONE_SURROGATE.test(text);
+
+/**
+ * True when check() would accept the value. No paths, no set of visited
+ * objects: a cycle runs into the depth cap, and the slow pass then names it.
+ */
+function fine(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+      return !value.includes("\u0000") && wellFormed(value);
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (value === null) return true;
+      if (depth >= MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (const item of value) if (item === undefined || !fine(item, depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const k in value) {
+        if (!Object.hasOwn(value, k)) continue;
+        const v = (value as Record<string, unknown>)[k];
+        if (k.includes("\u0000") || !wellFormed(k) || (v !== undefined && !fine(v, depth + 1))) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 function check(value: unknown, path: string, seen: Set<object>, depth: number): void {

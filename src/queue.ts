@@ -154,13 +154,15 @@ export function createQueue(options: QueueOptions): Queue {
         coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now
       from jsonb_to_recordset($1::text::jsonb) as s(task text, payload jsonb, queue text, priority integer,
         run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text), t
-      returning id, queue, task, priority, run_at, max_attempts, timeout_ms, created_at
+      returning id, queue, run_at
     ),
     note as (
       select pg_notify('job_enqueued', json_build_object('schema', $2::text, 'queues', array_agg(distinct ins.queue))::text)
       from ins, t where ins.run_at <= t.now having count(*) > 0
     )
-    select ins.*, (select count(*) from note) as notified from ins order by ins.id`;
+    select string_agg(ins.id::text, ',' order by ins.id) as ids, (select now from t) as now,
+      (select count(*) from note) as notified
+    from ins`;
   const getSql = `select * from ${q}.jobs where id = $1::bigint`;
   const cancelSql = `
     with upd as (
@@ -209,23 +211,33 @@ export function createQueue(options: QueueOptions): Queue {
     keyed: boolean;
     /** The payload as stored, for the job returned by a plain insert. */
     payloadText: string;
-    key: string | null;
+    task: string;
+    opts: ParsedEnqueueOptions;
   }
 
-  async function toSpec(spec: JobSpec, path: string): Promise<PreparedSpec> {
+  // Task names already found valid: a bulk enqueue of one task checks its name once.
+  const goodNames = new Set<string>();
+
+  /** Checks a spec; a promise only when a task's payload schema must run (it may be async). */
+  function toSpec(spec: JobSpec, path: string): PreparedSpec | Promise<PreparedSpec> {
     const { task, payload, ...rest } = spec as JobSpec & Record<string, unknown>;
     const def = isTaskDefinition(task) ? task : undefined;
     const taskName = def ? def.name : task;
-    parseOrThrow(taskNameSchema, taskName, "INVALID_INPUT", `${path}task`);
+    if (typeof taskName !== "string" || !goodNames.has(taskName)) {
+      parseOrThrow(taskNameSchema, taskName, "INVALID_INPUT", `${path}task`);
+      if (goodNames.size < 1000) goodNames.add(taskName as string);
+    }
     // A definition's settings are defaults: what the call gives wins. Both are checked alike.
-    const defaults = def ? definedOnly({ queue: def.queue, priority: def.priority, maxAttempts: def.maxAttempts, timeoutMs: def.timeoutMs }) : {};
-    const given = { ...defaults, ...rest };
+    const given = def ? { ...definedOnly({ queue: def.queue, priority: def.priority, maxAttempts: def.maxAttempts, timeoutMs: def.timeoutMs }), ...rest } : rest;
     // Nothing to check when there are no options (the common bulk case).
-    const opts: ParsedEnqueueOptions =
-      Object.keys(given).length === 0 ? {} : parseOrThrow(enqueueOptionsSchema, given, "INVALID_INPUT", path.replace(/\.$/, ""));
-    let body = payload === undefined ? {} : payload;
-    if (def?.schema) {
-      const checked = await v.safeParseAsync(def.schema, body);
+    let opts: ParsedEnqueueOptions = {};
+    for (const _ in given) {
+      opts = parseOrThrow(enqueueOptionsSchema, given, "INVALID_INPUT", path.replace(/\.$/, ""));
+      break;
+    }
+    const body = payload === undefined ? {} : payload;
+    if (!def?.schema) return specText(taskName as string, body, opts, path);
+    return v.safeParseAsync(def.schema, body).then((checked) => {
       if (!checked.success) {
         const issues = toIssues(checked.issues, `${path}payload`);
         throw new PgPulseError(
@@ -234,10 +246,14 @@ export function createQueue(options: QueueOptions): Queue {
           { details: issues },
         );
       }
-    }
-    const payloadText = toJsonText(body, `${path}payload`, maxPayloadBytes);
+      return specText(def.name, body, opts, path);
+    });
+  }
+
+  function specText(task: string, payload: unknown, opts: ParsedEnqueueOptions, path: string): PreparedSpec {
+    const payloadText = toJsonText(payload, `${path}payload`, maxPayloadBytes);
     const fields = JSON.stringify({
-      task: taskName,
+      task,
       queue: opts.queue,
       priority: opts.priority,
       run_at: opts.runAt?.toISOString(),
@@ -251,7 +267,7 @@ export function createQueue(options: QueueOptions): Queue {
       ...(opts.debounceMs !== undefined ? { delay_ms: opts.debounceMs } : {}),
     });
     // The payload was serialised once, checked; it goes in as it is.
-    return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payloadText, key: opts.key ?? null };
+    return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payloadText, task, opts };
   }
 
   async function insert(specs: PreparedSpec[], handle: SqlHandle): Promise<EnqueuedJob[]> {
@@ -260,13 +276,17 @@ export function createQueue(options: QueueOptions): Queue {
       const rows = await handle.unsafe(enqueueSql, [body], { prepare: true });
       return rows.map((row) => ({ ...jobFromRow(row as unknown as JobRow), deduplicated: !row.inserted }));
     }
-    // Only what the database decided comes back; the rest of a new job is known.
-    const rows = await handle.unsafe(insertPlainSql, [body, schema], { prepare: true });
-    return rows.map((r, i) => ({
-      id: String(r.id), queue: r.queue, task: r.task, payload: JSON.parse(specs[i]!.payloadText), status: "queued" as const,
-      priority: r.priority, runAt: r.run_at, attempts: 0, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms,
+    // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.
+    const [row] = await handle.unsafe(insertPlainSql, [body, schema], { prepare: true });
+    const ids = (row!.ids as string).split(",");
+    const now = row!.now as Date;
+    return specs.map(({ task, opts, payloadText }, i) => ({
+      id: ids[i]!, queue: opts.queue ?? "default", task, payload: JSON.parse(payloadText), status: "queued" as const,
+      priority: opts.priority ?? 0,
+      runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? 0)),
+      attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
       key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
-      createdAt: r.created_at, startedAt: null, finishedAt: null, deduplicated: false,
+      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, deduplicated: false,
     }));
   }
 
@@ -297,7 +317,8 @@ export function createQueue(options: QueueOptions): Queue {
         if (spec === null || typeof spec !== "object") {
           throw new PgPulseError("INVALID_INPUT", `[${i}] is not a job spec object`, { details: [{ path: `[${i}]`, message: "not an object" }] });
         }
-        prepared.push(await toSpec(spec, `[${i}].`));
+        const one = toSpec(spec, `[${i}].`);
+        prepared.push(one instanceof Promise ? await one : one);
       }
       return insert(prepared, tx ?? sql);
     },
