@@ -57,7 +57,8 @@ export async function claimJobs(
       rank.get(a.queue)! - rank.get(b.queue)! ||
       b.priority - a.priority ||
       a.runAt.getTime() - b.runAt.getTime() ||
-      (BigInt(a.id) < BigInt(b.id) ? -1 : 1),
+      // ids are decimal text without leading zeros: the shorter is the smaller
+      a.id.length - b.id.length || (a.id < b.id ? -1 : 1),
   );
   return { jobs, wakeMs };
 }

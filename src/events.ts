@@ -40,6 +40,11 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
     });
   }
 
+  /** Whether anyone listens: a hot path skips building a payload nobody reads. */
+  has(event: keyof Events): boolean {
+    return (this.#handlers.get(event)?.size ?? 0) > 0;
+  }
+
   emit<E extends keyof Events>(event: E, payload: Events[E]): void {
     const set = this.#handlers.get(event);
     if (!set) return;

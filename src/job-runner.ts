@@ -13,10 +13,27 @@ import type { WorkerEvents, WorkerStats } from "./worker-types.ts";
 
 interface Active {
   job: ClaimedJob;
-  controller: AbortController;
+  /** Made when the handler first reads ctx.signal: most never do, and one costs microseconds. */
+  controller?: AbortController;
+  /** Why the attempt was stopped, for a signal read only afterwards. */
+  abortedWith?: unknown;
   timer?: ReturnType<typeof setTimeout>;
   settled: boolean;
   startedAt: number;
+}
+
+function abort(entry: Active, reason: unknown): void {
+  if (entry.abortedWith !== undefined) return;
+  entry.abortedWith = reason;
+  entry.controller?.abort(reason);
+}
+
+function signalOf(entry: Active): AbortSignal {
+  if (!entry.controller) {
+    entry.controller = new AbortController();
+    if (entry.abortedWith !== undefined) entry.controller.abort(entry.abortedWith);
+  }
+  return entry.controller.signal;
 }
 
 /** Claim ahead about this much work (at the recent run time) when there is a backlog. */
@@ -152,20 +169,22 @@ export class JobRunner {
   run(job: ClaimedJob): void {
     const { deps } = this;
     const task = deps.tasks.get(job.task)!;
-    const entry: Active = { job, controller: new AbortController(), settled: false, startedAt: performance.now() };
+    const entry: Active = { job, settled: false, startedAt: performance.now() };
     this.active.set(job.id, entry);
     const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
     if (timeoutMs !== undefined && timeoutMs !== null) {
       entry.timer = setTimeout(() => {
         const error = new JobTimeoutError(timeoutMs);
-        entry.controller.abort(error);
+        abort(entry, error);
         this.#fail(entry, task, error);
       }, timeoutMs);
     }
     const progress = deps.progress;
     const ctx: JobContext = {
       job,
-      signal: entry.controller.signal,
+      get signal() {
+        return signalOf(entry);
+      },
       workerId: deps.workerId,
       logger: deps.logger,
       progress(percent: number) {
@@ -176,7 +195,7 @@ export class JobRunner {
         progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
       },
     };
-    deps.events.emit("job:started", { workerId: deps.workerId, job });
+    if (deps.events.has("job:started")) deps.events.emit("job:started", { workerId: deps.workerId, job });
     void this.#execute(entry, task, ctx);
   }
 
@@ -193,7 +212,7 @@ export class JobRunner {
     const entry = this.active.get(jobId);
     if (!entry || entry.settled) return;
     const error = new JobCancelledError();
-    entry.controller.abort(error);
+    abort(entry, error);
     this.#fail(entry, this.deps.tasks.get(entry.job.task)!, error);
   }
 
@@ -201,7 +220,7 @@ export class JobRunner {
   releaseAll(reason: string): void {
     this.releaseWaiting();
     for (const entry of [...this.active.values()]) {
-      entry.controller.abort(new JobReleasedError(reason));
+      abort(entry, new JobReleasedError(reason));
       this.#settle(entry, { kind: "released", id: entry.job.id, attempt: entry.job.attempt });
     }
   }
@@ -278,7 +297,7 @@ export class JobRunner {
     const base = { workerId, job };
     if (result.status === "completed") {
       stats.completed++;
-      events.emit("job:completed", { ...base, result: outcome.kind === "completed" ? outcome.result : null });
+      if (events.has("job:completed")) events.emit("job:completed", { ...base, result: outcome.kind === "completed" ? outcome.result : null });
     } else if (result.status === "cancelled") {
       stats.cancelled++;
       events.emit("job:cancelled", base);

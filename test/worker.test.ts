@@ -155,6 +155,27 @@ describe("worker", () => {
     expect(w.running).toBe(0);
   });
 
+  it("a signal first read after the timeout is already aborted, with the reason", async () => {
+    const go = gate();
+    const read = gate<AbortSignal>();
+    const w = db.worker({
+      queues: ["late-signal"],
+      tasks: {
+        late: async (_p, ctx) => {
+          await go.promise;
+          read.open(ctx.signal);
+        },
+      },
+    });
+    await w.start();
+    const job = await queue.enqueue("late", {}, { queue: "late-signal", timeoutMs: 50, maxAttempts: 1 });
+    await w.waitFor("job:failed", (e) => e.job.id === job.id, deadline());
+    go.open();
+    const signal = await read.promise;
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBeInstanceOf(JobTimeoutError);
+  });
+
   it("cancels a running job: its signal aborts and it ends as cancelled", async () => {
     const started = gate();
     let reason: unknown;
