@@ -50,16 +50,20 @@ create table :PGPULSE_SCHEMA.schedules (
 -- `ahead` of the n are jobs the worker claims beyond its free slots, to start
 -- shortly; they come only from queues without limits, since a job waiting in a
 -- worker would hold a limited queue's slot, or spend its rate, without running.
+-- Their started_at stays null until the worker reports the start (with their
+-- end, or in its next progress write): a job still null when its worker dies
+-- never ran, and goes back without the attempt counting.
 --
--- Rows come back with wake_ms null; when a rate limit held jobs back, one more
--- row with only wake_ms says when the next start will be allowed.
+-- Rows come back with wake_ms null, and started false for the jobs claimed
+-- ahead; when a rate limit held jobs back, one more row with only wake_ms says
+-- when the next start will be allowed.
 create function :PGPULSE_SCHEMA.claim(
   queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
   ahead integer default 0
 ) returns table (
   id bigint, task text, queue text, payload jsonb, priority integer, attempts integer,
   max_attempts integer, timeout_ms integer, key text, created_at timestamptz, run_at timestamptz,
-  wake_ms bigint
+  started boolean, wake_ms bigint
 )
 language plpgsql volatile as $$
 #variable_conflict use_column
@@ -97,19 +101,23 @@ begin
     end if;
 
     if not found or (cfg.concurrency is null and cfg.group_concurrency is null and cfg.rate_max is null) then
+      -- The first n - ahead jobs in claim order start at once; the rest wait in
+      -- the worker, and started_at stays null until the worker says one started.
       return query
         with c as (
-          select j.id from :PGPULSE_SCHEMA.jobs j
+          select j.id, j.priority, j.run_at from :PGPULSE_SCHEMA.jobs j
           where j.status = 'queued' and j.queue = qname and j.run_at <= t and j.task = any(tasks)
           order by j.priority desc, j.run_at, j.id
           limit want
           for update skip locked
-        )
+        ),
+        r as (select c.id, row_number() over (order by c.priority desc, c.run_at, c.id) as rn from c)
         update :PGPULSE_SCHEMA.jobs j set
-          status = 'running', attempts = j.attempts + 1, worker_id = worker, started_at = t, progress = 0
-        from c where j.id = c.id
+          status = 'running', attempts = j.attempts + 1, worker_id = worker, progress = 0,
+          started_at = case when got + r.rn <= n - ahead then t end
+        from r where j.id = r.id
         returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-          j.timeout_ms, j.key, j.created_at, j.run_at, null::bigint;
+          j.timeout_ms, j.key, j.created_at, j.run_at, j.started_at is not null, null::bigint;
       get diagnostics claimed = row_count;
       got := got + claimed;
       continue;
@@ -178,7 +186,7 @@ begin
         status = 'running', attempts = j.attempts + 1, worker_id = worker, started_at = t, progress = 0
       where j.id = any(picked)
       returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-        j.timeout_ms, j.key, j.created_at, j.run_at, null::bigint;
+        j.timeout_ms, j.key, j.created_at, j.run_at, true, null::bigint;
     get diagnostics claimed = row_count;
     got := got + claimed;
     if cfg.rate_max is not null then
@@ -193,7 +201,7 @@ begin
 
   if wake is not null and got < n then
     return query select null::bigint, null::text, null::text, null::jsonb, null::integer, null::integer,
-      null::integer, null::integer, null::text, null::timestamptz, null::timestamptz, greatest(wake, 1);
+      null::integer, null::integer, null::text, null::timestamptz, null::timestamptz, null::boolean, greatest(wake, 1);
   end if;
 end;
 $$;

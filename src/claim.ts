@@ -17,6 +17,8 @@ export interface Claimed {
   jobs: ClaimedJob[];
   /** When a rate limit held jobs back: ms until the next start is allowed. */
   wakeMs: number | null;
+  /** Jobs claimed ahead of the free slots: the database has no start time for them yet. */
+  unstarted: Set<string>;
 }
 
 export async function claimJobs(
@@ -31,11 +33,13 @@ export async function claimJobs(
   );
   let wakeMs: number | null = null;
   const jobs: ClaimedJob[] = [];
+  const unstarted = new Set<string>();
   for (const r of rows) {
     if (r.id === null) {
       wakeMs = Number(r.wake_ms);
       continue;
     }
+    if (r.started === false) unstarted.add(String(r.id));
     jobs.push({
       id: String(r.id),
       task: r.task as string,
@@ -60,5 +64,5 @@ export async function claimJobs(
       // ids are decimal text without leading zeros: the shorter is the smaller
       a.id.length - b.id.length || (a.id < b.id ? -1 : 1),
   );
-  return { jobs, wakeMs };
+  return { jobs, wakeMs, unstarted };
 }

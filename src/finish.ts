@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import type { JobStatus } from "./types.ts";
 
 /** How an attempt ended, as the worker reports it. */
-export type Outcome =
+export type Outcome = (
   | { kind: "completed"; id: string; attempt: number; result: unknown }
   | { kind: "retry"; id: string; attempt: number; error: ErrorRecord; delayMs: number }
   | { kind: "failed"; id: string; attempt: number; error: ErrorRecord }
@@ -10,7 +10,11 @@ export type Outcome =
   /** Given back unrun (graceful stop): back to queued, the attempt not counted. */
   | { kind: "released"; id: string; attempt: number }
   /** The handler asked to run again later: back to queued, the attempt not counted. */
-  | { kind: "snoozed"; id: string; attempt: number; delayMs: number };
+  | { kind: "snoozed"; id: string; attempt: number; delayMs: number }
+) & {
+  /** For a job claimed ahead, whose start the database may not have: how long it ran. */
+  ranMs?: number;
+};
 
 export interface ErrorRecord {
   attempt: number;
@@ -35,7 +39,7 @@ export function finishSql(q: string): string {
     with t as (select coalesce($3::timestamptz, now()) as now),
     f as (
       select * from jsonb_to_recordset($1::text::jsonb)
-        as f(id bigint, attempt integer, kind text, result jsonb, error jsonb, delay_ms bigint)
+        as f(id bigint, attempt integer, kind text, result jsonb, error jsonb, delay_ms bigint, ran_ms float8)
     ),
     upd as (
       update ${q}.jobs j set
@@ -51,7 +55,8 @@ export function finishSql(q: string): string {
         run_at = case when f.kind in ('retry', 'snoozed') then t.now + f.delay_ms * interval '1 millisecond'
                       when f.kind = 'released' then least(j.run_at, t.now) else j.run_at end,
         attempts = case when ${unrun} then j.attempts - 1 else j.attempts end,
-        started_at = case when ${unrun} then null else j.started_at end,
+        started_at = case when ${unrun} then null
+                          else coalesce(j.started_at, t.now - f.ran_ms * interval '1 millisecond') end,
         finished_at = case when ${final} then t.now else null end,
         worker_id = null
       from f, t
@@ -153,6 +158,7 @@ export class FinishBatcher {
       result: o.kind === "completed" ? (o.result ?? null) : null,
       error: "error" in o ? o.error : null,
       delay_ms: o.kind === "retry" || o.kind === "snoozed" ? o.delayMs : null,
+      ran_ms: o.ranMs ?? null,
     }));
     const body = JSON.stringify(rows);
     for (let tries = 0; ; tries++) {

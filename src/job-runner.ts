@@ -20,6 +20,8 @@ interface Active {
   timer?: ReturnType<typeof setTimeout>;
   settled: boolean;
   startedAt: number;
+  /** Claimed ahead: the database has no start time until this worker writes one. */
+  unstamped: boolean;
 }
 
 function abort(entry: Active, reason: unknown): void {
@@ -69,7 +71,7 @@ export interface JobRunnerDeps {
 export class JobRunner {
   readonly active = new Map<string, Active>();
   /** Claimed ahead, waiting for a slot, oldest first. */
-  readonly waiting = new Map<string, { job: ClaimedJob; since: number }>();
+  readonly waiting = new Map<string, { job: ClaimedJob; since: number; unstamped: boolean }>();
   /** Jobs ended here whose outcome has not been written yet. */
   readonly finishing = new Set<string>();
   /** Moving average of how long a run takes, in ms; null before the first. */
@@ -101,13 +103,13 @@ export class JobRunner {
   }
 
   /** Starts what fits in the free slots and keeps the rest waiting, in claim order. */
-  accept(jobs: ClaimedJob[]): void {
+  accept(jobs: ClaimedJob[], unstarted: ReadonlySet<string> = new Set()): void {
     const now = Date.now();
     for (const job of jobs) {
       // Claimed again while this worker still runs it (its first claim was lost in
       // a database crash): the run under way is the one, and its end applies.
       if (this.holds(job.id)) continue;
-      this.waiting.set(job.id, { job, since: now });
+      this.waiting.set(job.id, { job, since: now, unstamped: unstarted.has(job.id) });
     }
     this.#startWaiting();
   }
@@ -132,10 +134,10 @@ export class JobRunner {
 
   #startWaiting(): void {
     if (this.closed) return;
-    for (const [id, { job }] of this.waiting) {
+    for (const [id, { job, unstamped }] of this.waiting) {
       if (this.active.size >= this.deps.concurrency) return;
       this.waiting.delete(id);
-      this.run(job);
+      this.run(job, unstamped);
     }
   }
 
@@ -166,11 +168,12 @@ export class JobRunner {
     });
   }
 
-  run(job: ClaimedJob): void {
+  run(job: ClaimedJob, unstamped = false): void {
     const { deps } = this;
     const task = deps.tasks.get(job.task)!;
-    const entry: Active = { job, settled: false, startedAt: performance.now() };
+    const entry: Active = { job, settled: false, startedAt: performance.now(), unstamped };
     this.active.set(job.id, entry);
+    if (unstamped) deps.progress.started(job.id, job.attempt);
     const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
     if (timeoutMs !== undefined && timeoutMs !== null) {
       entry.timer = setTimeout(() => {
@@ -278,6 +281,8 @@ export class JobRunner {
     this.finishing.add(entry.job.id);
     deps.progress.forget(entry.job.id);
     const ran = performance.now() - entry.startedAt;
+    // Claimed ahead: the end's write records the start too (if the progress write has not).
+    if (entry.unstamped) outcome.ranMs = ran;
     this.#runMs = this.#runMs === null ? ran : this.#runMs * 0.9 + ran * 0.1;
     this.#startWaiting();
     deps.onSlotFree();

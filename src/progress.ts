@@ -1,14 +1,31 @@
 import type postgres from "postgres";
 
+interface Pending {
+  attempt: number;
+  /** Latest progress not yet written. */
+  percent?: number;
+  /** performance.now() when a job claimed ahead started, until its start is written. */
+  startedAt?: number;
+}
+
 /**
  * Holds the latest progress of each running job and writes all of them in one
  * statement every intervalMs, so a handler may report progress in a tight loop
- * without a write per call. Progress is not an indexed column: with the jobs
- * table's fillfactor these are HOT updates.
+ * without a write per call. The same write records when jobs claimed ahead of
+ * the free slots really started (the claim left their started_at null), within
+ * startDelayMs of the start, for those still running by then; a job that ends
+ * sooner carries its start in its end's write. Until its start is written, a
+ * job whose worker dies goes back as never started, its attempt not counted:
+ * the delay is kept short so that a job that kills its worker is counted.
+ * Neither column is indexed: with the jobs table's fillfactor these are HOT
+ * updates.
  */
 export class ProgressWriter {
-  #latest = new Map<string, { attempt: number; percent: number }>();
+  #pending = new Map<string, Pending>();
+  /** Starts in the write under way: put back if it fails, unless the job ended meanwhile. */
+  #writing = new Map<string, Pending>();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #startTimer: ReturnType<typeof setTimeout> | undefined;
   #text: string;
 
   constructor(
@@ -16,42 +33,85 @@ export class ProgressWriter {
     q: string,
     private workerId: string,
     private intervalMs: number,
+    private startDelayMs: number,
+    private now: () => Date | null,
     private onError: (error: unknown) => void,
   ) {
+    // The start goes in on the database's clock: now, less how long the job has run.
     this.#text = `
-      update ${q}.jobs j set progress = f.percent
-      from jsonb_to_recordset($1::text::jsonb) as f(id bigint, attempt integer, percent smallint)
+      with t as (select coalesce($3::timestamptz, now()) as now)
+      update ${q}.jobs j set
+        progress = coalesce(f.percent, j.progress),
+        started_at = coalesce(j.started_at, t.now - f.ran_ms * interval '1 millisecond')
+      from jsonb_to_recordset($1::text::jsonb) as f(id bigint, attempt integer, percent smallint, ran_ms float8), t
       where j.id = f.id and j.attempts = f.attempt and j.worker_id = $2 and j.status = 'running'
-        and j.progress is distinct from f.percent`;
+        and (j.progress is distinct from coalesce(f.percent, j.progress) or (j.started_at is null and f.ran_ms is not null))`;
   }
 
   set(id: string, attempt: number, percent: number): void {
-    this.#latest.set(id, { attempt, percent });
+    const p = this.#pending.get(id);
+    if (p && p.attempt === attempt) p.percent = percent;
+    else this.#pending.set(id, { attempt, percent });
     this.#timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
-  /** Drops a job's unwritten progress: its final write sets progress itself. */
-  forget(id: string): void {
-    this.#latest.delete(id);
+  /** A job claimed ahead started now: write its start unless it ends first. */
+  started(id: string, attempt: number): void {
+    this.#pending.set(id, { attempt, startedAt: performance.now() });
+    this.#startTimer ??= setTimeout(() => void this.flush(), this.startDelayMs);
   }
 
+  /** Drops a job's unwritten progress and start: its final write sets both itself. */
+  forget(id: string): void {
+    this.#pending.delete(id);
+    this.#writing.delete(id);
+  }
+
+  #flushing: Promise<void> | undefined;
+
+  /** Writes what is pending now; one write at a time. */
   async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    this.#flushing = this.#write().finally(() => (this.#flushing = undefined));
+    return this.#flushing;
+  }
+
+  async #write(): Promise<void> {
     clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#latest.size === 0) return;
-    const rows = [...this.#latest].map(([id, p]) => ({ id, attempt: p.attempt, percent: p.percent }));
-    this.#latest.clear();
+    clearTimeout(this.#startTimer);
+    this.#timer = this.#startTimer = undefined;
+    if (this.#pending.size === 0) return;
+    const at = performance.now();
+    const rows = [...this.#pending].map(([id, p]) => ({
+      id,
+      attempt: p.attempt,
+      percent: p.percent ?? null,
+      ran_ms: p.startedAt === undefined ? null : at - p.startedAt,
+    }));
+    for (const [id, p] of this.#pending) if (p.startedAt !== undefined) this.#writing.set(id, p);
+    this.#pending.clear();
     try {
-      await this.sql.unsafe(this.#text, [JSON.stringify(rows), this.workerId], { prepare: true });
+      await this.sql.unsafe(this.#text, [JSON.stringify(rows), this.workerId, this.now()], { prepare: true });
     } catch (error) {
       // Progress is advisory: a lost write is superseded by the next one or by the job's end.
+      // A start is not: until it is written, the reaper would take the job for one never
+      // started should this worker die, and not count the attempt. It goes in the next write.
+      for (const [id, p] of this.#writing) {
+        if (!this.#pending.has(id)) this.#pending.set(id, { attempt: p.attempt, startedAt: p.startedAt! });
+        else this.#pending.get(id)!.startedAt ??= p.startedAt!;
+      }
+      if (this.#writing.size > 0) this.#startTimer ??= setTimeout(() => void this.flush(), Math.max(this.startDelayMs, 50));
       this.onError(error);
+    } finally {
+      this.#writing.clear();
     }
   }
 
   stop(): void {
     clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#latest.clear();
+    clearTimeout(this.#startTimer);
+    this.#timer = this.#startTimer = undefined;
+    this.#pending.clear();
+    this.#writing.clear();
   }
 }

@@ -1,20 +1,25 @@
 import type postgres from "postgres";
 
 /**
- * The SET list for a running job whose worker is gone: back to the queue to
- * run again at once (the lost attempt counts), failed when that was its last
- * attempt, cancelled when a cancel was asked for. The lost attempt is recorded
- * as a WorkerLostError. Expects `j` (the job) and `t.now` in scope.
+ * The SET list for a running job whose worker is gone. A job that started (it
+ * has a started_at) goes back to the queue to run again at once, the lost
+ * attempt counted and recorded as a WorkerLostError; failed when that was its
+ * last attempt. A job the worker had claimed ahead and never started (no
+ * started_at) goes back as it was: no attempt counted, no error. Either is
+ * cancelled when a cancel was asked for. Expects `j` (the job) and `t.now`
+ * in scope.
  */
 export function lostJobSet(q: string, message: string): string {
-  const final = `j.cancel_requested_at is not null or j.attempts >= j.max_attempts`;
+  const ran = `j.started_at is not null`;
+  const final = `j.cancel_requested_at is not null or (${ran} and j.attempts >= j.max_attempts)`;
   return `
     status = (case when j.cancel_requested_at is not null then 'cancelled'
-                   when j.attempts >= j.max_attempts then 'failed'
+                   when ${ran} and j.attempts >= j.max_attempts then 'failed'
                    else 'queued' end)::${q}.job_status,
-    errors = j.errors || jsonb_build_array(jsonb_build_object(
+    errors = case when ${ran} then j.errors || jsonb_build_array(jsonb_build_object(
       'attempt', j.attempts, 'at', t.now, 'name', 'WorkerLostError',
-      'message', ${message}, 'worker', j.worker_id)),
+      'message', ${message}, 'worker', j.worker_id)) else j.errors end,
+    attempts = case when ${ran} then j.attempts else greatest(j.attempts - 1, 0) end,
     run_at = least(j.run_at, t.now), -- keeps its place in the queue
     finished_at = case when ${final} then t.now end,
     worker_id = null`;

@@ -47,7 +47,10 @@ export interface WorkerOptions {
   listenerHealthIntervalMs?: number;
   /** A health ping not back within this declares the LISTEN connection dead. @default 5000 */
   listenerHealthTimeoutMs?: number;
-  /** Collect finished jobs this long and write them in one statement. @default 2 */
+  /**
+   * Collect finished jobs this long and write them in one statement; the starts of jobs
+   * claimed ahead of the free slots are written as soon, for those still running. @default 2
+   */
   finishBatchMs?: number;
   /** Write progress at most this often per worker. @default 500 */
   progressIntervalMs?: number;

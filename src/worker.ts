@@ -139,10 +139,12 @@ export function createWorker(options: d.WorkerOptions): Worker {
       return 0;
     }
     let jobs: ClaimedJob[];
+    let unstarted: Set<string>;
     try {
       const slots = Math.max(0, concurrency - runner.size - runner.waiting.size);
       const claimed = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, ahead: free - Math.min(free, slots), workerId: id, now: now() });
       jobs = claimed.jobs;
+      unstarted = claimed.unstarted;
       if (claimed.wakeMs !== null) wakeIn(claimed.wakeMs);
     } catch (error) {
       // If the claim committed but its reply was lost, the heartbeat's
@@ -157,7 +159,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     more = jobs.length === free;
     events.emit("worker:claimed", { workerId: id, jobs, requested: free, reason });
-    runner.accept(jobs);
+    runner.accept(jobs, unstarted);
     return jobs.length;
   }
 
@@ -285,7 +287,10 @@ export function createWorker(options: d.WorkerOptions): Worker {
       sql, q, schema, id, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now,
       (error, wait) => logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
     );
-    progress = new ProgressWriter(sql, q, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, fail("writing progress"));
+    progress = new ProgressWriter(
+      sql, q, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now,
+      fail("writing progress"),
+    );
     runner = new JobRunner({
       workerId: id, concurrency, tasks, logger, events, stats, finisher, progress,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

@@ -8,7 +8,11 @@ const { queue, sql, schema } = db;
 const s = `"${schema}"`;
 
 /** Makes a running job owned by a worker that stopped heartbeating `ageMs` ago. */
-async function orphan(task: string, queueName: string, opts: { ageMs: number; attempts?: number; maxAttempts?: number; workerId?: string }) {
+async function orphan(
+  task: string,
+  queueName: string,
+  opts: { ageMs: number; attempts?: number; maxAttempts?: number; workerId?: string; started?: boolean },
+) {
   const workerId = opts.workerId ?? `ghost-${crypto.randomUUID().slice(0, 6)}`;
   await sql.unsafe(
     `insert into ${s}.workers (id, queues, tasks, concurrency, heartbeat_at)
@@ -21,8 +25,9 @@ async function orphan(task: string, queueName: string, opts: { ageMs: number; at
     opts.maxAttempts ?? 10,
   ]);
   await sql.unsafe(
-    `update ${s}.jobs set status = 'running', worker_id = $2, attempts = $3, started_at = now() where id = $1`,
-    [job!.id, workerId, opts.attempts ?? 1],
+    `update ${s}.jobs set status = 'running', worker_id = $2, attempts = $3,
+       started_at = case when $4 then now() end where id = $1`,
+    [job!.id, workerId, opts.attempts ?? 1, opts.started ?? true],
   );
   return { workerId, jobId: job!.id as string };
 }
@@ -52,6 +57,15 @@ describe("heartbeats and the reaper", () => {
     expect((await queue.getJob(dead.jobId))!.finishedAt).toBeInstanceOf(Date);
     expect((await queue.getJob(alive.jobId))!.status).toBe("running");
     await sql.unsafe(`delete from ${s}.workers where id = $1`, [alive.workerId]);
+  });
+
+  it("a dead worker's job that was claimed ahead and never started goes back as it was: no attempt counted, no error", async () => {
+    const ahead = await orphan("r", "reap-ahead", { ageMs: 60_000, attempts: 1, maxAttempts: 1, started: false });
+    const ran = await orphan("r", "reap-ahead", { ageMs: 60_000, attempts: 1, maxAttempts: 1 });
+    const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
+    await w.start();
+    expect(await queue.getJob(ahead.jobId)).toMatchObject({ status: "queued", attempts: 0, errors: [], startedAt: null, finishedAt: null, workerId: null });
+    expect(await queue.getJob(ran.jobId)).toMatchObject({ status: "failed", attempts: 1, errors: [{ name: "WorkerLostError" }] });
   });
 
   it("takes back running jobs whose worker row is gone", async () => {
@@ -142,6 +156,56 @@ describe("heartbeats and the reaper", () => {
     const job = await queue.enqueue("r", {}, { queue: "nolease" });
     expect(await w.sweep()).toBe(0);
     expect((await queue.getJob(job.id))!.status).toBe("queued");
+  });
+
+  it("claim() leaves started_at null on the jobs claimed ahead of the free slots", async () => {
+    await queue.enqueueMany([1, 2, 3, 4].map((n) => ({ task: "t", payload: { n }, queue: "claim-ahead" })));
+    await sql.unsafe(`insert into ${s}.workers (id, queues, tasks, concurrency) values ('sql-claimer', '{}', '{}', 2)`);
+    const rows = await sql.unsafe(`select id::text, started from ${s}.claim('["claim-ahead"]', '["t"]', 4, 'sql-claimer', null, 2) order by id`);
+    expect(rows.map((r) => r.started)).toEqual([true, true, false, false]);
+    const stored = await sql.unsafe(`select started_at from ${s}.jobs where queue = 'claim-ahead' order by id`);
+    expect(stored.map((r) => r.started_at !== null)).toEqual([true, true, false, false]);
+    await sql.unsafe(`update ${s}.jobs set status = 'cancelled', worker_id = null where queue = 'claim-ahead'`);
+    await sql.unsafe(`delete from ${s}.workers where id = 'sql-claimer'`);
+  });
+
+  it("a job claimed ahead gets its start written once it starts: by the progress write while it runs, by its end's write otherwise", async () => {
+    const second = gate();
+    const third = gate();
+    const w = db.worker({
+      queues: ["stamp"],
+      concurrency: 1,
+      progressIntervalMs: 20,
+      tasks: {
+        s: async (p: { n: number }) => {
+          if (p.n === 2) await second.promise;
+          if (p.n === 3) await third.promise;
+        },
+      },
+    });
+    const jobs = await queue.enqueueMany([1, 2, 3, 4, 5].map((n) => ({ task: "s", payload: { n }, queue: "stamp" })));
+    const ids = jobs.map((j) => j.id);
+    const startedAt = async () =>
+      (await sql.unsafe(`select id::text, status, started_at from ${s}.jobs where id = any($1::bigint[]) order by id`, [ids])).map((r) => r.started_at);
+    await w.start();
+    // Job 1 ran alone; its quick run made the next claim take the rest, 2 to start and 3-5 ahead.
+    await until(async () => (await startedAt())[1] !== null && w.stats.completed === 1);
+    await until(async () => {
+      const [r] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = 'stamp' and status = 'running'`);
+      return r!.n === 4;
+    });
+    expect((await startedAt()).slice(2).every((t) => t === null)).toBe(true);
+    second.open();
+    // Job 3 now runs (held on its gate): the progress write records its start.
+    await until(async () => (await startedAt())[2] !== null);
+    expect((await startedAt()).slice(3).every((t) => t === null)).toBe(true);
+    third.open();
+    await until(() => w.stats.completed === 5);
+    const done = await sql.unsafe(`select started_at, finished_at from ${s}.jobs where id = any($1::bigint[])`, [ids]);
+    for (const r of done) {
+      expect(r.started_at).toBeInstanceOf(Date);
+      expect(r.started_at.getTime()).toBeLessThanOrEqual(r.finished_at.getTime());
+    }
   });
 
   it("gives back a job marked running on it that it is not running (a claim whose reply was lost)", async () => {

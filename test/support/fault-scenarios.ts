@@ -74,6 +74,8 @@ export interface Kill {
   at: number;
   /** Jobs still marked running on the victim once its backends were gone: what the kill stranded. */
   stranded: string[];
+  /** Of those, the ones claimed ahead with no start recorded: they go back unrun, no attempt counted. */
+  unstarted: string[];
   /** The replacement kept the victim's id (it recovers the orphans when it registers) or took a new one (the reaper does). */
   sameId: boolean;
 }
@@ -90,8 +92,10 @@ export interface StormResult {
   rerunDoneMs: number[];
   /** Jobs run more than once that no kill stranded (must be none). */
   unexplained: string[];
-  /** Stranded jobs without a WorkerLostError naming their killed worker (must be none). */
+  /** Stranded jobs that had started, without a WorkerLostError naming their killed worker (must be none). */
   unrecorded: string[];
+  /** Stranded jobs that had not started, yet came back with a WorkerLostError (must be none). */
+  countedUnstarted: string[];
   exitCodes: (number | string)[];
   workersLeft: number;
 }
@@ -149,11 +153,14 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
     const code = await victim.kill();
     if (code !== "SIGKILL") throw new Error(`worker ${victim.id} ended with ${code} before it was killed`);
     await backendsGone(env.sql, victim.id);
-    const stranded = (
-      await env.sql.unsafe(`select id::text from ${env.s}.jobs where status = 'running' and worker_id = $1`, [victim.id])
-    ).map((r) => r.id as string);
+    const rows = await env.sql.unsafe(
+      `select id::text, started_at is null as unstarted from ${env.s}.jobs where status = 'running' and worker_id = $1`,
+      [victim.id],
+    );
+    const stranded = rows.map((r) => r.id as string);
+    const unstarted = rows.filter((r) => r.unstarted).map((r) => r.id as string);
     const sameId = (kills.length + 1) % o.sameIdEvery === 0;
-    kills.push({ victim: victim.id, at, stranded, sameId });
+    kills.push({ victim: victim.id, at, stranded, unstarted, sameId });
     log(`kill ${kills.length}: ${victim.id} stranded ${stranded.length} (${left} left); replacement ${sameId ? "keeps its id" : "gets a new id"}`);
     const nextId = sameId ? victim.id : `storm-${slot + 1}-g${++generation[slot]!}`;
     slots[slot] = await spawnFaultWorker(config(nextId));
@@ -179,9 +186,15 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
   const reclaimMs = { reaper: [] as number[], restart: [] as number[] };
   const rerunDoneMs: number[] = [];
   const unrecorded: string[] = [];
+  /** Jobs the kill stranded unstarted that came back with an attempt counted against the victim. */
+  const countedUnstarted: string[] = [];
   for (const [id, k] of strandedBy) {
     const job = history.jobs.get(id)!;
     const lost = job.errors.find((e) => e.name === "WorkerLostError" && e.worker === k.victim);
+    if (k.unstarted.includes(id)) {
+      if (lost) countedUnstarted.push(id);
+      continue;
+    }
     if (!lost) {
       unrecorded.push(id);
       continue;
@@ -190,7 +203,7 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
     if (job.finishedAt) rerunDoneMs.push(job.finishedAt.getTime() - k.at);
   }
   return {
-    ids, kills, history, audit: result, durationMs, reclaimMs, rerunDoneMs, unexplained, unrecorded, exitCodes,
+    ids, kills, history, audit: result, durationMs, reclaimMs, rerunDoneMs, unexplained, unrecorded, countedUnstarted, exitCodes,
     workersLeft: w!.n,
   };
 }
@@ -207,6 +220,7 @@ export function stormFigures(r: StormResult, o: StormOptions) {
     kills: r.kills.length,
     killsReplacedUnderSameId: r.kills.filter((k) => k.sameId).length,
     strandedAtKills: stranded,
+    strandedUnstarted: r.kills.reduce((n, k) => n + k.unstarted.length, 0),
     ranTwice: r.audit.ranMoreThanOnce.size,
     extraRuns: r.audit.extraRuns,
     lost: r.audit.missing.length + r.audit.wrongState.length,
