@@ -69,7 +69,10 @@ export interface WorkerOptions {
   scheduleIntervalMs?: number;
   /** How long finished jobs are kept, or false to never prune. @default { completedMs: 1 day, failedMs: 14 days } */
   retention?: RetentionOptions | false;
-  /** Prune this often (one worker at a time does it). @default 60000 */
+  /**
+   * Prune this often (one worker at a time does it). As often, a worker vacuums the jobs
+   * table when autovacuum is off for it and over 1,000 dead rows have piled up. @default 60000
+   */
   pruneIntervalMs?: number;
   /** Stored on the worker's row for operators (host, pid, version). */
   meta?: Record<string, unknown>;

@@ -28,6 +28,8 @@ export interface WorkerEvents {
   "schedule:enqueued": { workerId: string; name: string; ticks: Date[] };
   /** Finished jobs past retention were deleted. */
   "jobs:pruned": { workerId: string; deleted: number };
+  /** This worker vacuumed the jobs table, autovacuum being off for it. */
+  "jobs:vacuumed": { workerId: string };
   "listener:up": { workerId: string };
   "listener:down": { workerId: string; reason: string };
 }

@@ -15,6 +15,7 @@ import { prune, pruneSql } from "./prune.ts";
 import { type ReapResult, reapOnce, reaperSql } from "./reaper.ts";
 import { retryTransient } from "./retry.ts";
 import { runDueSchedules, schedulesSql, upsertSchedule } from "./schedules.ts";
+import { vacuumIfNeeded, vacuumSql } from "./vacuum.ts";
 import { resolveTasks } from "./task.ts";
 import { loop, timeLimit, within } from "./timing.ts";
 import * as d from "./worker-options.ts";
@@ -70,6 +71,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   const reaperText = reaperSql(q);
   const scheduleText = schedulesSql(q);
   const pruneText = pruneSql(q);
+  const vacuumText = vacuumSql(q);
 
   let sql: postgres.Sql;
   let owned = false;
@@ -262,13 +264,12 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
   }
 
-  async function pruneFinished() {
-    if (opts.retention === false) return;
-    const deleted = await prune(sql, pruneText, schema, opts.retention ?? {}, now());
-    if (deleted > 0) {
-      logger.info(`pruned ${deleted} finished job(s) past retention`);
-      events.emit("jobs:pruned", { workerId: id, deleted });
-    }
+  /** Prunes finished jobs past retention, and vacuums the jobs table if autovacuum will not. */
+  async function maintain() {
+    const deleted = opts.retention === false ? 0 : await prune(sql, pruneText, schema, opts.retention ?? {}, now());
+    if (deleted > 0) logger.info(`pruned ${deleted} finished job(s) past retention`);
+    if (deleted > 0) events.emit("jobs:pruned", { workerId: id, deleted });
+    if (await vacuumIfNeeded(sql, vacuumText)) events.emit("jobs:vacuumed", { workerId: id });
   }
 
   async function periodicReap() {
@@ -287,10 +288,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       sql, q, schema, id, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now,
       (error, wait) => logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
     );
-    progress = new ProgressWriter(
-      sql, q, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now,
-      fail("writing progress"),
-    );
+    const progressMs = opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT;
+    progress = new ProgressWriter(sql, q, id, progressMs, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now, fail("writing progress"));
     runner = new JobRunner({
       workerId: id, concurrency, tasks, logger, events, stats, finisher, progress,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
@@ -355,7 +354,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
           return requestClaim("sweep");
         });
         every(opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT, runSchedules);
-        if (opts.retention !== false) every(opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT, pruneFinished);
+        every(opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT, maintain);
       }
       logger.info(`worker ${id} started: queues ${queues.join(",")}, concurrency ${concurrency}, tasks ${taskNames.join(",")}`);
       events.emit("worker:started", { workerId: id, queues, concurrency, recovered });

@@ -155,6 +155,20 @@ describe("worker", () => {
     expect(w.running).toBe(0);
   });
 
+  it("vacuums the jobs table when autovacuum is off for it and dead rows pile up", async () => {
+    await sql.unsafe(`alter table ${jobs} set (autovacuum_enabled = false)`);
+    const vacuumCount = async () =>
+      Number((await sql.unsafe(`select vacuum_count from pg_stat_user_tables where relid = $1::regclass`, [jobs]))[0]!.vacuum_count);
+    const before = await vacuumCount();
+    const w = db.worker({ queues: ["vac"], concurrency: 16, pruneIntervalMs: 50, tasks: { v: async () => {} } });
+    await queue.enqueueMany(Array.from({ length: 1200 }, () => ({ task: "v", queue: "vac" })));
+    const vacuumed = w.waitFor("jobs:vacuumed", () => true, deadline(30_000));
+    await w.start();
+    await vacuumed;
+    await until(async () => (await vacuumCount()) > before);
+    await sql.unsafe(`alter table ${jobs} reset (autovacuum_enabled)`);
+  });
+
   it("a signal first read after the timeout is already aborted, with the reason", async () => {
     const go = gate();
     const read = gate<AbortSignal>();
