@@ -54,10 +54,13 @@ export async function claimJobs(
       runAt: r.run_at as Date,
     });
   }
-  // UPDATE ... RETURNING gives no order; hand them out in claim order.
+  // UPDATE ... RETURNING gives no order; hand them out in claim order. The jobs the
+  // database marked started come first, as they did there (its run_at has microseconds).
   const rank = new Map(args.queues.map((name, i) => [name, i]));
+  const later = (job: ClaimedJob) => (unstarted.has(job.id) ? 1 : 0);
   jobs.sort(
     (a, b) =>
+      later(a) - later(b) ||
       rank.get(a.queue)! - rank.get(b.queue)! ||
       b.priority - a.priority ||
       a.runAt.getTime() - b.runAt.getTime() ||

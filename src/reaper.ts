@@ -4,22 +4,27 @@ import type postgres from "postgres";
  * The SET list for a running job whose worker is gone. A job that started (it
  * has a started_at) goes back to the queue to run again at once, the lost
  * attempt counted and recorded as a WorkerLostError; failed when that was its
- * last attempt. A job the worker had claimed ahead and never started (no
- * started_at) goes back as it was: no attempt counted, no error. Either is
- * cancelled when a cancel was asked for. Expects `j` (the job) and `t.now`
+ * last attempt. A job the worker had claimed ahead and not started (no
+ * started_at) goes back without the attempt counting, the first time: a
+ * WorkerLostError marked `unstarted` records it. Should that job come back
+ * unstarted again, it counts like any lost attempt, so a job that kills its
+ * worker before its start is written still runs out of attempts. Either way it
+ * is cancelled when a cancel was asked for. Expects `j` (the job) and `t.now`
  * in scope.
  */
 export function lostJobSet(q: string, message: string): string {
-  const ran = `j.started_at is not null`;
-  const final = `j.cancel_requested_at is not null or (${ran} and j.attempts >= j.max_attempts)`;
+  const spared = `(j.started_at is null and not j.errors @> '[{"unstarted": true}]')`;
+  const final = `j.cancel_requested_at is not null or (not ${spared} and j.attempts >= j.max_attempts)`;
   return `
     status = (case when j.cancel_requested_at is not null then 'cancelled'
-                   when ${ran} and j.attempts >= j.max_attempts then 'failed'
+                   when not ${spared} and j.attempts >= j.max_attempts then 'failed'
                    else 'queued' end)::${q}.job_status,
-    errors = case when ${ran} then j.errors || jsonb_build_array(jsonb_build_object(
+    errors = j.errors || jsonb_build_array(jsonb_build_object(
       'attempt', j.attempts, 'at', t.now, 'name', 'WorkerLostError',
-      'message', ${message}, 'worker', j.worker_id)) else j.errors end,
-    attempts = case when ${ran} then j.attempts else greatest(j.attempts - 1, 0) end,
+      'message', ${message} || case when j.started_at is null then ' (it had not started it)' else '' end,
+      'worker', j.worker_id)
+      || case when j.started_at is null then '{"unstarted": true}'::jsonb else '{}'::jsonb end),
+    attempts = case when ${spared} then greatest(j.attempts - 1, 0) else j.attempts end,
     run_at = least(j.run_at, t.now), -- keeps its place in the queue
     finished_at = case when ${final} then t.now end,
     worker_id = null`;

@@ -21,6 +21,11 @@ export interface JobError {
   message: string;
   stack?: string;
   worker?: string | null;
+  /**
+   * A WorkerLostError for a job its worker had claimed ahead and not started: the first
+   * such loss does not count as an attempt.
+   */
+  unstarted?: boolean;
 }
 
 /** A job as stored. Ids are strings: Postgres bigints do not fit JavaScript numbers. */

@@ -21,7 +21,8 @@ export function vacuumSql(q: string) {
       select (current_setting('autovacuum') = 'off'
               or exists (select from pg_options_to_table(c.reloptions) o
                          where o.option_name = 'autovacuum_enabled' and o.option_value in ('false', 'off'))) as off,
-             coalesce(s.n_dead_tup, 0)::bigint as dead
+             coalesce(s.n_dead_tup, 0)::bigint as dead,
+             coalesce(greatest(s.last_vacuum, s.last_autovacuum) > now() - $1::bigint * interval '1 millisecond', false) as recent
       from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
       where c.oid = to_regclass(${literal(`${q}.jobs`)})`,
     vacuum: `vacuum (analyze, skip_locked) ${q}.jobs, ${q}.workers`,
@@ -32,10 +33,15 @@ function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-/** Vacuums the jobs table if autovacuum is off for it and dead rows have piled up; returns whether it did. */
-export async function vacuumIfNeeded(sql: postgres.Sql, text: ReturnType<typeof vacuumSql>): Promise<boolean> {
-  const [row] = await sql.unsafe(text.check, [], { prepare: true });
-  if (!row || !row.off || Number(row.dead) < VACUUM_DEAD_ROWS) return false;
+/**
+ * Vacuums the jobs table if autovacuum is off for it, dead rows have piled up,
+ * and nobody vacuumed it within the last intervalMs (so workers take turns, and
+ * dead rows a long transaction keeps alive do not make every worker vacuum
+ * every time); returns whether it did.
+ */
+export async function vacuumIfNeeded(sql: postgres.Sql, text: ReturnType<typeof vacuumSql>, intervalMs: number): Promise<boolean> {
+  const [row] = await sql.unsafe(text.check, [intervalMs], { prepare: true });
+  if (!row || !row.off || row.recent || Number(row.dead) < VACUUM_DEAD_ROWS) return false;
   await sql.unsafe(text.vacuum);
   return true;
 }

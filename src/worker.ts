@@ -269,7 +269,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
     const deleted = opts.retention === false ? 0 : await prune(sql, pruneText, schema, opts.retention ?? {}, now());
     if (deleted > 0) logger.info(`pruned ${deleted} finished job(s) past retention`);
     if (deleted > 0) events.emit("jobs:pruned", { workerId: id, deleted });
-    if (await vacuumIfNeeded(sql, vacuumText)) events.emit("jobs:vacuumed", { workerId: id });
+    const intervalMs = opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT;
+    if (await vacuumIfNeeded(sql, vacuumText, intervalMs / 2)) events.emit("jobs:vacuumed", { workerId: id });
   }
 
   async function periodicReap() {

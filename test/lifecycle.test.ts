@@ -59,13 +59,28 @@ describe("heartbeats and the reaper", () => {
     await sql.unsafe(`delete from ${s}.workers where id = $1`, [alive.workerId]);
   });
 
-  it("a dead worker's job that was claimed ahead and never started goes back as it was: no attempt counted, no error", async () => {
+  it("a dead worker's job that was claimed ahead and never started goes back uncounted, once; a second time it counts", async () => {
     const ahead = await orphan("r", "reap-ahead", { ageMs: 60_000, attempts: 1, maxAttempts: 1, started: false });
     const ran = await orphan("r", "reap-ahead", { ageMs: 60_000, attempts: 1, maxAttempts: 1 });
     const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
     await w.start();
-    expect(await queue.getJob(ahead.jobId)).toMatchObject({ status: "queued", attempts: 0, errors: [], startedAt: null, finishedAt: null, workerId: null });
+    expect(await queue.getJob(ahead.jobId)).toMatchObject({
+      status: "queued", attempts: 0, startedAt: null, finishedAt: null, workerId: null,
+      errors: [{ attempt: 1, name: "WorkerLostError", worker: ahead.workerId, unstarted: true }],
+    });
+    expect((await queue.getJob(ran.jobId))!.errors[0]!.unstarted).toBeUndefined();
     expect(await queue.getJob(ran.jobId)).toMatchObject({ status: "failed", attempts: 1, errors: [{ name: "WorkerLostError" }] });
+
+    // Claimed ahead again, and its worker dies again before it starts: now the attempt counts
+    // (a job that kills its worker before its start is written must still run out of attempts).
+    const again = `ghost-${crypto.randomUUID().slice(0, 6)}`;
+    await sql.unsafe(`insert into ${s}.workers (id, queues, tasks, concurrency, heartbeat_at) values ($1, '{}', '{}', 1, now() - interval '1 minute')`, [again]);
+    await sql.unsafe(`update ${s}.jobs set status = 'running', worker_id = $2, attempts = 1, started_at = null where id = $1`, [ahead.jobId, again]);
+    await w.reap();
+    expect(await queue.getJob(ahead.jobId)).toMatchObject({
+      status: "failed", attempts: 1,
+      errors: [{ name: "WorkerLostError", unstarted: true }, { name: "WorkerLostError", worker: again, unstarted: true }],
+    });
   });
 
   it("takes back running jobs whose worker row is gone", async () => {

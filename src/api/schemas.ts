@@ -91,6 +91,7 @@ export const jobErrorSchema = v.object({
   message: v.string(),
   stack: v.optional(v.string()),
   worker: v.optional(v.nullable(v.string())),
+  unstarted: v.optional(v.pipe(v.boolean(), v.description("The worker died holding the job, claimed ahead, before starting it."))),
 });
 
 const jobEntries = {

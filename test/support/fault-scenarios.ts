@@ -92,9 +92,9 @@ export interface StormResult {
   rerunDoneMs: number[];
   /** Jobs run more than once that no kill stranded (must be none). */
   unexplained: string[];
-  /** Stranded jobs that had started, without a WorkerLostError naming their killed worker (must be none). */
+  /** Stranded jobs without a WorkerLostError naming their killed worker (must be none). */
   unrecorded: string[];
-  /** Stranded jobs that had not started, yet came back with a WorkerLostError (must be none). */
+  /** Stranded jobs whose WorkerLostError is marked unstarted when they had started, or the reverse (must be none). */
   countedUnstarted: string[];
   exitCodes: (number | string)[];
   workersLeft: number;
@@ -186,15 +186,12 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
   const reclaimMs = { reaper: [] as number[], restart: [] as number[] };
   const rerunDoneMs: number[] = [];
   const unrecorded: string[] = [];
-  /** Jobs the kill stranded unstarted that came back with an attempt counted against the victim. */
+  /** Stranded jobs whose WorkerLostError says "unstarted" when they had started, or the reverse. */
   const countedUnstarted: string[] = [];
   for (const [id, k] of strandedBy) {
     const job = history.jobs.get(id)!;
     const lost = job.errors.find((e) => e.name === "WorkerLostError" && e.worker === k.victim);
-    if (k.unstarted.includes(id)) {
-      if (lost) countedUnstarted.push(id);
-      continue;
-    }
+    if (k.unstarted.includes(id) !== (lost?.unstarted === true)) countedUnstarted.push(id);
     if (!lost) {
       unrecorded.push(id);
       continue;

@@ -23,7 +23,7 @@ export interface JobRow {
   status: string;
   attempts: number;
   maxAttempts: number;
-  errors: { attempt: number; name: string; message: string; worker: string; at: string }[];
+  errors: { attempt: number; name: string; message: string; worker: string; at: string; unstarted?: boolean }[];
   result: Record<string, unknown> | null;
   workerId: string | null;
   createdAt: Date;
