@@ -54,16 +54,17 @@ create table :PGPULSE_SCHEMA.schedules (
 -- end, or in its next progress write): a job still null when its worker dies
 -- never ran, and goes back without the attempt counting.
 --
--- Rows come back with wake_ms null, and started false for the jobs claimed
--- ahead; when a rate limit held jobs back, one more row with only wake_ms says
--- when the next start will be allowed.
+-- Rows come back with wake_ms null; the jobs claimed ahead carry the claim's
+-- time in waiting_since_ms (ms since the epoch, for the worker to date their
+-- start on this clock), the others null. When a rate limit held jobs back, one
+-- more row with only wake_ms says when the next start will be allowed.
 create function :PGPULSE_SCHEMA.claim(
   queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
   ahead integer default 0
 ) returns table (
   id bigint, task text, queue text, payload jsonb, priority integer, attempts integer,
   max_attempts integer, timeout_ms integer, key text, created_at timestamptz, run_at timestamptz,
-  started boolean, wake_ms bigint
+  waiting_since_ms float8, wake_ms bigint
 )
 language plpgsql volatile as $$
 #variable_conflict use_column
@@ -117,7 +118,8 @@ begin
           started_at = case when got + r.rn <= n - ahead then t end
         from r where j.id = r.id
         returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-          j.timeout_ms, j.key, j.created_at, j.run_at, j.started_at is not null, null::bigint;
+          j.timeout_ms, j.key, j.created_at, j.run_at,
+          case when j.started_at is null then (extract(epoch from t) * 1000)::float8 end, null::bigint;
       get diagnostics claimed = row_count;
       got := got + claimed;
       continue;
@@ -186,7 +188,7 @@ begin
         status = 'running', attempts = j.attempts + 1, worker_id = worker, started_at = t, progress = 0
       where j.id = any(picked)
       returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-        j.timeout_ms, j.key, j.created_at, j.run_at, true, null::bigint;
+        j.timeout_ms, j.key, j.created_at, j.run_at, null::float8, null::bigint;
     get diagnostics claimed = row_count;
     got := got + claimed;
     if cfg.rate_max is not null then
@@ -201,7 +203,7 @@ begin
 
   if wake is not null and got < n then
     return query select null::bigint, null::text, null::text, null::jsonb, null::integer, null::integer,
-      null::integer, null::integer, null::text, null::timestamptz, null::timestamptz, null::boolean, greatest(wake, 1);
+      null::integer, null::integer, null::text, null::timestamptz, null::timestamptz, null::float8, greatest(wake, 1);
   end if;
 end;
 $$;

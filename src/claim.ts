@@ -17,8 +17,12 @@ export interface Claimed {
   jobs: ClaimedJob[];
   /** When a rate limit held jobs back: ms until the next start is allowed. */
   wakeMs: number | null;
-  /** Jobs claimed ahead of the free slots: the database has no start time for them yet. */
-  unstarted: Set<string>;
+  /**
+   * Jobs claimed ahead of the free slots, which the database has no start time for yet:
+   * for each, what to add to performance.now() to get the database's clock (ms since the
+   * epoch), as of the claim. A start dated with it is never later than the real one.
+   */
+  unstarted: Map<string, number>;
 }
 
 export async function claimJobs(
@@ -33,13 +37,14 @@ export async function claimJobs(
   );
   let wakeMs: number | null = null;
   const jobs: ClaimedJob[] = [];
-  const unstarted = new Set<string>();
+  const unstarted = new Map<string, number>();
+  const replyAt = performance.now();
   for (const r of rows) {
     if (r.id === null) {
       wakeMs = Number(r.wake_ms);
       continue;
     }
-    if (r.started === false) unstarted.add(String(r.id));
+    if (r.waiting_since_ms !== null && r.waiting_since_ms !== undefined) unstarted.set(String(r.id), Number(r.waiting_since_ms) - replyAt);
     jobs.push({
       id: String(r.id),
       task: r.task as string,

@@ -12,8 +12,8 @@ export type Outcome = (
   /** The handler asked to run again later: back to queued, the attempt not counted. */
   | { kind: "snoozed"; id: string; attempt: number; delayMs: number }
 ) & {
-  /** For a job claimed ahead, whose start the database may not have: how long it ran. */
-  ranMs?: number;
+  /** For a job claimed ahead, whose start the database may not have: when it started (ms since the epoch, database clock). */
+  startedMs?: number;
 };
 
 export interface ErrorRecord {
@@ -39,7 +39,7 @@ export function finishSql(q: string): string {
     with t as (select coalesce($3::timestamptz, now()) as now),
     f as (
       select * from jsonb_to_recordset($1::text::jsonb)
-        as f(id bigint, attempt integer, kind text, result jsonb, error jsonb, delay_ms bigint, ran_ms float8)
+        as f(id bigint, attempt integer, kind text, result jsonb, error jsonb, delay_ms bigint, started_ms float8)
     ),
     upd as (
       update ${q}.jobs j set
@@ -56,7 +56,7 @@ export function finishSql(q: string): string {
                       when f.kind = 'released' then least(j.run_at, t.now) else j.run_at end,
         attempts = case when ${unrun} then j.attempts - 1 else j.attempts end,
         started_at = case when ${unrun} then null
-                          else coalesce(j.started_at, t.now - f.ran_ms * interval '1 millisecond') end,
+                          else coalesce(j.started_at, to_timestamp(f.started_ms / 1000)) end,
         finished_at = case when ${final} then t.now else null end,
         worker_id = null
       from f, t
@@ -158,7 +158,7 @@ export class FinishBatcher {
       result: o.kind === "completed" ? (o.result ?? null) : null,
       error: "error" in o ? o.error : null,
       delay_ms: o.kind === "retry" || o.kind === "snoozed" ? o.delayMs : null,
-      ran_ms: o.ranMs ?? null,
+      started_ms: o.startedMs ?? null,
     }));
     const body = JSON.stringify(rows);
     for (let tries = 0; ; tries++) {

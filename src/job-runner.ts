@@ -20,8 +20,8 @@ interface Active {
   timer?: ReturnType<typeof setTimeout>;
   settled: boolean;
   startedAt: number;
-  /** Claimed ahead: the database has no start time until this worker writes one. */
-  unstamped: boolean;
+  /** Claimed ahead: the start on the database's clock (ms since the epoch), which this worker must write. */
+  startMs?: number;
 }
 
 function abort(entry: Active, reason: unknown): void {
@@ -71,7 +71,7 @@ export interface JobRunnerDeps {
 export class JobRunner {
   readonly active = new Map<string, Active>();
   /** Claimed ahead, waiting for a slot, oldest first. */
-  readonly waiting = new Map<string, { job: ClaimedJob; since: number; unstamped: boolean }>();
+  readonly waiting = new Map<string, { job: ClaimedJob; since: number; clockOffset?: number }>();
   /** Jobs ended here whose outcome has not been written yet. */
   readonly finishing = new Set<string>();
   /** Moving average of how long a run takes, in ms; null before the first. */
@@ -103,13 +103,13 @@ export class JobRunner {
   }
 
   /** Starts what fits in the free slots and keeps the rest waiting, in claim order. */
-  accept(jobs: ClaimedJob[], unstarted: ReadonlySet<string> = new Set()): void {
+  accept(jobs: ClaimedJob[], unstarted: ReadonlyMap<string, number> = new Map()): void {
     const now = Date.now();
     for (const job of jobs) {
       // Claimed again while this worker still runs it (its first claim was lost in
       // a database crash): the run under way is the one, and its end applies.
       if (this.holds(job.id)) continue;
-      this.waiting.set(job.id, { job, since: now, unstamped: unstarted.has(job.id) });
+      this.waiting.set(job.id, { job, since: now, clockOffset: unstarted.get(job.id) });
     }
     this.#startWaiting();
   }
@@ -134,10 +134,10 @@ export class JobRunner {
 
   #startWaiting(): void {
     if (this.closed) return;
-    for (const [id, { job, unstamped }] of this.waiting) {
+    for (const [id, { job, clockOffset }] of this.waiting) {
       if (this.active.size >= this.deps.concurrency) return;
       this.waiting.delete(id);
-      this.run(job, unstamped);
+      this.run(job, clockOffset);
     }
   }
 
@@ -168,12 +168,16 @@ export class JobRunner {
     });
   }
 
-  run(job: ClaimedJob, unstamped = false): void {
+  /** Starts a job; clockOffset (from its claim) when the database has no start time for it. */
+  run(job: ClaimedJob, clockOffset?: number): void {
     const { deps } = this;
     const task = deps.tasks.get(job.task)!;
-    const entry: Active = { job, settled: false, startedAt: performance.now(), unstamped };
+    const entry: Active = { job, settled: false, startedAt: performance.now() };
     this.active.set(job.id, entry);
-    if (unstamped) deps.progress.started(job.id, job.attempt);
+    if (clockOffset !== undefined) {
+      entry.startMs = clockOffset + entry.startedAt;
+      deps.progress.started(job.id, job.attempt, entry.startMs);
+    }
     const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
     if (timeoutMs !== undefined && timeoutMs !== null) {
       entry.timer = setTimeout(() => {
@@ -282,7 +286,7 @@ export class JobRunner {
     deps.progress.forget(entry.job.id);
     const ran = performance.now() - entry.startedAt;
     // Claimed ahead: the end's write records the start too (if the progress write has not).
-    if (entry.unstamped) outcome.ranMs = ran;
+    if (entry.startMs !== undefined) outcome.startedMs = entry.startMs;
     this.#runMs = this.#runMs === null ? ran : this.#runMs * 0.9 + ran * 0.1;
     this.#startWaiting();
     deps.onSlotFree();

@@ -4,8 +4,8 @@ interface Pending {
   attempt: number;
   /** Latest progress not yet written. */
   percent?: number;
-  /** performance.now() when a job claimed ahead started, until its start is written. */
-  startedAt?: number;
+  /** When a job claimed ahead started (ms since the epoch, database clock), until it is written. */
+  startedMs?: number;
 }
 
 /**
@@ -34,18 +34,15 @@ export class ProgressWriter {
     private workerId: string,
     private intervalMs: number,
     private startDelayMs: number,
-    private now: () => Date | null,
     private onError: (error: unknown) => void,
   ) {
-    // The start goes in on the database's clock: now, less how long the job has run.
     this.#text = `
-      with t as (select coalesce($3::timestamptz, now()) as now)
       update ${q}.jobs j set
         progress = coalesce(f.percent, j.progress),
-        started_at = coalesce(j.started_at, t.now - f.ran_ms * interval '1 millisecond')
-      from jsonb_to_recordset($1::text::jsonb) as f(id bigint, attempt integer, percent smallint, ran_ms float8), t
+        started_at = coalesce(j.started_at, to_timestamp(f.started_ms / 1000))
+      from jsonb_to_recordset($1::text::jsonb) as f(id bigint, attempt integer, percent smallint, started_ms float8)
       where j.id = f.id and j.attempts = f.attempt and j.worker_id = $2 and j.status = 'running'
-        and (j.progress is distinct from coalesce(f.percent, j.progress) or (j.started_at is null and f.ran_ms is not null))`;
+        and (j.progress is distinct from coalesce(f.percent, j.progress) or (j.started_at is null and f.started_ms is not null))`;
   }
 
   set(id: string, attempt: number, percent: number): void {
@@ -55,9 +52,9 @@ export class ProgressWriter {
     this.#timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
-  /** A job claimed ahead started now: write its start unless it ends first. */
-  started(id: string, attempt: number): void {
-    this.#pending.set(id, { attempt, startedAt: performance.now() });
+  /** A job claimed ahead started (at startedMs, database clock): write it unless the job ends first. */
+  started(id: string, attempt: number, startedMs: number): void {
+    this.#pending.set(id, { attempt, startedMs });
     this.#startTimer ??= setTimeout(() => void this.flush(), this.startDelayMs);
   }
 
@@ -81,24 +78,18 @@ export class ProgressWriter {
     clearTimeout(this.#startTimer);
     this.#timer = this.#startTimer = undefined;
     if (this.#pending.size === 0) return;
-    const at = performance.now();
-    const rows = [...this.#pending].map(([id, p]) => ({
-      id,
-      attempt: p.attempt,
-      percent: p.percent ?? null,
-      ran_ms: p.startedAt === undefined ? null : at - p.startedAt,
-    }));
-    for (const [id, p] of this.#pending) if (p.startedAt !== undefined) this.#writing.set(id, p);
+    const rows = [...this.#pending].map(([id, p]) => ({ id, attempt: p.attempt, percent: p.percent ?? null, started_ms: p.startedMs ?? null }));
+    for (const [id, p] of this.#pending) if (p.startedMs !== undefined) this.#writing.set(id, p);
     this.#pending.clear();
     try {
-      await this.sql.unsafe(this.#text, [JSON.stringify(rows), this.workerId, this.now()], { prepare: true });
+      await this.sql.unsafe(this.#text, [JSON.stringify(rows), this.workerId], { prepare: true });
     } catch (error) {
       // Progress is advisory: a lost write is superseded by the next one or by the job's end.
       // A start is not: until it is written, the reaper would take the job for one never
       // started should this worker die, and not count the attempt. It goes in the next write.
       for (const [id, p] of this.#writing) {
-        if (!this.#pending.has(id)) this.#pending.set(id, { attempt: p.attempt, startedAt: p.startedAt! });
-        else this.#pending.get(id)!.startedAt ??= p.startedAt!;
+        if (!this.#pending.has(id)) this.#pending.set(id, { attempt: p.attempt, startedMs: p.startedMs! });
+        else this.#pending.get(id)!.startedMs ??= p.startedMs!;
       }
       if (this.#writing.size > 0) this.#startTimer ??= setTimeout(() => void this.flush(), Math.max(this.startDelayMs, 50));
       this.onError(error);

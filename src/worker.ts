@@ -141,7 +141,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       return 0;
     }
     let jobs: ClaimedJob[];
-    let unstarted: Set<string>;
+    let unstarted: Map<string, number>;
     try {
       const slots = Math.max(0, concurrency - runner.size - runner.waiting.size);
       const claimed = await claimJobs(sql, claimText, { queues, tasks: taskNames, limit: free, ahead: free - Math.min(free, slots), workerId: id, now: now() });
@@ -290,7 +290,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       (error, wait) => logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
     );
     const progressMs = opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT;
-    progress = new ProgressWriter(sql, q, id, progressMs, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, now, fail("writing progress"));
+    progress = new ProgressWriter(sql, q, id, progressMs, opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT, fail("writing progress"));
     runner = new JobRunner({
       workerId: id, concurrency, tasks, logger, events, stats, finisher, progress,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

@@ -176,8 +176,11 @@ describe("heartbeats and the reaper", () => {
   it("claim() leaves started_at null on the jobs claimed ahead of the free slots", async () => {
     await queue.enqueueMany([1, 2, 3, 4].map((n) => ({ task: "t", payload: { n }, queue: "claim-ahead" })));
     await sql.unsafe(`insert into ${s}.workers (id, queues, tasks, concurrency) values ('sql-claimer', '{}', '{}', 2)`);
-    const rows = await sql.unsafe(`select id::text, started from ${s}.claim('["claim-ahead"]', '["t"]', 4, 'sql-claimer', null, 2) order by id`);
-    expect(rows.map((r) => r.started)).toEqual([true, true, false, false]);
+    const [clock] = await sql.unsafe(`select extract(epoch from now()) * 1000 as now`);
+    const rows = await sql.unsafe(`select id::text, waiting_since_ms from ${s}.claim('["claim-ahead"]', '["t"]', 4, 'sql-claimer', null, 2) order by id`);
+    expect(rows.map((r) => r.waiting_since_ms === null)).toEqual([true, true, false, false]);
+    // the claim's time, on the database's clock (this test's own statement ran just before)
+    for (const r of rows.slice(2)) expect(Math.abs(Number(r.waiting_since_ms) - Number(clock!.now))).toBeLessThan(5000);
     const stored = await sql.unsafe(`select started_at from ${s}.jobs where queue = 'claim-ahead' order by id`);
     expect(stored.map((r) => r.started_at !== null)).toEqual([true, true, false, false]);
     await sql.unsafe(`update ${s}.jobs set status = 'cancelled', worker_id = null where queue = 'claim-ahead'`);
@@ -216,11 +219,13 @@ describe("heartbeats and the reaper", () => {
     expect((await startedAt()).slice(3).every((t) => t === null)).toBe(true);
     third.open();
     await until(() => w.stats.completed === 5);
-    const done = await sql.unsafe(`select started_at, finished_at from ${s}.jobs where id = any($1::bigint[])`, [ids]);
+    const done = await sql.unsafe(`select started_at, finished_at from ${s}.jobs where id = any($1::bigint[]) order by id`, [ids]);
     for (const r of done) {
       expect(r.started_at).toBeInstanceOf(Date);
       expect(r.started_at.getTime()).toBeLessThanOrEqual(r.finished_at.getTime());
     }
+    // job 3 waited for job 2 to end, so it started after job 2 did
+    expect(done[2]!.started_at.getTime()).toBeGreaterThanOrEqual(done[1]!.started_at.getTime());
   });
 
   it("gives back a job marked running on it that it is not running (a claim whose reply was lost)", async () => {
