@@ -15,8 +15,8 @@ interface Pending {
  * the free slots really started (the claim left their started_at null), within
  * startDelayMs of the start, for those still running by then; a job that ends
  * sooner carries its start in its end's write. Until its start is written, a
- * job whose worker dies goes back as never started, its attempt not counted:
- * the delay is kept short so that a job that kills its worker is counted.
+ * job whose worker dies looks never started, and the reaper spares its attempt
+ * (once per job): the delay is kept short so that this stays rare.
  * Neither column is indexed: with the jobs table's fillfactor these are HOT
  * updates.
  */
