@@ -93,10 +93,12 @@ function check(value: unknown, path: string, seen: Set<object>, depth: number): 
       if (depth >= MAX_DEPTH) return fail(path, `is nested deeper than ${MAX_DEPTH} levels`);
       seen.add(value);
       if (Array.isArray(value)) {
-        value.forEach((item, i) => {
-          if (item === undefined) fail(`${path}[${i}]`, "is undefined");
+        // An index loop, not forEach: a hole in a sparse array is undefined too (JSON would store null).
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          if (item === undefined) fail(`${path}[${i}]`, "is undefined (or a hole in a sparse array)");
           check(item, `${path}[${i}]`, seen, depth + 1);
-        });
+        }
       } else {
         const proto = Object.getPrototypeOf(value);
         if (proto !== Object.prototype && proto !== null) {

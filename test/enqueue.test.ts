@@ -169,6 +169,7 @@ describe("enqueue", () => {
       ["function in payload", () => queue.enqueue("t", { f: () => 1 }), "INVALID_PAYLOAD", "payload.f"],
       ["bigint in payload", () => queue.enqueue("t", { n: 1n }), "INVALID_PAYLOAD", "payload.n"],
       ["NaN in payload", () => queue.enqueue("t", { n: [NaN] }), "INVALID_PAYLOAD", "payload.n[0]"],
+      ["hole in a sparse array", () => queue.enqueue("t", { a: [1, , 3] }), "INVALID_PAYLOAD", "payload.a[1]"],
       ["Date in payload", () => queue.enqueue("t", { d: new Date() }), "INVALID_PAYLOAD", "payload.d"],
       ["circular payload", () => { const o: Record<string, unknown> = {}; o.self = o; return queue.enqueue("t", o); }, "INVALID_PAYLOAD", "payload.self"],
       ["bad spec in a batch", () => queue.enqueueMany([{ task: "ok" }, { task: "ok", delayMs: -5 }]), "INVALID_INPUT", "[1].delayMs"],
