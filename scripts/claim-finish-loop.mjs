@@ -30,7 +30,7 @@ try {
       const rows = await sql.unsafe(claim, ['["default"]', '["noop"]', batch, "loop", null, 0], { prepare: true });
       if (rows.length === 0) return;
       done += rows.length;
-      const outcomes = rows.map((r) => ({ id: String(r.id), attempt: r.attempts, kind: "completed", result: null, error: null, delay_ms: null, ran_ms: null }));
+      const outcomes = rows.map((r) => ({ id: String(r.id), attempt: r.attempts, kind: "completed", result: null, error: null, delay_ms: null, started_ms: null }));
       await sql.unsafe(finish, [JSON.stringify(outcomes), "loop", null, schema], { prepare: true });
     }
   };

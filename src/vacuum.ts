@@ -17,6 +17,7 @@ export const VACUUM_DEAD_ROWS = 1000;
  */
 export function vacuumSql(q: string) {
   return {
+    table: `${q}.jobs`,
     check: `
       select (current_setting('autovacuum') = 'off'
               or exists (select from pg_options_to_table(c.reloptions) o
@@ -24,13 +25,9 @@ export function vacuumSql(q: string) {
              coalesce(s.n_dead_tup, 0)::bigint as dead,
              coalesce(greatest(s.last_vacuum, s.last_autovacuum) > now() - $1::bigint * interval '1 millisecond', false) as recent
       from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
-      where c.oid = to_regclass(${literal(`${q}.jobs`)})`,
+      where c.oid = to_regclass($2::text)`,
     vacuum: `vacuum (analyze, skip_locked) ${q}.jobs, ${q}.workers`,
   };
-}
-
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
 }
 
 /**
@@ -40,7 +37,7 @@ function literal(text: string): string {
  * every time); returns whether it did.
  */
 export async function vacuumIfNeeded(sql: postgres.Sql, text: ReturnType<typeof vacuumSql>, intervalMs: number): Promise<boolean> {
-  const [row] = await sql.unsafe(text.check, [intervalMs], { prepare: true });
+  const [row] = await sql.unsafe(text.check, [intervalMs, text.table], { prepare: true });
   if (!row || !row.off || row.recent || Number(row.dead) < VACUUM_DEAD_ROWS) return false;
   await sql.unsafe(text.vacuum);
   return true;

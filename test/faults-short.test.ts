@@ -38,7 +38,7 @@ describe("faults, short", () => {
     expect(r.kills.length).toBe(2);
     expect(r.unexplained).toEqual([]);
     expect(r.unrecorded).toEqual([]);
-    expect(r.countedUnstarted).toEqual([]);
+    expect(r.mislabeled).toEqual([]);
     expect(figures.ranTwice).toBeLessThanOrEqual(figures.strandedAtKills);
     // 2 s of slack: npm test runs other files beside this one on the same cores
     const bound = options.timing.staleAfterMs! + options.timing.reaperIntervalMs! + 2000;

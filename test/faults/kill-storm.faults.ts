@@ -48,7 +48,7 @@ describe("kill storm", () => {
     expect(r.kills.length).toBeGreaterThanOrEqual(4);
     expect(r.unexplained).toEqual([]);
     expect(r.unrecorded).toEqual([]);
-    expect(r.countedUnstarted).toEqual([]);
+    expect(r.mislabeled).toEqual([]);
     expect(figures.ranTwice).toBeLessThanOrEqual(figures.strandedAtKills);
     expect(figures.extraRuns).toBeLessThanOrEqual(figures.strandedAtKills);
     // reclaim within the lease bound; 1 s of slack for timers on a loaded 2-core machine

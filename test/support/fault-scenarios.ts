@@ -95,7 +95,7 @@ export interface StormResult {
   /** Stranded jobs without a WorkerLostError naming their killed worker (must be none). */
   unrecorded: string[];
   /** Stranded jobs whose WorkerLostError is marked unstarted when they had started, or the reverse (must be none). */
-  countedUnstarted: string[];
+  mislabeled: string[];
   exitCodes: (number | string)[];
   workersLeft: number;
 }
@@ -187,11 +187,11 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
   const rerunDoneMs: number[] = [];
   const unrecorded: string[] = [];
   /** Stranded jobs whose WorkerLostError says "unstarted" when they had started, or the reverse. */
-  const countedUnstarted: string[] = [];
+  const mislabeled: string[] = [];
   for (const [id, k] of strandedBy) {
     const job = history.jobs.get(id)!;
     const lost = job.errors.find((e) => e.name === "WorkerLostError" && e.worker === k.victim);
-    if (k.unstarted.includes(id) !== (lost?.unstarted === true)) countedUnstarted.push(id);
+    if (k.unstarted.includes(id) !== (lost?.unstarted === true)) mislabeled.push(id);
     if (!lost) {
       unrecorded.push(id);
       continue;
@@ -200,7 +200,7 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
     if (job.finishedAt) rerunDoneMs.push(job.finishedAt.getTime() - k.at);
   }
   return {
-    ids, kills, history, audit: result, durationMs, reclaimMs, rerunDoneMs, unexplained, unrecorded, countedUnstarted, exitCodes,
+    ids, kills, history, audit: result, durationMs, reclaimMs, rerunDoneMs, unexplained, unrecorded, mislabeled, exitCodes,
     workersLeft: w!.n,
   };
 }
