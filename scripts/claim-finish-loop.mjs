@@ -5,8 +5,8 @@
 // Usage: npm run build && node scripts/claim-finish-loop.mjs (DATABASE_URL as for the tests; N, BATCH from the environment).
 import postgres from "postgres";
 import { createQueue, migrate } from "../dist/index.js";
-import { claimSql } from "../dist/claim.js";
-import { finishSql } from "../dist/finish.js";
+import { claimSql } from "../dist/db/claim.js";
+import { finishSql } from "../dist/worker/finisher.js";
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const n = Number(process.env.N ?? 60_000);

@@ -1,4 +1,4 @@
-// Embeds sql/NNNNNN_name.sql into src/migrations.generated.ts so that no runtime
+// Embeds sql/NNNNNN_name.sql into src/schema/migrations.generated.ts so that no runtime
 // has to read files (edge runtimes cannot). Run by `npm run build`; the test
 // suite checks the generated file is current.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -27,5 +27,5 @@ export function renderMigrations() {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeFileSync(`${root}/src/migrations.generated.ts`, renderMigrations());
+  writeFileSync(`${root}/src/schema/migrations.generated.ts`, renderMigrations());
 }

@@ -3,11 +3,11 @@
  * Everything exported here is runtime-free: it runs on Node, Bun, Deno, and
  * (the queue) in edge runtimes.
  */
-export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./queue.ts";
-export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./queue.ts";
-export { createWorker } from "./worker.ts";
-export { errorRecord } from "./error-record.ts";
-export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker.ts";
+export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
+export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./producer/queue.ts";
+export { createWorker } from "./worker/worker.ts";
+export { errorRecord } from "./shared/error-record.ts";
+export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker/worker.ts";
 export {
   CONCURRENCY_DEFAULT,
   FINISH_BATCH_MS_DEFAULT,
@@ -21,26 +21,26 @@ export {
   STALE_AFTER_MS_DEFAULT,
   SCHEDULE_INTERVAL_MS_DEFAULT,
   PRUNE_INTERVAL_MS_DEFAULT,
-} from "./worker-options.ts";
-export { migrate, SCHEMA_VERSION } from "./migrate.ts";
-export type { MigrateOptions, MigrateResult } from "./migrate.ts";
-export { defineTask } from "./task.ts";
-export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./task.ts";
-export type { ClaimedJob, JobContext } from "./context.ts";
-export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./backoff.ts";
-export type { BackoffOptions } from "./backoff.ts";
-export { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
-export type { ErrorCode, InputIssue } from "./errors.ts";
-export { consoleLogger, silentLogger } from "./logger.ts";
-export type { Logger, LogLevel } from "./logger.ts";
-export { SCHEMA_DEFAULT } from "./connection.ts";
-export type { Connection, SqlHandle } from "./connection.ts";
-export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./listener.ts";
-export type { ReapResult } from "./reaper.ts";
-export type { ErrorRecord } from "./finish.ts";
-export type { QueueSummary, WorkerSummary } from "./status.ts";
-export type { QueueConfig, QueueLimits } from "./queue-config.ts";
-export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./prune.ts";
-export type { RetentionOptions } from "./prune.ts";
-export type { Schedule, ScheduleSpec } from "./schedules.ts";
-export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./types.ts";
+} from "./worker/options.ts";
+export { migrate, SCHEMA_VERSION } from "./schema/migrate.ts";
+export type { MigrateOptions, MigrateResult } from "./schema/migrate.ts";
+export { defineTask } from "./shared/task.ts";
+export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./shared/task.ts";
+export type { ClaimedJob, JobContext } from "./worker/context.ts";
+export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./worker/backoff.ts";
+export type { BackoffOptions } from "./worker/backoff.ts";
+export { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./shared/errors.ts";
+export type { ErrorCode, InputIssue } from "./shared/errors.ts";
+export { consoleLogger, silentLogger } from "./shared/logger.ts";
+export type { Logger, LogLevel } from "./shared/logger.ts";
+export { SCHEMA_DEFAULT } from "./db/connection.ts";
+export type { Connection, SqlHandle } from "./db/connection.ts";
+export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./worker/listener.ts";
+export type { ReapResult } from "./maintenance/reaper.ts";
+export type { ErrorRecord } from "./worker/finisher.ts";
+export type { QueueSummary, WorkerSummary } from "./producer/status.ts";
+export type { QueueConfig, QueueLimits } from "./producer/queue-config.ts";
+export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./maintenance/pruner.ts";
+export type { RetentionOptions } from "./maintenance/pruner.ts";
+export type { Schedule, ScheduleSpec } from "./producer/schedules.ts";
+export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./shared/types.ts";

@@ -61,7 +61,7 @@ describe("migrate", () => {
   });
 
   it("embeds the current sql/ files (run `npm run build` after editing them)", () => {
-    const generated = readFileSync(new URL("../src/migrations.generated.ts", import.meta.url), "utf8");
+    const generated = readFileSync(new URL("../src/schema/migrations.generated.ts", import.meta.url), "utf8");
     expect(generated).toBe(renderMigrations());
   });
 });

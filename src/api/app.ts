@@ -2,10 +2,10 @@
 // Hono app or serve as it is (`pgpulse serve`). Imports no node: module.
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { PgPulseError } from "../errors.ts";
-import { consoleLogger, type Logger, type LogLevel } from "../logger.ts";
-import type { Queue } from "../queue.ts";
-import type { Worker } from "../worker-types.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import { consoleLogger, type Logger, type LogLevel } from "../shared/logger.ts";
+import type { Queue } from "../producer/queue.ts";
+import type { Worker } from "../worker/types.ts";
 import { type ApiAuthOptions, type AuthEnv, createAuthenticator, requireBearer } from "./auth.ts";
 import { MAX_BODY_BYTES_DEFAULT } from "./body.ts";
 import { dashboardRoutes } from "./dashboard/routes.tsx";

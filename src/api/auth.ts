@@ -1,7 +1,7 @@
 // Bearer tokens: read-write and read-only, from options or the environment,
 // compared in constant time (SHA-256 of both sides, then every byte).
 import type { MiddlewareHandler } from "hono";
-import { PgPulseError } from "../errors.ts";
+import { PgPulseError } from "../shared/errors.ts";
 import { readEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
 

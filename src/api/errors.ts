@@ -1,8 +1,8 @@
 // API errors: one JSON shape for every failure, `{ "error": { "code", "message", "details" } }`.
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { PgPulseError } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
 
 /** Codes the HTTP API answers with. The pgpulse codes pass through; the rest are HTTP's. */
 export type ApiErrorCode =

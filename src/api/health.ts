@@ -1,8 +1,8 @@
 // GET /healthz: is the database reachable (and migrated), and are the LISTEN
 // connections of the workers handed to createApi up.
-import { quoteSchema } from "../connection.ts";
-import type { Queue } from "../queue.ts";
-import type { Worker } from "../worker-types.ts";
+import { quoteSchema } from "../db/connection.ts";
+import type { Queue } from "../producer/queue.ts";
+import type { Worker } from "../worker/types.ts";
 
 export type WorkerListenerState = "up" | "down" | "unknown" | "stopped";
 

@@ -1,8 +1,8 @@
 // Job endpoints: enqueue, read, list, cancel, retry.
 import { Hono } from "hono";
 import * as v from "valibot";
-import { PgPulseError } from "../errors.ts";
-import type { Queue } from "../queue.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import type { Queue } from "../producer/queue.ts";
 import type { AuthEnv } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { ApiError } from "./errors.ts";

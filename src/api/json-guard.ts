@@ -2,7 +2,7 @@
 // unpaired surrogates (in text and jsonb alike), and nesting deep enough to
 // overflow a recursive walk. Checked before anything is written, so such input
 // is a 400 with the path to it, never a 500.
-import { MAX_DEPTH as MAX_JSON_DEPTH, unstorable as textProblem } from "../json.ts";
+import { MAX_DEPTH as MAX_JSON_DEPTH, unstorable as textProblem } from "../shared/json.ts";
 import { ApiError } from "./errors.ts";
 
 export { MAX_JSON_DEPTH, textProblem };

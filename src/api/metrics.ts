@@ -1,9 +1,9 @@
 // GET /metrics: Prometheus text format (version 0.0.4), read from the tables on
 // each scrape. The totals count the jobs in the table, so they fall when old
 // jobs are deleted; Prometheus treats a fall as a counter reset.
-import type { Queue } from "../queue.ts";
-import { quoteSchema } from "../connection.ts";
-import { STATE_COUNTS } from "../status.ts";
+import type { Queue } from "../producer/queue.ts";
+import { quoteSchema } from "../db/connection.ts";
+import { STATE_COUNTS } from "../producer/status.ts";
 
 /** Upper bounds of the run-time histogram, in seconds. */
 export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800] as const;

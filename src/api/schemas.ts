@@ -2,7 +2,7 @@
 // schemas document output (and tests check responses against them). Both feed
 // GET /openapi.json through json-schema.ts, so the docs cannot drift.
 import * as v from "valibot";
-import { int, name, storable, toIssues } from "../enqueue-options.ts";
+import { int, name, storable, toIssues } from "../producer/enqueue-options.ts";
 import { ApiError } from "./errors.ts";
 
 const INT4_MAX = 2_147_483_647;

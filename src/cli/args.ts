@@ -1,7 +1,7 @@
 // CLI edge: argument parsing with node:util's parseArgs (in Node, Bun and Deno),
 // environment fallbacks, and durations.
 import { parseArgs } from "node:util";
-import { env } from "../runtime.ts";
+import { env } from "../shared/runtime.ts";
 
 /** Bad command-line input: printed as one line, exit code 2. */
 export class UsageError extends Error {

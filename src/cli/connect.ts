@@ -1,6 +1,6 @@
 // CLI edge: opening the database from flags, and telling the user plainly when it is not there.
 import postgres from "postgres";
-import { POOL_DEFAULTS } from "../connection.ts";
+import { POOL_DEFAULTS } from "../db/connection.ts";
 import { UsageError } from "./args.ts";
 
 export function databaseUrl(values: Record<string, unknown>): string {

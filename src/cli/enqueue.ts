@@ -1,6 +1,6 @@
 // CLI command: pgpulse enqueue <task> ['<json>']
-import { createQueue, type EnqueueOptions } from "../queue.ts";
-import { writeOut } from "../runtime.ts";
+import { createQueue, type EnqueueOptions } from "../producer/queue.ts";
+import { writeOut } from "../shared/runtime.ts";
 import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";

@@ -1,7 +1,7 @@
 // CLI edge: loading a user's tasks module.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isTaskDefinition, type TaskMap } from "../task.ts";
+import { isTaskDefinition, type TaskMap } from "../shared/task.ts";
 import { UsageError } from "./args.ts";
 
 /**

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The pgpulse command line. Runtime edge: runs on Node (dist/cli/main.js), Bun and Deno (src/cli/main.ts).
-import { PgPulseError } from "../errors.ts";
-import { argv, exit, writeErr, writeOut } from "../runtime.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import { argv, exit, writeErr, writeOut } from "../shared/runtime.ts";
 import { helpText, parseFlags, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { unreachable } from "./connect.ts";

@@ -1,6 +1,6 @@
 // CLI command: pgpulse migrate
-import { migrate } from "../migrate.ts";
-import { writeOut } from "../runtime.ts";
+import { migrate } from "../schema/migrate.ts";
+import { writeOut } from "../shared/runtime.ts";
 import type { Flags } from "./args.ts";
 import { connect, databaseUrl } from "./connect.ts";
 import type { Command } from "./command.ts";

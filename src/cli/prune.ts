@@ -1,7 +1,7 @@
 // CLI command: pgpulse prune
-import { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "../prune.ts";
-import { createQueue } from "../queue.ts";
-import { writeOut } from "../runtime.ts";
+import { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "../maintenance/pruner.ts";
+import { createQueue } from "../producer/queue.ts";
+import { writeOut } from "../shared/runtime.ts";
 import { type Flags, parseDuration } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";

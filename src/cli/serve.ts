@@ -1,8 +1,8 @@
 // CLI command: pgpulse serve (the HTTP API and dashboard)
 import { createApi } from "../api/app.ts";
-import { consoleLogger } from "../logger.ts";
-import { createQueue } from "../queue.ts";
-import { env, onStopSignals, writeOut } from "../runtime.ts";
+import { consoleLogger } from "../shared/logger.ts";
+import { createQueue } from "../producer/queue.ts";
+import { env, onStopSignals, writeOut } from "../shared/runtime.ts";
 import { type Flags, parseInteger, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";

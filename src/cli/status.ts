@@ -1,7 +1,7 @@
 // CLI command: pgpulse status
-import { createQueue } from "../queue.ts";
-import { writeOut } from "../runtime.ts";
-import type { QueueSummary, WorkerSummary } from "../status.ts";
+import { createQueue } from "../producer/queue.ts";
+import { writeOut } from "../shared/runtime.ts";
+import type { QueueSummary, WorkerSummary } from "../producer/status.ts";
 import type { Flags } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";

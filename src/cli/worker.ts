@@ -1,10 +1,10 @@
 // CLI command: pgpulse worker
-import { migrate } from "../migrate.ts";
-import { onStopSignals, processMeta } from "../runtime.ts";
-import { consoleLogger, type LogLevel } from "../logger.ts";
-import { retryTransient } from "../retry.ts";
-import { createWorker, type Worker } from "../worker.ts";
-import type { WorkerOptions } from "../worker-options.ts";
+import { migrate } from "../schema/migrate.ts";
+import { onStopSignals, processMeta } from "../shared/runtime.ts";
+import { consoleLogger, type LogLevel } from "../shared/logger.ts";
+import { retryTransient } from "../shared/retry.ts";
+import { createWorker, type Worker } from "../worker/worker.ts";
+import type { WorkerOptions } from "../worker/options.ts";
 import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";

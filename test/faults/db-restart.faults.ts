@@ -62,7 +62,7 @@ describe("database restart mid-run", () => {
   });
 
   it("every worker (and the producer) is back at work within 5 s of the server accepting connections, whatever the outage", () => {
-    // The pools pgpulse opens (src/connection.ts openSql, dedicatedSql) keep postgres.js's default
+    // The pools pgpulse opens (src/db/connection.ts openSql, dedicatedSql) keep postgres.js's default
     // reconnect backoff: 3^n / 100 s with n the pool's failed connects so far, capped at 20 s and
     // reset only by a successful connect. A few seconds of outage leave a pool waiting up to 20 s
     // after the server is back before it tries again.

@@ -152,7 +152,7 @@ describe("half-open connections", () => {
 
   it("a worker cut off from the database notices within staleAfterMs + two heartbeats and aborts its handlers, whose jobs the reaper is giving to others", () => {
     // A black-holed connection never answers and never errors (until TCP gives up, about 15 min
-    // on Linux). heartbeat() has no deadline and the heartbeat loop (src/worker.ts every()) awaits
+    // on Linux). heartbeat() has no deadline and the heartbeat loop (src/worker/worker.ts every()) awaits
     // it, so no later heartbeat runs either: the worker never learns that its lease is gone, and
     // its handler runs on while the reaper gives the job to another worker (the job runs on both
     // at once). Once the connections reset, the next heartbeat finds the lease gone and aborts it.

@@ -129,8 +129,8 @@ describe("poison and hostile jobs", () => {
   });
 
   it("the worker survives a handler that throws a value whose toString and toJSON throw", () => {
-    // errorRecord() (src/error-record.ts:16, String(error) in its catch) throws again; it is called in
-    // JobRunner.#fail from #execute's catch (src/job-runner.ts), whose promise is dropped with `void`:
+    // errorRecord() (src/shared/error-record.ts, String(error) in its catch) throws again; it is called in
+    // JobRunner.#fail from #execute's catch (src/worker/runner.ts), whose promise is dropped with `void`:
     // an unhandled rejection, which ends a Node process. Where unhandled rejections do not end the
     // process, the job is worse off: it is never settled, keeps its slot, and stays running (its
     // worker heartbeats) until its timeout, if it has one.

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Small pieces the pages share. Everything rendered through JSX is escaped.
 import type { Child } from "hono/jsx";
-import type { JobStatus } from "../../types.ts";
+import type { JobStatus } from "../../shared/types.ts";
 import { count } from "./format.ts";
 
 export function StatusBadge(props: { status: JobStatus }) {

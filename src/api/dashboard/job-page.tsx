@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 // One job: status, progress, actions, facts, payload, result, attempt errors with stacks.
-import type { Job } from "../../types.ts";
+import type { Job } from "../../shared/types.ts";
 import { Empty, Notice, Progress, StatusBadge } from "./components.tsx";
 import { ago, iso, pretty, utc } from "./format.ts";
 import { Layout, type PageContext } from "./layout.tsx";

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Overview, job list, workers, login and error pages. The job page is in job-page.tsx.
-import type { QueueSummary, WorkerSummary } from "../../status.ts";
-import type { Job, JobStatus } from "../../types.ts";
+import type { QueueSummary, WorkerSummary } from "../../producer/status.ts";
+import type { Job, JobStatus } from "../../shared/types.ts";
 import { Card, Notice, query } from "./components.tsx";
 import { age, count } from "./format.ts";
 import { Bare, Layout, type PageContext } from "./layout.tsx";

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Tables shared by several pages: queues, jobs, workers.
-import type { QueueSummary, WorkerSummary } from "../../status.ts";
-import type { Job } from "../../types.ts";
+import type { QueueSummary, WorkerSummary } from "../../producer/status.ts";
+import type { Job } from "../../shared/types.ts";
 import { Count, Empty, Progress, StatusBadge, query } from "./components.tsx";
 import { age, ago, iso } from "./format.ts";
 

@@ -1,4 +1,4 @@
-import type { ErrorRecord } from "./finish.ts";
+import type { ErrorRecord } from "../worker/finisher.ts";
 
 export function errorText(error: unknown): string {
   try {

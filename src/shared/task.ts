@@ -1,7 +1,7 @@
 import type * as v from "valibot";
-import type { BackoffOptions } from "./backoff.ts";
-import type { JobContext } from "./context.ts";
-import { parseOrThrow, taskSettingsSchema } from "./enqueue-options.ts";
+import type { BackoffOptions } from "../worker/backoff.ts";
+import type { JobContext } from "../worker/context.ts";
+import { parseOrThrow, taskSettingsSchema } from "../producer/enqueue-options.ts";
 import { PgPulseError } from "./errors.ts";
 
 /** A function that runs one job. Its return value (JSON) becomes the job's result. */

@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { JobStatus } from "./types.ts";
+import type { JobStatus } from "../shared/types.ts";
 
 /** How an attempt ended, as the worker reports it. */
 export type Outcome = (

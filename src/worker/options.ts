@@ -1,11 +1,11 @@
 import * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
-import type { Connection } from "./connection.ts";
-import { parseOrThrow } from "./enqueue-options.ts";
-import type { Logger, LogLevel } from "./logger.ts";
-import type { RetentionOptions } from "./prune.ts";
-import type { ScheduleSpec } from "./schedules.ts";
-import type { TaskMap } from "./task.ts";
+import type { Connection } from "../db/connection.ts";
+import { parseOrThrow } from "../producer/enqueue-options.ts";
+import type { Logger, LogLevel } from "../shared/logger.ts";
+import type { RetentionOptions } from "../maintenance/pruner.ts";
+import type { ScheduleSpec } from "../producer/schedules.ts";
+import type { TaskMap } from "../shared/task.ts";
 
 export const CONCURRENCY_DEFAULT = 10;
 export const POLL_INTERVAL_MS_DEFAULT = 2000;

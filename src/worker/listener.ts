@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import { dedicatedSql } from "./connection.ts";
+import { dedicatedSql } from "../db/connection.ts";
 
 /** Channel every enqueue notifies: `{"schema": ..., "queues": [...]}`. */
 export const ENQUEUED_CHANNEL = "job_enqueued";

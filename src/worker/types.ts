@@ -1,7 +1,7 @@
 // The public contract of a worker: its methods, events and summaries.
 import type { ClaimedJob } from "./context.ts";
-import type { ErrorRecord } from "./finish.ts";
-import type { ReapResult } from "./reaper.ts";
+import type { ErrorRecord } from "./finisher.ts";
+import type { ReapResult } from "../maintenance/reaper.ts";
 
 /** What a worker reports. Subscribe with `worker.on(event, fn)`. */
 export interface WorkerEvents {

@@ -1,28 +1,28 @@
 import type postgres from "postgres";
-import { claimJobs, claimSql } from "./claim.ts";
-import { openSql, quoteSchema, SCHEMA_DEFAULT } from "./connection.ts";
+import { claimJobs, claimSql } from "../db/claim.ts";
+import { openSql, quoteSchema, SCHEMA_DEFAULT } from "../db/connection.ts";
 import type { ClaimedJob } from "./context.ts";
-import { errorText } from "./error-record.ts";
-import { PgPulseError } from "./errors.ts";
-import { Emitter } from "./events.ts";
-import { FinishBatcher } from "./finish.ts";
-import { beat, heartbeatSql } from "./heartbeat.ts";
-import { JobRunner } from "./job-runner.ts";
+import { errorText } from "../shared/error-record.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import { Emitter } from "../shared/events.ts";
+import { FinishBatcher } from "./finisher.ts";
+import { beat, heartbeatSql } from "../db/lease.ts";
+import { JobRunner } from "./runner.ts";
 import { Listener } from "./listener.ts";
-import { consoleLogger, type Logger } from "./logger.ts";
+import { consoleLogger, type Logger } from "../shared/logger.ts";
 import { ProgressWriter } from "./progress.ts";
-import { prune, pruneSql } from "./prune.ts";
-import { type ReapResult, reapOnce, reaperSql } from "./reaper.ts";
-import { retryTransient } from "./retry.ts";
-import { runDueSchedules, schedulesSql, upsertSchedule } from "./schedules.ts";
-import { vacuumIfNeeded, vacuumSql } from "./vacuum.ts";
-import { resolveTasks } from "./task.ts";
-import { loop, timeLimit, within } from "./timing.ts";
-import * as d from "./worker-options.ts";
-import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./worker-types.ts";
+import { prune, pruneSql } from "../maintenance/pruner.ts";
+import { type ReapResult, reapOnce, reaperSql } from "../maintenance/reaper.ts";
+import { retryTransient } from "../shared/retry.ts";
+import { runDueSchedules, schedulesSql, upsertSchedule } from "../producer/schedules.ts";
+import { vacuumIfNeeded, vacuumSql } from "../maintenance/vacuum.ts";
+import { resolveTasks } from "../shared/task.ts";
+import { loop, timeLimit, within } from "../shared/timing.ts";
+import * as d from "./options.ts";
+import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
 
-export type { WorkerOptions } from "./worker-options.ts";
-export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./worker-types.ts";
+export type { WorkerOptions } from "./options.ts";
+export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
 
 /**
  * How long stop() waits on the database for each of its last writes (an

@@ -1,5 +1,5 @@
 import postgres from "postgres";
-import { PgPulseError } from "./errors.ts";
+import { PgPulseError } from "../shared/errors.ts";
 
 /** A Postgres connection string, or a postgres.js `sql` instance you own. */
 export type Connection = string | postgres.Sql;

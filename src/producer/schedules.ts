@@ -1,11 +1,11 @@
 import { Cron } from "croner";
 import * as v from "valibot";
 import type postgres from "postgres";
-import type { SqlHandle } from "./connection.ts";
+import type { SqlHandle } from "../db/connection.ts";
 import { parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
-import { PgPulseError } from "./errors.ts";
-import { toJsonText } from "./json.ts";
-import { isTaskDefinition, type TaskDefinition } from "./task.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import { toJsonText } from "../shared/json.ts";
+import { isTaskDefinition, type TaskDefinition } from "../shared/task.ts";
 
 /** A recurring job: `task` with `payload`, enqueued at every tick of `cron`. */
 export interface ScheduleSpec {

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { type InputIssue, PgPulseError } from "./errors.ts";
-import { unstorable } from "./json.ts";
+import { type InputIssue, PgPulseError } from "../shared/errors.ts";
+import { unstorable } from "../shared/json.ts";
 
 const INT4_MAX = 2_147_483_647;
 

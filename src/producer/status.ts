@@ -1,4 +1,4 @@
-import type { SqlHandle } from "./connection.ts";
+import type { SqlHandle } from "../db/connection.ts";
 
 /** One queue's state, as operators and dashboards see it. */
 export interface QueueSummary {

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type postgres from "postgres";
-import { parseOrThrow } from "./enqueue-options.ts";
+import { parseOrThrow } from "../producer/enqueue-options.ts";
 
 /** How long finished jobs are kept. */
 export interface RetentionOptions {

@@ -1,5 +1,5 @@
 import type { SqlHandle } from "./connection.ts";
-import type { ClaimedJob } from "./context.ts";
+import type { ClaimedJob } from "../worker/context.ts";
 
 /**
  * Claims runnable jobs through the schema's claim() function (sql/000002):

@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import { lostJobSet } from "./reaper.ts";
+import { lostJobSet } from "../maintenance/reaper.ts";
 
 /**
  * A worker's lease. The row in `workers` says "these running jobs are mine";

@@ -1,5 +1,5 @@
-import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT } from "./connection.ts";
-import { PgPulseError } from "./errors.ts";
+import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT } from "../db/connection.ts";
+import { PgPulseError } from "../shared/errors.ts";
 import { migrations } from "./migrations.generated.ts";
 
 export interface MigrateOptions {

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import type { SqlHandle } from "./connection.ts";
+import type { SqlHandle } from "../db/connection.ts";
 import { parseOrThrow } from "./enqueue-options.ts";
 
 /** Limits a queue keeps across every worker. `null` removes a limit. */

@@ -1,15 +1,15 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import type { ClaimedJob, JobContext } from "./context.ts";
-import { errorRecord, errorText } from "./error-record.ts";
-import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./errors.ts";
-import type { Emitter } from "./events.ts";
-import type { FinishBatcher, FinishResult, Outcome } from "./finish.ts";
-import { toJsonText } from "./json.ts";
-import type { Logger } from "./logger.ts";
+import { errorRecord, errorText } from "../shared/error-record.ts";
+import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
+import type { Emitter } from "../shared/events.ts";
+import type { FinishBatcher, FinishResult, Outcome } from "./finisher.ts";
+import { toJsonText } from "../shared/json.ts";
+import type { Logger } from "../shared/logger.ts";
 import type { ProgressWriter } from "./progress.ts";
-import type { ResolvedTask } from "./task.ts";
-import type { WorkerEvents, WorkerStats } from "./worker-types.ts";
+import type { ResolvedTask } from "../shared/task.ts";
+import type { WorkerEvents, WorkerStats } from "./types.ts";
 
 interface Active {
   job: ClaimedJob;

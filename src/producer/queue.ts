@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type postgres from "postgres";
-import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "./connection.ts";
+import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "../db/connection.ts";
 import {
   checkCallOptions,
   enqueueOptionsSchema,
@@ -10,14 +10,14 @@ import {
   taskNameSchema,
   toIssues,
 } from "./enqueue-options.ts";
-import { PgPulseError } from "./errors.ts";
-import { toJsonText } from "./json.ts";
+import { PgPulseError } from "../shared/errors.ts";
+import { toJsonText } from "../shared/json.ts";
 import { configFromRow, configureQueue, type QueueConfig, queueConfigSql, type QueueLimits, setPaused } from "./queue-config.ts";
-import { prune, pruneSql, type RetentionOptions } from "./prune.ts";
+import { prune, pruneSql, type RetentionOptions } from "../maintenance/pruner.ts";
 import { type Schedule, scheduleFromRow, type ScheduleSpec, schedulesSql, upsertSchedule } from "./schedules.ts";
 import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
-import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "./task.ts";
-import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "./types.ts";
+import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "../shared/task.ts";
+import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "../shared/types.ts";
 
 /** Attempts a job gets when neither the enqueue nor its task says. */
 export const MAX_ATTEMPTS_DEFAULT = 10;
