@@ -24,6 +24,7 @@ export {
 } from "./worker/options.ts";
 export { migrate, SCHEMA_VERSION } from "./schema/migrate.ts";
 export type { MigrateOptions, MigrateResult } from "./schema/migrate.ts";
+export { migrationSql, type MigrationSqlOptions } from "./schema/migrate.ts";
 export { defineTask } from "./shared/task.ts";
 export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./shared/task.ts";
 export type { ClaimedJob, JobContext } from "./worker/context.ts";

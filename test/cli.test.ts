@@ -26,6 +26,23 @@ describe("pgpulse CLI", () => {
     expect(r.stdout).toMatch(new RegExp(`^schema ${schema} is current \\(version \\d+\\)\\n$`));
   });
 
+  it("migrate --print writes the SQL without a database; applied by hand, migrate finds it current", async () => {
+    const printed = `t_cli_print_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const r = await cli(["migrate", "--print", "--schema", printed], { DATABASE_URL: "" });
+      expect(r).toMatchObject({ code: 0, stderr: "" });
+      expect(r.stdout).toMatch(new RegExp(`^-- pgpulse schema ${printed}, version \\d+`));
+      expect(r.stdout).toMatch(new RegExp(`insert into "${printed}"\\.migrations \\(id, name, checksum\\) values \\(1, 'jobs', '[0-9a-f]{64}'\\);`));
+      await db.sql.unsafe(r.stdout).simple();
+      const again = await cli(["migrate", "--schema", printed]);
+      expect(again).toMatchObject({ code: 0, stderr: "" });
+      expect(again.stdout).toMatch(new RegExp(`^schema ${printed} is current \\(version \\d+\\)\\n$`));
+      expect(await cli(["migrate", "--print", "--schema", "Bad-Name"])).toMatchObject({ code: 2, stdout: "" });
+    } finally {
+      await db.sql.unsafe(`drop schema if exists "${printed}" cascade`);
+    }
+  });
+
   it("enqueue adds a job with its options, and --key deduplicates", async () => {
     const r = await cli(["enqueue", "resize-image", '{"url":"a.png"}', "--queue", "cli", "--delay", "5m", "--priority", "3", "--max-attempts", "2", "--timeout", "30s", "--key", "k1"]);
     expect(r.code).toBe(0);

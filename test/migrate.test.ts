@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { migrate, PgPulseError, SCHEMA_VERSION } from "../src/index.ts";
+import { migrate, migrationSql, PgPulseError, SCHEMA_VERSION } from "../src/index.ts";
+import { renderSql } from "../src/schema/migrate.ts";
+import { migrations } from "../src/schema/migrations.generated.ts";
 // @ts-expect-error: a plain .mjs build script without types
 import { renderMigrations } from "../scripts/embed-sql.mjs";
 import { DATABASE_URL } from "./support/db.ts";
@@ -63,5 +66,130 @@ describe("migrate", () => {
   it("embeds the current sql/ files (run `npm run build` after editing them)", () => {
     const generated = readFileSync(new URL("../src/schema/migrations.generated.ts", import.meta.url), "utf8");
     expect(generated).toBe(renderMigrations());
+  });
+});
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+
+/** What migrate() did before checksums: the table without the column, the files applied, rows of (id, name). */
+async function oldMigrate(schema: string, upTo: number) {
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`create schema "${schema}"`);
+    await tx.unsafe(
+      `create table "${schema}".migrations (
+         id integer primary key,
+         name text not null,
+         applied_at timestamptz not null default now()
+       )`,
+    );
+    for (const m of migrations.slice(0, upTo)) {
+      await tx.unsafe(renderSql(m.sql, schema)).simple();
+      await tx.unsafe(`insert into "${schema}".migrations (id, name) values ($1, $2)`, [m.id, m.name]);
+    }
+  });
+}
+
+const recorded = (schema: string) =>
+  sql.unsafe(`select id, name, checksum from "${schema}".migrations order by id`).then((rows) => [...rows]);
+const shipped = () => migrations.map((m) => ({ id: m.id, name: m.name, checksum: m.checksum }));
+
+describe("migration checksums", () => {
+  it("embeds the SHA-256 of each file's text", () => {
+    for (const m of migrations) {
+      expect(m.checksum).toBe(sha256(m.sql));
+      expect(m.checksum).toBe(sha256(readFileSync(new URL(`../sql/${String(m.id).padStart(6, "0")}_${m.name}.sql`, import.meta.url), "utf8")));
+    }
+  });
+
+  it("records each applied migration's checksum", async () => {
+    const schema = fresh();
+    await migrate({ connection: DATABASE_URL, schema });
+    expect(await recorded(schema)).toEqual(shipped());
+  });
+
+  it("refuses an applied migration whose checksum differs, changing nothing", async () => {
+    const schema = fresh();
+    // migration 1 applied with a text other than the shipped one; 2 not yet applied
+    await oldMigrate(schema, 1);
+    await sql.unsafe(`alter table "${schema}".migrations add column checksum text`);
+    await sql.unsafe(`update "${schema}".migrations set checksum = 'c0ffee' where id = 1`);
+
+    const error = await migrate({ connection: DATABASE_URL, schema }).catch((e) => e);
+    expect(error).toBeInstanceOf(PgPulseError);
+    expect(error.code).toBe("MIGRATION_CHANGED");
+    expect(error.message).toContain(`schema ${schema}`);
+    expect(error.message).toContain("000001_jobs");
+    expect(error.message).toContain("nothing was changed");
+    expect(error.details).toEqual({ schema, id: 1, name: "jobs", expected: migrations[0]!.checksum, found: "c0ffee" });
+
+    // the refused call rolled back: migration 2 not applied, the row untouched
+    expect(await recorded(schema)).toEqual([{ id: 1, name: "jobs", checksum: "c0ffee" }]);
+    const [queues] = await sql`select to_regclass(${`"${schema}".queues`}) as t`;
+    expect(queues!.t).toBeNull();
+    // and it keeps refusing
+    await expect(migrate({ connection: DATABASE_URL, schema })).rejects.toMatchObject({ code: "MIGRATION_CHANGED" });
+  });
+
+  it("upgrades a migrations table from before checksums: adds the column, trusts and fills the missing ones", async () => {
+    const schema = fresh();
+    await oldMigrate(schema, 1);
+    expect(await migrate({ connection: DATABASE_URL, schema })).toEqual({
+      applied: migrations.slice(1).map((m) => m.id),
+      version: SCHEMA_VERSION,
+    });
+    expect(await recorded(schema)).toEqual(shipped());
+
+    const current = fresh();
+    await oldMigrate(current, SCHEMA_VERSION);
+    expect(await migrate({ connection: DATABASE_URL, schema: current })).toEqual({ applied: [], version: SCHEMA_VERSION });
+    expect(await recorded(current)).toEqual(shipped());
+  });
+
+  it("still refuses a schema newer than it knows before looking at checksums", async () => {
+    const schema = fresh();
+    await migrate({ connection: DATABASE_URL, schema });
+    await sql.unsafe(`update "${schema}".migrations set checksum = 'c0ffee' where id = 1`);
+    await sql.unsafe(`insert into "${schema}".migrations (id, name, checksum) values ($1, 'from the future', 'f')`, [SCHEMA_VERSION + 1]);
+    await expect(migrate({ connection: DATABASE_URL, schema })).rejects.toMatchObject({ code: "SCHEMA_TOO_NEW" });
+  });
+});
+
+describe("migrationSql (pgpulse migrate --print)", () => {
+  it("gives SQL that, run by hand, leaves a schema migrate() finds current", async () => {
+    const schema = fresh();
+    const text = migrationSql({ schema });
+    expect(text).not.toContain(":PGPULSE_SCHEMA");
+    await sql.unsafe(text).simple();
+    expect(await recorded(schema)).toEqual(shipped());
+    expect(await migrate({ connection: DATABASE_URL, schema })).toEqual({ applied: [], version: SCHEMA_VERSION });
+    const tables = await sql`select table_name from information_schema.tables where table_schema = ${schema} order by 1`;
+    expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "queues", "schedules", "workers"]);
+  });
+
+  it("gives the same schema as migrate() (same columns and functions)", async () => {
+    const byHand = fresh();
+    const byMigrate = fresh();
+    await sql.unsafe(migrationSql({ schema: byHand })).simple();
+    await migrate({ connection: DATABASE_URL, schema: byMigrate });
+    const shape = async (schema: string) => ({
+      columns: [...(await sql`
+        select table_name, column_name, data_type, is_nullable, column_default from information_schema.columns
+        where table_schema = ${schema} order by 1, 2`)].map((c) => ({ ...c, column_default: c.column_default?.replaceAll(schema, "S") })),
+      functions: [...(await sql`
+        select p.proname, replace(p.prosrc, ${schema}, 'S') as src from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = ${schema} order by 1, 2`)],
+    });
+    expect(await shape(byHand)).toEqual(await shape(byMigrate));
+  });
+
+  it("uses the default schema and refuses a bad schema name", () => {
+    expect(migrationSql()).toContain(`create schema if not exists "pgpulse"`);
+    let error: unknown;
+    try {
+      migrationSql({ schema: "Bad-Name" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ name: "PgPulseError", code: "INVALID_INPUT" });
   });
 });

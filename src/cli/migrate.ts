@@ -1,20 +1,28 @@
 // CLI command: pgpulse migrate
-import { migrate } from "../schema/migrate.ts";
+import { migrate, migrationSql } from "../schema/migrate.ts";
 import { writeOut } from "../shared/runtime.ts";
 import type { Flags } from "./args.ts";
 import { connect, databaseUrl } from "./connect.ts";
 import type { Command } from "./command.ts";
 
-const flags: Flags = {};
+const flags: Flags = {
+  print: { type: "boolean", help: "print the SQL of every migration instead of applying it (no database needed)" },
+};
 
 export const migrateCommand: Command = {
-  usage: "pgpulse migrate [options]",
-  summary: "Creates or upgrades pgpulse's schema. Safe to run from many places at once.",
+  usage: "pgpulse migrate [--print] [options]",
+  summary:
+    "Creates or upgrades pgpulse's schema. Safe to run from many places at once.\n" +
+    "With --print, writes the SQL to stdout for applying with your own tool (psql -1 -f).",
   flags,
   async run({ values }) {
+    const schema = (values.schema as string | undefined) ?? "pgpulse";
+    if (values.print) {
+      writeOut(migrationSql({ schema }));
+      return 0;
+    }
     const sql = connect(databaseUrl(values), 1);
     try {
-      const schema = (values.schema as string | undefined) ?? "pgpulse";
       const result = await migrate({ connection: sql, schema });
       writeOut(
         result.applied.length > 0

@@ -10,6 +10,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "INVALID_TRANSITION"
   | "SCHEMA_TOO_NEW"
+  | "MIGRATION_CHANGED"
   | "CLOSED"
   | "INVALID_STATE";
 
