@@ -1,7 +1,8 @@
 /**
- * The dashboard end to end, in Debian's headless Chromium driven by
- * playwright-core: the app served on 127.0.0.1 by @hono/node-server, a real
- * pgpulse worker in this process. Logs in, sees a job enqueued through the API
+ * The dashboard end to end, in headless Chromium driven by playwright-core
+ * (Debian's where installed, else the one npm installs: support/browser.ts):
+ * the app served on 127.0.0.1 by @hono/node-server, a real pgpulse worker in
+ * this process. Logs in, sees a job enqueued through the API
  * appear and complete without reloading, retries a failed job, cancels a
  * queued one, and keeps screenshots under test/artifacts/.
  */
@@ -9,13 +10,13 @@ import { existsSync, mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { serve, type ServerType } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApi } from "../src/api/index.ts";
 import { defineTask, silentLogger } from "../src/index.ts";
+import { launchChromium } from "./support/browser.ts";
 import { deadline, gate, testDb } from "./support/db.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "e2e-write-token";
 const artifacts = fileURLToPath(new URL("./artifacts/", import.meta.url));
 
@@ -28,7 +29,6 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
   mkdirSync(artifacts, { recursive: true });
   const app = createApi({ queue, auth: { tokens: [TOKEN] }, dashboard: { refreshMs: 300 }, logger: silentLogger });
   await new Promise<void>((resolve) => {
@@ -37,20 +37,7 @@ beforeAll(async () => {
       resolve();
     });
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--headless",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(15_000);
   // Script errors and CSP violations fail the test that caused them (a refused status code
