@@ -36,7 +36,7 @@ export { consoleLogger, silentLogger } from "./shared/logger.ts";
 export type { Logger, LogLevel } from "./shared/logger.ts";
 export { SCHEMA_DEFAULT } from "./db/connection.ts";
 export type { Connection, SqlHandle } from "./db/connection.ts";
-export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./worker/listener.ts";
+export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./db/channels.ts";
 export type { ReapResult } from "./maintenance/reaper.ts";
 export type { ErrorRecord } from "./worker/finisher.ts";
 export type { QueueSummary, WorkerSummary } from "./producer/status.ts";

@@ -1,6 +1,5 @@
 // GET /healthz: is the database reachable (and migrated), and are the LISTEN
 // connections of the workers handed to createApi up.
-import { quoteSchema } from "../db/connection.ts";
 import type { Queue } from "../producer/queue.ts";
 import type { Worker } from "../worker/types.ts";
 
@@ -41,7 +40,7 @@ export async function checkHealth(queue: Queue, listener: () => Health["listener
   let database: Health["database"];
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const probe = queue.sql.unsafe(`select 1 from ${quoteSchema(queue.schema)}.jobs limit 1`);
+    const probe = queue.db.probe();
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     });

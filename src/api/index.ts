@@ -15,7 +15,7 @@ export type { ApiErrorBody, ApiErrorCode } from "./errors.ts";
 export type { Health } from "./health.ts";
 export { toJsonSchema } from "./json-schema.ts";
 export type { JsonSchema } from "./json-schema.ts";
-export { RUN_SECONDS_BUCKETS } from "./metrics.ts";
+export { RUN_SECONDS_BUCKETS } from "../db/status.ts";
 export { API_VERSION, openApiDocument } from "./openapi.ts";
 export {
   enqueueBodySchema,

@@ -2,44 +2,13 @@
 // each scrape. The totals count the jobs in the table, so they fall when old
 // jobs are deleted; Prometheus treats a fall as a counter reset.
 import type { Queue } from "../producer/queue.ts";
-import { quoteSchema } from "../db/connection.ts";
-import { STATE_COUNTS } from "../producer/status.ts";
-
-/** Upper bounds of the run-time histogram, in seconds. */
-export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800] as const;
+import { RUN_SECONDS_BUCKETS } from "../db/status.ts";
 
 const STATES = ["waiting", "scheduled", "running", "completed", "failed", "cancelled"] as const;
 
-export function metricsSql(schema: string): string {
-  const q = quoteSchema(schema);
-  const ran = `j.status in ('completed', 'failed') and j.started_at is not null and j.finished_at is not null`;
-  const secs = `extract(epoch from j.finished_at - j.started_at)`;
-  const buckets = RUN_SECONDS_BUCKETS.map((le, i) => `count(*) filter (where ${ran} and ${secs} <= ${le})::int as le_${i}`).join(",\n      ");
-  return `
-    with t as (select now() as now)
-    select j.queue,
-      ${STATE_COUNTS},
-      coalesce(extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)), 0)::float8 as oldest_waiting_s,
-      coalesce(sum(jsonb_array_length(j.errors)), 0)::int8 as attempt_errors,
-      count(*) filter (where ${ran})::int as run_count,
-      coalesce(sum(${secs}) filter (where ${ran}), 0)::float8 as run_sum,
-      ${buckets}
-    from ${q}.jobs j, t
-    group by j.queue, t.now
-    order by j.queue`;
-}
-
-interface Row {
-  queue: string;
-  [column: string]: unknown;
-}
-
 /** Renders the metrics for one queue handle (its schema). */
-export async function renderMetrics(queue: Queue, sqlText: string): Promise<string> {
-  const [rows, workers] = await Promise.all([
-    queue.sql.unsafe(sqlText, [], { prepare: true }) as unknown as Promise<Row[]>,
-    queue.listWorkers(),
-  ]);
+export async function renderMetrics(queue: Queue): Promise<string> {
+  const [rows, workers] = await Promise.all([queue.db.metrics(), queue.listWorkers()]);
   const out: string[] = [];
   const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 

@@ -3,16 +3,15 @@ import { Hono } from "hono";
 import type { Queue } from "../producer/queue.ts";
 import type { AuthEnv } from "./auth.ts";
 import { checkHealth, type Health } from "./health.ts";
-import { metricsSql, renderMetrics } from "./metrics.ts";
+import { renderMetrics } from "./metrics.ts";
 
 export function statusRoutes(queue: Queue): Hono<AuthEnv> {
   const app = new Hono<AuthEnv>();
-  const metricsText = metricsSql(queue.schema);
   app.get("/queues", async (c) => c.json({ queues: await queue.listQueues() }));
   app.get("/workers", async (c) => c.json({ workers: await queue.listWorkers() }));
   app.get("/metrics", async (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(await renderMetrics(queue, metricsText));
+    return c.body(await renderMetrics(queue));
   });
   return app;
 }

@@ -1,5 +1,5 @@
-import type { SqlHandle } from "./connection.ts";
-import type { ClaimedJob } from "../worker/context.ts";
+import type { ClaimedJob } from "../shared/types.ts";
+import { type DbContext, run } from "./context.ts";
 
 /**
  * Claims runnable jobs through the schema's claim() function (sql/000002):
@@ -25,16 +25,30 @@ export interface Claimed {
   unstarted: Map<string, number>;
 }
 
-export async function claimJobs(
-  sql: SqlHandle,
-  text: string,
-  args: { queues: readonly string[]; tasks: readonly string[]; limit: number; ahead?: number; workerId: string; now: Date | null },
-): Promise<Claimed> {
-  const rows = await sql.unsafe(
-    text,
-    [JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now, Math.max(0, Math.min(args.ahead ?? 0, args.limit))],
-    { prepare: true },
-  );
+export interface ClaimParams {
+  queues: readonly string[];
+  tasks: readonly string[];
+  /** Most jobs to claim. */
+  limit: number;
+  /** How many of them are claimed ahead of the free slots (their start is left unwritten). */
+  ahead?: number;
+  workerId: string;
+  /** The database clock's stand-in, for tests; null for now(). */
+  now: Date | null;
+}
+
+export function claimOps(c: DbContext, text: string) {
+  return {
+    /** Claims runnable jobs for a worker, in claim order. */
+    jobClaim: (args: ClaimParams) => claimJobs(c, text, args),
+  };
+}
+
+async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
+  const rows = await run(c, text, [
+    JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
+    Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
+  ]);
   let wakeMs: number | null = null;
   const jobs: ClaimedJob[] = [];
   const unstarted = new Map<string, number>();

@@ -21,8 +21,7 @@ export const POOL_DEFAULTS = {
   onnotice: () => {},
 } as const;
 
-/** @default "pgpulse" */
-export const SCHEMA_DEFAULT = "pgpulse";
+export { SCHEMA_DEFAULT } from "../shared/defaults.ts";
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 

@@ -1,12 +1,13 @@
-import type postgres from "postgres";
-import { lostJobSet } from "../maintenance/reaper.ts";
+import { notifyEnqueued } from "./channels.ts";
+import { type DbContext, run } from "./context.ts";
+import { lostJobSet } from "./reaper.ts";
 
 /**
  * A worker's lease. The row in `workers` says "these running jobs are mine";
  * refreshing heartbeat_at keeps it valid. The reaper deletes rows whose
  * heartbeat is older than staleAfterMs and puts their jobs back.
  */
-export function heartbeatSql(q: string) {
+export function leaseSql(q: string) {
   return {
     /**
      * Registers the worker. A row with the same id is a previous run of this
@@ -59,7 +60,7 @@ export function heartbeatSql(q: string) {
       ),
       gone as (delete from ${q}.workers where id = $1 returning id),
       note as (
-        select pg_notify('job_enqueued', json_build_object('schema', $3::text, 'queues', array_agg(distinct queue))::text)
+        select ${notifyEnqueued("$3::text", "array_agg(distinct queue)")}
         from back where status = 'queued' having count(*) > 0
       )
       select (select count(*) from back)::integer as released, (select count(*) from gone)::integer as removed,
@@ -67,9 +68,39 @@ export function heartbeatSql(q: string) {
   };
 }
 
-export type HeartbeatSql = ReturnType<typeof heartbeatSql>;
+export interface RegisterParams {
+  workerId: string;
+  queues: readonly string[];
+  tasks: readonly string[];
+  concurrency: number;
+  meta: Record<string, unknown>;
+  now: Date | null;
+}
 
-export async function beat(sql: postgres.Sql, text: string, workerId: string, now: Date | null) {
-  const rows = await sql.unsafe(text, [workerId, now], { prepare: true });
-  return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[], running: rows[0]!.running as string[] };
+export interface Beat {
+  /** Running jobs here that someone asked to cancel. */
+  cancel: string[];
+  /** Every job the database has running here, as "id:attempt". */
+  running: string[];
+}
+
+export function leaseOps(c: DbContext, t: ReturnType<typeof leaseSql>) {
+  return {
+    /** Registers (or re-registers) a worker; returns how many jobs of a previous run of it were taken back. */
+    async workerRegister(p: RegisterParams): Promise<number> {
+      const [row] = await run(c, t.register, [
+        p.workerId, JSON.stringify(p.queues), JSON.stringify(p.tasks), p.concurrency, JSON.stringify(p.meta), p.now,
+      ]);
+      return row!.recovered as number;
+    },
+    /** Refreshes the lease; null when the worker's row is gone (the reaper declared it dead). */
+    async workerBeat(workerId: string, now: Date | null): Promise<Beat | null> {
+      const rows = await run(c, t.beat, [workerId, now]);
+      return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[], running: rows[0]!.running as string[] };
+    },
+    /** Gives back the worker's running jobs unrun and deletes its row. */
+    async workerUnregister(workerId: string, now: Date | null): Promise<void> {
+      await run(c, t.unregister, [workerId, now, c.schema]);
+    },
+  };
 }

@@ -1,6 +1,8 @@
 import * as v from "valibot";
-import type postgres from "postgres";
+import type { Db } from "../db/db.ts";
 import { parseOrThrow } from "../producer/enqueue-options.ts";
+import { Periodic, type Service } from "../shared/service.ts";
+import type { MaintenanceDeps } from "./deps.ts";
 
 /** How long finished jobs are kept. */
 export interface RetentionOptions {
@@ -21,49 +23,54 @@ export const retentionSchema = v.strictObject(
   "unknown option; retention takes completedMs and failedMs",
 );
 
-/**
- * Deletes a batch of finished jobs past their retention, oldest ids first,
- * skipping rows someone holds. Only the worker holding the prune lock does it,
- * so several workers do not scan the same rows.
- */
-export function pruneSql(q: string) {
-  return {
-    lock: `select pg_try_advisory_xact_lock(hashtext($1)) as locked`,
-    batch: `
-      with t as (select coalesce($4::timestamptz, now()) as now),
-      doomed as (
-        select j.id from ${q}.jobs j, t
-        where (j.status = 'completed' and j.finished_at < t.now - $1::bigint * interval '1 millisecond')
-           or (j.status in ('failed', 'cancelled') and j.finished_at < t.now - $2::bigint * interval '1 millisecond')
-        order by j.id
-        limit $3
-        for update of j skip locked
-      )
-      delete from ${q}.jobs j using doomed where j.id = doomed.id`,
-  };
-}
-
 /** Deletes finished jobs past retention in batches until none are left; returns how many. */
-export async function prune(
-  sql: postgres.Sql,
-  text: ReturnType<typeof pruneSql>,
-  schema: string,
-  retention: RetentionOptions = {},
-  now: Date | null = null,
-): Promise<number> {
+export async function prune(db: Pick<Db, "jobPruneBatch">, retention: RetentionOptions = {}, now: Date | null = null): Promise<number> {
   const r = parseOrThrow(retentionSchema, retention, "INVALID_INPUT", "");
   const completedMs = r.completedMs ?? RETENTION_COMPLETED_MS_DEFAULT;
   const failedMs = r.failedMs ?? RETENTION_FAILED_MS_DEFAULT;
   let total = 0;
   for (;;) {
-    const deleted = await sql.begin(async (tx) => {
-      const [lock] = await tx.unsafe(text.lock, [`pgpulse:prune:${schema}`], { prepare: true });
-      if (!lock!.locked) return -1;
-      const result = await tx.unsafe(text.batch, [completedMs, failedMs, PRUNE_BATCH, now], { prepare: true });
-      return result.count;
-    });
+    const deleted = await db.jobPruneBatch({ completedMs, failedMs, limit: PRUNE_BATCH, now });
     if (deleted < 0) return total;
     total += deleted;
     if (deleted < PRUNE_BATCH) return total;
+  }
+}
+
+export interface PrunerOptions extends MaintenanceDeps {
+  db: Pick<Db, "jobPruneBatch">;
+  retention: RetentionOptions;
+  intervalMs: number;
+}
+
+/**
+ * Deletes finished jobs past their retention, in batches of PRUNE_BATCH, so
+ * the jobs table stays the size of its retention window. Only the worker
+ * holding the prune lock does a pass, so workers do not scan the same rows.
+ */
+export class Pruner implements Service {
+  #loop: Periodic;
+
+  constructor(private o: PrunerOptions) {
+    this.#loop = new Periodic(() => this.runOnce(), o.intervalMs, o.clock, o.onError);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** One pass: how many jobs it deleted. */
+  async runOnce(): Promise<number> {
+    const { o } = this;
+    const deleted = await prune(o.db, o.retention, o.dbNow());
+    if (deleted > 0) {
+      o.logger.info(`pruned ${deleted} finished job(s) past retention`);
+      o.events.emit("jobs:pruned", { workerId: o.workerId, deleted });
+    }
+    return deleted;
   }
 }

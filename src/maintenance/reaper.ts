@@ -1,97 +1,52 @@
-import type postgres from "postgres";
+import type { Db } from "../db/db.ts";
+import type { ReapResult } from "../db/reaper.ts";
+import { Periodic, type Service } from "../shared/service.ts";
+import type { MaintenanceDeps } from "./deps.ts";
 
-/**
- * The SET list for a running job whose worker is gone. A job that started (it
- * has a started_at) goes back to the queue to run again at once, the lost
- * attempt counted and recorded as a WorkerLostError; failed when that was its
- * last attempt. A job the worker had claimed ahead and not started (no
- * started_at) goes back without the attempt counting, the first time: a
- * WorkerLostError marked `unstarted` records it. Should that job come back
- * unstarted again, it counts like any lost attempt, so a job that kills its
- * worker before its start is written still runs out of attempts. Either way it
- * is cancelled when a cancel was asked for. Expects `j` (the job) and `t.now`
- * in scope.
- */
-export function lostJobSet(q: string, message: string): string {
-  const spared = `(j.started_at is null and not j.errors @> '[{"unstarted": true}]')`;
-  const final = `j.cancel_requested_at is not null or (not ${spared} and j.attempts >= j.max_attempts)`;
-  return `
-    status = (case when j.cancel_requested_at is not null then 'cancelled'
-                   when not ${spared} and j.attempts >= j.max_attempts then 'failed'
-                   else 'queued' end)::${q}.job_status,
-    errors = j.errors || jsonb_build_array(jsonb_build_object(
-      'attempt', j.attempts, 'at', t.now, 'name', 'WorkerLostError',
-      'message', ${message} || case when j.started_at is null then ' (it had not started it)' else '' end,
-      'worker', j.worker_id)
-      || case when j.started_at is null then '{"unstarted": true}'::jsonb else '{}'::jsonb end),
-    attempts = case when ${spared} then greatest(j.attempts - 1, 0) else j.attempts end,
-    run_at = least(j.run_at, t.now), -- keeps its place in the queue
-    finished_at = case when ${final} then t.now end,
-    worker_id = null`;
+export type { ReapResult } from "../db/reaper.ts";
+
+export interface ReaperOptions extends MaintenanceDeps {
+  db: Pick<Db, "workerReap">;
+  /** A worker whose heartbeat is older than this is dead. */
+  staleAfterMs: number;
+  intervalMs: number;
+  /**
+   * True while this worker should not reap: after an outage every heartbeat is
+   * stale, so it holds off until workers could beat again.
+   */
+  holdOff?: () => boolean;
 }
 
 /**
- * One reaper pass: declares dead every worker whose heartbeat is older than
- * staleAfterMs, puts back the running jobs of dead workers and any running
- * job whose worker row is missing, and announces the requeued ones.
- *
- * Every worker runs the reaper; a transaction-scoped advisory lock taken with
- * try (never wait) makes sure one does the work at a time, and nobody is
- * elected: if the one that would have reaped is dead, the next pass of any
- * other worker does it.
+ * Declares dead the workers whose heartbeat went stale and puts their running
+ * jobs back (db/reaper.ts has the rules). Every worker runs one; an advisory
+ * lock taken with try lets one pass run at a time, and nobody is elected: if
+ * the worker that would have reaped is dead, any other's next pass does it.
  */
-export function reaperSql(q: string) {
-  return {
-    lock: `select pg_try_advisory_xact_lock(hashtext($1)) as locked`,
-    reap: `
-      with t as (select coalesce($2::timestamptz, now()) as now),
-      dead as (
-        delete from ${q}.workers w using t
-        where w.heartbeat_at < t.now - $1::bigint * interval '1 millisecond'
-        returning w.id
-      ),
-      lost as (
-        -- the CTE snapshot still shows the rows deleted above, hence both tests
-        select j.id from ${q}.jobs j
-        where j.status = 'running'
-          and (j.worker_id in (select id from dead)
-               or not exists (select 1 from ${q}.workers w where w.id = j.worker_id))
-        for update of j skip locked
-      ),
-      back as (
-        update ${q}.jobs j set ${lostJobSet(q, `'worker ' || coalesce(j.worker_id, '?') || ' stopped heartbeating while running this job'`)}
-        from lost, t
-        where j.id = lost.id
-        returning j.id, j.status, j.queue, j.run_at, t.now
-      ),
-      note as (
-        select pg_notify('job_enqueued', json_build_object('schema', $3::text, 'queues', array_agg(distinct queue))::text)
-        from back where status = 'queued' and run_at <= now having count(*) > 0
-      )
-      select (select coalesce(json_agg(id), '[]') from dead) as workers,
-             (select coalesce(json_agg(json_build_object('id', id::text, 'status', status)), '[]') from back) as jobs,
-             (select count(*) from note)::integer as notified`,
-  };
-}
+export class Reaper implements Service {
+  #loop: Periodic;
 
-export interface ReapResult {
-  /** False when another worker's reaper held the lock, so this pass did nothing. */
-  ran: boolean;
-  /** Workers declared dead and removed. */
-  workers: string[];
-  /** Jobs taken back from missing workers, with the state each went to. */
-  jobs: { id: string; status: "queued" | "failed" | "cancelled" }[];
-}
+  constructor(private o: ReaperOptions) {
+    this.#loop = new Periodic(() => (o.holdOff?.() ? Promise.resolve() : this.runOnce()), o.intervalMs, o.clock, o.onError);
+  }
 
-export async function reapOnce(
-  sql: postgres.Sql,
-  text: ReturnType<typeof reaperSql>,
-  args: { schema: string; staleAfterMs: number; now: Date | null },
-): Promise<ReapResult> {
-  return sql.begin(async (tx) => {
-    const [lock] = await tx.unsafe(text.lock, [`pgpulse:reaper:${args.schema}`], { prepare: true });
-    if (!lock!.locked) return { ran: false, workers: [], jobs: [] };
-    const [row] = await tx.unsafe(text.reap, [args.staleAfterMs, args.now, args.schema], { prepare: true });
-    return { ran: true, workers: row!.workers as string[], jobs: row!.jobs as ReapResult["jobs"] };
-  });
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  async runOnce(): Promise<ReapResult> {
+    const { o } = this;
+    const result = await o.db.workerReap({ staleAfterMs: o.staleAfterMs, now: o.dbNow() });
+    if (result.workers.length > 0 || result.jobs.length > 0) {
+      o.logger.info(`reaper: ${result.workers.length} dead worker(s), ${result.jobs.length} job(s) taken back`, {
+        workers: result.workers,
+      });
+      o.events.emit("reaper:reaped", { workerId: o.workerId, ...result });
+    }
+    return result;
+  }
 }

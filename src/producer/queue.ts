@@ -1,6 +1,8 @@
 import * as v from "valibot";
 import type postgres from "postgres";
-import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT, type SqlHandle } from "../db/connection.ts";
+import { type Connection, openSql, type SqlHandle } from "../db/connection.ts";
+import { createDb, type Db, type DbOps } from "../db/db.ts";
+import { MAX_ATTEMPTS_DEFAULT, MAX_PAYLOAD_BYTES_DEFAULT, SCHEMA_DEFAULT } from "../shared/defaults.ts";
 import {
   checkCallOptions,
   enqueueOptionsSchema,
@@ -12,18 +14,14 @@ import {
 } from "./enqueue-options.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { toJsonText } from "../shared/json.ts";
-import { configFromRow, configureQueue, type QueueConfig, queueConfigSql, type QueueLimits, setPaused } from "./queue-config.ts";
-import { prune, pruneSql, type RetentionOptions } from "../maintenance/pruner.ts";
-import { type Schedule, scheduleFromRow, type ScheduleSpec, schedulesSql, upsertSchedule } from "./schedules.ts";
-import { listQueues, listWorkers, type QueueSummary, statusSql, type WorkerSummary } from "./status.ts";
+import { configFromRow, configureQueue, type QueueConfig, type QueueLimits, setPaused } from "./queue-config.ts";
+import { prune, type RetentionOptions } from "../maintenance/pruner.ts";
+import { type Schedule, scheduleFromRow, type ScheduleSpec, upsertSchedule } from "./schedules.ts";
+import { listQueues, listWorkers, type QueueSummary, type WorkerSummary } from "./status.ts";
 import { isTaskDefinition, type PayloadOf, type TaskDefinition } from "../shared/task.ts";
-import { type EnqueuedJob, type Job, type JobId, type JobRow, type JobStatus, jobFromRow } from "../shared/types.ts";
+import { type EnqueuedJob, type Job, type JobId, type JobStatus, jobFromRow } from "../shared/types.ts";
 
-/** Attempts a job gets when neither the enqueue nor its task says. */
-export const MAX_ATTEMPTS_DEFAULT = 10;
-
-/** @default 1 MiB */
-export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
+export { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
 
 export interface QueueOptions {
   /** A postgres:// URL (the queue opens and closes its own pool) or your postgres.js `sql`. */
@@ -126,7 +124,10 @@ export interface Queue {
   removeSchedule(name: string): Promise<boolean>;
   /** Ends the pool if the queue opened it. */
   close(): Promise<void>;
+  /** The pool the queue runs on: start your own transactions with it (`queue.sql.begin(...)`) and pass them as `tx`. */
   readonly sql: postgres.Sql;
+  /** The database layer under the queue: every statement pgpulse runs on this schema, as named operations. */
+  readonly db: Db;
   readonly schema: string;
 }
 
@@ -137,69 +138,11 @@ export interface Queue {
  */
 export function createQueue(options: QueueOptions): Queue {
   const schema = options.schema ?? SCHEMA_DEFAULT;
-  const q = quoteSchema(schema);
   const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
   const { sql, owned } = openSql(options.connection);
+  const db = createDb(sql, { schema });
+  const on = (tx: SqlHandle | undefined): DbOps => (tx ? db.withTx(tx) : db);
   let closed = false;
-
-  // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce.
-  const enqueueSql = `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`;
-  // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
-  const insertPlainSql = `
-    with t as (select now() as now),
-    ins as (
-      insert into ${q}.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at)
-      select coalesce(s.queue, 'default'), s.task, coalesce(s.payload, '{}'), coalesce(s.priority, 0),
-        coalesce(s.run_at, t.now + coalesce(s.delay_ms, 0) * interval '1 millisecond'),
-        coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now
-      from jsonb_to_recordset($1::text::jsonb) as s(task text, payload jsonb, queue text, priority integer,
-        run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text), t
-      returning id, queue, run_at
-    ),
-    note as (
-      select pg_notify('job_enqueued', json_build_object('schema', $2::text, 'queues', array_agg(distinct ins.queue))::text)
-      from ins, t where ins.run_at <= t.now having count(*) > 0
-    )
-    select string_agg(ins.id::text, ',' order by ins.id) as ids, (select now from t) as now,
-      (select count(*) from note) as notified
-    from ins`;
-  const getSql = `select * from ${q}.jobs where id = $1::bigint`;
-  const cancelSql = `
-    with upd as (
-      update ${q}.jobs j set
-        status = case when j.status = 'queued' then 'cancelled'::${q}.job_status else j.status end,
-        finished_at = case when j.status = 'queued' then now() else j.finished_at end,
-        cancel_requested_at = coalesce(j.cancel_requested_at, now())
-      where j.id = $1::bigint and j.status in ('queued', 'running')
-      returning j.*
-    ), note as (
-      select pg_notify('pgpulse_control', json_build_object(
-        'schema', $2::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
-      from upd where upd.status = 'running'
-    )
-    select upd.*, (select count(*) from note) as notified from upd`;
-
-  const status = statusSql(q);
-  const configText = queueConfigSql(q, schema);
-  const pruneText = pruneSql(q);
-  const scheduleText = schedulesSql(q);
-  const retrySql = `
-    with upd as (
-      update ${q}.jobs j set status = 'queued', run_at = now(), worker_id = null, started_at = null,
-        finished_at = null, cancel_requested_at = null, progress = 0,
-        max_attempts = greatest(j.max_attempts, j.attempts + 1)
-      where j.id = $1::bigint and j.status in ('failed', 'cancelled')
-      returning j.*
-    ), note as (
-      select pg_notify('job_enqueued', json_build_object('schema', $2::text, 'queues', json_build_array(upd.queue))::text) from upd
-    )
-    select upd.*, (select count(*) from note) as notified from upd`;
-  const listSql = `
-    select * from ${q}.jobs
-    where ($1::text is null or status = $1::${q}.job_status)
-      and ($2::text is null or queue = $2) and ($3::text is null or task = $3)
-      and ($4::bigint is null or id < $4::bigint)
-    order by id desc limit $5`;
 
   function ensureOpen() {
     if (closed) throw new PgPulseError("CLOSED", "this queue was closed");
@@ -270,16 +213,14 @@ export function createQueue(options: QueueOptions): Queue {
     return { text: `{"payload":${payloadText},${fields.slice(1)}`, keyed: opts.key !== undefined, payloadText, task, opts };
   }
 
-  async function insert(specs: PreparedSpec[], handle: SqlHandle): Promise<EnqueuedJob[]> {
+  async function insert(specs: PreparedSpec[], tx: SqlHandle | undefined): Promise<EnqueuedJob[]> {
     const body = `[${specs.map((s) => s.text).join(",")}]`;
     if (specs.some((s) => s.keyed)) {
-      const rows = await handle.unsafe(enqueueSql, [body], { prepare: true });
-      return rows.map((row) => ({ ...jobFromRow(row as unknown as JobRow), deduplicated: !row.inserted }));
+      const rows = await on(tx).jobEnqueueMany(body);
+      return rows.map(({ row, inserted }) => ({ ...jobFromRow(row), deduplicated: !inserted }));
     }
     // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.
-    const [row] = await handle.unsafe(insertPlainSql, [body, schema], { prepare: true });
-    const ids = (row!.ids as string).split(",");
-    const now = row!.now as Date;
+    const { ids, now } = await on(tx).jobInsertMany(body);
     return specs.map(({ task, opts, payloadText }, i) => ({
       id: ids[i]!, queue: opts.queue ?? "default", task, payload: JSON.parse(payloadText), status: "queued" as const,
       priority: opts.priority ?? 0,
@@ -292,12 +233,13 @@ export function createQueue(options: QueueOptions): Queue {
 
   const queue: Queue = {
     sql,
+    db,
     schema,
     async enqueue(task: string | TaskDefinition<any, any>, payload?: unknown, opts: EnqueueOptions = {}) {
       ensureOpen();
       const { tx, ...rest } = checkCallOptions(opts) as EnqueueOptions;
       const spec = await toSpec({ task, payload, ...rest }, "");
-      const [job] = await insert([spec], tx ?? sql);
+      const [job] = await insert([spec], tx);
       return job!;
     },
     async enqueueMany(specs, opts) {
@@ -320,20 +262,19 @@ export function createQueue(options: QueueOptions): Queue {
         const one = toSpec(spec, `[${i}].`);
         prepared.push(one instanceof Promise ? await one : one);
       }
-      return insert(prepared, tx ?? sql);
+      return insert(prepared, tx);
     },
     async getJob(id, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
-      const [row] = await (tx ?? sql).unsafe(getSql, [idText(id)], { prepare: true });
-      return row ? jobFromRow(row as unknown as JobRow) : null;
+      const row = await on(tx).jobGet(idText(id));
+      return row ? jobFromRow(row) : null;
     },
     async cancel(id, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
-      const handle = tx ?? sql;
-      const [row] = await handle.unsafe(cancelSql, [idText(id), schema], { prepare: true });
-      if (row) return jobFromRow(row as unknown as JobRow);
+      const row = await on(tx).jobCancel(idText(id));
+      if (row) return jobFromRow(row);
       const job = await queue.getJob(id, tx ? { tx } : undefined);
       if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status} and cannot be cancelled`, {
@@ -345,7 +286,7 @@ export function createQueue(options: QueueOptions): Queue {
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
       let row;
       try {
-        [row] = await (tx ?? sql).unsafe(retrySql, [idText(id), schema], { prepare: true });
+        row = await on(tx).jobRetry(idText(id));
       } catch (error) {
         if ((error as { code?: string }).code !== "23505") throw error;
         throw new PgPulseError("INVALID_TRANSITION", `job ${idText(id)} cannot run again: another live job holds its key`, {
@@ -353,7 +294,7 @@ export function createQueue(options: QueueOptions): Queue {
           details: { reason: "key" },
         });
       }
-      if (row) return jobFromRow(row as unknown as JobRow);
+      if (row) return jobFromRow(row);
       const job = await queue.getJob(id, tx ? { tx } : undefined);
       if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status}; only failed or cancelled jobs can be retried`, {
@@ -365,54 +306,51 @@ export function createQueue(options: QueueOptions): Queue {
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
       const f = parseOrThrow(listJobsFilterSchema, filter, "INVALID_INPUT", "");
       const limit = f.limit ?? 50;
-      const rows = await (tx ?? sql).unsafe(
-        listSql,
-        [f.status ?? null, f.queue ?? null, f.task ?? null, f.cursor ?? null, limit + 1],
-        { prepare: true },
-      );
-      const jobs = rows.slice(0, limit).map((r) => jobFromRow(r as unknown as JobRow));
+      const rows = await on(tx).jobList({
+        status: f.status ?? null, queue: f.queue ?? null, task: f.task ?? null, before: f.cursor ?? null, limit: limit + 1,
+      });
+      const jobs = rows.slice(0, limit).map((r) => jobFromRow(r));
       return { jobs, nextCursor: rows.length > limit ? jobs[jobs.length - 1]!.id : null };
     },
     async configureQueue(name, limits) {
       ensureOpen();
-      return configureQueue(sql, configText, name, limits);
+      return configureQueue(db, name, limits);
     },
     async getQueueConfig(name) {
       ensureOpen();
-      const [row] = await sql.unsafe(configText.get, [name], { prepare: true });
-      return configFromRow(row, name);
+      return configFromRow(await db.queueGet(name), name);
     },
     async pauseQueue(name) {
       ensureOpen();
-      return setPaused(sql, configText, name, true);
+      return setPaused(db, name, true);
     },
     async resumeQueue(name) {
       ensureOpen();
-      return setPaused(sql, configText, name, false);
+      return setPaused(db, name, false);
     },
     async prune(retention) {
       ensureOpen();
-      return prune(sql, pruneText, schema, retention);
+      return prune(db, retention);
     },
     async addSchedule(spec) {
       ensureOpen();
-      return upsertSchedule(sql, scheduleText, spec, null);
+      return upsertSchedule(db, spec, null);
     },
     async listSchedules() {
       ensureOpen();
-      return (await sql.unsafe(scheduleText.list, [], { prepare: true })).map(scheduleFromRow);
+      return (await db.scheduleList()).map(scheduleFromRow);
     },
     async removeSchedule(name) {
       ensureOpen();
-      return (await sql.unsafe(scheduleText.remove, [name], { prepare: true })).length > 0;
+      return db.scheduleRemove(name);
     },
     async listQueues() {
       ensureOpen();
-      return listQueues(sql, status.queues);
+      return listQueues(db);
     },
     async listWorkers() {
       ensureOpen();
-      return listWorkers(sql, status.workers);
+      return listWorkers(db);
     },
     async close() {
       if (closed) return;

@@ -1,7 +1,7 @@
 import { Cron } from "croner";
 import * as v from "valibot";
-import type postgres from "postgres";
-import type { SqlHandle } from "../db/connection.ts";
+import type { Db } from "../db/db.ts";
+import type { ScheduleRow } from "../db/schedules.ts";
 import { parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { toJsonText } from "../shared/json.ts";
@@ -99,43 +99,14 @@ export async function scheduleRow(spec: ScheduleSpec, path = "") {
   };
 }
 
-export function schedulesSql(q: string) {
-  return {
-    // A changed cron or zone starts counting from now; otherwise the schedule keeps its place.
-    upsert: `
-      insert into ${q}.schedules as s (name, cron, timezone, task, payload, options, catch_up, next_tick)
-      values ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8::timestamptz)
-      on conflict (name) do update set
-        cron = excluded.cron, timezone = excluded.timezone, task = excluded.task, payload = excluded.payload,
-        options = excluded.options, catch_up = excluded.catch_up, updated_at = now(),
-        next_tick = case when s.cron is distinct from excluded.cron or s.timezone is distinct from excluded.timezone
-                         then excluded.next_tick else s.next_tick end
-      returning *`,
-    list: `select * from ${q}.schedules order by name`,
-    remove: `delete from ${q}.schedules where name = $1 returning name`,
-    due: `select * from ${q}.schedules where next_tick <= coalesce($1::timestamptz, now()) order by next_tick`,
-    // Compare-and-set on the next_tick this worker read: one worker takes each tick.
-    advance: `
-      update ${q}.schedules set last_tick = $3::timestamptz, next_tick = $4::timestamptz, updated_at = now()
-      where name = $1 and next_tick = $2::timestamptz returning name`,
-    enqueue: `select count(*)::int as n from ${q}.enqueue_many($1::text::jsonb, $2::timestamptz)`,
-  };
-}
-
-export type SchedulesSql = ReturnType<typeof schedulesSql>;
-
-export async function upsertSchedule(sql: SqlHandle, text: SchedulesSql, spec: ScheduleSpec, now: Date | null): Promise<Schedule> {
+/** Adds or replaces a schedule; a new one first fires at its next tick after now. */
+export async function upsertSchedule(db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null): Promise<Schedule> {
   const row = await scheduleRow(spec);
   const first = nextTick(row.cron, row.timezone, now ?? new Date());
-  const [stored] = await sql.unsafe(
-    text.upsert,
-    [row.name, row.cron, row.timezone, row.task, row.payload, row.options, row.catchUp, first],
-    { prepare: true },
-  );
-  return scheduleFromRow(stored!);
+  return scheduleFromRow(await db.scheduleUpsert(row, first));
 }
 
-export function scheduleFromRow(r: Record<string, any>): Schedule {
+export function scheduleFromRow(r: ScheduleRow): Schedule {
   return {
     name: r.name,
     cron: r.cron,
@@ -149,47 +120,3 @@ export function scheduleFromRow(r: Record<string, any>): Schedule {
   };
 }
 
-/**
- * Enqueues the jobs of every schedule whose next tick has come. Each worker
- * may call this; the compare-and-set on next_tick gives each tick to exactly
- * one of them, and its jobs are enqueued in the same transaction, so a worker
- * that dies in between leaves the tick untaken rather than lost.
- */
-export async function runDueSchedules(
-  sql: postgres.Sql,
-  text: SchedulesSql,
-  now: Date | null,
-): Promise<{ name: string; ticks: Date[] }[]> {
-  const at = now ?? new Date();
-  const due = await sql.unsafe(text.due, [now], { prepare: true });
-  const done: { name: string; ticks: Date[] }[] = [];
-  for (const r of due) {
-    const s = scheduleFromRow(r);
-    const ticks: Date[] = [s.nextTick!];
-    let next = nextTick(s.cron, s.timezone, s.nextTick!);
-    // Ticks missed while nobody looked; only the last catchUp of them run.
-    while (next && next <= at && ticks.length < 100_000) {
-      ticks.push(next);
-      next = nextTick(s.cron, s.timezone, next);
-    }
-    const run = ticks.slice(-s.catchUp);
-    const specs = run.map((tick) => ({
-      task: s.task,
-      payload: s.payload,
-      queue: s.options.queue,
-      priority: s.options.priority,
-      max_attempts: s.options.maxAttempts,
-      timeout_ms: s.options.timeoutMs,
-      run_at: tick.toISOString(),
-      key: `schedule:${s.name}:${tick.toISOString()}`,
-    }));
-    const took = await sql.begin(async (tx) => {
-      const moved = await tx.unsafe(text.advance, [s.name, s.nextTick, ticks[ticks.length - 1]!, next], { prepare: true });
-      if (moved.length === 0) return false;
-      await tx.unsafe(text.enqueue, [JSON.stringify(specs), now], { prepare: true });
-      return true;
-    });
-    if (took) done.push({ name: s.name, ticks: run });
-  }
-  return done;
-}

@@ -1,4 +1,4 @@
-import type { SqlHandle } from "../db/connection.ts";
+import type { Db } from "../db/db.ts";
 
 /** One queue's state, as operators and dashboards see it. */
 export interface QueueSummary {
@@ -30,39 +30,8 @@ export interface WorkerSummary {
   heartbeatAgeMs: number;
 }
 
-/** A queue's jobs by state, as select-list columns over jobs `j` and `t.now`. */
-export const STATE_COUNTS = `
-  count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
-  count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
-  count(*) filter (where j.status = 'running')::int as running,
-  count(*) filter (where j.status = 'completed')::int as completed,
-  count(*) filter (where j.status = 'failed')::int as failed,
-  count(*) filter (where j.status = 'cancelled')::int as cancelled`;
-
-export function statusSql(q: string) {
-  return {
-    // One pass over the table: a status view is read rarely and must not need its own indexes.
-    queues: `
-      with t as (select now() as now)
-      select j.queue,
-        ${STATE_COUNTS},
-        (extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)) * 1000)::float8
-          as oldest_waiting_ms,
-        count(*) filter (where j.finished_at > t.now - interval '1 minute')::int as finished_last_minute
-      from ${q}.jobs j, t
-      group by j.queue, t.now
-      order by j.queue`,
-    workers: `
-      select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks, w.concurrency, w.meta, w.started_at, w.heartbeat_at,
-        (extract(epoch from now() - w.heartbeat_at) * 1000)::float8 as heartbeat_age_ms,
-        (select count(*) from ${q}.jobs j where j.worker_id = w.id and j.status = 'running')::int as running
-      from ${q}.workers w
-      order by w.started_at, w.id`,
-  };
-}
-
-export async function listQueues(sql: SqlHandle, text: string): Promise<QueueSummary[]> {
-  const rows = await sql.unsafe(text, [], { prepare: true });
+export async function listQueues(db: Pick<Db, "queueSummaries">): Promise<QueueSummary[]> {
+  const rows = await db.queueSummaries();
   return rows.map((r) => ({
     queue: r.queue,
     waiting: r.waiting,
@@ -76,8 +45,8 @@ export async function listQueues(sql: SqlHandle, text: string): Promise<QueueSum
   }));
 }
 
-export async function listWorkers(sql: SqlHandle, text: string): Promise<WorkerSummary[]> {
-  const rows = await sql.unsafe(text, [], { prepare: true });
+export async function listWorkers(db: Pick<Db, "workerSummaries">): Promise<WorkerSummary[]> {
+  const rows = await db.workerSummaries();
   return rows.map((r) => ({
     id: r.id,
     queues: r.queues,

@@ -102,3 +102,19 @@ export function jobFromRow<P = unknown, R = unknown>(row: JobRow): Job<P, R> {
     finishedAt: row.finished_at,
   };
 }
+
+/** A claimed job as a handler sees it. */
+export interface ClaimedJob {
+  id: string;
+  task: string;
+  queue: string;
+  payload: unknown;
+  priority: number;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  key: string | null;
+  createdAt: Date;
+  runAt: Date;
+}

@@ -1,20 +1,7 @@
 import type { Logger } from "../shared/logger.ts";
+import type { ClaimedJob } from "../shared/types.ts";
 
-/** A claimed job as a handler sees it. */
-export interface ClaimedJob {
-  id: string;
-  task: string;
-  queue: string;
-  payload: unknown;
-  priority: number;
-  /** This attempt's number, from 1. */
-  attempt: number;
-  maxAttempts: number;
-  timeoutMs: number | null;
-  key: string | null;
-  createdAt: Date;
-  runAt: Date;
-}
+export type { ClaimedJob } from "../shared/types.ts";
 
 /** What a handler gets besides its payload. */
 export interface JobContext {

@@ -1,18 +1,13 @@
 import type postgres from "postgres";
-import { dedicatedSql } from "../db/connection.ts";
-
-/** Channel every enqueue notifies: `{"schema": ..., "queues": [...]}`. */
-export const ENQUEUED_CHANNEL = "job_enqueued";
-/** Channel for messages to workers: cancel a running job, health pings. */
-export const CONTROL_CHANNEL = "pgpulse_control";
+import { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "../db/channels.ts";
+import type { Db } from "../db/db.ts";
 
 export type ControlMessage =
   | { schema: string; type: "cancel"; job: string; worker: string | null }
   | { schema: string; type: "ping"; worker: string; n: number };
 
 export interface ListenerOptions {
-  pool: postgres.Sql;
-  schema: string;
+  db: Pick<Db, "schema" | "dedicated" | "notifyControl">;
   workerId: string;
   /** How often to check that notifications still arrive. */
   healthIntervalMs: number;
@@ -58,8 +53,8 @@ export class Listener {
   }
 
   async #connect(): Promise<void> {
-    const { pool, workerId } = this.options;
-    const sql = dedicatedSql(pool, `pgpulse listener ${workerId}`.slice(0, 63));
+    const { db, workerId } = this.options;
+    const sql = db.dedicated(`pgpulse listener ${workerId}`.slice(0, 63));
     this.#sql = sql;
     let listening = 0;
     const onlisten = () => {
@@ -91,13 +86,13 @@ export class Listener {
 
   #onEnqueued(text: string) {
     const msg = parse(text) as { schema?: string; queues?: unknown } | undefined;
-    if (!msg || msg.schema !== this.options.schema || !Array.isArray(msg.queues)) return;
+    if (!msg || msg.schema !== this.options.db.schema || !Array.isArray(msg.queues)) return;
     this.options.onEnqueued(msg.queues.filter((q): q is string => typeof q === "string"));
   }
 
   #onControl(text: string) {
     const msg = parse(text) as ControlMessage | undefined;
-    if (!msg || msg.schema !== this.options.schema) return;
+    if (!msg || msg.schema !== this.options.db.schema) return;
     if (msg.type === "ping") {
       if (msg.worker === this.options.workerId) this.#pongs.get(msg.n)?.();
       return;
@@ -125,11 +120,11 @@ export class Listener {
       this.#pongs.set(n, () => resolve(true));
       timer = setTimeout(() => resolve(false), this.options.healthTimeoutMs);
     });
-    const payload = JSON.stringify({ schema: this.options.schema, type: "ping", worker: this.options.workerId, n });
+    const payload = JSON.stringify({ schema: this.options.db.schema, type: "ping", worker: this.options.workerId, n });
     // If the pool itself is down the ping cannot be sent: that says nothing about the listener.
     let sendTimer: ReturnType<typeof setTimeout> | undefined;
     const sent = await Promise.race([
-      this.options.pool.unsafe("select pg_notify($1, $2)", [CONTROL_CHANNEL, payload]).then(() => true, () => false),
+      this.options.db.notifyControl(payload).then(() => true, () => false),
       new Promise<boolean>((r) => (sendTimer = setTimeout(() => r(false), this.options.healthTimeoutMs))),
     ]);
     clearTimeout(sendTimer);

@@ -1,4 +1,4 @@
-import type postgres from "postgres";
+import type { Db } from "../db/db.ts";
 
 interface Pending {
   attempt: number;
@@ -26,24 +26,13 @@ export class ProgressWriter {
   #writing = new Map<string, Pending>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #startTimer: ReturnType<typeof setTimeout> | undefined;
-  #text: string;
-
   constructor(
-    private sql: postgres.Sql,
-    q: string,
+    private db: Pick<Db, "jobProgressMany">,
     private workerId: string,
     private intervalMs: number,
     private startDelayMs: number,
     private onError: (error: unknown) => void,
-  ) {
-    this.#text = `
-      update ${q}.jobs j set
-        progress = coalesce(f.percent, j.progress),
-        started_at = coalesce(j.started_at, to_timestamp(f.started_ms / 1000))
-      from jsonb_to_recordset($1::text::jsonb) as f(id bigint, attempt integer, percent smallint, started_ms float8)
-      where j.id = f.id and j.attempts = f.attempt and j.worker_id = $2 and j.status = 'running'
-        and (j.progress is distinct from coalesce(f.percent, j.progress) or (j.started_at is null and f.started_ms is not null))`;
-  }
+  ) {}
 
   set(id: string, attempt: number, percent: number): void {
     const p = this.#pending.get(id);
@@ -82,7 +71,7 @@ export class ProgressWriter {
     for (const [id, p] of this.#pending) if (p.startedMs !== undefined) this.#writing.set(id, p);
     this.#pending.clear();
     try {
-      await this.sql.unsafe(this.#text, [JSON.stringify(rows), this.workerId], { prepare: true });
+      await this.db.jobProgressMany(rows, this.workerId);
     } catch (error) {
       // Progress is advisory: a lost write is superseded by the next one or by the job's end.
       // A start is not: until it is written, the reaper would take the job for one never

@@ -1,0 +1,82 @@
+import type postgres from "postgres";
+import { claimOps, claimSql } from "./claim.ts";
+import { dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
+import type { DbContext } from "./context.ts";
+import { finishOps, finishSql, progressSql } from "./finish.ts";
+import { jobsOps, jobsSql } from "./jobs.ts";
+import { leaseOps, leaseSql } from "./lease.ts";
+import { pruneOps, pruneSql } from "./prune.ts";
+import { queuesOps, queuesSql } from "./queues.ts";
+import { reaperOps, reaperSql } from "./reaper.ts";
+import { schedulesOps, schedulesSql } from "./schedules.ts";
+import { statusOps, statusSql } from "./status.ts";
+import { vacuumOps, vacuumSql } from "./vacuum.ts";
+
+export interface DbOptions {
+  schema: string;
+  /**
+   * Send statements as named prepared statements (parsed once per
+   * connection). Off behind a transaction-mode pooler, which cannot keep
+   * them. @default true
+   */
+  prepare?: boolean;
+}
+
+function texts(q: string) {
+  return {
+    jobs: jobsSql(q),
+    claim: claimSql(q),
+    finish: { finish: finishSql(q), progress: progressSql(q) },
+    lease: leaseSql(q),
+    reaper: reaperSql(q),
+    prune: pruneSql(q),
+    vacuum: vacuumSql(q),
+    schedules: schedulesSql(q),
+    queues: queuesSql(q),
+    status: statusSql(q),
+  };
+}
+
+function bind(c: DbContext, t: ReturnType<typeof texts>) {
+  return {
+    ...jobsOps(c, t.jobs),
+    ...claimOps(c, t.claim),
+    ...finishOps(c, t.finish),
+    ...leaseOps(c, t.lease),
+    ...reaperOps(c, t.reaper),
+    ...pruneOps(c, t.prune),
+    ...vacuumOps(c, t.vacuum),
+    ...schedulesOps(c, t.schedules),
+    ...queuesOps(c, t.queues),
+    ...statusOps(c, t.status),
+  };
+}
+
+/** Every operation pgpulse runs on its schema, each a named method with typed parameters and rows. */
+export type DbOps = ReturnType<typeof bind>;
+
+/**
+ * The database layer: every statement pgpulse runs lives under src/db/ and is
+ * reached through one of these methods. Statements are built once per schema.
+ * Parts of pgpulse take the slice they use (`Pick<Db, "workerReap">`), which
+ * is what their unit tests fake.
+ */
+export interface Db extends DbOps {
+  readonly schema: string;
+  /** The same operations inside the caller's transaction. */
+  withTx(tx: SqlHandle): DbOps;
+  /** A connection of its own with the pool's settings (LISTEN needs one), which the caller ends. */
+  dedicated(applicationName: string): postgres.Sql;
+}
+
+export function createDb(sql: postgres.Sql, options: DbOptions): Db {
+  const q = quoteSchema(options.schema);
+  const t = texts(q);
+  const base: DbContext = { handle: sql, pool: sql, schema: options.schema, q, prepare: options.prepare ?? true };
+  return {
+    ...bind(base, t),
+    schema: options.schema,
+    withTx: (tx) => (tx === sql ? bind(base, t) : bind({ ...base, handle: tx, pool: null }, t)),
+    dedicated: (applicationName) => dedicatedSql(sql, applicationName),
+  };
+}

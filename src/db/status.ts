@@ -1,0 +1,115 @@
+import { CONTROL_CHANNEL } from "./channels.ts";
+import { type DbContext, run } from "./context.ts";
+
+/** Upper bounds of the run-time histogram, in seconds. */
+export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800] as const;
+
+/** A queue's jobs by state, as select-list columns over jobs `j` and `t.now`. */
+const STATE_COUNTS = `
+  count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
+  count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
+  count(*) filter (where j.status = 'running')::int as running,
+  count(*) filter (where j.status = 'completed')::int as completed,
+  count(*) filter (where j.status = 'failed')::int as failed,
+  count(*) filter (where j.status = 'cancelled')::int as cancelled`;
+
+export function statusSql(q: string) {
+  const ran = `j.status in ('completed', 'failed') and j.started_at is not null and j.finished_at is not null`;
+  const secs = `extract(epoch from j.finished_at - j.started_at)`;
+  const buckets = RUN_SECONDS_BUCKETS.map((le, i) => `count(*) filter (where ${ran} and ${secs} <= ${le})::int as le_${i}`).join(",\n      ");
+  return {
+    // One pass over the table: a status view is read rarely and must not need its own indexes.
+    queues: `
+      with t as (select now() as now)
+      select j.queue,
+        ${STATE_COUNTS},
+        (extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)) * 1000)::float8
+          as oldest_waiting_ms,
+        count(*) filter (where j.finished_at > t.now - interval '1 minute')::int as finished_last_minute
+      from ${q}.jobs j, t
+      group by j.queue, t.now
+      order by j.queue`,
+    workers: `
+      select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks, w.concurrency, w.meta, w.started_at, w.heartbeat_at,
+        (extract(epoch from now() - w.heartbeat_at) * 1000)::float8 as heartbeat_age_ms,
+        (select count(*) from ${q}.jobs j where j.worker_id = w.id and j.status = 'running')::int as running
+      from ${q}.workers w
+      order by w.started_at, w.id`,
+    metrics: `
+      with t as (select now() as now)
+      select j.queue,
+        ${STATE_COUNTS},
+        coalesce(extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)), 0)::float8 as oldest_waiting_s,
+        coalesce(sum(jsonb_array_length(j.errors)), 0)::int8 as attempt_errors,
+        count(*) filter (where ${ran})::int as run_count,
+        coalesce(sum(${secs}) filter (where ${ran}), 0)::float8 as run_sum,
+        ${buckets}
+      from ${q}.jobs j, t
+      group by j.queue, t.now
+      order by j.queue`,
+    probe: `select 1 from ${q}.jobs limit 1`,
+    notify: `select pg_notify($1, $2)`,
+  };
+}
+
+export interface QueueSummaryRow {
+  queue: string;
+  waiting: number;
+  scheduled: number;
+  running: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  oldest_waiting_ms: number | null;
+  finished_last_minute: number;
+}
+
+export interface WorkerSummaryRow {
+  id: string;
+  queues: string[];
+  tasks: string[];
+  concurrency: number;
+  meta: Record<string, unknown>;
+  started_at: Date;
+  heartbeat_at: Date;
+  heartbeat_age_ms: number;
+  running: number;
+}
+
+/** Per queue: jobs by state, the oldest waiting job's age, and the run-time histogram (`le_0`... by RUN_SECONDS_BUCKETS). */
+export interface MetricsRow {
+  queue: string;
+  waiting: number;
+  scheduled: number;
+  running: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  oldest_waiting_s: number;
+  attempt_errors: string | number;
+  run_count: number;
+  run_sum: number;
+  [bucket: `le_${number}`]: number;
+}
+
+export function statusOps(c: DbContext, t: ReturnType<typeof statusSql>) {
+  return {
+    async queueSummaries(): Promise<QueueSummaryRow[]> {
+      return (await run(c, t.queues)) as unknown as QueueSummaryRow[];
+    },
+    async workerSummaries(): Promise<WorkerSummaryRow[]> {
+      return (await run(c, t.workers)) as unknown as WorkerSummaryRow[];
+    },
+    async metrics(): Promise<MetricsRow[]> {
+      return (await run(c, t.metrics)) as unknown as MetricsRow[];
+    },
+    /** A cheap read of the jobs table: is the database there, and migrated. Never prepared. */
+    async probe(): Promise<void> {
+      await c.handle.unsafe(t.probe);
+    },
+    /** Sends a message to workers on the control channel. */
+    async notifyControl(payload: string): Promise<void> {
+      await c.handle.unsafe(t.notify, [CONTROL_CHANNEL, payload]);
+    },
+  };
+}

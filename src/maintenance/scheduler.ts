@@ -1,0 +1,70 @@
+import type { Db } from "../db/db.ts";
+import { nextTick, scheduleFromRow } from "../producer/schedules.ts";
+import { Periodic, type Service } from "../shared/service.ts";
+import type { MaintenanceDeps } from "./deps.ts";
+
+export interface SchedulerOptions extends MaintenanceDeps {
+  db: Pick<Db, "scheduleDue" | "scheduleTake">;
+  intervalMs: number;
+}
+
+/** Ticks missed while nobody looked are counted up to this many (only the last catchUp run). */
+const TICKS_COUNTED_MAX = 100_000;
+
+/**
+ * Enqueues the jobs of every schedule whose next tick has come. Each worker
+ * runs one; the compare-and-set on next_tick gives each tick to exactly one
+ * of them, and its jobs are enqueued in the same transaction, so a worker
+ * that dies in between leaves the tick untaken rather than lost.
+ */
+export class Scheduler implements Service {
+  #loop: Periodic;
+
+  constructor(private o: SchedulerOptions) {
+    this.#loop = new Periodic(() => this.runOnce(), o.intervalMs, o.clock, o.onError);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** One pass: the schedules whose jobs this worker enqueued, with their ticks. */
+  async runOnce(): Promise<{ name: string; ticks: Date[] }[]> {
+    const { o } = this;
+    const now = o.dbNow();
+    const at = now ?? new Date(o.clock.now());
+    const done: { name: string; ticks: Date[] }[] = [];
+    for (const row of await o.db.scheduleDue(now)) {
+      const s = scheduleFromRow(row);
+      const ticks: Date[] = [s.nextTick!];
+      let next = nextTick(s.cron, s.timezone, s.nextTick!);
+      while (next && next <= at && ticks.length < TICKS_COUNTED_MAX) {
+        ticks.push(next);
+        next = nextTick(s.cron, s.timezone, next);
+      }
+      const run = ticks.slice(-s.catchUp);
+      const specs = run.map((tick) => ({
+        task: s.task,
+        payload: s.payload,
+        queue: s.options.queue,
+        priority: s.options.priority,
+        max_attempts: s.options.maxAttempts,
+        timeout_ms: s.options.timeoutMs,
+        run_at: tick.toISOString(),
+        key: `schedule:${s.name}:${tick.toISOString()}`,
+      }));
+      const took = await o.db.scheduleTake({
+        name: s.name, expected: s.nextTick!, lastTick: ticks[ticks.length - 1]!, nextTick: next, specs: JSON.stringify(specs), now,
+      });
+      if (!took) continue;
+      done.push({ name: s.name, ticks: run });
+      o.logger.debug(`schedule ${s.name}: enqueued ${run.length} job(s)`);
+      o.events.emit("schedule:enqueued", { workerId: o.workerId, name: s.name, ticks: run });
+    }
+    return done;
+  }
+}

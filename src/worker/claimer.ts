@@ -1,0 +1,171 @@
+import type { ClaimedJob } from "../shared/types.ts";
+import type { Db } from "../db/db.ts";
+import type { Clock, Timer } from "../shared/clock.ts";
+import type { Emitter } from "../shared/events.ts";
+import { Periodic, type Service } from "../shared/service.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { JobRunner } from "./runner.ts";
+import type { WorkerEvents } from "./types.ts";
+
+/** A job claimed ahead that has waited this long for a slot goes back to the queue. */
+export const WAITING_MAX_MS = 5000;
+
+export interface ClaimerOptions {
+  db: Pick<Db, "jobClaim">;
+  workerId: string;
+  queues: readonly string[];
+  tasks: readonly string[];
+  concurrency: number;
+  runner: Pick<JobRunner, "size" | "waiting" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan">;
+  /** The sweep: how often to claim when no notification came. */
+  pollIntervalMs: number;
+  clock: Clock;
+  dbNow: () => Date | null;
+  logger: Logger;
+  events: Emitter<WorkerEvents>;
+  onError: (during: string, error: unknown) => void;
+  /**
+   * Whether claims may run, and whether a claim's jobs may be taken in when it
+   * returns: false once the worker stops, and while its lease is being
+   * re-registered.
+   */
+  open(): boolean;
+  /** runAvailable drives the claims itself: requests do nothing and nobody claims ahead. */
+  driven(): boolean;
+}
+
+/**
+ * Decides when this worker claims and how many jobs. Its state:
+ * - idle, or claiming: at most one claim is in flight (`#inFlight`); a request
+ *   that comes meanwhile folds into one more claim after it (`#again`).
+ * - backlog (`#more`): the last claim filled every free slot, or a
+ *   notification came while the slots were full, so there may be more jobs
+ *   waiting: claim again as slots free up, and a little ahead of them.
+ * - a wake-up timer (`#wakeAt`) when a rate limit or a retry's backoff says
+ *   when jobs become runnable; only the earliest is kept.
+ * Claims are requested by the listener (notifications), the sweep (every
+ * pollIntervalMs, in case one was missed), slots freeing and the wake-up timer.
+ */
+export class Claimer implements Service {
+  #inFlight: Promise<number> | undefined;
+  #again = false;
+  #more = false;
+  #wakeAt = Infinity;
+  #wakeTimer: Timer | undefined;
+  #sweep: Periodic;
+
+  constructor(private o: ClaimerOptions) {
+    this.#sweep = new Periodic(() => this.runOnce(), o.pollIntervalMs, o.clock, (e) => o.onError("a background task", e));
+  }
+
+  /** A claim is in flight. */
+  get claiming(): boolean {
+    return this.#inFlight !== undefined;
+  }
+
+  /** The claim in flight, if any, settled (never rejects). */
+  settled(): Promise<unknown> {
+    return this.#inFlight ?? Promise.resolve();
+  }
+
+  /** There may be more jobs than slots: claim again as slots free up. */
+  get backlog(): boolean {
+    return this.#more;
+  }
+
+  /** A notification came while the slots were full. */
+  markBacklog(): void {
+    this.#more = true;
+  }
+
+  /** Starts the sweep. */
+  start(): void {
+    this.#sweep.start();
+  }
+
+  /** Ends the sweep and the wake-up timer; a claim in flight is left to settle (see settled()). */
+  async stop(): Promise<void> {
+    this.o.clock.clearTimeout(this.#wakeTimer);
+    this.#wakeAt = Infinity;
+    await this.#sweep.stop();
+  }
+
+  /** One sweep: gives back jobs claimed ahead that waited too long, and claims. */
+  async runOnce(): Promise<number> {
+    // Jobs claimed ahead should start within moments; if runs got slower, give them back.
+    const released = this.o.runner.releaseWaitingOlderThan(WAITING_MAX_MS);
+    if (released > 0) this.o.logger.debug(`gave back ${released} job(s) that waited too long for a slot`);
+    return this.request("sweep");
+  }
+
+  /** Asks for a claim; resolves with how many jobs the claim it joined took. */
+  request(reason: string): Promise<number> {
+    const { o } = this;
+    // In runAvailable, that loop alone decides what to claim.
+    if (!o.open() || o.driven()) return Promise.resolve(0);
+    if (this.#inFlight) {
+      this.#again = true;
+      return this.#inFlight;
+    }
+    this.#inFlight = this.claim(reason).finally(() => {
+      this.#inFlight = undefined;
+      if (this.#again && o.open()) {
+        this.#again = false;
+        if (o.runner.size + o.runner.waiting.size < o.concurrency) void this.request("again");
+      }
+    });
+    return this.#inFlight;
+  }
+
+  /** Claims up to the free slots (and, with a backlog, ahead of them), at most cap; never throws. */
+  async claim(reason: string, cap = Infinity): Promise<number> {
+    const { o } = this;
+    const { runner } = o;
+    // With a backlog (the last claim came back full), claim a little ahead of
+    // the free slots, so slots never wait on a round trip.
+    const ahead = this.#more && !o.driven() ? runner.prefetch() : 0;
+    const free = Math.min(o.concurrency + ahead - runner.size - runner.waiting.size, cap);
+    if (free <= 0) {
+      this.#more = true;
+      return 0;
+    }
+    let jobs: ClaimedJob[];
+    let unstarted: Map<string, number>;
+    try {
+      const slots = Math.max(0, o.concurrency - runner.size - runner.waiting.size);
+      const claimed = await o.db.jobClaim({
+        queues: o.queues, tasks: o.tasks, limit: free, ahead: free - Math.min(free, slots), workerId: o.workerId, now: o.dbNow(),
+      });
+      jobs = claimed.jobs;
+      unstarted = claimed.unstarted;
+      if (claimed.wakeMs !== null) this.wakeIn(claimed.wakeMs);
+    } catch (error) {
+      // If the claim committed but its reply was lost, the heartbeat's
+      // reconciliation finds those jobs and gives them back.
+      o.onError("claiming jobs", error);
+      return 0;
+    }
+    if (!o.open()) {
+      // The worker began to stop (or lost its lease) while this claim was out.
+      runner.giveBack(jobs);
+      return 0;
+    }
+    this.#more = jobs.length === free;
+    o.events.emit("worker:claimed", { workerId: o.workerId, jobs, requested: free, reason });
+    runner.accept(jobs, unstarted);
+    return jobs.length;
+  }
+
+  /** Claims again in ms (a rate limit's next start, a retry's backoff), unless an earlier wake-up is set. */
+  wakeIn(ms: number): void {
+    const { clock } = this.o;
+    const at = clock.now() + ms;
+    if (!this.o.open() || at >= this.#wakeAt) return;
+    this.#wakeAt = at;
+    clock.clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = clock.setTimeout(() => {
+      this.#wakeAt = Infinity;
+      void this.request("timer");
+    }, ms);
+  }
+}
