@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { type Clock, systemClock, type Timer } from "../shared/clock.ts";
 import type { ClaimedJob, JobContext } from "./context.ts";
 import { errorRecord, errorText } from "../shared/error-record.ts";
 import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
@@ -17,7 +18,7 @@ interface Active {
   controller?: AbortController;
   /** Why the attempt was stopped, for a signal read only afterwards. */
   abortedWith?: unknown;
-  timer?: ReturnType<typeof setTimeout>;
+  timer?: Timer;
   settled: boolean;
   startedAt: number;
   /** Claimed ahead: the start on the database's clock (ms since the epoch), which this worker must write. */
@@ -54,6 +55,8 @@ export interface JobRunnerDeps {
   progress: ProgressWriter;
   backoff?: BackoffOptions;
   timeoutMs?: number;
+  /** Timers and wall time (timeouts, how long a job claimed ahead has waited). @default the system clock */
+  clock?: Clock;
   /** A slot came free (the attempt ended locally; its write may still be pending). */
   onSlotFree(): void;
   /** An attempt's end was written (or found stale). */
@@ -77,7 +80,11 @@ export class JobRunner {
   /** Moving average of how long a run takes, in ms; null before the first. */
   #runMs: number | null = null;
 
-  constructor(private deps: JobRunnerDeps) {}
+  #clock: Clock;
+
+  constructor(private deps: JobRunnerDeps) {
+    this.#clock = deps.clock ?? systemClock;
+  }
 
   /** Jobs running now. */
   get size(): number {
@@ -104,7 +111,7 @@ export class JobRunner {
 
   /** Starts what fits in the free slots and keeps the rest waiting, in claim order. */
   accept(jobs: ClaimedJob[], unstarted: ReadonlyMap<string, number> = new Map()): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const job of jobs) {
       // Claimed again while this worker still runs it (its first claim was lost in
       // a database crash): the run under way is the one, and its end applies.
@@ -143,7 +150,7 @@ export class JobRunner {
 
   /** Gives back jobs that waited longer than ms for a slot (the runs got slower). */
   releaseWaitingOlderThan(ms: number): number {
-    const cutoff = Date.now() - ms;
+    const cutoff = this.#clock.now() - ms;
     let n = 0;
     for (const [id, w] of this.waiting) {
       if (w.since > cutoff) continue;
@@ -180,7 +187,7 @@ export class JobRunner {
     }
     const timeoutMs = job.timeoutMs ?? task.settings.timeoutMs ?? deps.timeoutMs;
     if (timeoutMs !== undefined && timeoutMs !== null) {
-      entry.timer = setTimeout(() => {
+      entry.timer = this.#clock.setTimeout(() => {
         const error = new JobTimeoutError(timeoutMs);
         abort(entry, error);
         this.#fail(entry, task, error);
@@ -279,7 +286,7 @@ export class JobRunner {
   #settle(entry: Active, outcome: Outcome) {
     if (entry.settled) return;
     entry.settled = true;
-    clearTimeout(entry.timer);
+    this.#clock.clearTimeout(entry.timer);
     const { deps } = this;
     this.active.delete(entry.job.id);
     this.finishing.add(entry.job.id);

@@ -127,7 +127,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     );
     const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
     const runner: JobRunner = new JobRunner({
-      workerId: id, concurrency, tasks, logger, events, stats, finisher, progress,
+      workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, clock,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       onSlotFree() {
