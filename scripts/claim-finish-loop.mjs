@@ -5,8 +5,7 @@
 // Usage: npm run build && node scripts/claim-finish-loop.mjs (DATABASE_URL as for the tests; N, BATCH from the environment).
 import postgres from "postgres";
 import { createQueue, migrate } from "../dist/index.js";
-import { claimSql } from "../dist/db/claim.js";
-import { finishSql } from "../dist/worker/finisher.js";
+import { createDb } from "../dist/db/db.js";
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const n = Number(process.env.N ?? 60_000);
@@ -22,16 +21,16 @@ try {
   }
   await queue.close();
   await sql.unsafe(`insert into ${q}.workers (id, queues, tasks, concurrency) values ('loop', '{default}', '{noop}', 16)`);
-  const claim = claimSql(q);
-  const finish = finishSql(q);
+  // The worker's own operations, through the database layer it uses.
+  const db = createDb(sql, { schema });
   let done = 0;
   const loop = async () => {
     for (;;) {
-      const rows = await sql.unsafe(claim, ['["default"]', '["noop"]', batch, "loop", null, 0], { prepare: true });
-      if (rows.length === 0) return;
-      done += rows.length;
-      const outcomes = rows.map((r) => ({ id: String(r.id), attempt: r.attempts, kind: "completed", result: null, error: null, delay_ms: null, started_ms: null }));
-      await sql.unsafe(finish, [JSON.stringify(outcomes), "loop", null, schema], { prepare: true });
+      const { jobs } = await db.jobClaim({ queues: ["default"], tasks: ["noop"], limit: batch, workerId: "loop", now: null });
+      if (jobs.length === 0) return;
+      done += jobs.length;
+      const outcomes = jobs.map((j) => ({ id: j.id, attempt: j.attempt, kind: "completed", result: null, error: null, delay_ms: null, started_ms: null }));
+      await db.jobFinishMany(outcomes, "loop", null);
     }
   };
   const t = performance.now();
