@@ -1,5 +1,9 @@
+/// <reference types="bun-types" />
+/// <reference types="deno" />
 // Runtime edge: serves a fetch handler with the runtime's own server:
 // Bun.serve on Bun, Deno.serve on Deno, @hono/node-server on Node.
+// Bun.serve and Deno.serve are typed by bun-types and @types/deno (types
+// only: neither package is loaded at run time).
 import type { AddressInfo } from "node:net";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -11,24 +15,17 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-interface BunGlobal {
-  serve(options: { fetch: FetchHandler; port: number; hostname: string }): { port: number; stop(force?: boolean): Promise<void> | void };
-}
-interface DenoGlobal {
-  serve(
-    options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void },
-    handler: FetchHandler,
-  ): { addr: { port: number }; shutdown(): Promise<void> };
-}
+/** The runtime globals: typed as Bun's and Deno's own, and absent on Node. */
+const runtimes: { Bun?: typeof Bun; Deno?: typeof Deno } = globalThis;
 
 export async function listen(fetch: FetchHandler, options: { port: number; hostname: string }): Promise<HttpServer> {
-  const g = globalThis as unknown as { Bun?: BunGlobal; Deno?: DenoGlobal };
-  if (g.Bun) {
-    const server = g.Bun.serve({ fetch, port: options.port, hostname: options.hostname });
-    return { port: server.port, close: async () => void (await server.stop(false)) };
+  const { Bun, Deno } = runtimes;
+  if (Bun) {
+    const server = Bun.serve({ fetch, port: options.port, hostname: options.hostname });
+    return { port: server.port!, close: () => server.stop(false) }; // port is undefined only on a unix socket
   }
-  if (g.Deno) {
-    const server = g.Deno.serve({ port: options.port, hostname: options.hostname, onListen() {} }, fetch);
+  if (Deno) {
+    const server = Deno.serve({ port: options.port, hostname: options.hostname, onListen() {} }, fetch);
     return { port: server.addr.port, close: () => server.shutdown() };
   }
   const { serve } = await import("@hono/node-server");

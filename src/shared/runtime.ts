@@ -1,8 +1,14 @@
+/// <reference types="bun-types" />
+/// <reference types="deno" />
 // Runtime edge: the one place the library touches the process (environment,
 // signals, exit, host facts). Uses node:process and node:os, which Node, Bun
 // and Deno all provide. The core (queue, worker, SQL) never imports this file.
+// The Bun and Deno globals are typed by bun-types and @types/deno (types only).
 import os from "node:os";
 import process from "node:process";
+
+/** The runtime globals: typed as Bun's and Deno's own, and absent on Node. */
+const runtimes: { Bun?: typeof Bun; Deno?: typeof Deno } = globalThis;
 
 export function env(name: string): string | undefined {
   const value = process.env[name];
@@ -27,9 +33,10 @@ export function writeErr(text: string): void {
 
 /** Facts stored on a worker's row, for operators. */
 export function processMeta(): Record<string, unknown> {
+  const { Bun, Deno } = runtimes;
   const runtime =
-    "Deno" in globalThis ? `deno ${(globalThis as any).Deno.version.deno}`
-    : "Bun" in globalThis ? `bun ${(globalThis as any).Bun.version}`
+    Deno ? `deno ${Deno.version.deno}`
+    : Bun ? `bun ${Bun.version}`
     : `node ${process.versions.node}`;
   return { host: os.hostname(), pid: process.pid, runtime };
 }
