@@ -4,7 +4,7 @@
  * (the queue) in edge runtimes.
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
-export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./producer/queue.ts";
+export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./producer/types.ts";
 export { createWorker } from "./worker/worker.ts";
 export { errorRecord } from "./shared/error-record.ts";
 export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker/worker.ts";

@@ -4,7 +4,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { PgPulseError } from "../shared/errors.ts";
 import { consoleLogger, type Logger, type LogLevel } from "../shared/logger.ts";
-import type { Queue } from "../producer/queue.ts";
+import type { Queue } from "../producer/types.ts";
 import type { Worker } from "../worker/types.ts";
 import { type ApiAuthOptions, type AuthEnv, createAuthenticator, requireBearer } from "./auth.ts";
 import { MAX_BODY_BYTES_DEFAULT } from "./body.ts";

@@ -1,6 +1,6 @@
 // GET /healthz: is the database reachable (and migrated), and are the LISTEN
 // connections of the workers handed to createApi up.
-import type { Queue } from "../producer/queue.ts";
+import type { Queue } from "../producer/types.ts";
 import type { Worker } from "../worker/types.ts";
 
 export type WorkerListenerState = "up" | "down" | "unknown" | "stopped";

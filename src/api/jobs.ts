@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import * as v from "valibot";
 import { PgPulseError } from "../shared/errors.ts";
-import type { Queue } from "../producer/queue.ts";
+import type { Queue } from "../producer/types.ts";
 import type { AuthEnv } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { ApiError } from "./errors.ts";

@@ -1,7 +1,7 @@
 // GET /metrics: Prometheus text format (version 0.0.4), read from the tables on
 // each scrape. The totals count the jobs in the table, so they fall when old
 // jobs are deleted; Prometheus treats a fall as a counter reset.
-import type { Queue } from "../producer/queue.ts";
+import type { Queue } from "../producer/types.ts";
 import { RUN_SECONDS_BUCKETS } from "../db/status.ts";
 
 const STATES = ["waiting", "scheduled", "running", "completed", "failed", "cancelled"] as const;

@@ -1,6 +1,6 @@
 // Operations endpoints: queues, workers, health, metrics.
 import { Hono } from "hono";
-import type { Queue } from "../producer/queue.ts";
+import type { Queue } from "../producer/types.ts";
 import type { AuthEnv } from "./auth.ts";
 import { checkHealth, type Health } from "./health.ts";
 import { renderMetrics } from "./metrics.ts";

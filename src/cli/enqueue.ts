@@ -1,5 +1,6 @@
 // CLI command: pgpulse enqueue <task> ['<json>']
-import { createQueue, type EnqueueOptions } from "../producer/queue.ts";
+import { createQueue } from "../producer/queue.ts";
+import type { EnqueueOptions } from "../producer/types.ts";
 import { writeOut } from "../shared/runtime.ts";
 import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";

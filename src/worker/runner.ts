@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
-import { type Clock, systemClock, type Timer } from "../shared/clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import type { ClaimedJob, JobContext } from "./context.ts";
 import { errorRecord, errorText } from "../shared/error-record.ts";
 import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
@@ -11,33 +11,8 @@ import type { Logger } from "../shared/logger.ts";
 import type { ProgressWriter } from "./progress.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
-
-interface Active {
-  job: ClaimedJob;
-  /** Made when the handler first reads ctx.signal: most never do, and one costs microseconds. */
-  controller?: AbortController;
-  /** Why the attempt was stopped, for a signal read only afterwards. */
-  abortedWith?: unknown;
-  timer?: Timer;
-  settled: boolean;
-  startedAt: number;
-  /** Claimed ahead: the start on the database's clock (ms since the epoch), which this worker must write. */
-  startMs?: number;
-}
-
-function abort(entry: Active, reason: unknown): void {
-  if (entry.abortedWith !== undefined) return;
-  entry.abortedWith = reason;
-  entry.controller?.abort(reason);
-}
-
-function signalOf(entry: Active): AbortSignal {
-  if (!entry.controller) {
-    entry.controller = new AbortController();
-    if (entry.abortedWith !== undefined) entry.controller.abort(entry.abortedWith);
-  }
-  return entry.controller.signal;
-}
+import { abort, type Active, signalOf } from "./attempt.ts";
+import { reportOutcome } from "./report.ts";
 
 /** Claim ahead about this much work (at the recent run time) when there is a backlog. */
 const PREFETCH_WINDOW_MS = 50;
@@ -170,7 +145,7 @@ export class JobRunner {
     this.finishing.add(job.id);
     void this.deps.finisher.add(outcome).then((result) => {
       this.finishing.delete(job.id);
-      this.#report(job, outcome, result);
+      reportOutcome(this.deps, job, outcome, result);
       this.deps.onWritten(outcome, result);
     });
   }
@@ -299,38 +274,8 @@ export class JobRunner {
     deps.onSlotFree();
     void deps.finisher.add(outcome).then((result) => {
       this.finishing.delete(entry.job.id);
-      this.#report(entry.job, outcome, result);
+      reportOutcome(this.deps, entry.job, outcome, result);
       deps.onWritten(outcome, result);
     });
-  }
-
-  #report(job: ClaimedJob, outcome: Outcome, result: FinishResult) {
-    const { events, stats, logger, workerId } = this.deps;
-    if (!result.applied) {
-      logger.warn(`job ${job.id} was no longer this worker's when it ended (${outcome.kind}); its outcome was dropped`);
-      return;
-    }
-    const base = { workerId, job };
-    if (result.status === "completed") {
-      stats.completed++;
-      if (events.has("job:completed")) events.emit("job:completed", { ...base, result: outcome.kind === "completed" ? outcome.result : null });
-    } else if (result.status === "cancelled") {
-      stats.cancelled++;
-      events.emit("job:cancelled", base);
-    } else if (result.status === "failed" && "error" in outcome) {
-      stats.failed++;
-      logger.warn(`job ${job.id} (${job.task}) failed for good: ${outcome.error.message}`);
-      events.emit("job:failed", { ...base, error: outcome.error });
-    } else if (outcome.kind === "retry") {
-      stats.retried++;
-      logger.debug(`job ${job.id} (${job.task}) attempt ${job.attempt} failed, retrying in ${outcome.delayMs} ms`);
-      events.emit("job:retried", { ...base, error: outcome.error, delayMs: outcome.delayMs });
-    } else if (outcome.kind === "released") {
-      stats.released++;
-      events.emit("job:released", base);
-    } else if (outcome.kind === "snoozed") {
-      stats.snoozed++;
-      events.emit("job:snoozed", { ...base, delayMs: outcome.delayMs });
-    }
   }
 }

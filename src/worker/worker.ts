@@ -1,11 +1,6 @@
-import type postgres from "postgres";
-import { openSql } from "../db/connection.ts";
-import { createDb, type Db } from "../db/db.ts";
-import { Pruner } from "../maintenance/pruner.ts";
-import { type ReapResult, Reaper } from "../maintenance/reaper.ts";
-import { Scheduler } from "../maintenance/scheduler.ts";
-import { Vacuum } from "../maintenance/vacuum.ts";
+import type { ReapResult } from "../maintenance/reaper.ts";
 import { upsertSchedule } from "../producer/schedules.ts";
+import { buildParts, type Parts } from "./parts.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { SCHEMA_DEFAULT } from "../shared/defaults.ts";
 import { errorText } from "../shared/error-record.ts";
@@ -13,16 +8,9 @@ import { PgPulseError } from "../shared/errors.ts";
 import { Emitter } from "../shared/events.ts";
 import { consoleLogger, type Logger } from "../shared/logger.ts";
 import { retryTransient } from "../shared/retry.ts";
-import type { Service } from "../shared/service.ts";
 import { resolveTasks } from "../shared/task.ts";
 import { within } from "../shared/timing.ts";
-import { Claimer } from "./claimer.ts";
-import { FinishBatcher } from "./finisher.ts";
-import { Lease } from "./lease.ts";
-import { Listener } from "./listener.ts";
 import * as d from "./options.ts";
-import { ProgressWriter } from "./progress.ts";
-import { JobRunner } from "./runner.ts";
 import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
 
 export type { WorkerOptions } from "./options.ts";
@@ -53,23 +41,6 @@ type State = "new" | "starting" | "running" | "stopping" | "stopped";
  */
 type Mode = "listen" | "available";
 
-/** The parts a worker is made of, built when it starts. */
-interface Parts {
-  sql: postgres.Sql;
-  owned: boolean;
-  db: Db;
-  finisher: FinishBatcher;
-  progress: ProgressWriter;
-  runner: JobRunner;
-  claimer: Claimer;
-  lease: Lease;
-  listener: Listener;
-  reaper: Reaper;
-  scheduler: Scheduler;
-  /** The loops that run only in "listen" mode, while running. */
-  maintenance: Service[];
-}
-
 /**
  * Creates a worker: claims jobs from its queues and runs their tasks,
  * `concurrency` at a time. It is composed of parts with one contract each
@@ -91,8 +62,6 @@ export function createWorker(options: d.WorkerOptions): Worker {
   const queues = opts.queues ?? ["default"];
   const concurrency = opts.concurrency ?? d.CONCURRENCY_DEFAULT;
   const staleAfterMs = opts.staleAfterMs ?? d.STALE_AFTER_MS_DEFAULT;
-  const finishBatchMs = opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT;
-  const pruneIntervalMs = opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT;
   const logger: Logger = typeof opts.logger === "object" ? opts.logger : consoleLogger(id, opts.logger ?? "info");
   const dbNow = () => (opts.clock ? opts.clock() : null);
   const clock: Clock = systemClock;
@@ -117,74 +86,14 @@ export function createWorker(options: d.WorkerOptions): Worker {
     logger.error(`${during} failed: ${errorText(error)}`);
     events.emit("worker:error", { workerId: id, error, during });
   };
-  const onError = (during: string, error: unknown) => fail(during)(error);
 
-  function build(): Parts {
-    const { sql, owned } = openSql(opts.connection, { applicationName: `pgpulse worker ${id}`.slice(0, 63), max: 4 });
-    const db = createDb(sql, { schema });
-    const finisher = new FinishBatcher(db, id, finishBatchMs, dbNow, (error, wait) =>
-      logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
-    );
-    const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
-    const runner: JobRunner = new JobRunner({
-      workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, clock,
-      ...(opts.backoff ? { backoff: opts.backoff } : {}),
-      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-      onSlotFree() {
-        slotWaiters.forEach((wake) => wake());
-        // Claim again as soon as the backlog runs low, without waiting for the finish write.
-        if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
-        // Nothing left to overlap with: write what has finished now rather than after the batch window.
-        if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
-      },
-      onWritten(outcome, result) {
-        if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") claimer.wakeIn(outcome.delayMs);
-        if (claimer.backlog) void claimer.request("slots freed");
-      },
-    });
-    const claimer: Claimer = new Claimer({
-      db, workerId: id, queues, tasks: taskNames, concurrency, runner, clock, dbNow, logger, events, onError,
-      pollIntervalMs: opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT,
-      open: () => state === "running" && !lease.reregistering,
+  const build = () =>
+    buildParts({
+      opts, id, schema, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail,
+      slotFreed: () => slotWaiters.forEach((wake) => wake()),
+      claimsOpen: (lease) => state === "running" && !lease.reregistering,
       driven: () => mode === "available",
     });
-    const lease: Lease = new Lease({
-      db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT,
-      staleAfterMs,
-    });
-    const listener = new Listener({
-      db,
-      workerId: id,
-      healthIntervalMs: opts.listenerHealthIntervalMs ?? d.LISTENER_HEALTH_INTERVAL_MS_DEFAULT,
-      healthTimeoutMs: opts.listenerHealthTimeoutMs ?? d.LISTENER_HEALTH_TIMEOUT_MS_DEFAULT,
-      onEnqueued(names) {
-        if (!names.some((name) => queues.includes(name))) return;
-        if (runner.size >= concurrency) claimer.markBacklog();
-        else void claimer.request("notify");
-      },
-      onControl: (message) => message.type === "cancel" && runner.cancel(message.job),
-      onUp() {
-        events.emit("listener:up", { workerId: id });
-        // Anything enqueued while LISTEN was not in place went unheard.
-        void claimer.request("listener up");
-      },
-      onDown(reason) {
-        logger.warn(`LISTEN connection lost: ${reason}; replacing it`);
-        events.emit("listener:down", { workerId: id, reason });
-      },
-    });
-    const deps = { workerId: id, clock, dbNow, logger, events, onError: fail("a background task") };
-    const reaper = new Reaper({
-      ...deps, db, staleAfterMs, intervalMs: opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT,
-      holdOff: () => lease.failingRecently,
-    });
-    const scheduler = new Scheduler({ ...deps, db, intervalMs: opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT });
-    const maintenance: Service[] = [reaper, claimer, scheduler];
-    if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
-    maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
-    return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, reaper, scheduler, maintenance };
-  }
 
   async function boot(bootMode: Mode): Promise<void> {
     mode = bootMode;

@@ -7,7 +7,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "../../shared/logger.ts";
-import type { Queue } from "../../producer/queue.ts";
+import type { Queue } from "../../producer/types.ts";
 import { type Authenticator, bearerToken, isWrite, type Role } from "../auth.ts";
 import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";

@@ -1,0 +1,117 @@
+import type postgres from "postgres";
+import type { Connection, SqlHandle } from "../db/connection.ts";
+import type { Db } from "../db/db.ts";
+import type { RetentionOptions } from "../maintenance/pruner.ts";
+import type { PayloadOf, TaskDefinition } from "../shared/task.ts";
+import type { EnqueuedJob, Job, JobId, JobStatus } from "../shared/types.ts";
+import type { QueueConfig, QueueLimits } from "./queue-config.ts";
+import type { Schedule, ScheduleSpec } from "./schedules.ts";
+import type { QueueSummary, WorkerSummary } from "./status.ts";
+
+export interface QueueOptions {
+  /** A postgres:// URL (the queue opens and closes its own pool) or your postgres.js `sql`. */
+  connection: Connection;
+  /** Schema that holds pgpulse's tables. @default "pgpulse" */
+  schema?: string;
+  /** Largest payload accepted, in bytes of JSON. @default 1_048_576 */
+  maxPayloadBytes?: number;
+}
+
+export interface EnqueueOptions {
+  /** @default "default" */
+  queue?: string;
+  /** Higher runs first within a queue. @default 0 */
+  priority?: number;
+  /** Earliest time to run. Give this or `delayMs`, not both. */
+  runAt?: Date | string;
+  /** Run no sooner than this many milliseconds from now (database time). */
+  delayMs?: number;
+  /** @default 10 (or the task definition's) */
+  maxAttempts?: number;
+  /** Time one attempt may take. @default the task's timeout, else none */
+  timeoutMs?: number;
+  /** Idempotency key: while a job with this key is queued or running, enqueue returns it instead of a new one. */
+  key?: string;
+  /** With `key`: a job with the key created within this window, whatever its state, is returned instead. */
+  throttleMs?: number;
+  /**
+   * With `key`: the job runs `debounceMs` after the last enqueue. A queued job with the key
+   * takes this payload and options and its run time moves back; a running one is returned as it is.
+   */
+  debounceMs?: number;
+  /** Group (a tenant id, say) for the queue's per-group concurrency limit. */
+  group?: string;
+  /** Enqueue inside your transaction: the job commits or rolls back with your writes. */
+  tx?: SqlHandle;
+}
+
+export interface ListJobsFilter {
+  status?: JobStatus;
+  queue?: string;
+  task?: string;
+  /** @default 50, at most 500 */
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One job for `enqueueMany`. */
+export interface JobSpec<P = unknown> extends Omit<EnqueueOptions, "tx"> {
+  task: string | TaskDefinition<any, any>;
+  payload?: P;
+}
+
+export interface Queue {
+  /** Adds one job. Validates everything first: bad input throws a PgPulseError and writes nothing. */
+  enqueue<D extends TaskDefinition<any, any>>(
+    task: D,
+    payload: PayloadOf<D>,
+    options?: EnqueueOptions,
+  ): Promise<EnqueuedJob>;
+  enqueue<P = unknown>(task: string, payload?: P, options?: EnqueueOptions): Promise<EnqueuedJob<P>>;
+  /** Adds many jobs in one statement, all or none; results are in input order. */
+  enqueueMany(specs: readonly JobSpec[], options?: { tx?: SqlHandle }): Promise<EnqueuedJob[]>;
+  /** The job, or null when there is no such job. */
+  getJob<P = unknown, R = unknown>(id: JobId, options?: { tx?: SqlHandle }): Promise<Job<P, R> | null>;
+  /**
+   * Cancels a job. A queued job is cancelled at once; a running one is asked to
+   * stop (its handler's signal aborts) and ends as cancelled. Throws NOT_FOUND,
+   * or INVALID_TRANSITION when the job has already finished.
+   */
+  cancel(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /**
+   * Puts a failed or cancelled job back in the queue to run now, with at least
+   * one attempt left; its error history is kept. Throws NOT_FOUND, or
+   * INVALID_TRANSITION when the job is queued, running or completed, or when
+   * another live job now holds its key.
+   */
+  retry(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
+  /** Jobs newest first, filtered; pass `nextCursor` back as `cursor` for the next page. */
+  listJobs(filter?: ListJobsFilter, options?: { tx?: SqlHandle }): Promise<{ jobs: Job[]; nextCursor: string | null }>;
+  /** Per queue: jobs by state, the oldest waiting job's age, jobs finished in the last minute. */
+  listQueues(): Promise<QueueSummary[]>;
+  /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
+  listWorkers(): Promise<WorkerSummary[]>;
+  /** Sets a queue's limits across all workers; limits left out keep their value, `null` removes one. */
+  configureQueue(name: string, limits: QueueLimits): Promise<QueueConfig>;
+  /** A queue's limits and whether it is paused. */
+  getQueueConfig(name: string): Promise<QueueConfig>;
+  /** Stops new jobs of the queue from starting; running ones finish. */
+  pauseQueue(name: string): Promise<QueueConfig>;
+  /** Lets the queue's jobs start again, and wakes the workers. */
+  resumeQueue(name: string): Promise<QueueConfig>;
+  /** Deletes finished jobs past retention, in small batches; returns how many. */
+  prune(retention?: RetentionOptions): Promise<number>;
+  /** Adds a recurring job, or replaces the definition of the schedule with that name. */
+  addSchedule(spec: ScheduleSpec): Promise<Schedule>;
+  listSchedules(): Promise<Schedule[]>;
+  /** Removes a schedule; false when there was none by that name. */
+  removeSchedule(name: string): Promise<boolean>;
+  /** Ends the pool if the queue opened it. */
+  close(): Promise<void>;
+  /** The pool the queue runs on: start your own transactions with it (`queue.sql.begin(...)`) and pass them as `tx`. */
+  readonly sql: postgres.Sql;
+  /** The database layer under the queue: every statement pgpulse runs on this schema, as named operations. */
+  readonly db: Db;
+  readonly schema: string;
+}

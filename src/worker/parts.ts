@@ -1,0 +1,133 @@
+import type postgres from "postgres";
+import { openSql } from "../db/connection.ts";
+import { createDb, type Db } from "../db/db.ts";
+import { Pruner } from "../maintenance/pruner.ts";
+import { Reaper } from "../maintenance/reaper.ts";
+import { Scheduler } from "../maintenance/scheduler.ts";
+import { Vacuum } from "../maintenance/vacuum.ts";
+import type { Clock } from "../shared/clock.ts";
+import { errorText } from "../shared/error-record.ts";
+import type { Emitter } from "../shared/events.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Service } from "../shared/service.ts";
+import type { ResolvedTask } from "../shared/task.ts";
+import { Claimer } from "./claimer.ts";
+import { FinishBatcher } from "./finisher.ts";
+import { Lease } from "./lease.ts";
+import { Listener } from "./listener.ts";
+import * as d from "./options.ts";
+import { ProgressWriter } from "./progress.ts";
+import { JobRunner } from "./runner.ts";
+import type { WorkerEvents, WorkerStats } from "./types.ts";
+
+/** What the parts share with the worker that composes them. */
+export interface PartsContext {
+  opts: d.WorkerOptions;
+  id: string;
+  schema: string;
+  queues: string[];
+  concurrency: number;
+  staleAfterMs: number;
+  logger: Logger;
+  clock: Clock;
+  dbNow: () => Date | null;
+  tasks: Map<string, ResolvedTask>;
+  events: Emitter<WorkerEvents>;
+  stats: WorkerStats;
+  fail: (during: string) => (error: unknown) => void;
+  /** A slot came free: wakes whoever waits for one (runAvailable, a graceful stop). */
+  slotFreed(): void;
+  /** Whether claims may run now (the worker runs and holds its lease). */
+  claimsOpen(lease: Lease): boolean;
+  /** runAvailable drives the claims. */
+  driven(): boolean;
+}
+
+/** The parts a worker is made of, built when it starts. */
+export interface Parts {
+  sql: postgres.Sql;
+  owned: boolean;
+  db: Db;
+  finisher: FinishBatcher;
+  progress: ProgressWriter;
+  runner: JobRunner;
+  claimer: Claimer;
+  lease: Lease;
+  listener: Listener;
+  reaper: Reaper;
+  scheduler: Scheduler;
+  /** The loops that run only in "listen" mode, while running. */
+  maintenance: Service[];
+}
+
+export function buildParts(w: PartsContext): Parts {
+  const { opts, id, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail } = w;
+  const taskNames = [...tasks.keys()];
+  const finishBatchMs = opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT;
+  const pruneIntervalMs = opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT;
+  const onError = (during: string, error: unknown) => fail(during)(error);
+  const { sql, owned } = openSql(opts.connection, { applicationName: `pgpulse worker ${id}`.slice(0, 63), max: 4 });
+  const db = createDb(sql, { schema: w.schema });
+  const finisher = new FinishBatcher(db, id, finishBatchMs, dbNow, (error, wait) =>
+    logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
+  );
+  const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
+  const runner: JobRunner = new JobRunner({
+    workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, clock,
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    onSlotFree() {
+      w.slotFreed();
+      // Claim again as soon as the backlog runs low, without waiting for the finish write.
+      if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
+      // Nothing left to overlap with: write what has finished now rather than after the batch window.
+      if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
+    },
+    onWritten(outcome, result) {
+      if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") claimer.wakeIn(outcome.delayMs);
+      if (claimer.backlog) void claimer.request("slots freed");
+    },
+  });
+  const claimer: Claimer = new Claimer({
+    db, workerId: id, queues, tasks: taskNames, concurrency, runner, clock, dbNow, logger, events, onError,
+    pollIntervalMs: opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT,
+    open: () => w.claimsOpen(lease),
+    driven: w.driven,
+  });
+  const lease: Lease = new Lease({
+    db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
+    heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT,
+    staleAfterMs,
+  });
+  const listener = new Listener({
+    db,
+    workerId: id,
+    healthIntervalMs: opts.listenerHealthIntervalMs ?? d.LISTENER_HEALTH_INTERVAL_MS_DEFAULT,
+    healthTimeoutMs: opts.listenerHealthTimeoutMs ?? d.LISTENER_HEALTH_TIMEOUT_MS_DEFAULT,
+    onEnqueued(names) {
+      if (!names.some((name) => queues.includes(name))) return;
+      if (runner.size >= concurrency) claimer.markBacklog();
+      else void claimer.request("notify");
+    },
+    onControl: (message) => message.type === "cancel" && runner.cancel(message.job),
+    onUp() {
+      events.emit("listener:up", { workerId: id });
+      // Anything enqueued while LISTEN was not in place went unheard.
+      void claimer.request("listener up");
+    },
+    onDown(reason) {
+      logger.warn(`LISTEN connection lost: ${reason}; replacing it`);
+      events.emit("listener:down", { workerId: id, reason });
+    },
+  });
+  const deps = { workerId: id, clock, dbNow, logger, events, onError: fail("a background task") };
+  const reaper = new Reaper({
+    ...deps, db, staleAfterMs, intervalMs: opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT,
+    holdOff: () => lease.failingRecently,
+  });
+  const scheduler = new Scheduler({ ...deps, db, intervalMs: opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT });
+  const maintenance: Service[] = [reaper, claimer, scheduler];
+  if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
+  maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
+  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, reaper, scheduler, maintenance };
+}
