@@ -42,7 +42,7 @@ export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   return value;
 }
 
-export function isJsonType(type: string | null): boolean {
+function isJsonType(type: string | null): boolean {
   if (!type) return false;
   const essence = type.split(";")[0]!.trim().toLowerCase();
   return essence === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(essence);

@@ -124,7 +124,7 @@ export const enqueuedJobSchema = v.object({
 export const jobListSchema = v.object({ jobs: v.array(jobSchema), nextCursor: v.nullable(v.string()) });
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
-export const queueSummarySchema = v.object({
+const queueSummarySchema = v.object({
   queue: v.string(),
   waiting: count,
   scheduled: count,
@@ -137,7 +137,7 @@ export const queueSummarySchema = v.object({
 });
 export const queueListSchema = v.object({ queues: v.array(queueSummarySchema) });
 
-export const workerSummarySchema = v.object({
+const workerSummarySchema = v.object({
   id: v.string(),
   queues: v.array(v.string()),
   tasks: v.array(v.string()),

@@ -8,7 +8,7 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export interface FlagSpec {
+interface FlagSpec {
   type: "string" | "boolean";
   /** Environment variable read when the flag is not given. */
   env?: string;
@@ -19,7 +19,7 @@ export interface FlagSpec {
 export type Flags = Record<string, FlagSpec>;
 
 /** Flags every command takes. */
-export const commonFlags: Flags = {
+const commonFlags: Flags = {
   "database-url": { type: "string", env: "DATABASE_URL", help: "Postgres connection string" },
   schema: { type: "string", env: "PGPULSE_SCHEMA", help: "schema holding pgpulse's tables (default pgpulse)" },
   verbose: { type: "boolean", help: "print stack traces on errors" },

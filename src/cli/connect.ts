@@ -17,7 +17,7 @@ export function connect(url: string, max = 4): postgres.Sql {
 }
 
 /** The URL without its password, for messages. */
-export function redact(url: string): string {
+function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";

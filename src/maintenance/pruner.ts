@@ -18,7 +18,7 @@ export const RETENTION_FAILED_MS_DEFAULT = 14 * 86_400_000;
 export const PRUNE_BATCH = 1000;
 
 const ms = (what: string) => v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(0, `${what} must be at least 0`)));
-export const retentionSchema = v.strictObject(
+const retentionSchema = v.strictObject(
   { completedMs: ms("completedMs"), failedMs: ms("failedMs") },
   "unknown option; retention takes completedMs and failedMs",
 );

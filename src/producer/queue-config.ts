@@ -25,7 +25,7 @@ const INT4_MAX = 2_147_483_647;
 const positive = (what: string) =>
   v.nullable(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(1, `${what} must be at least 1`), v.maxValue(INT4_MAX)));
 
-export const queueNameSchema = v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty"), v.maxLength(128));
+const queueNameSchema = v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty"), v.maxLength(128));
 
 const limitsSchema = v.strictObject(
   {

@@ -182,7 +182,7 @@ export function createQueue(options: QueueOptions): Queue {
 }
 
 /** Checks a job id and returns its decimal text. */
-export function idText(id: JobId): string {
+function idText(id: JobId): string {
   const text = typeof id === "string" ? id : typeof id === "number" || typeof id === "bigint" ? String(id) : "";
   if (!/^[1-9][0-9]{0,18}$/.test(text) || BigInt(text) > 9223372036854775807n) {
     throw new PgPulseError("INVALID_INPUT", `job id must be a positive integer, got ${JSON.stringify(String(id))}`, {

@@ -62,7 +62,7 @@ export function nextTick(cron: string, timezone: string | null, after: Date): Da
 }
 
 /** Checks a spec and returns the row to store. Throws INVALID_INPUT / INVALID_PAYLOAD. */
-export async function scheduleRow(spec: ScheduleSpec, path = "") {
+async function scheduleRow(spec: ScheduleSpec, path = "") {
   const s = parseOrThrow(specSchema, spec, "INVALID_INPUT", path);
   const def = isTaskDefinition(s.task) ? (s.task as TaskDefinition) : undefined;
   const task = def ? def.name : s.task;

@@ -87,7 +87,7 @@ const ms = (what: string, min = 1) =>
   v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`)));
 const queueName = v.pipe(v.string("queue names must be strings"), v.minLength(1, "queue names must not be empty"), v.maxLength(128));
 
-export const workerOptionsSchema = v.pipe(
+const workerOptionsSchema = v.pipe(
   v.strictObject({
     connection: v.custom<Connection>((x) => typeof x === "string" || typeof x === "function", "connection must be a postgres:// URL or a postgres.js sql"),
     tasks: v.pipe(

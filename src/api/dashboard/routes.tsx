@@ -17,7 +17,7 @@ import { JobPage } from "./job-page.tsx";
 import type { PageContext } from "./layout.tsx";
 import { ErrorPage, type JobFilters, JobListPage, LoginPage, OverviewPage, WorkersPage } from "./pages.tsx";
 
-export const SESSION_COOKIE = "pgpulse_token";
+const SESSION_COOKIE = "pgpulse_token";
 const SESSION_SECONDS = 12 * 3600;
 const PAGE_SIZE = 25;
 
