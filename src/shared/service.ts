@@ -24,6 +24,8 @@ export class Periodic {
   #timer: Timer | undefined;
   #running = false;
   #pass: Promise<unknown> | undefined;
+  /** Which start() the loop belongs to: a pass of an earlier one never schedules the next. */
+  #generation = 0;
 
   constructor(
     private pass: () => Promise<unknown>,
@@ -39,7 +41,7 @@ export class Periodic {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#schedule();
+    this.#schedule(++this.#generation);
   }
 
   async stop(): Promise<void> {
@@ -49,14 +51,17 @@ export class Periodic {
     await this.#pass;
   }
 
-  #schedule(): void {
+  #schedule(generation: number): void {
     this.#timer = this.clock.setTimeout(async () => {
       this.#timer = undefined;
-      if (!this.#running) return;
-      this.#pass = this.pass().catch(this.onError);
-      await this.#pass;
-      this.#pass = undefined;
-      if (this.#running) this.#schedule();
+      if (!this.#running || generation !== this.#generation) return;
+      // After a stop() and a start(), the old loop's last pass may still be under way: passes never overlap.
+      while (this.#pass) await this.#pass;
+      if (!this.#running || generation !== this.#generation) return;
+      const pass = (this.#pass = this.pass().catch(this.onError));
+      await pass;
+      if (this.#pass === pass) this.#pass = undefined;
+      if (this.#running && generation === this.#generation) this.#schedule(generation);
     }, this.intervalMs);
   }
 }
