@@ -52,14 +52,18 @@ export function statusSql(q: string) {
   };
 }
 
-export interface QueueSummaryRow {
-  queue: string;
+/** A queue's jobs by state (the columns of STATE_COUNTS). */
+export interface StateCounts {
   waiting: number;
   scheduled: number;
   running: number;
   completed: number;
   failed: number;
   cancelled: number;
+}
+
+export interface QueueSummaryRow extends StateCounts {
+  queue: string;
   oldest_waiting_ms: number | null;
   finished_last_minute: number;
 }
@@ -77,14 +81,8 @@ export interface WorkerSummaryRow {
 }
 
 /** Per queue: jobs by state, the oldest waiting job's age, and the run-time histogram (`le_0`... by RUN_SECONDS_BUCKETS). */
-export interface MetricsRow {
+export interface MetricsRow extends StateCounts {
   queue: string;
-  waiting: number;
-  scheduled: number;
-  running: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
   oldest_waiting_s: number;
   attempt_errors: string | number;
   run_count: number;

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Db } from "../db/db.ts";
 import { parseOrThrow } from "../producer/enqueue-options.ts";
-import { Periodic, type Service } from "../shared/service.ts";
+import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
 /** How long finished jobs are kept. */
@@ -48,19 +48,9 @@ export interface PrunerOptions extends MaintenanceDeps {
  * the jobs table stays the size of its retention window. Only the worker
  * holding the prune lock does a pass, so workers do not scan the same rows.
  */
-export class Pruner implements Service {
-  #loop: Periodic;
-
+export class Pruner extends PeriodicService<number> {
   constructor(private o: PrunerOptions) {
-    this.#loop = new Periodic(() => this.runOnce(), o.intervalMs, o.clock, o.onError);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    super(o);
   }
 
   /** One pass: how many jobs it deleted. */

@@ -1,6 +1,6 @@
 import type { Db } from "../db/db.ts";
 import type { ReapResult } from "../db/reaper.ts";
-import { Periodic, type Service } from "../shared/service.ts";
+import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
 export type { ReapResult } from "../db/reaper.ts";
@@ -23,19 +23,9 @@ export interface ReaperOptions extends MaintenanceDeps {
  * lock taken with try lets one pass run at a time, and nobody is elected: if
  * the worker that would have reaped is dead, any other's next pass does it.
  */
-export class Reaper implements Service {
-  #loop: Periodic;
-
+export class Reaper extends PeriodicService<ReapResult> {
   constructor(private o: ReaperOptions) {
-    this.#loop = new Periodic(() => (o.holdOff?.() ? Promise.resolve() : this.runOnce()), o.intervalMs, o.clock, o.onError);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    super({ ...o, skip: o.holdOff });
   }
 
   async runOnce(): Promise<ReapResult> {

@@ -1,6 +1,6 @@
 import type { Db } from "../db/db.ts";
 import { nextTick, scheduleFromRow } from "../producer/schedules.ts";
-import { Periodic, type Service } from "../shared/service.ts";
+import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
 export interface SchedulerOptions extends MaintenanceDeps {
@@ -17,19 +17,9 @@ const TICKS_COUNTED_MAX = 100_000;
  * of them, and its jobs are enqueued in the same transaction, so a worker
  * that dies in between leaves the tick untaken rather than lost.
  */
-export class Scheduler implements Service {
-  #loop: Periodic;
-
+export class Scheduler extends PeriodicService<{ name: string; ticks: Date[] }[]> {
   constructor(private o: SchedulerOptions) {
-    this.#loop = new Periodic(() => this.runOnce(), o.intervalMs, o.clock, o.onError);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    super(o);
   }
 
   /** One pass: the schedules whose jobs this worker enqueued, with their ticks. */

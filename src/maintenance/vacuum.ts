@@ -1,5 +1,5 @@
 import type { Db } from "../db/db.ts";
-import { Periodic, type Service } from "../shared/service.ts";
+import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
 /** Dead rows in the jobs table above which a worker vacuums it (when autovacuum will not). */
@@ -21,19 +21,9 @@ export interface VacuumOptions extends MaintenanceDeps {
  * vacuumed within half an interval, so workers take turns, and dead rows a long
  * transaction keeps alive do not make every worker vacuum every time.
  */
-export class Vacuum implements Service {
-  #loop: Periodic;
-
+export class Vacuum extends PeriodicService<boolean> {
   constructor(private o: VacuumOptions) {
-    this.#loop = new Periodic(() => this.runOnce(), o.intervalMs, o.clock, o.onError);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#loop.stop();
+    super(o);
   }
 
   /** One pass: whether it vacuumed. */

@@ -65,3 +65,27 @@ export class Periodic {
     }, this.intervalMs);
   }
 }
+
+/**
+ * A service whose loop runs runOnce() every intervalMs; a subclass writes
+ * runOnce. `skip()` true makes the loop pass over a turn (runOnce called
+ * directly still runs).
+ */
+export abstract class PeriodicService<Result> implements Service {
+  #loop: Periodic;
+
+  constructor(loop: { intervalMs: number; clock: Clock; onError: (error: unknown) => void; skip?: () => boolean }) {
+    const { skip } = loop;
+    this.#loop = new Periodic(() => (skip?.() ? Promise.resolve() : this.runOnce()), loop.intervalMs, loop.clock, loop.onError);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  abstract runOnce(): Promise<Result>;
+}
