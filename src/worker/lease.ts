@@ -25,6 +25,8 @@ export interface LeaseOptions {
   logger: Logger;
   events: Emitter<WorkerEvents>;
   onError: (during: string, error: unknown) => void;
+  /** A beat reached the database again after beats failed from `since` (wall clock ms). */
+  onRecovered?: (since: number) => void;
 }
 
 /**
@@ -44,6 +46,8 @@ export interface LeaseOptions {
 export class Lease implements Service {
   /** When a beat last failed: after an outage every heartbeat is stale, so the reaper holds off. */
   #beatFailedAt = -Infinity;
+  /** When beats began failing, until one gets through again. */
+  #failingSince: number | undefined;
   #lastBeatOkAt: number;
   /** "id:attempt" of jobs the last beat showed running here that this worker does not hold. */
   #strays = new Set<string>();
@@ -105,6 +109,7 @@ export class Lease implements Service {
       result = await timeLimit(call, Math.max(1, o.heartbeatIntervalMs / 2), "heartbeat", clock);
     } catch (error) {
       this.#beatFailedAt = clock.now();
+      this.#failingSince ??= sentAt;
       // Others count this worker dead staleAfterMs after its last beat reached the database;
       // give the jobs up two heartbeats before that (this loop may be that late to look), so
       // they never run in two places.
@@ -114,6 +119,11 @@ export class Lease implements Service {
         runner.releaseAll("lease expired");
       }
       throw error;
+    }
+    if (this.#failingSince !== undefined) {
+      const since = this.#failingSince;
+      this.#failingSince = undefined;
+      o.onRecovered?.(since);
     }
     if (result === null) return this.#lost();
     for (const jobId of result.cancel) runner.cancel(jobId);

@@ -37,6 +37,9 @@ export class Listener {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   #up = false;
+  #started = false;
+  /** When LISTEN was last (re-)established. */
+  #upAt = -Infinity;
   #n = 0;
   #pongs = new Map<number, () => void>();
 
@@ -48,6 +51,7 @@ export class Listener {
 
   /** Starts listening; resolves once LISTEN is in place. */
   async start(): Promise<void> {
+    this.#started = true;
     await this.#connect();
     this.#schedule();
   }
@@ -74,6 +78,7 @@ export class Listener {
   }
 
   #markUp() {
+    this.#upAt = Date.now();
     this.#up = true;
     this.options.onUp();
   }
@@ -135,6 +140,20 @@ export class Listener {
     this.#markDown(`no notification came back within ${this.options.healthTimeoutMs} ms`);
     await this.#replace();
     return false;
+  }
+
+  /**
+   * The database was unreachable from `since` until now. postgres.js re-issues
+   * LISTEN when the connection closes, but drops the channel without a word
+   * when that LISTEN fails (the server still down): the connection would stay
+   * deaf until the next health check. So when LISTEN has not been re-established
+   * since the outage began, replace the connection now. (If the connection never
+   * closed, the replacement costs one reconnect.)
+   */
+  async recover(since: number): Promise<void> {
+    if (!this.#started || this.#stopped || this.#upAt >= since) return;
+    this.#markDown("LISTEN was not re-established after the database came back");
+    await this.#replace();
   }
 
   async #replace(): Promise<void> {

@@ -98,6 +98,8 @@ export function buildParts(w: PartsContext): Parts {
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT,
     staleAfterMs,
+    // After an outage, a LISTEN that postgres.js failed to re-issue is replaced at once.
+    onRecovered: (since) => void listener.recover(since).catch(fail("replacing the LISTEN connection")),
   });
   const listener = new Listener({
     db,

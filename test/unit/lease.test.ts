@@ -206,6 +206,28 @@ describe("Lease: beats that fail", () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it("calls onRecovered once, with when beats began failing, when a beat gets through again", async () => {
+    const recovered: number[] = [];
+    const { db, clock, lease } = setup({ onRecovered: (since) => recovered.push(since) });
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(recovered).toEqual([]);
+    const t0 = clock.now();
+    db.fail("workerBeat", new Error("connection reset"));
+    await expect(lease.runOnce()).rejects.toThrow("connection reset");
+    await clock.advance(HEARTBEAT_MS);
+    db.fail("workerBeat", new Error("connection refused"));
+    await expect(lease.runOnce()).rejects.toThrow("connection refused");
+    expect(recovered).toEqual([]);
+    await clock.advance(HEARTBEAT_MS);
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(recovered).toEqual([t0]);
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(recovered).toEqual([t0]);
+  });
+
   it("failingRecently lasts staleAfterMs from the failure", async () => {
     const { db, clock, lease } = setup();
     db.fail("workerBeat", new Error("connection reset"));
