@@ -1,16 +1,13 @@
 import type { Db } from "../db/db.ts";
+import type { StateCounts } from "../db/status.ts";
 
-/** One queue's state, as operators and dashboards see it. */
-export interface QueueSummary {
+/**
+ * One queue's state, as operators and dashboards see it: its jobs by state
+ * (`waiting` are runnable now; `scheduled` are queued for later, delayed or
+ * waiting out a retry backoff).
+ */
+export interface QueueSummary extends StateCounts {
   queue: string;
-  /** Queued and runnable now. */
-  waiting: number;
-  /** Queued for later (delayed, or waiting out a retry backoff). */
-  scheduled: number;
-  running: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
   /** How long the oldest runnable job has waited, in ms; null when none waits. */
   oldestWaitingMs: number | null;
   /** Jobs that reached a final state in the last minute. */
