@@ -8,7 +8,7 @@ const TRANSIENT = new Set([
   "57P01", "57P02", "57P03", // shutting down, crash shutdown, cannot connect now (starting up)
 ]);
 
-function isTransient(error: unknown): boolean {
+export function isTransient(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== "string") return false;
   return TRANSIENT.has(code) || code.startsWith("08"); // class 08: connection exception

@@ -3,6 +3,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { Emitter } from "../shared/events.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Periodic, type Service } from "../shared/service.ts";
+import { isTransient } from "../shared/retry.ts";
 import { timeLimit } from "../shared/timing.ts";
 import type { Claimer } from "./claimer.ts";
 import type { JobRunner } from "./runner.ts";
@@ -25,7 +26,10 @@ export interface LeaseOptions {
   logger: Logger;
   events: Emitter<WorkerEvents>;
   onError: (during: string, error: unknown) => void;
-  /** A beat reached the database again after beats failed from `since` (wall clock ms). */
+  /**
+   * A beat reached the database again after the database was unreachable (a
+   * connection error, not a slow answer) from `since` (clock ms).
+   */
   onRecovered?: (since: number) => void;
 }
 
@@ -46,7 +50,7 @@ export interface LeaseOptions {
 export class Lease implements Service {
   /** When a beat last failed: after an outage every heartbeat is stale, so the reaper holds off. */
   #beatFailedAt = -Infinity;
-  /** When beats began failing, until one gets through again. */
+  /** When beats began failing for want of a connection, until one gets through again. */
   #failingSince: number | undefined;
   #lastBeatOkAt: number;
   /** "id:attempt" of jobs the last beat showed running here that this worker does not hold. */
@@ -109,7 +113,7 @@ export class Lease implements Service {
       result = await timeLimit(call, Math.max(1, o.heartbeatIntervalMs / 2), "heartbeat", clock);
     } catch (error) {
       this.#beatFailedAt = clock.now();
-      this.#failingSince ??= sentAt;
+      if (isTransient(error)) this.#failingSince ??= sentAt;
       // Others count this worker dead staleAfterMs after its last beat reached the database;
       // give the jobs up two heartbeats before that (this loop may be that late to look), so
       // they never run in two places.

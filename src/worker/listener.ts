@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "../db/channels.ts";
 import type { Db } from "../db/db.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 
 export type ControlMessage =
   | { schema: string; type: "cancel"; job: string; worker: string | null }
@@ -18,6 +19,8 @@ export interface ListenerOptions {
   /** LISTEN is (again) in place: notifications sent before now may have been missed. */
   onUp(): void;
   onDown(reason: string): void;
+  /** The clock `recover(since)` is read against (the worker's). @default the system clock */
+  clock?: Clock;
 }
 
 /**
@@ -78,7 +81,7 @@ export class Listener {
   }
 
   #markUp() {
-    this.#upAt = Date.now();
+    this.#upAt = (this.options.clock ?? systemClock).now();
     this.#up = true;
     this.options.onUp();
   }

@@ -103,6 +103,7 @@ export function buildParts(w: PartsContext): Parts {
   });
   const listener = new Listener({
     db,
+    clock,
     workerId: id,
     healthIntervalMs: opts.listenerHealthIntervalMs ?? d.LISTENER_HEALTH_INTERVAL_MS_DEFAULT,
     healthTimeoutMs: opts.listenerHealthTimeoutMs ?? d.LISTENER_HEALTH_TIMEOUT_MS_DEFAULT,

@@ -213,10 +213,10 @@ describe("Lease: beats that fail", () => {
     await lease.runOnce();
     expect(recovered).toEqual([]);
     const t0 = clock.now();
-    db.fail("workerBeat", new Error("connection reset"));
+    db.fail("workerBeat", Object.assign(new Error("connection reset"), { code: "ECONNRESET" }));
     await expect(lease.runOnce()).rejects.toThrow("connection reset");
     await clock.advance(HEARTBEAT_MS);
-    db.fail("workerBeat", new Error("connection refused"));
+    db.fail("workerBeat", Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" }));
     await expect(lease.runOnce()).rejects.toThrow("connection refused");
     expect(recovered).toEqual([]);
     await clock.advance(HEARTBEAT_MS);
@@ -226,6 +226,18 @@ describe("Lease: beats that fail", () => {
     db.answer("workerBeat", beat());
     await lease.runOnce();
     expect(recovered).toEqual([t0]);
+  });
+
+  it("does not call onRecovered after a beat that was only slow (the database was reachable)", async () => {
+    const recovered: number[] = [];
+    const { db, clock, lease } = setup({ onRecovered: (since) => recovered.push(since) });
+    db.hang("workerBeat");
+    const slow = expect(lease.runOnce()).rejects.toThrow("no answer");
+    await clock.advance(HEARTBEAT_MS / 2);
+    await slow;
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(recovered).toEqual([]);
   });
 
   it("failingRecently lasts staleAfterMs from the failure", async () => {
