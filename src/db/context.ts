@@ -19,6 +19,9 @@ export interface DbContext {
 
 export type Params = (string | number | boolean | Date | null | undefined)[];
 
+/** Takes a transaction-scoped advisory lock if free (never waits): `locked` says whether it was. */
+export const TRY_LOCK = `select pg_try_advisory_xact_lock(hashtext($1)) as locked`;
+
 /** Runs one statement with the context's prepare setting. */
 export function run(c: DbContext, text: string, params: Params = []) {
   return c.handle.unsafe(text, params as never[], { prepare: c.prepare });

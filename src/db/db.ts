@@ -73,10 +73,19 @@ export function createDb(sql: postgres.Sql, options: DbOptions): Db {
   const q = quoteSchema(options.schema);
   const t = texts(q);
   const base: DbContext = { handle: sql, pool: sql, schema: options.schema, q, prepare: options.prepare ?? true };
+  const ops = bind(base, t);
+  // A caller that enqueues several times in one transaction binds the operations once.
+  const inTxs = new WeakMap<SqlHandle, DbOps>();
+  const withTx = (tx: SqlHandle): DbOps => {
+    if (tx === sql) return ops;
+    let bound = inTxs.get(tx);
+    if (!bound) inTxs.set(tx, (bound = bind({ ...base, handle: tx, pool: null }, t)));
+    return bound;
+  };
   return {
-    ...bind(base, t),
+    ...ops,
     schema: options.schema,
-    withTx: (tx) => (tx === sql ? bind(base, t) : bind({ ...base, handle: tx, pool: null }, t)),
+    withTx,
     dedicated: (applicationName) => dedicatedSql(sql, applicationName),
   };
 }

@@ -1,4 +1,4 @@
-import { type DbContext, inTx, run } from "./context.ts";
+import { type DbContext, inTx, run, TRY_LOCK } from "./context.ts";
 
 /**
  * Deletes a batch of finished jobs past their retention, oldest ids first,
@@ -7,7 +7,7 @@ import { type DbContext, inTx, run } from "./context.ts";
  */
 export function pruneSql(q: string) {
   return {
-    lock: `select pg_try_advisory_xact_lock(hashtext($1)) as locked`,
+    lock: TRY_LOCK,
     batch: `
       with t as (select coalesce($4::timestamptz, now()) as now),
       doomed as (

@@ -1,5 +1,5 @@
 import { notifyEnqueued } from "./channels.ts";
-import { type DbContext, inTx, run } from "./context.ts";
+import { type DbContext, inTx, run, TRY_LOCK } from "./context.ts";
 
 /**
  * The SET list for a running job whose worker is gone. A job that started (it
@@ -40,7 +40,7 @@ export function lostJobSet(q: string, message: string): string {
  */
 export function reaperSql(q: string) {
   return {
-    lock: `select pg_try_advisory_xact_lock(hashtext($1)) as locked`,
+    lock: TRY_LOCK,
     reap: `
       with t as (select coalesce($2::timestamptz, now()) as now),
       dead as (
