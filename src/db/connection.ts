@@ -4,6 +4,14 @@ import { PgPulseError } from "../shared/errors.ts";
 /** A Postgres connection string, or a postgres.js `sql` instance you own. */
 export type Connection = string | postgres.Sql;
 
+/**
+ * What sits between pgpulse and Postgres. "transaction": a pooler in
+ * transaction mode (PgBouncer, Supavisor, Neon's pooled URL), which hands each
+ * transaction a different server connection, so nothing may outlive one:
+ * no prepared statements, no session settings, no LISTEN.
+ */
+export type Pooler = "transaction";
+
 /** Any postgres.js handle that can run a query: a pool, or a transaction. */
 export type SqlHandle = postgres.Sql | postgres.TransactionSql;
 
@@ -22,6 +30,25 @@ export const POOL_DEFAULTS = {
 } as const;
 
 export { SCHEMA_DEFAULT } from "../shared/defaults.ts";
+
+/** Connections in a queue's own pool (enqueue, status), and in a worker's (claims, finishes, heartbeats, maintenance). */
+export const POOL_SIZE_QUEUE_DEFAULT = 10;
+export const POOL_SIZE_WORKER_DEFAULT = 4;
+
+/** Checks `pooler` and `poolSize`, as given to createQueue and createWorker. */
+export function checkPoolOptions(options: { pooler?: unknown; poolSize?: unknown }): void {
+  if (options.pooler !== undefined && options.pooler !== "transaction") {
+    throw new PgPulseError("INVALID_INPUT", `pooler must be "transaction" (or left out for a direct connection), got ${JSON.stringify(options.pooler)}`, {
+      details: [{ path: "pooler", message: "unknown pooler mode" }],
+    });
+  }
+  const n = options.poolSize;
+  if (n !== undefined && !(typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 1000)) {
+    throw new PgPulseError("INVALID_INPUT", `poolSize must be an integer from 1 to 1000, got ${JSON.stringify(n)}`, {
+      details: [{ path: "poolSize", message: "not an integer from 1 to 1000" }],
+    });
+  }
+}
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -43,7 +70,7 @@ export function quoteSchema(schema: string): string {
  */
 export function openSql(
   connection: Connection,
-  options: { applicationName?: string; max?: number } = {},
+  options: { applicationName?: string; max?: number; pooler?: Pooler } = {},
 ): { sql: postgres.Sql; owned: boolean } {
   if (typeof connection === "string") {
     if (connection === "") {
@@ -51,7 +78,12 @@ export function openSql(
         details: [{ path: "connection", message: "empty" }],
       });
     }
-    const sql = postgres(connection, { max: options.max ?? 10, ...POOL_DEFAULTS, connection: { application_name: options.applicationName ?? "pgpulse" } });
+    const sql = postgres(connection, {
+      max: options.max ?? 10,
+      ...POOL_DEFAULTS,
+      ...(options.pooler === "transaction" ? { prepare: false } : {}),
+      connection: { application_name: options.applicationName ?? "pgpulse" },
+    });
     return { sql, owned: true };
   }
   if (typeof connection === "function" && typeof (connection as postgres.Sql).unsafe === "function") {
@@ -63,12 +95,18 @@ export function openSql(
 }
 
 /**
- * A second, single-connection instance with the pool's settings, for a
- * connection that must be ours alone (LISTEN), and that we may kill and
- * replace without touching the pool.
+ * A single-connection instance for a connection that must be ours alone
+ * (LISTEN), and that we may kill and replace without touching the pool: with
+ * the settings of `source` (the pool, or the caller's direct `sql`), or to a
+ * URL (a direct connection past a transaction-mode pooler).
  */
-export function dedicatedSql(pool: postgres.Sql, applicationName: string): postgres.Sql {
-  const options = pool.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
+export function dedicatedSql(source: Connection, applicationName: string): postgres.Sql {
+  if (typeof source === "string") {
+    return postgres(source, {
+      max: 1, idle_timeout: null, max_lifetime: null, ...POOL_DEFAULTS, connection: { application_name: applicationName },
+    } as unknown as postgres.Options<{}>);
+  }
+  const options = source.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
   return postgres({
     ...options,
     max: 1,

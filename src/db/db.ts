@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import { claimOps, claimSql } from "./claim.ts";
-import { dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
+import { type Connection, dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
 import type { DbContext } from "./context.ts";
 import { finishOps, finishSql, progressSql } from "./finish.ts";
 import { jobsOps, jobsSql } from "./jobs.ts";
@@ -20,6 +20,12 @@ export interface DbOptions {
    * them. @default true
    */
   prepare?: boolean;
+  /**
+   * Where connections of their own (LISTEN) go: a URL or a postgres.js `sql`
+   * straight to Postgres, when the pool goes through a transaction-mode pooler.
+   * @default the pool's settings
+   */
+  session?: Connection;
 }
 
 function texts(q: string) {
@@ -86,6 +92,6 @@ export function createDb(sql: postgres.Sql, options: DbOptions): Db {
     ...ops,
     schema: options.schema,
     withTx,
-    dedicated: (applicationName) => dedicatedSql(sql, applicationName),
+    dedicated: (applicationName) => dedicatedSql(options.session ?? sql, applicationName),
   };
 }

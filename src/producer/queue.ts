@@ -1,4 +1,4 @@
-import { openSql, type SqlHandle } from "../db/connection.ts";
+import { checkPoolOptions, openSql, POOL_SIZE_QUEUE_DEFAULT, type SqlHandle } from "../db/connection.ts";
 import { createDb, type DbOps } from "../db/db.ts";
 import { prune } from "../maintenance/pruner.ts";
 import { MAX_ATTEMPTS_DEFAULT, MAX_PAYLOAD_BYTES_DEFAULT, SCHEMA_DEFAULT } from "../shared/defaults.ts";
@@ -22,8 +22,9 @@ export { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
 export function createQueue(options: QueueOptions): Queue {
   const schema = options.schema ?? SCHEMA_DEFAULT;
   const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
-  const { sql, owned } = openSql(options.connection);
-  const db = createDb(sql, { schema });
+  checkPoolOptions(options);
+  const { sql, owned } = openSql(options.connection, { max: options.poolSize ?? POOL_SIZE_QUEUE_DEFAULT, pooler: options.pooler });
+  const db = createDb(sql, { schema, prepare: options.pooler !== "transaction" });
   const on = (tx: SqlHandle | undefined): DbOps => (tx ? db.withTx(tx) : db);
   let closed = false;
 

@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { Connection, SqlHandle } from "../db/connection.ts";
+import type { Connection, Pooler, SqlHandle } from "../db/connection.ts";
 import type { Db } from "../db/db.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
 import type { PayloadOf, TaskDefinition } from "../shared/task.ts";
@@ -15,6 +15,14 @@ export interface QueueOptions {
   schema?: string;
   /** Largest payload accepted, in bytes of JSON. @default 1_048_576 */
   maxPayloadBytes?: number;
+  /**
+   * "transaction" when `connection` goes through a transaction-mode pooler
+   * (PgBouncer, Supavisor, a pooled Neon URL): statements are not prepared and
+   * nothing relies on session state. @default none: a direct connection
+   */
+  pooler?: Pooler;
+  /** Most connections the queue's own pool opens (not used when you pass your `sql`). @default 10 */
+  poolSize?: number;
 }
 
 export interface EnqueueOptions {

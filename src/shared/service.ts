@@ -18,7 +18,8 @@ export interface Service {
 
 /**
  * Runs a pass every intervalMs on a clock. A pass that throws goes to onError
- * and the loop goes on.
+ * and the loop goes on. intervalMs may be a function, read before each wait
+ * (a poll that backs off while idle).
  */
 export class Periodic {
   #timer: Timer | undefined;
@@ -29,7 +30,7 @@ export class Periodic {
 
   constructor(
     private pass: () => Promise<unknown>,
-    private intervalMs: number,
+    private intervalMs: number | (() => number),
     private clock: Clock,
     private onError: (error: unknown) => void,
   ) {}
@@ -62,7 +63,7 @@ export class Periodic {
       await pass;
       if (this.#pass === pass) this.#pass = undefined;
       if (this.#running && generation === this.#generation) this.#schedule(generation);
-    }, this.intervalMs);
+    }, typeof this.intervalMs === "function" ? this.intervalMs() : this.intervalMs);
   }
 }
 

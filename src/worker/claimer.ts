@@ -19,6 +19,12 @@ export interface ClaimerOptions {
   runner: Pick<JobRunner, "size" | "waiting" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan">;
   /** The sweep: how often to claim when no notification came. */
   pollIntervalMs: number;
+  /**
+   * Each sweep that finds nothing while no job runs doubles the sweep's
+   * interval, up to this (a worker without LISTEN, which only polls); a claim
+   * that gets jobs resets it. @default pollIntervalMs: no backoff
+   */
+  pollIntervalMaxMs?: number;
   clock: Clock;
   dbNow: () => Date | null;
   logger: Logger;
@@ -53,9 +59,17 @@ export class Claimer implements Service {
   #wakeAt = Infinity;
   #wakeTimer: Timer | undefined;
   #sweep: Periodic;
+  /** Sweeps in a row that found nothing to do. */
+  #idleSweeps = 0;
 
   constructor(private o: ClaimerOptions) {
-    this.#sweep = new Periodic(() => this.runOnce(), o.pollIntervalMs, o.clock, (e) => o.onError("a background task", e));
+    this.#sweep = new Periodic(() => this.runOnce(), () => this.sweepIntervalMs, o.clock, (e) => o.onError("a background task", e));
+  }
+
+  /** The wait before the next sweep: pollIntervalMs, doubled per idle sweep up to pollIntervalMaxMs. */
+  get sweepIntervalMs(): number {
+    const { pollIntervalMs, pollIntervalMaxMs = pollIntervalMs } = this.o;
+    return Math.min(Math.max(pollIntervalMaxMs, pollIntervalMs), pollIntervalMs * 2 ** Math.min(this.#idleSweeps, 30));
   }
 
   /** A claim is in flight. */
@@ -95,7 +109,9 @@ export class Claimer implements Service {
     // Jobs claimed ahead should start within moments; if runs got slower, give them back.
     const released = this.o.runner.releaseWaitingOlderThan(WAITING_MAX_MS);
     if (released > 0) this.o.logger.debug(`gave back ${released} job(s) that waited too long for a slot`);
-    return this.request("sweep");
+    const got = await this.request("sweep");
+    if (got === 0 && this.o.runner.size === 0) this.#idleSweeps++;
+    return got;
   }
 
   /** Asks for a claim; resolves with how many jobs the claim it joined took. */
@@ -151,6 +167,7 @@ export class Claimer implements Service {
       return 0;
     }
     this.#more = jobs.length === free;
+    if (jobs.length > 0) this.#idleSweeps = 0;
     o.events.emit("worker:claimed", { workerId: o.workerId, jobs, requested: free, reason });
     runner.accept(jobs, unstarted);
     return jobs.length;

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
-import type { Connection } from "../db/connection.ts";
+import type { Connection, Pooler } from "../db/connection.ts";
 import { parseOrThrow } from "../producer/enqueue-options.ts";
 import type { Logger, LogLevel } from "../shared/logger.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
@@ -9,6 +9,8 @@ import type { TaskMap } from "../shared/task.ts";
 
 export const CONCURRENCY_DEFAULT = 10;
 export const POLL_INTERVAL_MS_DEFAULT = 2000;
+/** Without LISTEN, an idle worker polls less and less often, up to this. */
+export const POLL_INTERVAL_MAX_MS_DEFAULT = 10_000;
 export const HEARTBEAT_INTERVAL_MS_DEFAULT = 5000;
 export const STALE_AFTER_MS_DEFAULT = 30_000;
 export const REAPER_INTERVAL_MS_DEFAULT = 5000;
@@ -25,6 +27,22 @@ export interface WorkerOptions {
   connection: Connection;
   /** Handlers by task name: a function, or a definition from `defineTask`. */
   tasks: TaskMap;
+  /**
+   * "transaction" when `connection` goes through a transaction-mode pooler
+   * (PgBouncer, Supavisor, a pooled Neon URL): statements are not prepared, and
+   * LISTEN, which needs a session of its own, goes over `listenConnection`.
+   * Without one the worker polls. @default none: a direct connection
+   */
+  pooler?: Pooler;
+  /**
+   * A direct connection to Postgres (a URL or your postgres.js `sql`), past the
+   * pooler, for the one LISTEN connection, like Prisma's `directUrl`. The
+   * worker copies its settings and opens one connection of its own.
+   * @default the pool's settings (with `pooler: "transaction"`: none, the worker polls)
+   */
+  listenConnection?: Connection;
+  /** Most connections the worker's own pool opens, besides its LISTEN connection. @default 4 */
+  poolSize?: number;
   /** @default "pgpulse" */
   schema?: string;
   /** Queues to serve; with several, jobs in earlier ones are always taken first. @default ["default"] */
@@ -35,6 +53,12 @@ export interface WorkerOptions {
   id?: string;
   /** Sweep for runnable jobs this often, in case a notification was missed. @default 2000 */
   pollIntervalMs?: number;
+  /**
+   * Without LISTEN (a transaction-mode pooler and no `listenConnection`), each
+   * poll that finds nothing doubles the interval, from pollIntervalMs up to
+   * this; a poll that finds jobs resets it. @default 10000
+   */
+  pollIntervalMaxMs?: number;
   /** Refresh this worker's lease this often. @default 5000 */
   heartbeatIntervalMs?: number;
   /** A worker whose heartbeat is older than this is dead and loses its jobs. @default 30000 */
@@ -101,6 +125,11 @@ const workerOptionsSchema = v.pipe(
       v.check((t) => Object.keys(t).length > 0, "tasks must name at least one task"),
     ),
     schema: v.optional(v.string()),
+    pooler: v.optional(v.literal("transaction", 'pooler must be "transaction" (or left out for a direct connection)')),
+    listenConnection: v.optional(
+      v.custom<Connection>((x) => (typeof x === "string" && x !== "") || typeof x === "function", "listenConnection must be a postgres:// URL or a postgres.js sql"),
+    ),
+    poolSize: v.optional(v.pipe(v.number(), v.integer("poolSize must be an integer"), v.minValue(1), v.maxValue(1000))),
     queues: v.optional(
       v.pipe(
         v.array(queueName, "queues must be an array of queue names"),
@@ -111,6 +140,7 @@ const workerOptionsSchema = v.pipe(
     concurrency: v.optional(v.pipe(v.number(), v.integer("concurrency must be an integer"), v.minValue(1), v.maxValue(1000))),
     id: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
     pollIntervalMs: ms("pollIntervalMs", 10),
+    pollIntervalMaxMs: ms("pollIntervalMaxMs", 10),
     heartbeatIntervalMs: ms("heartbeatIntervalMs", 10),
     staleAfterMs: ms("staleAfterMs", 20),
     reaperIntervalMs: ms("reaperIntervalMs", 10),
@@ -139,6 +169,10 @@ const workerOptionsSchema = v.pipe(
   v.check(
     (o) => (o.staleAfterMs ?? STALE_AFTER_MS_DEFAULT) > (o.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT),
     "staleAfterMs must be longer than heartbeatIntervalMs, or live workers would be reaped",
+  ),
+  v.check(
+    (o) => (o.pollIntervalMaxMs ?? Infinity) >= (o.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT),
+    "pollIntervalMaxMs must be at least pollIntervalMs",
   ),
 );
 

@@ -35,7 +35,7 @@ function fakeRunner(concurrency: number) {
   return runner;
 }
 
-function setup(over: { concurrency?: number } = {}) {
+function setup(over: { concurrency?: number; pollIntervalMaxMs?: number } = {}) {
   const concurrency = over.concurrency ?? 10;
   const db = new FakeDb();
   const clock = new FakeClock();
@@ -45,6 +45,7 @@ function setup(over: { concurrency?: number } = {}) {
   const flags = { open: true, driven: false };
   const options: ClaimerOptions = {
     db, workerId: WORKER_ID, queues: ["high", "default"], tasks: ["work"], concurrency, runner, pollIntervalMs: POLL_MS,
+    ...(over.pollIntervalMaxMs ? { pollIntervalMaxMs: over.pollIntervalMaxMs } : {}),
     clock, dbNow: () => DB_NOW, logger: recordingLogger(), events: rec.events,
     onError: (during, error) => errors.push([during, error]),
     open: () => flags.open,
@@ -297,5 +298,37 @@ describe("Claimer: the sweep", () => {
     expect(clock.pending()).toBe(0);
     await clock.advance(60_000);
     expect(db.count("jobClaim")).toBe(0);
+  });
+});
+
+describe("Claimer: the sweep backs off while idle (a worker without LISTEN)", () => {
+  it("each empty sweep doubles the wait up to pollIntervalMaxMs; a claim with jobs resets it", async () => {
+    const { db, clock, claimer, runner } = setup({ pollIntervalMaxMs: 10_000 });
+    claimer.start();
+    const sweepTimes: number[] = [];
+    db.on("jobClaim", () => (sweepTimes.push(clock.now()), claimed([])));
+    const t0 = clock.now();
+    await clock.advance(2000 + 4000 + 8000 + 10_000 + 10_000);
+    expect(sweepTimes.map((t) => t - t0)).toEqual([2000, 6000, 14_000, 24_000, 34_000]);
+    expect(claimer.sweepIntervalMs).toBe(10_000);
+    db.once("jobClaim", () => claimed(jobs(1)));
+    await clock.advance(10_000);
+    expect(claimer.sweepIntervalMs).toBe(POLL_MS);
+    runner.size = 0;
+    await claimer.stop();
+  });
+
+  it("a sweep that finds nothing while jobs run does not back off", async () => {
+    const { claimer, fill } = setup({ pollIntervalMaxMs: 10_000 });
+    fill(3);
+    await claimer.runOnce();
+    await claimer.runOnce();
+    expect(claimer.sweepIntervalMs).toBe(POLL_MS);
+  });
+
+  it("without pollIntervalMaxMs the sweep keeps to pollIntervalMs", async () => {
+    const { claimer } = setup();
+    for (let i = 0; i < 5; i++) await claimer.runOnce();
+    expect(claimer.sweepIntervalMs).toBe(POLL_MS);
   });
 });
