@@ -44,6 +44,13 @@ export function leaseSql(q: string) {
         (select coalesce(json_agg(j.id::text || ':' || j.attempts), '[]') from ${q}.jobs j
           where j.worker_id = $1 and j.status = 'running') as running`,
     /**
+     * The fleet: the workers whose heartbeat came within $1 ms, with what they
+     * serve, for choosing which of them a notification wakes (worker/roster.ts).
+     */
+    roster: `
+      select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks from ${q}.workers w
+      where w.heartbeat_at > coalesce($2::timestamptz, now()) - $1::bigint * interval '1 millisecond'`,
+    /**
      * Leaves: gives back any job still marked running for this worker (unrun,
      * the attempt not counted), deletes the row, and announces the jobs.
      */
@@ -84,6 +91,12 @@ export interface Beat {
   running: string[];
 }
 
+export interface RosterRow {
+  id: string;
+  queues: string[];
+  tasks: string[];
+}
+
 export function leaseOps(c: DbContext, t: ReturnType<typeof leaseSql>) {
   return {
     /** Registers (or re-registers) a worker; returns how many jobs of a previous run of it were taken back. */
@@ -97,6 +110,10 @@ export function leaseOps(c: DbContext, t: ReturnType<typeof leaseSql>) {
     async workerBeat(workerId: string, now: Date | null): Promise<Beat | null> {
       const rows = await run(c, t.beat, [workerId, now]);
       return rows.length === 0 ? null : { cancel: rows[0]!.cancel as string[], running: rows[0]!.running as string[] };
+    },
+    /** The workers that heartbeat within withinMs. */
+    async workerRoster(withinMs: number, now: Date | null): Promise<RosterRow[]> {
+      return (await run(c, t.roster, [withinMs, now])) as unknown as RosterRow[];
     },
     /** Gives back the worker's running jobs unrun and deletes its row. */
     async workerUnregister(workerId: string, now: Date | null): Promise<void> {

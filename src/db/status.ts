@@ -1,4 +1,4 @@
-import { CONTROL_CHANNEL } from "./channels.ts";
+import { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./channels.ts";
 import { type DbContext, run } from "./context.ts";
 
 /** Upper bounds of the run-time histogram, in seconds. */
@@ -49,6 +49,8 @@ export function statusSql(q: string) {
       order by j.queue`,
     probe: `select 1 from ${q}.jobs limit 1`,
     notify: `select pg_notify($1, $2)`,
+    // A notification passed on by a worker: if the commit is lost in a crash, the sweep covers it.
+    pass: `select set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`,
   };
 }
 
@@ -108,6 +110,10 @@ export function statusOps(c: DbContext, t: ReturnType<typeof statusSql>) {
     /** Sends a message to workers on the control channel. */
     async notifyControl(payload: string): Promise<void> {
       await c.handle.unsafe(t.notify, [CONTROL_CHANNEL, payload]);
+    },
+    /** Passes a job_enqueued notification on to the next worker (worker/roster.ts). */
+    async notifyPass(payload: string): Promise<void> {
+      await c.handle.unsafe(t.pass, [ENQUEUED_CHANNEL, payload]);
     },
   };
 }

@@ -2,10 +2,13 @@ import type postgres from "postgres";
 import { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "../db/channels.ts";
 import type { Db } from "../db/db.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
+import type { Wake } from "./roster.ts";
 
 export type ControlMessage =
   | { schema: string; type: "cancel"; job: string; worker: string | null }
-  | { schema: string; type: "ping"; worker: string; n: number };
+  | { schema: string; type: "ping"; worker: string; n: number }
+  /** A worker joined or left: read the roster again. */
+  | { schema: string; type: "roster" };
 
 export interface ListenerOptions {
   db: Pick<Db, "schema" | "dedicated" | "notifyControl">;
@@ -14,7 +17,7 @@ export interface ListenerOptions {
   healthIntervalMs: number;
   /** How long a ping may take to come back before the connection is declared dead. */
   healthTimeoutMs: number;
-  onEnqueued(queues: string[]): void;
+  onEnqueued(wake: Wake): void;
   onControl(message: ControlMessage): void;
   /** LISTEN is (again) in place: notifications sent before now may have been missed. */
   onUp(): void;
@@ -93,9 +96,12 @@ export class Listener {
   }
 
   #onEnqueued(text: string) {
-    const msg = parse(text) as { schema?: string; queues?: unknown } | undefined;
+    const msg = parse(text) as { schema?: string; queues?: unknown; t?: unknown; h?: unknown } | undefined;
     if (!msg || msg.schema !== this.options.db.schema || !Array.isArray(msg.queues)) return;
-    this.options.onEnqueued(msg.queues.filter((q): q is string => typeof q === "string"));
+    const wake: Wake = { queues: msg.queues.filter((q): q is string => typeof q === "string") };
+    if (typeof msg.t === "number" || typeof msg.t === "string") wake.t = msg.t;
+    if (typeof msg.h === "number" && Number.isInteger(msg.h) && msg.h >= 0) wake.h = msg.h;
+    this.options.onEnqueued(wake);
   }
 
   #onControl(text: string) {

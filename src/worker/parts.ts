@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import { openSql } from "../db/connection.ts";
+import { openSql, POOL_SIZE_WORKER_DEFAULT } from "../db/connection.ts";
 import { createDb, type Db } from "../db/db.ts";
 import { Pruner } from "../maintenance/pruner.ts";
 import { Reaper } from "../maintenance/reaper.ts";
@@ -17,6 +17,7 @@ import { Lease } from "./lease.ts";
 import { Listener } from "./listener.ts";
 import * as d from "./options.ts";
 import { ProgressWriter } from "./progress.ts";
+import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
 import { JobRunner } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 
@@ -54,6 +55,9 @@ export interface Parts {
   claimer: Claimer;
   lease: Lease;
   listener: Listener;
+  /** Whether the worker LISTENs; false behind a transaction-mode pooler without a listenConnection: it polls. */
+  listens: boolean;
+  roster: Roster;
   reaper: Reaper;
   scheduler: Scheduler;
   /** The loops that run only in "listen" mode, while running. */
@@ -66,8 +70,12 @@ export function buildParts(w: PartsContext): Parts {
   const finishBatchMs = opts.finishBatchMs ?? d.FINISH_BATCH_MS_DEFAULT;
   const pruneIntervalMs = opts.pruneIntervalMs ?? d.PRUNE_INTERVAL_MS_DEFAULT;
   const onError = (during: string, error: unknown) => fail(during)(error);
-  const { sql, owned } = openSql(opts.connection, { applicationName: `pgpulse worker ${id}`.slice(0, 63), max: 4 });
-  const db = createDb(sql, { schema: w.schema });
+  const pooled = opts.pooler === "transaction";
+  const listens = !pooled || opts.listenConnection !== undefined;
+  const { sql, owned } = openSql(opts.connection, {
+    applicationName: `pgpulse worker ${id}`.slice(0, 63), max: opts.poolSize ?? POOL_SIZE_WORKER_DEFAULT, pooler: opts.pooler,
+  });
+  const db = createDb(sql, { schema: w.schema, prepare: !pooled, ...(opts.listenConnection ? { session: opts.listenConnection } : {}) });
   const finisher = new FinishBatcher(db, id, finishBatchMs, dbNow, (error, wait) =>
     logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
   );
@@ -88,31 +96,60 @@ export function buildParts(w: PartsContext): Parts {
       if (claimer.backlog) void claimer.request("slots freed");
     },
   });
+  const pollIntervalMs = opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT;
+  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT;
   const claimer: Claimer = new Claimer({
     db, workerId: id, queues, tasks: taskNames, concurrency, runner, clock, dbNow, logger, events, onError,
-    pollIntervalMs: opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT,
+    pollIntervalMs,
+    // Only a worker that cannot LISTEN backs off while idle: one that listens is woken by notifications.
+    pollIntervalMaxMs: listens ? pollIntervalMs : Math.max(pollIntervalMs, opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT),
     open: () => w.claimsOpen(lease),
     driven: w.driven,
   });
   const lease: Lease = new Lease({
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
-    heartbeatIntervalMs: opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT,
+    heartbeatIntervalMs,
     staleAfterMs,
     // After an outage, a LISTEN that postgres.js failed to re-issue is replaced at once.
     onRecovered: (since) => void listener.recover(since).catch(fail("replacing the LISTEN connection")),
   });
+  const roster = new Roster({
+    db, workerId: id, clock, dbNow, onError: fail("reading the roster of workers"),
+    // Three missed heartbeats take a worker out of the draw (the reaper takes its jobs later, at staleAfterMs).
+    withinMs: Math.min(staleAfterMs, 3 * heartbeatIntervalMs),
+    intervalMs: heartbeatIntervalMs,
+    onRead: (workers) => events.emit("worker:roster", { workerId: id, workers }),
+  });
+  /** Passes a notification on to the next worker in its draw. */
+  const pass = (wake: Wake, chosen: string[]) =>
+    void db.notifyPass(JSON.stringify({ schema: w.schema, queues: chosen, t: wake.t, h: (wake.h ?? 0) + 1 })).catch(fail("passing a notification on"));
   const listener = new Listener({
     db,
     clock,
     workerId: id,
     healthIntervalMs: opts.listenerHealthIntervalMs ?? d.LISTENER_HEALTH_INTERVAL_MS_DEFAULT,
     healthTimeoutMs: opts.listenerHealthTimeoutMs ?? d.LISTENER_HEALTH_TIMEOUT_MS_DEFAULT,
-    onEnqueued(names) {
-      if (!names.some((name) => queues.includes(name))) return;
-      if (runner.size >= concurrency) claimer.markBacklog();
-      else void claimer.request("notify");
+    onEnqueued(wake) {
+      const drawn = roster.decide(wake, queues);
+      if (!drawn.claim) return;
+      const hop = wake.h ?? 0;
+      // Passing on stops before the draw comes round to the first worker again.
+      const passOn = drawn.chosen.length > 0 && hop + 1 < drawn.fleet;
+      if (!w.claimsOpen(lease)) {
+        if (passOn) pass(wake, drawn.chosen);
+      } else if (runner.size >= concurrency) {
+        claimer.markBacklog();
+        // When this worker is busy the next may be too: pass on a few times only.
+        if (passOn && hop < FULL_PASSES) pass(wake, drawn.chosen);
+      } else {
+        // A claim that came back full leaves more behind: wake the next worker for them.
+        void claimer.request("notify").then(() => passOn && claimer.backlog && pass(wake, drawn.chosen));
+      }
     },
-    onControl: (message) => message.type === "cancel" && runner.cancel(message.job),
+    onControl(message) {
+      if (message.type === "cancel") runner.cancel(message.job);
+      else if (message.type === "roster") void roster.runOnce().catch(fail("reading the roster of workers"));
+    },
     onUp() {
       events.emit("listener:up", { workerId: id });
       // Anything enqueued while LISTEN was not in place went unheard.
@@ -130,7 +167,8 @@ export function buildParts(w: PartsContext): Parts {
   });
   const scheduler = new Scheduler({ ...deps, db, intervalMs: opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT });
   const maintenance: Service[] = [reaper, claimer, scheduler];
+  if (listens) maintenance.push(roster);
   if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
   maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
-  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, reaper, scheduler, maintenance };
+  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, listens, roster, reaper, scheduler, maintenance };
 }

@@ -32,6 +32,8 @@ export interface WorkerEvents {
   "jobs:vacuumed": { workerId: string };
   "listener:up": { workerId: string };
   "listener:down": { workerId: string; reason: string };
+  /** The roster of workers was read: `workers` live workers (this one included) share notifications. */
+  "worker:roster": { workerId: string; workers: number };
 }
 
 export interface WorkerStats {

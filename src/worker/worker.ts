@@ -104,7 +104,12 @@ export function createWorker(options: d.WorkerOptions): Worker {
         async () => {
           for (const spec of opts.schedules ?? []) await upsertSchedule(p.db, spec, dbNow());
           const n = await p.lease.register();
-          if (mode === "listen") await p.listener.start();
+          if (mode === "listen" && p.listens) {
+            await p.listener.start();
+            await p.roster.runOnce();
+            // The others read the roster again, so that notifications are drawn among this worker too.
+            await p.db.notifyControl(JSON.stringify({ schema, type: "roster" }));
+          }
           await p.reaper.runOnce();
           return n;
         },
@@ -115,6 +120,16 @@ export function createWorker(options: d.WorkerOptions): Worker {
       // Heartbeats go on through a graceful stop: the jobs still running are leased.
       p.lease.start();
       if (mode === "listen") for (const service of p.maintenance) service.start();
+      if (mode === "listen" && !p.listens) {
+        const max = p.claimer.sweepIntervalMs === (opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT)
+          ? Math.max(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT)
+          : p.claimer.sweepIntervalMs;
+        logger.warn(
+          `worker ${id} is polling for jobs, without LISTEN: pooler "transaction" and no listenConnection. ` +
+            `It claims every ${p.claimer.sweepIntervalMs} ms, backing off to every ${max} ms while idle; ` +
+            `give listenConnection (a direct URL) to be woken as jobs arrive.`,
+        );
+      }
       logger.info(`worker ${id} started: queues ${queues.join(",")}, concurrency ${concurrency}, tasks ${taskNames.join(",")}`);
       events.emit("worker:started", { workerId: id, queues, concurrency, recovered });
       await p.claimer.request("start");
@@ -215,6 +230,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
       await p.listener.stop();
       if (!(await within(p.lease.unregister().then(() => {}, fail("unregistering")), left()))) {
         logger.warn("could not remove this worker's row; the reaper will");
+      } else if (mode === "listen" && p.listens) {
+        // The others stop drawing this worker for notifications.
+        await within(p.db.notifyControl(JSON.stringify({ schema, type: "roster" })).catch(() => {}), left());
       }
       if (p.owned) await p.sql.end({ timeout: Math.ceil(left() / 1000) });
       logger.info(

@@ -6,6 +6,7 @@ export type FakeOp =
   | "workerRegister"
   | "workerBeat"
   | "workerUnregister"
+  | "workerRoster"
   | "workerReap"
   | "jobPruneBatch"
   | "jobsVacuumState"
@@ -63,6 +64,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     workerRegister: () => 0,
     workerBeat: () => ({ cancel: [], running: [] }),
     workerUnregister: () => undefined,
+    workerRoster: () => [],
     workerReap: () => ({ ran: true, workers: [], jobs: [] }),
     jobPruneBatch: () => 0,
     jobsVacuumState: () => ({ autovacuumOff: false, deadRows: 0, recent: false }),
@@ -83,7 +85,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
  */
 export class FakeDb implements Pick<Db, FakeOp> {
   readonly calls: { [K in FakeOp]: OpArgs<K>[] } = {
-    jobClaim: [], workerRegister: [], workerBeat: [], workerUnregister: [], workerReap: [], jobPruneBatch: [],
+    jobClaim: [], workerRegister: [], workerBeat: [], workerUnregister: [], workerRoster: [], workerReap: [], jobPruneBatch: [],
     jobsVacuumState: [], jobsVacuum: [], scheduleDue: [], scheduleTake: [], jobFinishMany: [], jobProgressMany: [],
   };
   #defaults = defaults();
@@ -164,6 +166,9 @@ export class FakeDb implements Pick<Db, FakeOp> {
   }
   workerUnregister(...args: OpArgs<"workerUnregister">) {
     return this.#call("workerUnregister", args);
+  }
+  workerRoster(...args: OpArgs<"workerRoster">) {
+    return this.#call("workerRoster", args);
   }
   workerReap(...args: OpArgs<"workerReap">) {
     return this.#call("workerReap", args);
