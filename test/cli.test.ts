@@ -88,6 +88,8 @@ describe("pgpulse CLI", () => {
       [["worker"], /worker needs --tasks/],
       [["worker", "--tasks", "./nope.js"], /no module at/],
       [["worker", "--tasks", tasks, "--log-level", "loud"], /--log-level takes/],
+      [["status", "--pooler", "session"], /--pooler takes "transaction", got "session"/],
+      [["worker", "--tasks", tasks, "--pool-size", "0"], /--pool-size takes a whole number of at least 1/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args);

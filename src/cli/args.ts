@@ -22,6 +22,7 @@ export type Flags = Record<string, FlagSpec>;
 const commonFlags: Flags = {
   "database-url": { type: "string", env: "DATABASE_URL", help: "Postgres connection string" },
   schema: { type: "string", env: "PGPULSE_SCHEMA", help: "schema holding pgpulse's tables (default pgpulse)" },
+  pooler: { type: "string", env: "PGPULSE_POOLER", help: "transaction: the database URL goes through a transaction-mode pooler (PgBouncer)" },
   verbose: { type: "boolean", help: "print stack traces on errors" },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -70,4 +71,12 @@ export function helpText(usage: string, summary: string, flags: Flags): string {
     return `${left.padEnd(34)}${f.help}${f.env ? ` [env ${f.env}]` : ""}`;
   });
   return `Usage: ${usage}\n\n${summary}\n\nOptions:\n${rows.join("\n")}\n`;
+}
+
+/** The createQueue/createWorker options for --pooler. */
+export function poolerOption(values: Record<string, unknown>): { pooler?: "transaction" } {
+  const pooler = values.pooler;
+  if (pooler === undefined || pooler === "") return {};
+  if (pooler !== "transaction") throw new UsageError(`--pooler takes "transaction", got "${String(pooler)}"`);
+  return { pooler };
 }

@@ -12,8 +12,12 @@ export function databaseUrl(values: Record<string, unknown>): string {
   return url;
 }
 
-export function connect(url: string, max = 4): postgres.Sql {
-  return postgres(url, { max, connect_timeout: 10, ...POOL_DEFAULTS, connection: { application_name: "pgpulse cli" } });
+export function connect(url: string, max = 4, options: { pooler?: "transaction" } = {}): postgres.Sql {
+  return postgres(url, {
+    max, connect_timeout: 10, ...POOL_DEFAULTS,
+    ...(options.pooler === "transaction" ? { prepare: false } : {}),
+    connection: { application_name: "pgpulse cli" },
+  });
 }
 
 /** The URL without its password, for messages. */

@@ -2,7 +2,7 @@
 import { createQueue } from "../producer/queue.ts";
 import type { EnqueueOptions } from "../producer/types.ts";
 import { writeOut } from "../shared/runtime.ts";
-import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
+import { type Flags, parseDuration, parseInteger, poolerOption, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";
 
@@ -44,8 +44,8 @@ export const enqueueCommand: Command = {
     if (values.timeout !== undefined) options.timeoutMs = parseDuration(values.timeout as string, "timeout");
     if (values.group !== undefined) options.group = values.group as string;
 
-    const sql = connect(databaseUrl(values), 1);
-    const queue = createQueue({ connection: sql, ...(values.schema ? { schema: values.schema as string } : {}) });
+    const sql = connect(databaseUrl(values), 1, poolerOption(values));
+    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const job = await queue.enqueue(task, payload, options);
       if (values.json) writeOut(`${JSON.stringify(job, null, 2)}\n`);

@@ -1,7 +1,7 @@
 // CLI command: pgpulse migrate
 import { migrate, migrationSql } from "../schema/migrate.ts";
 import { writeOut } from "../shared/runtime.ts";
-import type { Flags } from "./args.ts";
+import { type Flags, poolerOption } from "./args.ts";
 import { connect, databaseUrl } from "./connect.ts";
 import type { Command } from "./command.ts";
 
@@ -21,7 +21,7 @@ export const migrateCommand: Command = {
       writeOut(migrationSql({ schema }));
       return 0;
     }
-    const sql = connect(databaseUrl(values), 1);
+    const sql = connect(databaseUrl(values), 1, poolerOption(values));
     try {
       const result = await migrate({ connection: sql, schema });
       writeOut(

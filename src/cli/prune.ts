@@ -2,7 +2,7 @@
 import { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "../maintenance/pruner.ts";
 import { createQueue } from "../producer/queue.ts";
 import { writeOut } from "../shared/runtime.ts";
-import { type Flags, parseDuration } from "./args.ts";
+import { type Flags, parseDuration, poolerOption } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";
 
@@ -16,8 +16,8 @@ export const pruneCommand: Command = {
   summary: "Deletes finished jobs past their retention now, in small batches. Workers also do this every minute.",
   flags,
   async run({ values }) {
-    const sql = connect(databaseUrl(values), 1);
-    const queue = createQueue({ connection: sql, ...(values.schema ? { schema: values.schema as string } : {}) });
+    const sql = connect(databaseUrl(values), 1, poolerOption(values));
+    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const deleted = await queue.prune({
         ...(values.completed ? { completedMs: parseDuration(values.completed as string, "completed") } : {}),

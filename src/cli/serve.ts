@@ -3,7 +3,7 @@ import { createApi } from "../api/app.ts";
 import { consoleLogger } from "../shared/logger.ts";
 import { createQueue } from "../producer/queue.ts";
 import { env, onStopSignals, writeOut } from "../shared/runtime.ts";
-import { type Flags, parseInteger, UsageError } from "./args.ts";
+import { type Flags, parseInteger, poolerOption, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";
 import { listen } from "./http-server.ts";
@@ -37,9 +37,9 @@ export const serveCommand: Command = {
     const origins = list(values["cors-origin"]);
     const url = databaseUrl(values);
 
-    const sql = connect(url, 10);
+    const sql = connect(url, 10, poolerOption(values));
     try {
-      const queue = createQueue({ connection: sql, ...(values.schema ? { schema: values.schema as string } : {}) });
+      const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
       const app = createApi({
         queue,
         auth: { tokens: tokens ?? [], readOnlyTokens: readOnlyTokens ?? [] },

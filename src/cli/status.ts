@@ -2,7 +2,7 @@
 import { createQueue } from "../producer/queue.ts";
 import { writeOut } from "../shared/runtime.ts";
 import type { QueueSummary, WorkerSummary } from "../producer/status.ts";
-import type { Flags } from "./args.ts";
+import { type Flags, poolerOption } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";
 
@@ -15,8 +15,8 @@ export const statusCommand: Command = {
   summary: "Shows each queue's jobs by state and its oldest waiting job, and the live workers.",
   flags,
   async run({ values }) {
-    const sql = connect(databaseUrl(values), 1);
-    const queue = createQueue({ connection: sql, ...(values.schema ? { schema: values.schema as string } : {}) });
+    const sql = connect(databaseUrl(values), 1, poolerOption(values));
+    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const [queues, workers] = [await queue.listQueues(), await queue.listWorkers()];
       writeOut(values.json ? `${JSON.stringify({ queues, workers }, null, 2)}\n` : render(queues, workers));

@@ -5,7 +5,7 @@ import { consoleLogger, type LogLevel } from "../shared/logger.ts";
 import { retryTransient } from "../shared/retry.ts";
 import { createWorker, type Worker } from "../worker/worker.ts";
 import type { WorkerOptions } from "../worker/options.ts";
-import { type Flags, parseDuration, parseInteger, UsageError } from "./args.ts";
+import { type Flags, parseDuration, parseInteger, poolerOption, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { connect, databaseUrl } from "./connect.ts";
 import { loadTasks } from "./load-tasks.ts";
@@ -19,6 +19,11 @@ const flags: Flags = {
   "graceful-stop": { type: "string", env: "PGPULSE_GRACEFUL_STOP", help: "on SIGINT/SIGTERM, wait this long for running jobs (default 10s)" },
   "heartbeat-interval": { type: "string", env: "PGPULSE_HEARTBEAT_INTERVAL", help: "lease refresh interval (default 5s)" },
   "stale-after": { type: "string", env: "PGPULSE_STALE_AFTER", help: "a worker silent this long is dead (default 30s)" },
+  "listen-url": {
+    type: "string", env: "PGPULSE_LISTEN_URL",
+    help: "with --pooler transaction: a direct URL to Postgres for LISTEN (else the worker polls)",
+  },
+  "pool-size": { type: "string", env: "PGPULSE_POOL_SIZE", help: "connections in the worker's pool, besides LISTEN (default 5)" },
   "log-level": { type: "string", env: "PGPULSE_LOG_LEVEL", help: "debug, info, warn, error or silent (default info)" },
   "skip-migrate": { type: "boolean", help: "do not bring the schema up to date at start" },
 };
@@ -48,10 +53,13 @@ export const workerCommand: Command = {
       ...(values["poll-interval"] ? { pollIntervalMs: parseDuration(values["poll-interval"] as string, "poll-interval") } : {}),
       ...(values["graceful-stop"] ? { gracefulStopMs: parseDuration(values["graceful-stop"] as string, "graceful-stop") } : {}),
       ...(values["heartbeat-interval"] ? { heartbeatIntervalMs: parseDuration(values["heartbeat-interval"] as string, "heartbeat-interval") } : {}),
+      ...poolerOption(values),
+      ...(values["listen-url"] ? { listenConnection: values["listen-url"] as string } : {}),
       ...(values["stale-after"] ? { staleAfterMs: parseDuration(values["stale-after"] as string, "stale-after") } : {}),
     };
     const tasks = await loadTasks(tasksPath);
-    const sql = connect(url, 5);
+    const poolSize = values["pool-size"] ? parseInteger(values["pool-size"] as string, "pool-size", 1) : 5;
+    const sql = connect(url, poolSize, poolerOption(values));
     let worker: Worker | undefined;
     let stopRequested = false;
     const stopped = new Promise<void>((resolve) => {
