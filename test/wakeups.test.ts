@@ -48,6 +48,25 @@ function fleet(size: number, slots: number, handler: (payload: { i: number }) =>
 }
 
 describe("notifications wake one worker", () => {
+  it("every enqueue path's notification carries a token, the same for one transaction", async () => {
+    const got: { queues: string[]; t: unknown }[] = [];
+    const listening = await t.sql.listen("job_enqueued", (text) => {
+      const msg = JSON.parse(text);
+      if (msg.schema === t.schema) got.push(msg);
+    });
+    await t.queue.enqueue("work", { i: 1 }, { queue: "tok-plain" });
+    await t.queue.enqueue("work", { i: 2 }, { queue: "tok-keyed", key: "k1" });
+    await t.sql.unsafe(`select "${t.schema}".enqueue('work', '{}', 'tok-sql')`);
+    await t.sql.begin(async (tx) => {
+      await t.queue.enqueue("work", { i: 3 }, { queue: "tok-tx", tx });
+      await t.queue.enqueue("work", { i: 4 }, { queue: "tok-tx", tx });
+    });
+    await expect.poll(() => got.map((m) => m.queues[0]), { timeout: 10_000 }).toEqual(["tok-plain", "tok-keyed", "tok-sql", "tok-tx"]);
+    for (const m of got) expect(m.t).toEqual(expect.any(Number));
+    expect(new Set(got.map((m) => m.t)).size).toBe(4);
+    await listening.unlisten();
+  });
+
   it("a single enqueue at a time is claimed about once, by workers across the fleet", async () => {
     const ran = new Map<number, string>();
     const f = fleet(8, 2, async () => {});
@@ -91,7 +110,7 @@ describe("notifications wake one worker", () => {
     release();
     await t.queue.enqueue("work", { i: 99 }, { queue: "wake" });
     await expect
-      .poll(async () => (await t.sql.unsafe(`select count(*)::int as n from "${t.schema}".jobs where status <> 'completed'`))[0]!.n, {
+      .poll(async () => (await t.sql.unsafe(`select count(*)::int as n from "${t.schema}".jobs where queue = 'wake' and status <> 'completed'`))[0]!.n, {
         timeout: 30_000,
       })
       .toBe(0);

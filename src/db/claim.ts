@@ -12,6 +12,15 @@ export function claimSql(q: string): string {
   return `select * from ${q}.claim($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
+/**
+ * The claim found its worker's row gone when it came to lock it (the reaper
+ * declared the worker dead meanwhile): it was undone, its jobs stay queued.
+ */
+export function isLeaseLostInClaim(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return e?.code === "55000" && typeof e.message === "string" && e.message.includes("lost its lease while claiming");
+}
+
 export interface Claimed {
   /** In claim order: earlier queues first, then priority, then age. */
   jobs: ClaimedJob[];

@@ -1,4 +1,5 @@
 import type { ClaimedJob } from "../shared/types.ts";
+import { isLeaseLostInClaim } from "../db/claim.ts";
 import type { Db } from "../db/db.ts";
 import type { Clock, Timer } from "../shared/clock.ts";
 import type { Emitter } from "../shared/events.ts";
@@ -156,6 +157,11 @@ export class Claimer implements Service {
       unstarted = claimed.unstarted;
       if (claimed.wakeMs !== null) this.wakeIn(claimed.wakeMs);
     } catch (error) {
+      // Undone, nothing claimed: the next heartbeat finds the lease gone and re-registers.
+      if (isLeaseLostInClaim(error)) {
+        o.logger.debug("a claim found this worker's lease gone and was undone");
+        return 0;
+      }
       // If the claim committed but its reply was lost, the heartbeat's
       // reconciliation finds those jobs and gives them back.
       o.onError("claiming jobs", error);

@@ -230,6 +230,24 @@ describe("Claimer: one claim in flight", () => {
   });
 });
 
+describe("Claimer: a claim undone because the lease was lost", () => {
+  it("is not an error: nothing claimed, nothing reported, the next request claims again", async () => {
+    const { db, errors, claimer } = setup();
+    db.fail("jobClaim", Object.assign(new Error("pgpulse: worker w-test lost its lease while claiming; the claim is undone"), { code: "55000" }));
+    expect(await claimer.request("notify")).toBe(0);
+    expect(errors).toEqual([]);
+    db.answer("jobClaim", claimed(jobs(1)));
+    expect(await claimer.request("notify")).toBe(1);
+  });
+
+  it("another 55000 is still an error", async () => {
+    const { db, errors, claimer } = setup();
+    db.fail("jobClaim", Object.assign(new Error("object not in prerequisite state"), { code: "55000" }));
+    expect(await claimer.request("notify")).toBe(0);
+    expect(errors.map(([during]) => during)).toEqual(["claiming jobs"]);
+  });
+});
+
 describe("Claimer: wake-up timer", () => {
   it("a claim's wakeMs sets a timer on the clock that claims when it fires", async () => {
     const { db, clock, rec, claimer } = setup();
