@@ -8,7 +8,10 @@
 -- between transactions, and is the same for two notifications of one
 -- transaction, which Postgres then still folds into one.
 --
--- enqueue_many is the same as in version 1 but for that token.
+-- It also says how many jobs became runnable, "n": the worker that claims
+-- passes the notification on to the next only when it took fewer.
+--
+-- enqueue_many is the same as in version 1 but for "t" and "n".
 
 create or replace function :PGPULSE_SCHEMA.enqueue_many(specs jsonb, now_ timestamptz default null)
 returns table (ord integer, inserted boolean, job :PGPULSE_SCHEMA.jobs)
@@ -27,6 +30,7 @@ declare
   missed integer[];
   got bigint[];
   ready text[] := '{}';
+  nready integer := 0;
   existing bigint;
   spec jsonb;
   tries integer;
@@ -76,8 +80,9 @@ begin
         exit;
       end if;
       select coalesce(array_agg(x.id), '{}'),
-             ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}')
-        into got, ready
+             ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}'),
+             nready + count(*) filter (where x.run_at <= t)
+        into got, ready, nready
         from :PGPULSE_SCHEMA.insert_specs(specs, array[i], ids, t) x;
       if cardinality(got) > 0 then
         fresh[i] := true;
@@ -101,8 +106,9 @@ begin
   while cardinality(pending) > 0 loop
     tries := tries + 1;
     select coalesce(array_agg(x.id), '{}'),
-           ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}')
-      into got, ready
+           ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}'),
+           nready + count(*) filter (where x.run_at <= t)
+      into got, ready, nready
       from :PGPULSE_SCHEMA.insert_specs(specs, pending, ids, t) x;
 
     -- A spec that was not inserted collided with a live job's key (in the table
@@ -137,7 +143,7 @@ begin
   if cardinality(ready) > 0 then
     perform pg_notify('job_enqueued', json_build_object(
       'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r),
-      't', txid_current())::text);
+      't', txid_current(), 'n', nready)::text);
   end if;
 
   -- Joined through unnest so the planner looks each id up in the primary key;

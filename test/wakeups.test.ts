@@ -49,7 +49,7 @@ function fleet(size: number, slots: number, handler: (payload: { i: number }) =>
 
 describe("notifications wake one worker", () => {
   it("every enqueue path's notification carries a token, the same for one transaction", async () => {
-    const got: { queues: string[]; t: unknown }[] = [];
+    const got: { queues: string[]; t: unknown; n: unknown }[] = [];
     const listening = await t.sql.listen("job_enqueued", (text) => {
       const msg = JSON.parse(text);
       if (msg.schema === t.schema) got.push(msg);
@@ -63,6 +63,8 @@ describe("notifications wake one worker", () => {
     });
     await expect.poll(() => got.map((m) => m.queues[0]), { timeout: 10_000 }).toEqual(["tok-plain", "tok-keyed", "tok-sql", "tok-tx"]);
     for (const m of got) expect(m.t).toEqual(expect.any(Number));
+    // How many jobs each announces; two of one transaction fold into one notification, which counts one.
+    expect(got.map((m) => m.n)).toEqual([1, 1, 1, 1]);
     expect(new Set(got.map((m) => m.t)).size).toBe(4);
     await listening.unlisten();
   });

@@ -22,7 +22,7 @@ export function jobsSql(q: string) {
         returning id, queue, run_at
       ),
       note as (
-        select ${notifyEnqueued("$2::text", "array_agg(distinct ins.queue)")}
+        select ${notifyEnqueued("$2::text", "array_agg(distinct ins.queue)", "count(*)")}
         from ins, t where ins.run_at <= t.now having count(*) > 0
       )
       select string_agg(ins.id::text, ',' order by ins.id) as ids, (select now from t) as now,
@@ -51,7 +51,7 @@ export function jobsSql(q: string) {
         where j.id = $1::bigint and j.status in ('failed', 'cancelled')
         returning j.*
       ), note as (
-        select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)")} from upd
+        select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)", "1")} from upd
       )
       select upd.*, (select count(*) from note) as notified from upd`,
     list: `

@@ -67,7 +67,7 @@ export function leaseSql(q: string) {
       ),
       gone as (delete from ${q}.workers where id = $1 returning id),
       note as (
-        select ${notifyEnqueued("$3::text", "array_agg(distinct queue)")}
+        select ${notifyEnqueued("$3::text", "array_agg(distinct queue)", "count(*)")}
         from back where status = 'queued' having count(*) > 0
       )
       select (select count(*) from back)::integer as released, (select count(*) from gone)::integer as removed,

@@ -63,7 +63,7 @@ export function reaperSql(q: string) {
         returning j.id, j.status, j.queue, j.run_at, t.now
       ),
       note as (
-        select ${notifyEnqueued("$3::text", "array_agg(distinct queue)")}
+        select ${notifyEnqueued("$3::text", "array_agg(distinct queue)", "count(*)")}
         from back where status = 'queued' and run_at <= now having count(*) > 0
       )
       select (select coalesce(json_agg(id), '[]') from dead) as workers,

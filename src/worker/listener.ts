@@ -96,11 +96,12 @@ export class Listener {
   }
 
   #onEnqueued(text: string) {
-    const msg = parse(text) as { schema?: string; queues?: unknown; t?: unknown; h?: unknown } | undefined;
+    const msg = parse(text) as { schema?: string; queues?: unknown; t?: unknown; h?: unknown; n?: unknown } | undefined;
     if (!msg || msg.schema !== this.options.db.schema || !Array.isArray(msg.queues)) return;
     const wake: Wake = { queues: msg.queues.filter((q): q is string => typeof q === "string") };
     if (typeof msg.t === "number" || typeof msg.t === "string") wake.t = msg.t;
     if (typeof msg.h === "number" && Number.isInteger(msg.h) && msg.h >= 0) wake.h = msg.h;
+    if (typeof msg.n === "number" && Number.isInteger(msg.n) && msg.n > 0) wake.n = msg.n;
     this.options.onEnqueued(wake);
   }
 

@@ -120,9 +120,12 @@ export function buildParts(w: PartsContext): Parts {
     intervalMs: heartbeatIntervalMs,
     onRead: (workers) => events.emit("worker:roster", { workerId: id, workers }),
   });
-  /** Passes a notification on to the next worker in its draw. */
-  const pass = (wake: Wake, chosen: string[]) =>
-    void db.notifyPass(JSON.stringify({ schema: w.schema, queues: chosen, t: wake.t, h: (wake.h ?? 0) + 1 })).catch(fail("passing a notification on"));
+  /** Passes a notification on to the next worker in its draw, with the jobs left of what it announced. */
+  const pass = (wake: Wake, chosen: string[], took = 0) => {
+    const n = wake.n === undefined ? undefined : wake.n - took;
+    void db.notifyPass(JSON.stringify({ schema: w.schema, queues: chosen, t: wake.t, h: (wake.h ?? 0) + 1, n }))
+      .catch(fail("passing a notification on"));
+  };
   const listener = new Listener({
     db,
     clock,
@@ -142,8 +145,11 @@ export function buildParts(w: PartsContext): Parts {
         // When this worker is busy the next may be too: pass on a few times only.
         if (passOn && hop < FULL_PASSES) pass(wake, drawn.chosen);
       } else {
-        // A claim that came back full leaves more behind: wake the next worker for them.
-        void claimer.request("notify").then(() => passOn && claimer.backlog && pass(wake, drawn.chosen));
+        // A claim that came back full may leave jobs behind: wake the next worker for them,
+        // unless it took every job the notification announced.
+        void claimer.request("notify").then((took) => {
+          if (passOn && claimer.backlog && (wake.n === undefined || took < wake.n)) pass(wake, drawn.chosen, took);
+        });
       }
     },
     onControl(message) {

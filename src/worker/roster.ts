@@ -10,6 +10,8 @@ export interface Wake {
   t?: number | string;
   /** How many times it was passed on. @default 0 */
   h?: number;
+  /** How many jobs it announces (those not yet taken, once passed on); absent or 0 when unknown. */
+  n?: number;
 }
 
 export interface WakeDecision {
