@@ -128,7 +128,10 @@ export class Claimer implements Service {
       this.#inFlight = undefined;
       if (this.#again && o.open()) {
         this.#again = false;
+        // A notification that came during the claim may name jobs it did not see: claim
+        // again now, or, with the slots full, as soon as they free up.
         if (o.runner.size + o.runner.waiting.size < o.concurrency) void this.request("again");
+        else this.#more = true;
       }
     });
     return this.#inFlight;

@@ -165,17 +165,30 @@ describe("Claimer: one claim in flight", () => {
     expect(claimer.claiming).toBe(false);
   });
 
-  it("does not claim again when the slots are full by the time the claim returns", async () => {
+  it("with the slots full when the claim returns, a request made meanwhile is kept as a backlog, not dropped", async () => {
     const { db, clock, runner, claimer } = setup({ concurrency: 3 });
     const hung = db.hang("jobClaim");
     void claimer.request("notify");
+    // a notification during the claim: its jobs may have committed after the claim's snapshot
     void claimer.request("notify");
     runner.size = 2;
-    // a short claim (1 of 3): no backlog, and the slots are full
+    // a short claim (1 of 3) fills the slots: no claim now...
     hung.resolve(claimed(jobs(1)));
     await clock.flush();
     expect(db.count("jobClaim")).toBe(1);
     expect(runner.size).toBe(3);
+    // ...but one as soon as a slot frees (the worker claims on a freed slot while backlog is set)
+    expect(claimer.backlog).toBe(true);
+  });
+
+  it("a short claim with nothing asked meanwhile leaves no backlog", async () => {
+    const { db, clock, runner, claimer } = setup({ concurrency: 3 });
+    const hung = db.hang("jobClaim");
+    void claimer.request("notify");
+    runner.size = 2;
+    hung.resolve(claimed(jobs(1)));
+    await clock.flush();
+    expect(db.count("jobClaim")).toBe(1);
     expect(claimer.backlog).toBe(false);
   });
 
