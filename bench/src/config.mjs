@@ -41,8 +41,27 @@ const QUICK = {
   depthJobs: 500,
 };
 
-const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const envName = (k) => `BENCH_${kebab(k).replaceAll("-", "_").toUpperCase()}`;
+export const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** Each numeric option from its flag, else its environment variable (prefix_NAME), else the default. */
+export function readNumbers(keys, values, env, base, prefix) {
+  const out = {};
+  for (const k of keys) {
+    const raw = values[kebab(k)] ?? env[`${prefix}_${kebab(k).replaceAll("-", "_").toUpperCase()}`];
+    const n = raw === undefined ? base[k] : Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${kebab(k)} must be a non-negative number, got ${raw}`);
+    out[k] = n;
+  }
+  return out;
+}
+
+/** A comma list of names, each one of `all`; all of them when none is given. */
+export function pickList(raw, all, what) {
+  if (!raw) return all;
+  const picked = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const p of picked) if (!all.includes(p)) throw new Error(`unknown ${what} "${p}"; known: ${all.join(", ")}`);
+  return picked;
+}
 
 export function parseConfig(argv = process.argv.slice(2), env = process.env) {
   const numeric = Object.keys(FULL);
@@ -60,21 +79,9 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
   if (values.help) return { help: true };
   const quick = values.quick || env.BENCH_QUICK === "1";
   const base = quick ? QUICK : FULL;
-  const config = { quick };
-  for (const k of numeric) {
-    const raw = values[kebab(k)] ?? env[envName(k)];
-    const n = raw === undefined ? base[k] : Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${kebab(k)} must be a non-negative number, got ${raw}`);
-    config[k] = n;
-  }
-  const list = (raw, all, what) => {
-    if (!raw) return all;
-    const picked = raw.split(",").map((s) => s.trim()).filter(Boolean);
-    for (const p of picked) if (!all.includes(p)) throw new Error(`unknown ${what} "${p}"; known: ${all.join(", ")}`);
-    return picked;
-  };
-  config.systems = list(values.systems ?? env.BENCH_SYSTEMS, SYSTEMS, "system");
-  config.scenarios = list(values.scenarios ?? env.BENCH_SCENARIOS, SCENARIOS, "scenario");
+  const config = { quick, ...readNumbers(numeric, values, env, base, "BENCH") };
+  config.systems = pickList(values.systems ?? env.BENCH_SYSTEMS, SYSTEMS, "system");
+  config.scenarios = pickList(values.scenarios ?? env.BENCH_SCENARIOS, SCENARIOS, "scenario");
   config.databaseUrl = values["database-url"] ?? env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/pgpulse_bench";
   config.pgpulseDir = values["pgpulse-dir"] ?? env.BENCH_PGPULSE_DIR ?? null;
   config.out = values.out ?? env.BENCH_OUT ?? new URL("../results/", import.meta.url).pathname;

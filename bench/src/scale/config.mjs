@@ -3,6 +3,7 @@
 // --quick picks the small preset and anything given explicitly overrides it.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { kebab, pickList, readNumbers } from "../config.mjs";
 
 export const SYSTEMS = ["pgpulse", "graphile-worker", "pg-boss"];
 export const SCENARIOS = ["trickle", "drain"];
@@ -25,8 +26,6 @@ const FULL_LISTS = {
 const QUICK = { ...FULL, trickleSeconds: 5, drainJobs: 5_000 };
 const QUICK_LISTS = { layouts: "1x64,16x4", drainLayouts: "1x32,8x4" };
 
-const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const envName = (k) => `SCALE_${kebab(k).replaceAll("-", "_").toUpperCase()}`;
 
 /** "16x4" -> { processes: 16, concurrency: 4 }; a bare "16" splits --slots evenly. */
 export function parseLayout(text, slots) {
@@ -73,21 +72,9 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
   const quick = values.quick || env.SCALE_QUICK === "1";
   const base = quick ? QUICK : FULL;
   const lists = quick ? QUICK_LISTS : FULL_LISTS;
-  const config = { quick };
-  for (const k of Object.keys(FULL)) {
-    const raw = values[kebab(k)] ?? env[envName(k)];
-    const n = raw === undefined ? base[k] : Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${kebab(k)} must be a non-negative number, got ${raw}`);
-    config[k] = n;
-  }
-  const list = (raw, all, what) => {
-    if (!raw) return all;
-    const picked = raw.split(",").map((s) => s.trim()).filter(Boolean);
-    for (const p of picked) if (!all.includes(p)) throw new Error(`unknown ${what} "${p}"; known: ${all.join(", ")}`);
-    return picked;
-  };
-  config.systems = list(values.systems ?? env.SCALE_SYSTEMS, SYSTEMS, "system");
-  config.scenarios = list(values.scenarios ?? env.SCALE_SCENARIOS, SCENARIOS, "scenario");
+  const config = { quick, ...readNumbers(Object.keys(FULL), values, env, base, "SCALE") };
+  config.systems = pickList(values.systems ?? env.SCALE_SYSTEMS, SYSTEMS, "system");
+  config.scenarios = pickList(values.scenarios ?? env.SCALE_SCENARIOS, SCENARIOS, "scenario");
   const layouts = (raw) => raw.split(",").filter(Boolean).map((t) => parseLayout(t, config.slots));
   config.layouts = layouts(values.layouts ?? env.SCALE_LAYOUTS ?? lists.layouts);
   config.drainLayouts = layouts(values["drain-layouts"] ?? env.SCALE_DRAIN_LAYOUTS ?? lists.drainLayouts);
