@@ -13,6 +13,12 @@
 --
 -- enqueue_many is the same as in version 1 but for "t" and "n".
 
+-- Which workers draw: only those that LISTEN. A worker that polls (behind a
+-- transaction-mode pooler without a direct connection) or runs what is
+-- available and stops (runAvailable) never hears a notification, so drawing it
+-- would leave the notification's jobs to the sweep.
+alter table :PGPULSE_SCHEMA.workers add column listening boolean not null default false;
+
 create or replace function :PGPULSE_SCHEMA.enqueue_many(specs jsonb, now_ timestamptz default null)
 returns table (ord integer, inserted boolean, job :PGPULSE_SCHEMA.jobs)
 language plpgsql volatile as $$

@@ -131,4 +131,25 @@ describe("notifications wake one worker", () => {
     }
     expect(f.notifyClaims().all).toBeLessThanOrEqual(30);
   });
+
+  it("a worker that cannot hear notifications (one that polls) is never drawn", async () => {
+    const f = fleet(2, 2, async () => {});
+    await Promise.all(f.workers.map((w) => w.start()));
+    await f.rostered(2);
+    // pooler "transaction" without listenConnection: the worker polls, here once a minute.
+    const poller = t.worker({
+      id: "wake-poller", queues: ["wake"], concurrency: 2, pooler: "transaction", pollIntervalMs: 60_000, pollIntervalMaxMs: 60_000,
+      logger: "silent", tasks: { work: async () => {} },
+    });
+    const reads = f.workers.map((w) => w.waitFor("worker:roster", () => true));
+    await poller.start();
+    expect(poller.listening).toBe(false);
+    // its start makes the others read the roster: it is not in it
+    expect((await Promise.all(reads)).map((e) => e.workers)).toEqual([2, 2]);
+    for (let i = 0; i < 20; i++) {
+      const job = await t.queue.enqueue("work", { i }, { queue: "wake" });
+      // drawn for the poller, a job would wait a minute here
+      await Promise.race([...f.workers, poller].map((w) => w.waitFor("job:completed", (e) => e.job.id === job.id)));
+    }
+  });
 });

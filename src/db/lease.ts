@@ -22,11 +22,11 @@ export function leaseSql(q: string) {
         where j.worker_id = $1 and j.status = 'running'
         returning j.id
       )
-      insert into ${q}.workers as w (id, queues, tasks, concurrency, meta, started_at, heartbeat_at)
+      insert into ${q}.workers as w (id, queues, tasks, concurrency, meta, started_at, heartbeat_at, listening)
       select $1, array(select jsonb_array_elements_text($2::text::jsonb)), array(select jsonb_array_elements_text($3::text::jsonb)),
-        $4, $5::text::jsonb, t.now, t.now from t
+        $4, $5::text::jsonb, t.now, t.now, $7 from t
       on conflict (id) do update set queues = excluded.queues, tasks = excluded.tasks,
-        concurrency = excluded.concurrency, meta = excluded.meta,
+        concurrency = excluded.concurrency, meta = excluded.meta, listening = excluded.listening,
         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
       returning (select count(*) from old)::integer as recovered`,
     /**
@@ -44,12 +44,12 @@ export function leaseSql(q: string) {
         (select coalesce(json_agg(j.id::text || ':' || j.attempts), '[]') from ${q}.jobs j
           where j.worker_id = $1 and j.status = 'running') as running`,
     /**
-     * The fleet: the workers whose heartbeat came within $1 ms, with what they
-     * serve, for choosing which of them a notification wakes (worker/roster.ts).
+     * The fleet: the workers that LISTEN and whose heartbeat came within $1 ms,
+     * with what they serve, for choosing which of them a notification wakes (worker/roster.ts).
      */
     roster: `
       select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks from ${q}.workers w
-      where w.heartbeat_at > coalesce($2::timestamptz, now()) - $1::bigint * interval '1 millisecond'`,
+      where w.listening and w.heartbeat_at > coalesce($2::timestamptz, now()) - $1::bigint * interval '1 millisecond'`,
     /**
      * Leaves: gives back any job still marked running for this worker (unrun,
      * the attempt not counted), deletes the row, and announces the jobs.
@@ -81,6 +81,8 @@ export interface RegisterParams {
   tasks: readonly string[];
   concurrency: number;
   meta: Record<string, unknown>;
+  /** The worker LISTENs, so notifications may be drawn for it. */
+  listening: boolean;
   now: Date | null;
 }
 
@@ -102,7 +104,7 @@ export function leaseOps(c: DbContext, t: ReturnType<typeof leaseSql>) {
     /** Registers (or re-registers) a worker; returns how many jobs of a previous run of it were taken back. */
     async workerRegister(p: RegisterParams): Promise<number> {
       const [row] = await run(c, t.register, [
-        p.workerId, JSON.stringify(p.queues), JSON.stringify(p.tasks), p.concurrency, JSON.stringify(p.meta), p.now,
+        p.workerId, JSON.stringify(p.queues), JSON.stringify(p.tasks), p.concurrency, JSON.stringify(p.meta), p.now, p.listening,
       ]);
       return row!.recovered as number;
     },

@@ -15,6 +15,8 @@ export interface ReaperOptions extends MaintenanceDeps {
    * stale, so it holds off until workers could beat again.
    */
   holdOff?: () => boolean;
+  /** Called after a pass that declared workers dead (the others stop drawing them for notifications). */
+  onWorkersGone?: () => void;
 }
 
 /**
@@ -37,6 +39,7 @@ export class Reaper extends PeriodicService<ReapResult> {
       });
       o.events.emit("reaper:reaped", { workerId: o.workerId, ...result });
     }
+    if (result.workers.length > 0) o.onWorkersGone?.();
     return result;
   }
 }

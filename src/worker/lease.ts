@@ -16,6 +16,8 @@ export interface LeaseOptions {
   tasks: readonly string[];
   concurrency: number;
   meta: Record<string, unknown>;
+  /** Whether the worker LISTENs (read at each registration): only those are drawn for notifications. */
+  listening: () => boolean;
   heartbeatIntervalMs: number;
   /** Others count this worker dead when its heartbeat is older than this. */
   staleAfterMs: number;
@@ -79,7 +81,7 @@ export class Lease implements Service {
   register(): Promise<number> {
     const { o } = this;
     return o.db.workerRegister({
-      workerId: o.workerId, queues: o.queues, tasks: o.tasks, concurrency: o.concurrency, meta: o.meta, now: o.dbNow(),
+      workerId: o.workerId, queues: o.queues, tasks: o.tasks, concurrency: o.concurrency, meta: o.meta, listening: o.listening(), now: o.dbNow(),
     });
   }
 

@@ -58,6 +58,7 @@ export interface Parts {
   /** Whether the worker LISTENs; false behind a transaction-mode pooler without a listenConnection: it polls. */
   listens: boolean;
   roster: Roster;
+  announceRoster(): Promise<void>;
   reaper: Reaper;
   scheduler: Scheduler;
   /** The loops that run only in "listen" mode, while running. */
@@ -108,6 +109,8 @@ export function buildParts(w: PartsContext): Parts {
   });
   const lease: Lease = new Lease({
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
+    // runAvailable and a polling worker hear no notification: they must not be drawn for one.
+    listening: () => listens && !w.driven(),
     heartbeatIntervalMs,
     staleAfterMs,
     // After an outage, a LISTEN that postgres.js failed to re-issue is replaced at once.
@@ -120,6 +123,8 @@ export function buildParts(w: PartsContext): Parts {
     intervalMs: heartbeatIntervalMs,
     onRead: (workers) => events.emit("worker:roster", { workerId: id, workers }),
   });
+  /** Tells every worker to read the roster again: one joined or left. */
+  const announceRoster = () => db.notifyControl(JSON.stringify({ schema: w.schema, type: "roster" })).catch(fail("announcing a change of workers"));
   /** Passes a notification on to the next worker in its draw, with the jobs left of what it announced. */
   const pass = (wake: Wake, chosen: string[], took = 0) => {
     const n = wake.n === undefined ? undefined : wake.n - took;
@@ -147,7 +152,10 @@ export function buildParts(w: PartsContext): Parts {
       } else {
         // A claim that came back full may leave jobs behind: wake the next worker for them,
         // unless it took every job the notification announced.
-        void claimer.request("notify").then((took) => {
+        // A claim already out began before this notification: what it took says nothing of these jobs.
+        const joined = claimer.claiming;
+        void claimer.request("notify").then((got) => {
+          const took = joined ? 0 : got;
           if (passOn && claimer.backlog && (wake.n === undefined || took < wake.n)) pass(wake, drawn.chosen, took);
         });
       }
@@ -170,11 +178,12 @@ export function buildParts(w: PartsContext): Parts {
   const reaper = new Reaper({
     ...deps, db, staleAfterMs, intervalMs: opts.reaperIntervalMs ?? d.REAPER_INTERVAL_MS_DEFAULT,
     holdOff: () => lease.failingRecently,
+    onWorkersGone: () => void announceRoster(),
   });
   const scheduler = new Scheduler({ ...deps, db, intervalMs: opts.scheduleIntervalMs ?? d.SCHEDULE_INTERVAL_MS_DEFAULT });
   const maintenance: Service[] = [reaper, claimer, scheduler];
   if (listens) maintenance.push(roster);
   if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
   maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
-  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, listens, roster, reaper, scheduler, maintenance };
+  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, maintenance };
 }

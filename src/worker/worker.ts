@@ -108,7 +108,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
             await p.listener.start();
             await p.roster.runOnce();
             // The others read the roster again, so that notifications are drawn among this worker too.
-            await p.db.notifyControl(JSON.stringify({ schema, type: "roster" }));
+            await p.announceRoster();
           }
           await p.reaper.runOnce();
           return n;
@@ -227,13 +227,15 @@ export function createWorker(options: d.WorkerOptions): Worker {
       }
       state = "stopped";
       await within(Promise.all([p.lease.stop(), looping]), left());
-      await p.listener.stop();
+      // Still listening: a notification drawn for this worker until the others have read the
+      // roster without it is passed on (claims are closed).
       if (!(await within(p.lease.unregister().then(() => {}, fail("unregistering")), left()))) {
         logger.warn("could not remove this worker's row; the reaper will");
       } else if (mode === "listen" && p.listens) {
         // The others stop drawing this worker for notifications.
-        await within(p.db.notifyControl(JSON.stringify({ schema, type: "roster" })).catch(() => {}), left());
+        await within(p.announceRoster(), left());
       }
+      await p.listener.stop();
       if (p.owned) await p.sql.end({ timeout: Math.ceil(left() / 1000) });
       logger.info(
         `worker ${id} stopped: ${stats.completed} completed, ${stats.failed} failed, ${stats.retried} retried, ` +

@@ -47,7 +47,7 @@ function setup(over: Partial<LeaseOptions> = {}) {
   const errors: [string, unknown][] = [];
   rec.events.on("worker:lease-lost", () => log.push("lease-lost"));
   const lease = new Lease({
-    db, workerId: WORKER_ID, queues: ["default"], tasks: ["work"], concurrency: 4, meta: { host: "h1" },
+    db, workerId: WORKER_ID, queues: ["default"], tasks: ["work"], concurrency: 4, meta: { host: "h1" }, listening: () => true,
     heartbeatIntervalMs: HEARTBEAT_MS, staleAfterMs: STALE_AFTER_MS, runner, claimer, clock, dbNow: () => DB_NOW,
     logger, events: rec.events, onError: (during, error) => errors.push([during, error]), ...over,
   });
@@ -62,7 +62,7 @@ describe("Lease: registering", () => {
     db.answer("workerRegister", 3);
     expect(await lease.register()).toBe(3);
     expect(db.params("workerRegister")).toEqual([
-      { workerId: WORKER_ID, queues: ["default"], tasks: ["work"], concurrency: 4, meta: { host: "h1" }, now: DB_NOW },
+      { workerId: WORKER_ID, queues: ["default"], tasks: ["work"], concurrency: 4, meta: { host: "h1" }, listening: true, now: DB_NOW },
     ]);
   });
 
