@@ -14,8 +14,9 @@ alter table :PGPULSE_SCHEMA.queues add column group_cursor text;
 -- Only jobs with a group are in it, so that queues without groups (most jobs)
 -- pay no extra index entry per enqueue: a full index cost bulk enqueues about
 -- 15%. Jobs without a group in a group-limited queue are looked for among the
--- first 1,000 of the queue in claim order (jobs_claim_idx).
-create index jobs_group_claim_idx on :PGPULSE_SCHEMA.jobs
+-- first 1,000 of the queue in claim order (jobs_claim_idx). "if not exists":
+-- on a large table, create it beforehand with "create index concurrently".
+create index if not exists jobs_group_claim_idx on :PGPULSE_SCHEMA.jobs
   (queue, group_key collate "C", priority desc, run_at, id)
   where status = 'queued' and group_key is not null;
 
