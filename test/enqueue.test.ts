@@ -304,6 +304,11 @@ describe("enqueue", () => {
 
   it("rejects a bad connection or schema name up front", () => {
     expect(() => createQueue({ connection: "" })).toThrow(PgPulseError);
+    for (const bad of [{ pooler: "session" }, { poolSize: 0 }, { poolSize: 1.5 }, { poolSize: "4" }]) {
+      expect(() => createQueue({ connection: DATABASE_URL, ...(bad as object) })).toThrow(
+        expect.objectContaining({ code: "INVALID_INPUT", details: [expect.objectContaining({ path: Object.keys(bad)[0] })] }),
+      );
+    }
     expect(() => createQueue({ connection: DATABASE_URL, schema: 'x"; drop table y; --' })).toThrow(/schema/);
   });
 });

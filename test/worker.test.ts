@@ -381,6 +381,11 @@ describe("worker", () => {
       { tasks: { t: async () => 1 }, heartbeatIntervalMs: 1000, staleAfterMs: 500 },
       { tasks: { t: async () => 1 }, pollIntervalMs: "2s" },
       { tasks: { t: async () => 1 }, nonsense: true },
+      { tasks: { t: async () => 1 }, pooler: "session" },
+      { tasks: { t: async () => 1 }, poolSize: 0 },
+      { tasks: { t: async () => 1 }, poolSize: 2.5 },
+      { tasks: { t: async () => 1 }, pollIntervalMs: 5000, pollIntervalMaxMs: 1000 },
+      { tasks: { t: async () => 1 }, listenConnection: "" },
     ]) {
       const error = (() => {
         try {

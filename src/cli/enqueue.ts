@@ -44,8 +44,9 @@ export const enqueueCommand: Command = {
     if (values.timeout !== undefined) options.timeoutMs = parseDuration(values.timeout as string, "timeout");
     if (values.group !== undefined) options.group = values.group as string;
 
-    const sql = connect(databaseUrl(values), 1, poolerOption(values));
-    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
+    const pooler = poolerOption(values);
+    const sql = connect(databaseUrl(values), 1, pooler);
+    const queue = createQueue({ connection: sql, ...pooler, ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const job = await queue.enqueue(task, payload, options);
       if (values.json) writeOut(`${JSON.stringify(job, null, 2)}\n`);

@@ -16,8 +16,9 @@ export const pruneCommand: Command = {
   summary: "Deletes finished jobs past their retention now, in small batches. Workers also do this every minute.",
   flags,
   async run({ values }) {
-    const sql = connect(databaseUrl(values), 1, poolerOption(values));
-    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
+    const pooler = poolerOption(values);
+    const sql = connect(databaseUrl(values), 1, pooler);
+    const queue = createQueue({ connection: sql, ...pooler, ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const deleted = await queue.prune({
         ...(values.completed ? { completedMs: parseDuration(values.completed as string, "completed") } : {}),

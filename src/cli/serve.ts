@@ -36,10 +36,11 @@ export const serveCommand: Command = {
     }
     const origins = list(values["cors-origin"]);
     const url = databaseUrl(values);
+    const pooler = poolerOption(values);
 
-    const sql = connect(url, 10, poolerOption(values));
+    const sql = connect(url, 10, pooler);
     try {
-      const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
+      const queue = createQueue({ connection: sql, ...pooler, ...(values.schema ? { schema: values.schema as string } : {}) });
       const app = createApi({
         queue,
         auth: { tokens: tokens ?? [], readOnlyTokens: readOnlyTokens ?? [] },

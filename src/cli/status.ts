@@ -15,8 +15,9 @@ export const statusCommand: Command = {
   summary: "Shows each queue's jobs by state and its oldest waiting job, and the live workers.",
   flags,
   async run({ values }) {
-    const sql = connect(databaseUrl(values), 1, poolerOption(values));
-    const queue = createQueue({ connection: sql, ...poolerOption(values), ...(values.schema ? { schema: values.schema as string } : {}) });
+    const pooler = poolerOption(values);
+    const sql = connect(databaseUrl(values), 1, pooler);
+    const queue = createQueue({ connection: sql, ...pooler, ...(values.schema ? { schema: values.schema as string } : {}) });
     try {
       const [queues, workers] = [await queue.listQueues(), await queue.listWorkers()];
       writeOut(values.json ? `${JSON.stringify({ queues, workers }, null, 2)}\n` : render(queues, workers));

@@ -39,6 +39,7 @@ export const workerCommand: Command = {
     const tasksPath = values.tasks as string | undefined;
     if (!tasksPath) throw new UsageError("worker needs --tasks <module> (or PGPULSE_TASKS)");
     const url = databaseUrl(values);
+    const pooler = poolerOption(values);
     const level = (values["log-level"] as string | undefined) ?? "info";
     if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
       throw new UsageError(`--log-level takes debug, info, warn, error or silent, got "${level}"`);
@@ -53,13 +54,13 @@ export const workerCommand: Command = {
       ...(values["poll-interval"] ? { pollIntervalMs: parseDuration(values["poll-interval"] as string, "poll-interval") } : {}),
       ...(values["graceful-stop"] ? { gracefulStopMs: parseDuration(values["graceful-stop"] as string, "graceful-stop") } : {}),
       ...(values["heartbeat-interval"] ? { heartbeatIntervalMs: parseDuration(values["heartbeat-interval"] as string, "heartbeat-interval") } : {}),
-      ...poolerOption(values),
+      ...pooler,
       ...(values["listen-url"] ? { listenConnection: values["listen-url"] as string } : {}),
       ...(values["stale-after"] ? { staleAfterMs: parseDuration(values["stale-after"] as string, "stale-after") } : {}),
     };
     const tasks = await loadTasks(tasksPath);
     const poolSize = values["pool-size"] ? parseInteger(values["pool-size"] as string, "pool-size", 1) : 5;
-    const sql = connect(url, poolSize, poolerOption(values));
+    const sql = connect(url, poolSize, pooler);
     let worker: Worker | undefined;
     let stopRequested = false;
     const stopped = new Promise<void>((resolve) => {

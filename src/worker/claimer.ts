@@ -67,10 +67,14 @@ export class Claimer implements Service {
     this.#sweep = new Periodic(() => this.runOnce(), () => this.sweepIntervalMs, o.clock, (e) => o.onError("a background task", e));
   }
 
-  /** The wait before the next sweep: pollIntervalMs, doubled per idle sweep up to pollIntervalMaxMs. */
+  /** The longest wait between sweeps: pollIntervalMaxMs, never below pollIntervalMs. */
+  get sweepIntervalMaxMs(): number {
+    return Math.max(this.o.pollIntervalMaxMs ?? this.o.pollIntervalMs, this.o.pollIntervalMs);
+  }
+
+  /** The wait before the next sweep: pollIntervalMs, doubled per idle sweep up to sweepIntervalMaxMs. */
   get sweepIntervalMs(): number {
-    const { pollIntervalMs, pollIntervalMaxMs = pollIntervalMs } = this.o;
-    return Math.min(Math.max(pollIntervalMaxMs, pollIntervalMs), pollIntervalMs * 2 ** Math.min(this.#idleSweeps, 30));
+    return Math.min(this.sweepIntervalMaxMs, this.o.pollIntervalMs * 2 ** Math.min(this.#idleSweeps, 30));
   }
 
   /** A claim is in flight. */

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
-import type { Connection, Pooler } from "../db/connection.ts";
+import { checkPoolOptions, type Connection, type Pooler } from "../db/connection.ts";
 import { parseOrThrow } from "../producer/enqueue-options.ts";
 import type { Logger, LogLevel } from "../shared/logger.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
@@ -125,11 +125,12 @@ const workerOptionsSchema = v.pipe(
       v.check((t) => Object.keys(t).length > 0, "tasks must name at least one task"),
     ),
     schema: v.optional(v.string()),
-    pooler: v.optional(v.literal("transaction", 'pooler must be "transaction" (or left out for a direct connection)')),
+    // checked by checkPoolOptions, as createQueue's are
+    pooler: v.optional(v.unknown()),
     listenConnection: v.optional(
       v.custom<Connection>((x) => (typeof x === "string" && x !== "") || typeof x === "function", "listenConnection must be a postgres:// URL or a postgres.js sql"),
     ),
-    poolSize: v.optional(v.pipe(v.number(), v.integer("poolSize must be an integer"), v.minValue(1), v.maxValue(1000))),
+    poolSize: v.optional(v.unknown()),
     queues: v.optional(
       v.pipe(
         v.array(queueName, "queues must be an array of queue names"),
@@ -177,5 +178,6 @@ const workerOptionsSchema = v.pipe(
 );
 
 export function parseWorkerOptions(options: WorkerOptions) {
+  checkPoolOptions(options ?? {});
   return parseOrThrow(workerOptionsSchema, options, "INVALID_INPUT", "") as WorkerOptions;
 }

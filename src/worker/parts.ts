@@ -103,7 +103,7 @@ export function buildParts(w: PartsContext): Parts {
     db, workerId: id, queues, tasks: taskNames, concurrency, runner, clock, dbNow, logger, events, onError,
     pollIntervalMs,
     // Only a worker that cannot LISTEN backs off while idle: one that listens is woken by notifications.
-    pollIntervalMaxMs: listens ? pollIntervalMs : Math.max(pollIntervalMs, opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT),
+    ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT }),
     open: () => w.claimsOpen(lease),
     driven: w.driven,
   });

@@ -121,12 +121,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
       p.lease.start();
       if (mode === "listen") for (const service of p.maintenance) service.start();
       if (mode === "listen" && !p.listens) {
-        const max = p.claimer.sweepIntervalMs === (opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT)
-          ? Math.max(opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT, opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT)
-          : p.claimer.sweepIntervalMs;
         logger.warn(
           `worker ${id} is polling for jobs, without LISTEN: pooler "transaction" and no listenConnection. ` +
-            `It claims every ${p.claimer.sweepIntervalMs} ms, backing off to every ${max} ms while idle; ` +
+            `It claims every ${p.claimer.sweepIntervalMs} ms, backing off to every ${p.claimer.sweepIntervalMaxMs} ms while idle; ` +
             `give listenConnection (a direct URL) to be woken as jobs arrive.`,
         );
       }
