@@ -1,16 +1,6 @@
 import type { ClaimedJob } from "../shared/types.ts";
 import { type DbContext, run } from "./context.ts";
 
-/**
- * Claims runnable jobs through the schema's claim() function (sql/000002):
- * one round trip, whatever mix of limited and unlimited queues the worker
- * serves. Lists travel as JSON text, not as Postgres arrays: postgres.js can
- * only encode array parameters once it has fetched the connection's types,
- * which on some runtimes (Deno) races the first query.
- */
-export function claimSql(q: string): string {
-  return `select * from ${q}.claim($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
-}
 
 /**
  * The claim found its worker's row gone when it came to lock it (the reaper
@@ -46,6 +36,19 @@ export interface ClaimParams {
   now: Date | null;
 }
 
+/**
+ * Claims runnable jobs through the schema's claim_json() function
+ * (sql/000005, around claim() of sql/000003): one round trip, whatever mix of
+ * limited and unlimited queues the worker serves, and one JSON value back for
+ * all the jobs claimed, which the client parses at once rather than column by
+ * column. Lists travel as JSON text, not as Postgres arrays: postgres.js can
+ * only encode array parameters once it has fetched the connection's types,
+ * which on some runtimes (Deno) races the first query.
+ */
+export function claimSql(q: string): string {
+  return `select * from ${q}.claim_json($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
+}
+
 export function claimOps(c: DbContext, text: string) {
   return {
     /** Claims runnable jobs for a worker, in claim order. */
@@ -53,37 +56,29 @@ export function claimOps(c: DbContext, text: string) {
   };
 }
 
+/** A claimed job as claim_json() encodes it: [id, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_ms, run_ms, waiting_since_ms]. */
+type JobTuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null];
+
 async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
-  const rows = await run(c, text, [
+  const [row] = await run(c, text, [
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
   ]);
-  let wakeMs: number | null = null;
+  const wakeMs = row?.wake_ms === null || row?.wake_ms === undefined ? null : Number(row.wake_ms);
+  const tuples = (row?.jobs ?? []) as JobTuple[];
   const jobs: ClaimedJob[] = [];
   const unstarted = new Map<string, number>();
   const replyAt = performance.now();
-  for (const r of rows) {
-    if (r.id === null) {
-      wakeMs = Number(r.wake_ms);
-      continue;
-    }
-    if (r.waiting_since_ms !== null && r.waiting_since_ms !== undefined) unstarted.set(String(r.id), Number(r.waiting_since_ms) - replyAt);
+  for (const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs] of tuples) {
+    if (waitingSinceMs !== null) unstarted.set(id, waitingSinceMs - replyAt);
     jobs.push({
-      id: String(r.id),
-      task: r.task as string,
-      queue: r.queue as string,
-      payload: r.payload,
-      priority: r.priority as number,
-      attempt: r.attempts as number,
-      maxAttempts: r.max_attempts as number,
-      timeoutMs: r.timeout_ms as number | null,
-      key: r.key as string | null,
-      createdAt: r.created_at as Date,
-      runAt: r.run_at as Date,
+      id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key,
+      createdAt: new Date(createdMs),
+      runAt: new Date(runMs),
     });
   }
   // UPDATE ... RETURNING gives no order; hand them out in claim order. The jobs the
-  // database marked started come first, as they did there (its run_at has microseconds).
+  // database marked started come first, as they did there.
   const rank = new Map(args.queues.map((name, i) => [name, i]));
   const later = (job: ClaimedJob) => (unstarted.has(job.id) ? 1 : 0);
   jobs.sort(

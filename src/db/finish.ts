@@ -1,5 +1,4 @@
 import type { JobStatus } from "../shared/types.ts";
-import { notifyEnqueued } from "./channels.ts";
 import { type DbContext, run } from "./context.ts";
 
 /** One attempt's end, as the finish statement takes it. */
@@ -22,58 +21,46 @@ export interface ProgressRow {
   started_ms: number | null;
 }
 
+const KIND_LETTER: Record<FinishRow["kind"], string> = {
+  completed: "c", retry: "r", failed: "f", cancelled: "x", released: "l", snoozed: "s",
+};
+
+/** A Postgres array literal of numbers (NULL for null): arrays travel as text, see claim.ts. */
+function numbers(values: readonly (number | string | null)[]): string {
+  return `{${values.map((v) => (v === null ? "NULL" : String(v))).join(",")}}`;
+}
+
 /**
- * Writes many attempts' ends in one statement. Each row is guarded by
- * (id, attempt, worker, running): a worker that lost its jobs to the reaper
- * cannot overwrite what their new owner does. A cancel requested meanwhile
- * wins over a retry. One notification for the statement announces the queues
- * that got runnable jobs back, and the queues with running limits that got a
- * slot free, so a worker held back by the limit claims again at once.
+ * The ends as finish() (sql/000005) takes them: parallel arrays (a
+ * letter per kind), and JSON arrays only when some end has a result or an error.
+ */
+export function endParams(rows: readonly FinishRow[]): [string, string, string, string | null, string | null, string, string] {
+  let results = false;
+  let errors = false;
+  let kinds = "";
+  for (const r of rows) {
+    kinds += (kinds ? "," : "") + KIND_LETTER[r.kind];
+    if (r.result !== null && r.result !== undefined) results = true;
+    if (r.error !== null && r.error !== undefined) errors = true;
+  }
+  return [
+    numbers(rows.map((r) => r.id)),
+    numbers(rows.map((r) => r.attempt)),
+    `{${kinds}}`,
+    results ? JSON.stringify(rows.map((r) => r.result ?? null)) : null,
+    errors ? JSON.stringify(rows.map((r) => r.error ?? null)) : null,
+    numbers(rows.map((r) => r.delay_ms)),
+    numbers(rows.map((r) => r.started_ms)),
+  ];
+}
+
+/**
+ * Writes many attempts' ends in one statement, through the schema's finish()
+ * function (sql/000005), which says what each guard, kind and column means.
  */
 export function finishSql(q: string): string {
-  const unrun = `f.kind in ('released', 'snoozed')`;
-  const final = `f.kind in ('completed', 'failed', 'cancelled') or (f.kind in ('retry', 'released', 'snoozed') and j.cancel_requested_at is not null)`;
-  return `
-    with t as (select coalesce($3::timestamptz, now()) as now),
-    f as (
-      select * from jsonb_to_recordset($1::text::jsonb)
-        as f(id bigint, attempt integer, kind text, result jsonb, error jsonb, delay_ms bigint, started_ms float8)
-    ),
-    upd as (
-      update ${q}.jobs j set
-        status = (case
-          when f.kind = 'completed' then 'completed'
-          when f.kind = 'failed' then 'failed'
-          when f.kind = 'cancelled' or j.cancel_requested_at is not null then 'cancelled'
-          else 'queued' end)::${q}.job_status,
-        result = case when f.kind = 'completed' then f.result else j.result end,
-        progress = case when f.kind = 'completed' then 100 else j.progress end,
-        errors = case when f.error is null then j.errors
-                      else j.errors || jsonb_build_array(f.error || jsonb_build_object('at', t.now)) end,
-        run_at = case when f.kind in ('retry', 'snoozed') then t.now + f.delay_ms * interval '1 millisecond'
-                      when f.kind = 'released' then least(j.run_at, t.now) else j.run_at end,
-        attempts = case when ${unrun} then j.attempts - 1 else j.attempts end,
-        started_at = case when ${unrun} then null
-                          else coalesce(j.started_at, to_timestamp(f.started_ms / 1000)) end,
-        finished_at = case when ${final} then t.now else null end,
-        worker_id = null
-      from f, t
-      where j.id = f.id and j.attempts = f.attempt and j.worker_id = $2 and j.status = 'running'
-      returning j.id, f.attempt, j.status, j.queue, j.run_at, t.now
-    ),
-    note as (
-      select ${notifyEnqueued("$4::text", "array_agg(distinct upd.queue)")}
-      from upd
-      where (upd.status = 'queued' and upd.run_at <= upd.now)
-         or upd.queue in (select name from ${q}.queues where concurrency is not null or group_concurrency is not null)
-      having count(*) > 0
-    ),
-    -- An end lost in a database crash leaves the job running on this worker,
-    -- which gives it back (or the reaper does): it runs again, nothing is lost.
-    -- So the write need not wait for its commit to reach disk.
-    sync_off as (select set_config('synchronous_commit', 'off', true))
-    select upd.id, upd.attempt, upd.status, (select count(*) from note) as notified,
-      (select count(*) from sync_off) as sync_off from upd`;
+  return `select * from ${q}.finish($1::text, $2::text::bigint[], $3::text::integer[], $4::text::text[], $5::text::jsonb,
+    $6::text::jsonb, $7::text::bigint[], $8::text::float8[], $9::timestamptz)`;
 }
 
 /**
@@ -98,7 +85,7 @@ export function finishOps(c: DbContext, t: { finish: string; progress: string })
      * keyed "id:attempt" (a row not there was no longer this worker's).
      */
     async jobFinishMany(rows: readonly FinishRow[], workerId: string, now: Date | null): Promise<Map<string, JobStatus>> {
-      const result = await run(c, t.finish, [JSON.stringify(rows), workerId, now, c.schema]);
+      const result = await run(c, t.finish, [workerId, ...endParams(rows), now]);
       return new Map(result.map((r) => [`${r.id}:${r.attempt}`, r.status as JobStatus]));
     },
     /** Writes progress and starts of jobs still running on this worker. */
