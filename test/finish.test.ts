@@ -1,0 +1,112 @@
+import postgres from "postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { createDb } from "../src/db/db.ts";
+import type { FinishRow } from "../src/db/finish.ts";
+import { DATABASE_URL, testDb, until } from "./support/db.ts";
+
+// finish() (sql/000005) through the database layer, as the worker's finish batcher calls it.
+const db = await testDb(import.meta.url);
+const { queue, sql, schema } = db;
+const s = `"${schema}"`;
+const pool = postgres(DATABASE_URL, { onnotice: () => {}, max: 2 });
+const layer = createDb(pool, { schema });
+afterAll(() => pool.end({ timeout: 5 }));
+
+/** Enqueues n jobs on a queue of their own and claims them for worker w (one start, the rest claimed ahead). */
+async function running(queueName: string, n: number, worker: string) {
+  await sql.unsafe(`insert into ${s}.workers (id, queues, tasks, concurrency) values ($1, '{}', '{}', 1) on conflict do nothing`, [worker]);
+  await queue.enqueueMany(Array.from({ length: n }, (_, i) => ({ task: "t", payload: { i }, queue: queueName, maxAttempts: 3 })));
+  const claimed = await layer.jobClaim({ queues: [queueName], tasks: ["t"], limit: n, ahead: n - 1, workerId: worker, now: null });
+  expect(claimed.jobs).toHaveLength(n);
+  return claimed.jobs;
+}
+
+const end = (id: string, kind: FinishRow["kind"], more: Partial<FinishRow> = {}): FinishRow => ({
+  id, attempt: 1, kind, result: null, error: null, delay_ms: null, started_ms: null, ...more,
+});
+const error = (message: string) => ({ attempt: 1, name: "Error", message, worker: "w" });
+
+async function rows(queueName: string) {
+  return sql.unsafe(
+    `select id::text, status::text, attempts, result, errors, progress, worker_id, started_at, finished_at, run_at, now() as now
+       from ${s}.jobs where queue = $1 order by id`,
+    [queueName],
+  );
+}
+
+describe("finish()", () => {
+  it("writes each kind of end, with results and errors where there are some", async () => {
+    const jobs = await running("f-kinds", 6, "w-kinds");
+    const [done, retried, failed, cancelled, released, snoozed] = jobs.map((j) => j.id) as [string, string, string, string, string, string];
+    const ended = await layer.jobFinishMany(
+      [
+        end(done, "completed", { result: { ok: [1, "two"] } }),
+        end(retried, "retry", { error: error("try again"), delay_ms: 60_000 }),
+        end(failed, "failed", { error: error("no") }),
+        end(cancelled, "cancelled", { error: error("asked to stop") }),
+        end(released, "released"),
+        end(snoozed, "snoozed", { delay_ms: 30_000 }),
+      ],
+      "w-kinds",
+      null,
+    );
+    expect(Object.fromEntries(ended)).toEqual({
+      [`${done}:1`]: "completed", [`${retried}:1`]: "queued", [`${failed}:1`]: "failed",
+      [`${cancelled}:1`]: "cancelled", [`${released}:1`]: "queued", [`${snoozed}:1`]: "queued",
+    });
+    const byId = new Map((await rows("f-kinds")).map((r) => [r.id, r]));
+    const r = (id: string) => byId.get(id)!;
+    expect(r(done)).toMatchObject({ status: "completed", result: { ok: [1, "two"] }, progress: 100, attempts: 1, worker_id: null });
+    expect(r(done).finished_at).not.toBeNull();
+    expect(r(retried)).toMatchObject({ status: "queued", attempts: 1, finished_at: null, worker_id: null });
+    expect(r(retried).errors).toEqual([expect.objectContaining({ message: "try again", at: expect.any(String) })]);
+    expect(r(retried).run_at.getTime() - r(retried).now.getTime()).toBeGreaterThan(55_000);
+    expect(r(failed)).toMatchObject({ status: "failed", result: null });
+    expect(r(failed).errors).toEqual([expect.objectContaining({ message: "no" })]);
+    expect(r(cancelled)).toMatchObject({ status: "cancelled" });
+    // given back unrun: the attempt does not count, and no start is kept
+    expect(r(released)).toMatchObject({ status: "queued", attempts: 0, started_at: null, errors: [] });
+    expect(r(snoozed)).toMatchObject({ status: "queued", attempts: 0, started_at: null });
+    expect(r(snoozed).run_at.getTime() - r(snoozed).now.getTime()).toBeGreaterThan(25_000);
+  });
+
+  it("skips a stale end (another attempt, another worker) and leaves the job as it is", async () => {
+    const [job] = await running("f-stale", 1, "w-stale");
+    const ended = await layer.jobFinishMany(
+      [end(job!.id, "completed", { attempt: 2 }), { ...end(job!.id, "failed"), error: error("x") }],
+      "w-other",
+      null,
+    );
+    expect(ended.size).toBe(0);
+    expect(await rows("f-stale")).toEqual([expect.objectContaining({ status: "running", worker_id: "w-stale", errors: [] })]);
+  });
+
+  it("records the start of a job claimed ahead from its end, and a cancel asked for meanwhile wins over a retry", async () => {
+    const [first, ahead] = await running("f-start", 2, "w-start");
+    const startedMs = Date.now() - 1234.5;
+    await queue.cancel(ahead!.id);
+    const ended = await layer.jobFinishMany(
+      [end(first!.id, "completed"), end(ahead!.id, "retry", { error: error("flaky"), delay_ms: 10, started_ms: startedMs })],
+      "w-start",
+      null,
+    );
+    expect(ended.get(`${ahead!.id}:1`)).toBe("cancelled");
+    const [, r] = await rows("f-start");
+    expect(r).toMatchObject({ status: "cancelled" });
+    expect(Math.abs(r!.started_at.getTime() - startedMs)).toBeLessThan(2);
+  });
+
+  it("announces the queues that got runnable jobs back, once per statement", async () => {
+    const jobs = await running("f-notify", 3, "w-notify");
+    const heard: string[] = [];
+    const listener = await pool.listen("job_enqueued", (payload) => heard.push(payload));
+    try {
+      await layer.jobFinishMany(jobs.map((j) => end(j.id, "released")), "w-notify", null);
+      await until(() => heard.some((p) => p.includes("f-notify")));
+      const mine = heard.map((p) => JSON.parse(p)).filter((p) => p.schema === schema);
+      expect(mine).toEqual([expect.objectContaining({ queues: ["f-notify"], t: expect.any(Number) })]);
+    } finally {
+      await listener.unlisten();
+    }
+  });
+});
