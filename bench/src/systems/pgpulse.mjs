@@ -19,9 +19,10 @@ export async function open({ url, schema, concurrency, pgpulseDir }) {
   const sql = queue.sql;
   return {
     schemas: [schema],
-    // The claim statement (claim.ts): a call of the schema's claim() function
-    // (since the flow-control migration), before that an UPDATE ... SKIP LOCKED.
-    claimMatcher: /\.claim\(|skip locked/i,
+    // The claim statement (claim.ts): a call of the schema's claim_json()
+    // function (since migration 5), claim() (since the flow-control
+    // migration), before that an UPDATE ... SKIP LOCKED.
+    claimMatcher: /\.claim(_json)?\(|skip locked/i,
     enqueue: (payload) => queue.enqueue("noop", payload),
     enqueueBulk: (payloads) => queue.enqueueMany(payloads.map((payload) => ({ task: "noop", payload }))),
     async startWorker(handler, { instrument = false } = {}) {
