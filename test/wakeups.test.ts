@@ -132,6 +132,16 @@ describe("notifications wake one worker", () => {
     expect(f.notifyClaims().all).toBeLessThanOrEqual(30);
   });
 
+  it("workers that stop together report no error: a roster announcement reaching a stopping worker is ignored", async () => {
+    const f = fleet(4, 2, async () => {});
+    const errors: string[] = [];
+    for (const w of f.workers) w.on("worker:error", (e) => errors.push(`${e.workerId}: ${e.during}`));
+    await Promise.all(f.workers.map((w) => w.start()));
+    await f.rostered(4);
+    await Promise.all(f.workers.map((w) => w.stop()));
+    expect(errors).toEqual([]);
+  });
+
   it("a worker that cannot hear notifications (one that polls) is never drawn", async () => {
     const f = fleet(2, 2, async () => {});
     await Promise.all(f.workers.map((w) => w.start()));

@@ -162,7 +162,8 @@ export function buildParts(w: PartsContext): Parts {
     },
     onControl(message) {
       if (message.type === "cancel") runner.cancel(message.job);
-      else if (message.type === "roster") void roster.runOnce().catch(fail("reading the roster of workers"));
+      // A stopping worker draws for nobody: it skips the read, whose pool may end under it.
+      else if (message.type === "roster" && w.claimsOpen(lease)) void roster.runOnce().catch(fail("reading the roster of workers"));
     },
     onUp() {
       events.emit("listener:up", { workerId: id });
