@@ -18,10 +18,11 @@ try {
     const times = [];
     for (let i = 0; i < 60; i++) {
       const t = performance.now();
-      const rows = await sql.unsafe(`select * from "${schema}".claim('["default"]', '["noop"]', 16, 'w', null)`, [], { prepare: true });
+      // the worker's claim statement (src/db/claim.ts): one row, the jobs as JSON tuples, id first
+      const [row] = await sql.unsafe(`select * from "${schema}".claim_json('["default"]', '["noop"]', 16, 'w', null)`, [], { prepare: true });
       times.push(performance.now() - t);
       await sql.unsafe(`update "${schema}".jobs set status = 'completed', worker_id = null where id = any($1::text::bigint[])`, [
-        `{${rows.map((r) => r.id).join(",")}}`,
+        `{${(row.jobs ?? []).map((j) => j[0]).join(",")}}`,
       ]);
     }
     times.sort((a, b) => a - b);

@@ -1,6 +1,6 @@
 // pgpulse's own claim and finish statements in a bare loop, no worker: two loops
-// claim BATCH jobs through claim() and mark them completed through the finish
-// statement the worker uses, until N queued jobs are done. What the SQL alone
+// claim BATCH jobs through claim_json() and mark them completed through
+// finish(), the statements the worker uses, until N queued jobs are done. What the SQL alone
 // allows on this machine, to set beside the bench's drain figures.
 // Usage: npm run build && node scripts/claim-finish-loop.mjs (DATABASE_URL as for the tests; N, BATCH from the environment).
 import postgres from "postgres";

@@ -6,13 +6,12 @@
 --   by their physical address (ctid) rather than through the primary key, and
 --   that orders nothing twice; and all the jobs claimed come back as one JSON
 --   value, which a client parses at once rather than column by column, with
---   their times as milliseconds since the epoch. Measured on a 2-core machine,
---   claims of 266 jobs from a queue of 200,000: 8.0-8.9 us per job against
---   10.4-10.9 for claim() (docs/performance.md).
+--   their times as milliseconds since the epoch.
 -- - finish() writes attempts' ends as the statement in src/db/finish.ts did
 --   before, but takes them as arrays (an id, an attempt and a letter per job,
 --   JSON only for results and errors): about a seventh of the bytes of one
 --   JSON object per job.
+-- What they cost, and what other storage designs would: docs/performance.md.
 --
 -- claim() is unchanged: claim_json() calls it for queues with limits, and
 -- workers of earlier versions keep calling it against this schema (the

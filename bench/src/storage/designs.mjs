@@ -105,8 +105,10 @@ export const DESIGNS = {
       update ${q}.jobs j set status = 'running', attempts = j.attempts + 1, worker_id = $2, started_at = now(), progress = 0
        where j.id = any(array(select id from l))
       returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms, j.key, j.created_at, j.run_at`;
-    // (worker_id || '' keeps live_running_idx out of the plan: the ends are found by primary key)
-    const done = `with d as (delete from ${q}.live where id = any($1::text::bigint[]) and worker_id || '' = $2 returning id)
+    // (is not distinct from, which does not imply "worker_id is not null", keeps live_running_idx
+    // out of the plan: statistics from before the run make it look empty, and a scan of it per
+    // statement grows with the running jobs. The ends are found by primary key.)
+    const done = `with d as (delete from ${q}.live where id = any($1::text::bigint[]) and worker_id is not distinct from $2 returning id)
       update ${q}.jobs j set status = 'completed', progress = 100, finished_at = now(), worker_id = null
        where j.id = any(array(select id from d))`;
     return {
