@@ -2,7 +2,7 @@
 // name=DIR,...), each draining N no-op jobs with one worker in one process,
 // interleaved for --rounds rounds (the order flips each round). Per run:
 // jobs/s (from the worker's start to the database showing every job
-// finished), the worker process's CPU (user and system), Postgres's CPU (/proc:
+// finished, looked at once every handler has run), the worker process's CPU (user and system), Postgres's CPU (/proc:
 // the bench database's backends and the server's own processes) and the
 // transactions committed. Medians per build.
 //   npm --prefix bench run drain-cpu -- --pgpulse-dir before=/tmp/a,after=/tmp/b --rounds 6
@@ -40,12 +40,21 @@ if (values.child !== undefined) {
   await sql.unsafe(`vacuum analyze "${schema}".jobs`);
   const [{ data_directory: dataDirectory, db }] = await sql`select current_setting('data_directory') as data_directory, current_database() as db`;
   const [{ x: x0 }] = await sql`select xact_commit::int8 as x from pg_stat_database where datname = current_database()`;
-  const worker = pp.createWorker({ connection: url, schema, concurrency, logger: "warn", tasks: { noop: async () => {} } });
+  let handled = 0;
+  let allHandled;
+  const handledAll = new Promise((resolve) => (allHandled = resolve));
+  const worker = pp.createWorker({
+    connection: url, schema, concurrency, logger: "warn",
+    tasks: { noop: async () => void (++handled === n && allHandled()) },
+  });
   const meter = new CpuMeter({ postmaster: postmasterPid(dataDirectory), database: db });
   meter.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await worker.start();
+  // Every handler ran; then the last ends land. (Polling the table meanwhile would
+  // load the database the drain is measuring.)
+  await handledAll;
   const left = () => sql.unsafe(`select count(*)::int as n from "${schema}".jobs where status in ('queued', 'running')`);
   while ((await left())[0].n > 0) await new Promise((r) => setTimeout(r, 5));
   const ms = performance.now() - t0;
@@ -84,6 +93,6 @@ console.log(`\n${n} no-op jobs, one worker, concurrency ${concurrency}; medians 
 console.log("| build | jobs/s | worker CPU per job | Postgres CPU per job | all runs, jobs/s |");
 console.log("|---|---:|---:|---:|---|");
 for (const [name, rs] of runs) {
-  const m = (k) => median(rs.map((r) => r[k]));
-  console.log(`| ${name} | ${m("jobsPerSec").toLocaleString("en-US")} | ${m("nodeCpuUsPerJob")} us | ${m("pgCpuUsPerJob")} us | ${rs.map((r) => r.jobsPerSec).join(", ")} |`);
+  const m = (k) => Math.round(median(rs.map((r) => r[k])) * 10) / 10;
+  console.log(`| ${name} | ${Math.round(m("jobsPerSec")).toLocaleString("en-US")} | ${m("nodeCpuUsPerJob")} us | ${m("pgCpuUsPerJob")} us | ${rs.map((r) => r.jobsPerSec).join(", ")} |`);
 }
