@@ -142,7 +142,9 @@ declare
   got integer := 0;
   want integer;
   starting integer;
+  stage integer;
   tids tid[];
+  slice tid[];
   found_jobs json[] := '{}';
   part json[];
   wake bigint;
@@ -173,38 +175,31 @@ begin
          for update skip locked);
       continue when cardinality(tids) = 0;
       -- The rows are locked by this transaction, so their addresses hold until
-      -- it ends. The first of them (in claim order) start now; the rest wait
-      -- in the worker with started_at null. (Two statements, each finding its
-      -- rows by address: one that compared every row with the starting list
-      -- would grow with the square of the claim.)
+      -- it ends. The first of them (in claim order) start now (stage 0); the
+      -- rest wait in the worker with started_at null (stage 1). One statement
+      -- per stage, each finding its rows by address: one that compared every
+      -- row with the list of those starting would grow with the square of the
+      -- claim.
       starting := greatest(0, least(cardinality(tids), n - ahead - got));
-      with u as (
-        update :PGPULSE_SCHEMA.jobs j set
-          status = 'running', attempts = j.attempts + 1, worker_id = worker, progress = 0, started_at = t
-        where j.ctid = any(tids[1:starting])
-        returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-          j.key, j.created_at, j.run_at
-      )
-      select coalesce(array_agg(json_build_array(u.id::text, u.task, u.queue, u.payload, u.priority, u.attempts,
-               u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at)::float8 * 1000,
-               extract(epoch from u.run_at)::float8 * 1000, null::float8)), '{}')
-        into part from u;
-      found_jobs := found_jobs || part;
-      got := got + cardinality(part);
-      continue when starting >= cardinality(tids);
-      with u as (
-        update :PGPULSE_SCHEMA.jobs j set
-          status = 'running', attempts = j.attempts + 1, worker_id = worker, progress = 0, started_at = null
-        where j.ctid = any(tids[starting + 1:])
-        returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-          j.key, j.created_at, j.run_at
-      )
-      select coalesce(array_agg(json_build_array(u.id::text, u.task, u.queue, u.payload, u.priority, u.attempts,
-               u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at)::float8 * 1000,
-               extract(epoch from u.run_at)::float8 * 1000, extract(epoch from t)::float8 * 1000)), '{}')
-        into part from u;
-      found_jobs := found_jobs || part;
-      got := got + cardinality(part);
+      for stage in 0..1 loop
+        slice := case when stage = 0 then tids[1:starting] else tids[starting + 1:] end;
+        continue when cardinality(slice) = 0;
+        with u as (
+          update :PGPULSE_SCHEMA.jobs j set
+            status = 'running', attempts = j.attempts + 1, worker_id = worker, progress = 0,
+            started_at = case when stage = 0 then t end
+          where j.ctid = any(slice)
+          returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
+            j.key, j.created_at, j.run_at
+        )
+        select coalesce(array_agg(json_build_array(u.id::text, u.task, u.queue, u.payload, u.priority, u.attempts,
+                 u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at)::float8 * 1000,
+                 extract(epoch from u.run_at)::float8 * 1000,
+                 case when stage = 1 then extract(epoch from t)::float8 * 1000 end)), '{}')
+          into part from u;
+        found_jobs := found_jobs || part;
+        got := got + cardinality(part);
+      end loop;
       continue;
     end if;
 

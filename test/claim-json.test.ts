@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { testDb, until } from "./support/db.ts";
+import { testDb, untilWaitingOnLock } from "./support/db.ts";
 
 // claim_json() (sql/000005) called as the worker calls it (src/db/claim.ts):
 // the same claims as claim(), one JSON value back.
@@ -109,13 +109,7 @@ describe("claim_json()", () => {
         () => null,
         (e: { code?: string; message?: string }) => e,
       );
-      await until(async () => {
-        const [r] = await sql.unsafe(
-          `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like $1`,
-          [`%${schema}%.claim_json(%`],
-        );
-        return r!.n === 1;
-      });
+      await untilWaitingOnLock(sql, `%${schema}%.claim_json(%`);
       await reaper.unsafe("commit");
       const error = await attempt;
       expect(error).toMatchObject({ code: "55000" });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Worker } from "../src/index.ts";
-import { deadline, gate, testDb, until } from "./support/db.ts";
+import { deadline, gate, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
@@ -222,14 +222,7 @@ describe("the lease in the claim", () => {
         () => null,
         (e: { code?: string; message?: string }) => e,
       );
-      await until(async () => {
-        const [r] = await sql.unsafe(
-          `select count(*)::int as n from pg_stat_activity
-            where wait_event_type = 'Lock' and query like $1`,
-          [`%${schema}%.claim(%`],
-        );
-        return r!.n === 1;
-      });
+      await untilWaitingOnLock(sql, `%${schema}%.claim(%`);
       await reaper.unsafe("commit");
       const error = await claim;
       expect(error).toMatchObject({ code: "55000" });

@@ -65,6 +65,17 @@ export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, 
   }
 }
 
+/** Waits until one statement whose text is like `pattern` waits on a lock (pg_stat_activity). */
+export function untilWaitingOnLock(sql: postgres.Sql, pattern: string): Promise<boolean> {
+  return until(async () => {
+    const [r] = await sql.unsafe(
+      `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like $1`,
+      [pattern],
+    );
+    return r!.n === 1;
+  });
+}
+
 /** A promise with its resolve exposed: a handler awaits it, the test settles it. */
 export function gate<T = void>() {
   let open!: (value: T) => void;
