@@ -13,17 +13,22 @@ const NO_BODY = Symbol("no body");
  * body. Throws 415 for another media type, 413 past `maxBytes` (before reading
  * it when Content-Length says so, else as soon as the stream passes it), and
  * 400 for bytes that are not UTF-8 JSON.
+ *
+ * A refusal must leave the client's keep-alive connection usable, so the body
+ * is not touched before the refusals that headers decide (415, and 413 by
+ * Content-Length): the server then discards the unread body and reads the
+ * next request. See readLimited for a body found too large while reading.
  */
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   const raw = c.req.raw;
   const length = raw.headers.get("content-length");
-  if (!raw.body || length === "0") return undefined;
+  if (length === "0" || !declaresBody(raw)) return undefined;
   const type = raw.headers.get("content-type");
   if (!isJsonType(type)) {
     throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", `the body must be JSON (Content-Type: application/json), got ${type ? JSON.stringify(type) : "no Content-Type"}`);
   }
   if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
-  const bytes = await readLimited(raw.body, maxBytes);
+  const bytes = await readLimited(raw.body!, maxBytes);
   if (bytes === NO_BODY) return undefined;
   let text: string;
   try {
@@ -42,6 +47,17 @@ export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   return value;
 }
 
+/**
+ * Whether the request has a body, from its headers where they say (Content-Length,
+ * Transfer-Encoding), so that a refusal need not open the body's stream; else from
+ * the body itself.
+ */
+function declaresBody(raw: Request): boolean {
+  const length = raw.headers.get("content-length");
+  if (length !== null) return length !== "0";
+  return raw.headers.has("transfer-encoding") || raw.body !== null;
+}
+
 function isJsonType(type: string | null): boolean {
   if (!type) return false;
   const essence = type.split(";")[0]!.trim().toLowerCase();
@@ -57,11 +73,23 @@ export async function readForm(c: Context, maxBytes: number): Promise<URLSearchP
   }
   const length = raw.headers.get("content-length");
   if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
-  if (!raw.body) return new URLSearchParams();
+  if (!declaresBody(raw) || !raw.body) return new URLSearchParams();
   const bytes = await readLimited(raw.body, maxBytes);
   return new URLSearchParams(bytes === NO_BODY ? "" : new TextDecoder().decode(bytes));
 }
 
+/** A body found too large while reading is read on and dropped for at most this many bytes more. */
+const DISCARD_MAX_BYTES = 256 * 1024;
+
+/**
+ * Reads a body up to maxBytes. Past it, the answer is 413: if the rest of the
+ * body ends within DISCARD_MAX_BYTES it is read and dropped, so the connection
+ * stays in step for the client's next request; a longer one is left unread (an
+ * abusive client is not read on) and the stream is let go, not cancelled: a
+ * cancel would end the connection under the response. What the server does
+ * with the rest is the runtime's (Bun and Deno drop it; on Node, the edge
+ * module says `Connection: close`: src/cli/http-server.ts).
+ */
 async function readLimited(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array | typeof NO_BODY> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
@@ -71,8 +99,17 @@ async function readLimited(body: ReadableStream<Uint8Array>, maxBytes: number): 
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(maxBytes);
+      const error = tooLarge(maxBytes);
+      for (;;) {
+        if (size > maxBytes + DISCARD_MAX_BYTES) {
+          reader.releaseLock();
+          break;
+        }
+        const next = await reader.read();
+        if (next.done) break;
+        size += next.value.byteLength;
+      }
+      throw error;
     }
     chunks.push(value);
   }

@@ -31,7 +31,7 @@ export async function listen(fetch: FetchHandler, options: { port: number; hostn
   const { serve } = await import("@hono/node-server");
   return new Promise((resolve, reject) => {
     let closing = false;
-    const server = serve({ fetch, port: options.port, hostname: options.hostname }, (info: AddressInfo) =>
+    const server = serve({ fetch: keepingStep(fetch), port: options.port, hostname: options.hostname }, (info: AddressInfo) =>
       resolve({
         port: info.port,
         close: () =>
@@ -47,4 +47,23 @@ export async function listen(fetch: FetchHandler, options: { port: number; hostn
     server.on("request", (_req, res) => res.on("finish", () => closing && setImmediate(() => idle.closeIdleConnections())));
     server.once("error", reject); // EADDRINUSE and the like
   });
+}
+
+/**
+ * On Node: a handler that opened the request's body and answered before its
+ * end (a 413 past the size limit) leaves bytes on the connection that the
+ * server cannot read on in step, and it closes the connection. Said in the
+ * answer (`Connection: close`), the client opens a new one for its next
+ * request instead of sending it down a closing one ("other side closed").
+ * A body never opened (a refusal by its headers) is drained by the server,
+ * and the connection is kept.
+ */
+function keepingStep(fetch: FetchHandler) {
+  return async (request: Request, env: { incoming?: { complete: boolean } }): Promise<Response> => {
+    const response = await fetch(request);
+    if (!request.bodyUsed || env.incoming?.complete !== false) return response;
+    const headers = new Headers(response.headers);
+    headers.set("connection", "close");
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  };
 }
