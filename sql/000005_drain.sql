@@ -116,12 +116,16 @@ end;
 $$;
 
 -- Claims up to n runnable jobs for a worker, as claim() does (sql/000003 says
--- how; the same order, leases, limits, ahead and wake-up), and returns them
--- as one row: jobs, a JSON array with one array per job,
+-- how; the same order, leases, limits and ahead), and returns them as one
+-- row: jobs, a JSON array with one array per job,
 --   [id (text), task, queue, payload, priority, attempt, max_attempts,
 --    timeout_ms, key, created_ms, run_ms, waiting_since_ms]
--- (times in ms since the epoch; null when nothing was claimed), and wake_ms,
--- when a rate limit held jobs back.
+-- (null when nothing was claimed), and wake_ms, when a rate limit held jobs
+-- back. Times are in ms since the epoch, exact to the microsecond (numeric,
+-- not float8: a float's rounding and its text output could move a time by a
+-- millisecond). When rate limits held back several queues, wake_ms is the
+-- earliest of their next starts (claim() gives the last queue's, which could
+-- leave a worker asleep past another queue's next start).
 --
 -- A queue without limits is claimed here, by plain statements: one locks the
 -- first jobs in claim order (SKIP LOCKED) and keeps their addresses, in that
@@ -193,9 +197,9 @@ begin
             j.key, j.created_at, j.run_at
         )
         select coalesce(array_agg(json_build_array(u.id::text, u.task, u.queue, u.payload, u.priority, u.attempts,
-                 u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at)::float8 * 1000,
-                 extract(epoch from u.run_at)::float8 * 1000,
-                 case when stage = 1 then extract(epoch from t)::float8 * 1000 end)), '{}')
+                 u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at) * 1000,
+                 extract(epoch from u.run_at) * 1000,
+                 case when stage = 1 then extract(epoch from t) * 1000 end)), '{}')
           into part from u;
         found_jobs := found_jobs || part;
         got := got + cardinality(part);
@@ -205,8 +209,8 @@ begin
 
     continue when n - ahead - got <= 0;
     select coalesce(array_agg(json_build_array(c.id::text, c.task, c.queue, c.payload, c.priority, c.attempts,
-             c.max_attempts, c.timeout_ms, c.key, extract(epoch from c.created_at)::float8 * 1000,
-             extract(epoch from c.run_at)::float8 * 1000, c.waiting_since_ms)) filter (where c.id is not null), '{}'),
+             c.max_attempts, c.timeout_ms, c.key, extract(epoch from c.created_at) * 1000,
+             extract(epoch from c.run_at) * 1000, c.waiting_since_ms)) filter (where c.id is not null), '{}'),
            max(c.wake_ms)
       into part, part_wake
       from :PGPULSE_SCHEMA.claim(jsonb_build_array(qname), task_names, n - ahead - got, worker, t, 0) c;

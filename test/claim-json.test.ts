@@ -1,11 +1,16 @@
-import { describe, expect, it } from "vitest";
-import { testDb, untilWaitingOnLock } from "./support/db.ts";
+import postgres from "postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { createDb } from "../src/db/db.ts";
+import { DATABASE_URL, testDb, untilWaitingOnLock } from "./support/db.ts";
 
 // claim_json() (sql/000005) called as the worker calls it (src/db/claim.ts):
 // the same claims as claim(), one JSON value back.
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
+const pool = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+const layer = createDb(pool, { schema });
+afterAll(() => pool.end({ timeout: 5 }));
 
 type Tuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null];
 
@@ -81,6 +86,38 @@ describe("claim_json()", () => {
     expect(again.jobs).toBeNull();
     expect(again.wakeMs).toBeGreaterThan(50_000);
     expect(again.wakeMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it("with several queues held back by rate limits, says when the earliest of them may start again", async () => {
+    await addWorker("w-rates");
+    await queue.configureQueue("j-rate-soon", { rateLimit: { max: 1, intervalMs: 10_000 } });
+    await queue.configureQueue("j-rate-late", { rateLimit: { max: 1, intervalMs: 50_000 } });
+    for (const q of ["j-rate-soon", "j-rate-late"]) await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: q })));
+    expect((await claim(["j-rate-soon", "j-rate-late"], "w-rates", 4)).jobs).toHaveLength(2);
+    const held = await claim(["j-rate-soon", "j-rate-late"], "w-rates", 4);
+    expect(held.jobs).toBeNull();
+    expect(held.wakeMs).toBeGreaterThan(5_000);
+    expect(held.wakeMs).toBeLessThanOrEqual(10_000);
+  });
+
+  it("the worker gets the jobs in the database's claim order, to the microsecond", async () => {
+    await addWorker("w-micro");
+    // same millisecond, microseconds in the opposite order to the ids
+    const [early] = await sql.unsafe(`select now() - interval '1 second' as t`);
+    const base = (early!.t as Date).toISOString().slice(0, 23);
+    const ids = await sql.unsafe(
+      `insert into ${s}.jobs (task, queue, run_at) values
+         ('t', 'j-micro', $1::timestamptz + interval '900 microseconds'),
+         ('t', 'j-micro', $1::timestamptz + interval '100 microseconds')
+       returning id::text`,
+      [`${base}Z`],
+    );
+    const claimed = await layer.jobClaim({ queues: ["j-micro"], tasks: ["t"], limit: 2, ahead: 1, workerId: "w-micro", now: null });
+    // the later id runs first: its run_at is 800 us earlier
+    expect(claimed.jobs.map((j) => j.id)).toEqual([ids[1]!.id, ids[0]!.id]);
+    // and it is the one the database started; the other waits in the worker
+    expect([...claimed.unstarted.keys()]).toEqual([ids[0]!.id]);
+    expect(claimed.jobs[0]!.runAt.getTime()).toBe(claimed.jobs[1]!.runAt.getTime());
   });
 
   it("skips a paused queue, and a claim that finds nothing writes nothing", async () => {

@@ -96,6 +96,42 @@ describe("finish()", () => {
     expect(Math.abs(r!.started_at.getTime() - startedMs)).toBeLessThan(2);
   });
 
+  it("a cancel asked for before a release or a snooze ends the job cancelled, its attempt not counted", async () => {
+    const [released, snoozed] = await running("f-cancel-unrun", 2, "w-cancel-unrun");
+    await queue.cancel(released!.id);
+    await queue.cancel(snoozed!.id);
+    const ended = await layer.jobFinishMany([end(released!.id, "released"), end(snoozed!.id, "snoozed", { delay_ms: 5_000 })], "w-cancel-unrun", null);
+    expect([...ended.values()]).toEqual(["cancelled", "cancelled"]);
+    for (const r of await rows("f-cancel-unrun")) {
+      expect(r).toMatchObject({ status: "cancelled", attempts: 0, worker_id: null });
+      expect(r.finished_at).not.toBeNull();
+    }
+  });
+
+  it("announces a slot freed in a queue with a running limit, and nothing for a retry that is not due yet", async () => {
+    await queue.configureQueue("f-capped", { concurrency: 1 });
+    const [capped] = await running("f-capped", 1, "w-slots");
+    const [later] = await running("f-later", 1, "w-slots");
+    const heard: { queues: string[] }[] = [];
+    const listener = await pool.listen("job_enqueued", (payload) => {
+      const p = JSON.parse(payload);
+      if (p.schema === schema) heard.push(p);
+    });
+    try {
+      await layer.jobFinishMany([end(later!.id, "retry", { error: error("later"), delay_ms: 60_000 })], "w-slots", null);
+      await layer.jobFinishMany([end(capped!.id, "completed")], "w-slots", null);
+      await until(() => heard.length > 0);
+      // (notifications of one connection arrive in commit order: the retry's would have come first)
+      expect(heard).toEqual([expect.objectContaining({ queues: ["f-capped"] })]);
+    } finally {
+      await listener.unlisten();
+    }
+  });
+
+  it("writes nothing for an empty batch", async () => {
+    expect((await layer.jobFinishMany([], "w-none", null)).size).toBe(0);
+  });
+
   it("announces the queues that got runnable jobs back, once per statement", async () => {
     const jobs = await running("f-notify", 3, "w-notify");
     const heard: string[] = [];

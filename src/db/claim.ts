@@ -66,29 +66,25 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
   ]);
   const wakeMs = row?.wake_ms === null || row?.wake_ms === undefined ? null : Number(row.wake_ms);
   const tuples = (row?.jobs ?? []) as JobTuple[];
-  const jobs: ClaimedJob[] = [];
-  const unstarted = new Map<string, number>();
-  const replyAt = performance.now();
-  for (const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs] of tuples) {
-    if (waitingSinceMs !== null) unstarted.set(id, waitingSinceMs - replyAt);
-    jobs.push({
-      id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key,
-      createdAt: new Date(createdMs),
-      runAt: new Date(runMs),
-    });
-  }
-  // UPDATE ... RETURNING gives no order; hand them out in claim order. The jobs the
-  // database marked started come first, as they did there.
+  // The statement's rows come in no set order; hand them out in claim order. The jobs
+  // the database marked started come first, as they did there; run_ms keeps the
+  // microseconds the database ordered by (a Date would not).
   const rank = new Map(args.queues.map((name, i) => [name, i]));
-  const later = (job: ClaimedJob) => (unstarted.has(job.id) ? 1 : 0);
-  jobs.sort(
+  const later = (t: JobTuple) => (t[11] === null ? 0 : 1);
+  tuples.sort(
     (a, b) =>
       later(a) - later(b) ||
-      rank.get(a.queue)! - rank.get(b.queue)! ||
-      b.priority - a.priority ||
-      a.runAt.getTime() - b.runAt.getTime() ||
+      rank.get(a[2])! - rank.get(b[2])! ||
+      b[4] - a[4] ||
+      a[10] - b[10] ||
       // ids are decimal text without leading zeros: the shorter is the smaller
-      a.id.length - b.id.length || (a.id < b.id ? -1 : 1),
+      a[0].length - b[0].length || (a[0] < b[0] ? -1 : 1),
   );
+  const unstarted = new Map<string, number>();
+  const replyAt = performance.now();
+  const jobs: ClaimedJob[] = tuples.map(([id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs]) => {
+    if (waitingSinceMs !== null) unstarted.set(id, waitingSinceMs - replyAt);
+    return { id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdAt: new Date(createdMs), runAt: new Date(runMs) };
+  });
   return { jobs, wakeMs, unstarted };
 }

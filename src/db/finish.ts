@@ -25,9 +25,13 @@ const KIND_LETTER: Record<FinishRow["kind"], string> = {
   completed: "c", retry: "r", failed: "f", cancelled: "x", released: "l", snoozed: "s",
 };
 
-/** A Postgres array literal of numbers (NULL for null): arrays travel as text, see claim.ts. */
-function numbers(values: readonly (number | string | null)[]): string {
-  return `{${values.map((v) => (v === null ? "NULL" : String(v))).join(",")}}`;
+/**
+ * A Postgres array literal of numbers: arrays travel as text (see claim.ts).
+ * What is not a finite number (null, undefined, NaN) is NULL, as JSON made it
+ * before: one bad value must not make the whole batch's write fail for good.
+ */
+function numbers(values: readonly (number | string | null | undefined)[]): string {
+  return `{${values.map((v) => (v === null || v === undefined || !Number.isFinite(Number(v)) ? "NULL" : String(v))).join(",")}}`;
 }
 
 /**

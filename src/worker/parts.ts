@@ -162,7 +162,9 @@ export function buildParts(w: PartsContext): Parts {
     },
     onControl(message) {
       if (message.type === "cancel") runner.cancel(message.job);
-      // A stopping worker draws for nobody: it skips the read, whose pool may end under it.
+      // With claims closed (starting, re-registering its lease, stopping) the worker skips the
+      // read: a stopping one draws for nobody, and its pool may end under the read; the others
+      // read the roster at their next heartbeat.
       else if (message.type === "roster" && w.claimsOpen(lease)) void roster.runOnce().catch(fail("reading the roster of workers"));
     },
     onUp() {
