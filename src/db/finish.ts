@@ -21,6 +21,9 @@ export interface ProgressRow {
   started_ms: number | null;
 }
 
+/** finish()'s answer, a letter per end: the status it reached; '-' (absent here) for a stale end. */
+const STATUS_OF_LETTER: Record<string, JobStatus | undefined> = { c: "completed", q: "queued", f: "failed", x: "cancelled" };
+
 const KIND_LETTER: Record<FinishRow["kind"], string> = {
   completed: "c", retry: "r", failed: "f", cancelled: "x", released: "l", snoozed: "s",
 };
@@ -89,8 +92,15 @@ export function finishOps(c: DbContext, t: { finish: string; progress: string })
      * keyed "id:attempt" (a row not there was no longer this worker's).
      */
     async jobFinishMany(rows: readonly FinishRow[], workerId: string, now: Date | null): Promise<Map<string, JobStatus>> {
-      const result = await run(c, t.finish, [workerId, ...endParams(rows), now]);
-      return new Map(result.map((r) => [`${r.id}:${r.attempt}`, r.status as JobStatus]));
+      if (rows.length === 0) return new Map();
+      const [row] = await run(c, t.finish, [workerId, ...endParams(rows), now]);
+      const letters = (row?.statuses ?? "") as string;
+      const ended = new Map<string, JobStatus>();
+      for (let i = 0; i < rows.length; i++) {
+        const status = STATUS_OF_LETTER[letters[i]!];
+        if (status) ended.set(`${rows[i]!.id}:${rows[i]!.attempt}`, status);
+      }
+      return ended;
     },
     /** Writes progress and starts of jobs still running on this worker. */
     async jobProgressMany(rows: readonly ProgressRow[], workerId: string): Promise<void> {

@@ -108,7 +108,7 @@ export class JobRunner {
     if (this.holds(id)) return;
     // Held as finishing until written, so the next heartbeat does not add it again.
     this.finishing.add(id);
-    void this.deps.finisher.add({ kind: "released", id, attempt }).then(() => this.finishing.delete(id));
+    this.deps.finisher.add({ kind: "released", id, attempt }, () => this.finishing.delete(id));
   }
 
   /** Set when the worker stops: jobs still waiting are given back, not started. */
@@ -143,7 +143,7 @@ export class JobRunner {
 
   #endUnstarted(job: ClaimedJob, outcome: Outcome): void {
     this.finishing.add(job.id);
-    void this.deps.finisher.add(outcome).then((result) => {
+    this.deps.finisher.add(outcome, (result) => {
       this.finishing.delete(job.id);
       reportOutcome(this.deps, job, outcome, result);
       this.deps.onWritten(outcome, result);
@@ -272,7 +272,7 @@ export class JobRunner {
     this.#runMs = this.#runMs === null ? ran : this.#runMs * 0.9 + ran * 0.1;
     this.#startWaiting();
     deps.onSlotFree();
-    void deps.finisher.add(outcome).then((result) => {
+    deps.finisher.add(outcome, (result) => {
       this.finishing.delete(entry.job.id);
       reportOutcome(this.deps, entry.job, outcome, result);
       deps.onWritten(outcome, result);

@@ -20,12 +20,12 @@ function fakeFinisher() {
     auto: true,
     outcomes: [] as Outcome[],
     writes: [] as Deferred<FinishResult>[],
-    add(outcome: Outcome): Promise<FinishResult> {
+    add(outcome: Outcome, done: (r: FinishResult) => void): void {
       f.outcomes.push(outcome);
       const write = deferred<FinishResult>();
       f.writes.push(write);
+      void write.promise.then(done);
       if (f.auto) write.resolve({ applied: true, status: STATUS_AFTER[outcome.kind] });
-      return write.promise;
     },
     /** Lands every write not landed yet. */
     landAll() {
