@@ -116,7 +116,8 @@ describe("pgpulse serve", () => {
           if (refused instanceof Error) {
             // Only an upload far past the limit, streamed without Content-Length, is not read
             // to its end: the server answers and closes, and a client still sending may see
-            // the close (EPIPE) before the answer. Node's server does that; Bun and Deno read on.
+            // the close (EPIPE) before the answer. Node's server does that; Bun reads on, and Deno
+            // answers before closing.
             expect(`${what}: ${refused.cause?.code}`).toBe("far over the size limit while streaming: EPIPE");
             expect(name).toBe("node");
           } else {

@@ -1,16 +1,13 @@
-import postgres from "postgres";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
-import { DATABASE_URL, testDb, untilWaitingOnLock } from "./support/db.ts";
+import { testDb, untilWaitingOnLock } from "./support/db.ts";
 
 // claim_json() (sql/000005) called as the worker calls it (src/db/claim.ts):
 // the same claims as claim(), one JSON value back.
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
-const pool = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
-const layer = createDb(pool, { schema });
-afterAll(() => pool.end({ timeout: 5 }));
+const layer = createDb(sql, { schema });
 
 type Tuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null];
 

@@ -22,7 +22,7 @@ const NO_BODY = Symbol("no body");
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   const raw = c.req.raw;
   const length = raw.headers.get("content-length");
-  if (length === "0" || !declaresBody(raw)) return undefined;
+  if (!declaresBody(raw)) return undefined;
   const type = raw.headers.get("content-type");
   if (!isJsonType(type)) {
     throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", `the body must be JSON (Content-Type: application/json), got ${type ? JSON.stringify(type) : "no Content-Type"}`);
@@ -87,8 +87,9 @@ const DISCARD_MAX_BYTES = 256 * 1024;
  * stays in step for the client's next request; a longer one is left unread (an
  * abusive client is not read on) and the stream is let go, not cancelled: a
  * cancel would end the connection under the response. What the server does
- * with the rest is the runtime's (Bun and Deno drop it; on Node, the edge
- * module says `Connection: close`: src/cli/http-server.ts).
+ * with the rest is the runtime's: Bun reads it on, Deno closes the connection
+ * and says so, and on Node the edge module says `Connection: close`
+ * (src/cli/http-server.ts).
  */
 async function readLimited(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array | typeof NO_BODY> {
   const reader = body.getReader();

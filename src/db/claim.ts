@@ -1,7 +1,6 @@
 import type { ClaimedJob } from "../shared/types.ts";
 import { type DbContext, run } from "./context.ts";
 
-
 /**
  * The claim found its worker's row gone when it came to lock it (the reaper
  * declared the worker dead meanwhile): it was undone, its jobs stay queued.

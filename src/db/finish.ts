@@ -88,19 +88,15 @@ export function progressSql(q: string): string {
 export function finishOps(c: DbContext, t: { finish: string; progress: string }) {
   return {
     /**
-     * Writes attempts' ends; returns the status each applied one reached,
-     * keyed "id:attempt" (a row not there was no longer this worker's).
+     * Writes attempts' ends; returns, for each row in order, the status its
+     * job reached, or null for an end that was stale (the job was no longer
+     * this worker's, or no longer at that attempt).
      */
-    async jobFinishMany(rows: readonly FinishRow[], workerId: string, now: Date | null): Promise<Map<string, JobStatus>> {
-      if (rows.length === 0) return new Map();
+    async jobFinishMany(rows: readonly FinishRow[], workerId: string, now: Date | null): Promise<(JobStatus | null)[]> {
+      if (rows.length === 0) return [];
       const [row] = await run(c, t.finish, [workerId, ...endParams(rows), now]);
       const letters = (row?.statuses ?? "") as string;
-      const ended = new Map<string, JobStatus>();
-      for (let i = 0; i < rows.length; i++) {
-        const status = STATUS_OF_LETTER[letters[i]!];
-        if (status) ended.set(`${rows[i]!.id}:${rows[i]!.attempt}`, status);
-      }
-      return ended;
+      return rows.map((_, i) => STATUS_OF_LETTER[letters[i]!] ?? null);
     },
     /** Writes progress and starts of jobs still running on this worker. */
     async jobProgressMany(rows: readonly ProgressRow[], workerId: string): Promise<void> {

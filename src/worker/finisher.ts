@@ -107,12 +107,9 @@ export class FinishBatcher {
     }));
     for (let tries = 0; ; tries++) {
       try {
-        // keyed by attempt too: a batch can hold a stale attempt's end beside the current one's
-        const byAttempt = await this.db.jobFinishMany(rows, this.workerId, this.now());
-        for (const p of batch) {
-          const status = byAttempt.get(`${p.outcome.id}:${p.outcome.attempt}`) ?? null;
-          p.done({ applied: status !== null, status });
-        }
+        // one status per row, in order (a batch can hold a stale attempt's end beside the current one's)
+        const statuses = await this.db.jobFinishMany(rows, this.workerId, this.now());
+        batch.forEach((p, i) => p.done({ applied: statuses[i] != null, status: statuses[i] ?? null }));
         return;
       } catch (error) {
         // An ended pool can never take the write: leave it to the reaper at once.

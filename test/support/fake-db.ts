@@ -71,7 +71,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     jobsVacuum: () => undefined,
     scheduleDue: () => [],
     scheduleTake: () => true,
-    jobFinishMany: () => new Map(),
+    jobFinishMany: (rows) => rows.map(() => null),
     jobProgressMany: () => undefined,
   };
 }
