@@ -3,8 +3,10 @@ import { claimOps, claimSql } from "./claim.ts";
 import { type Connection, dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
 import type { DbContext } from "./context.ts";
 import { finishOps, finishSql, progressSql } from "./finish.ts";
+import { flowsOps, flowsSql } from "./flows.ts";
 import { jobsOps, jobsSql } from "./jobs.ts";
 import { leaseOps, leaseSql } from "./lease.ts";
+import { logsOps, logsSql } from "./logs.ts";
 import { pruneOps, pruneSql } from "./prune.ts";
 import { queuesOps, queuesSql } from "./queues.ts";
 import { reaperOps, reaperSql } from "./reaper.ts";
@@ -34,6 +36,8 @@ function texts(q: string) {
     claim: claimSql(q),
     finish: { finish: finishSql(q), progress: progressSql(q) },
     lease: leaseSql(q),
+    flows: flowsSql(q),
+    logs: logsSql(q),
     reaper: reaperSql(q),
     prune: pruneSql(q),
     vacuum: vacuumSql(q),
@@ -49,6 +53,8 @@ function bind(c: DbContext, t: ReturnType<typeof texts>) {
     ...claimOps(c, t.claim),
     ...finishOps(c, t.finish),
     ...leaseOps(c, t.lease),
+    ...flowsOps(c, t.flows),
+    ...logsOps(c, t.logs),
     ...reaperOps(c, t.reaper),
     ...pruneOps(c, t.prune),
     ...vacuumOps(c, t.vacuum),

@@ -32,10 +32,10 @@ export function jobsSql(q: string) {
     cancel: `
       with upd as (
         update ${q}.jobs j set
-          status = case when j.status = 'queued' then 'cancelled'::${q}.job_status else j.status end,
-          finished_at = case when j.status = 'queued' then now() else j.finished_at end,
+          status = case when j.status <> 'running' then 'cancelled'::${q}.job_status else j.status end,
+          finished_at = case when j.status <> 'running' then now() else j.finished_at end,
           cancel_requested_at = coalesce(j.cancel_requested_at, now())
-        where j.id = $1::bigint and j.status in ('queued', 'running')
+        where j.id = $1::bigint and j.status in ('pending', 'queued', 'running')
         returning j.*
       ), note as (
         select pg_notify('${CONTROL_CHANNEL}', json_build_object(
@@ -45,13 +45,19 @@ export function jobsSql(q: string) {
       select upd.*, (select count(*) from note) as notified from upd`,
     retry: `
       with upd as (
-        update ${q}.jobs j set status = 'queued', run_at = now(), worker_id = null, started_at = null,
+        -- a job with parents still to end waits for them again; one that a
+        -- parent's failure ended is not retried (its parent is: see sql/000006)
+        update ${q}.jobs j set
+          status = case when coalesce(j.parents_left, 0) > 0 then 'pending'::${q}.job_status
+                        else 'queued'::${q}.job_status end,
+          run_at = now(), worker_id = null, started_at = null,
           finished_at = null, cancel_requested_at = null, progress = 0,
           max_attempts = greatest(j.max_attempts, j.attempts + 1)
         where j.id = $1::bigint and j.status in ('failed', 'cancelled')
+          and not exists (select 1 from ${q}.job_deps e where e.child_id = j.id and e.state = 'b')
         returning j.*
       ), note as (
-        select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)", "1")} from upd
+        select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)", "1")} from upd where upd.status = 'queued'
       )
       select upd.*, (select count(*) from note) as notified from upd`,
     list: `
@@ -88,12 +94,15 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
       const [row] = await run(c, t.get, [id]);
       return (row as JobRow | undefined) ?? null;
     },
-    /** Cancels a queued job, or asks a running one to stop; null when the job is not queued or running. */
+    /** Cancels a pending or queued job, or asks a running one to stop; null when the job has ended. */
     async jobCancel(id: string): Promise<JobRow | null> {
       const [row] = await run(c, t.cancel, [id, c.schema]);
       return (row as JobRow | undefined) ?? null;
     },
-    /** Puts a failed or cancelled job back to run now; null when it is in another state. Throws 23505 when its key is taken. */
+    /**
+     * Puts a failed or cancelled job back to run now (or to wait for its parents); null when it is in
+     * another state or a parent's failure ended it. Throws 23505 when its key is taken.
+     */
     async jobRetry(id: string): Promise<JobRow | null> {
       const [row] = await run(c, t.retry, [id, c.schema]);
       return (row as JobRow | undefined) ?? null;

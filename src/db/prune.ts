@@ -12,13 +12,20 @@ export function pruneSql(q: string) {
       with t as (select coalesce($4::timestamptz, now()) as now),
       doomed as (
         select j.id from ${q}.jobs j, t
-        where (j.status = 'completed' and j.finished_at < t.now - $1::bigint * interval '1 millisecond')
-           or (j.status in ('failed', 'cancelled') and j.finished_at < t.now - $2::bigint * interval '1 millisecond')
+        where ((j.status = 'completed' and j.finished_at < t.now - $1::bigint * interval '1 millisecond')
+           or (j.status in ('failed', 'cancelled') and j.finished_at < t.now - $2::bigint * interval '1 millisecond'))
+          -- a parent stays while a child still waits or runs: the child reads its result
+          and not (j.has_children and exists (
+            select 1 from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
+             where d.parent_id = j.id and c.status in ('pending', 'queued', 'running')))
         order by j.id
         limit $3
         for update of j skip locked
-      )
-      delete from ${q}.jobs j using doomed where j.id = doomed.id`,
+      ),
+      gone as (delete from ${q}.jobs j using doomed where j.id = doomed.id returning j.id),
+      logs as (delete from ${q}.job_logs l using gone where l.job_id = gone.id),
+      edges as (delete from ${q}.job_deps d using gone where d.child_id = gone.id)
+      select count(*)::int as n from gone`,
   };
 }
 
@@ -36,7 +43,8 @@ export function pruneOps(c: DbContext, t: ReturnType<typeof pruneSql>) {
       return inTx(c, async (tx) => {
         const [lock] = await run(tx, t.lock, [`pgpulse:prune:${c.schema}`]);
         if (!lock!.locked) return -1;
-        return (await run(tx, t.batch, [p.completedMs, p.failedMs, p.limit, p.now])).count;
+        const [row] = await run(tx, t.batch, [p.completedMs, p.failedMs, p.limit, p.now]);
+        return row!.n as number;
       });
     },
   };

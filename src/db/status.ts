@@ -6,6 +6,7 @@ export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 
 /** A queue's jobs by state, as select-list columns over jobs `j` and `t.now`. */
 const STATE_COUNTS = `
+  count(*) filter (where j.status = 'pending')::int as pending,
   count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::int as waiting,
   count(*) filter (where j.status = 'queued' and j.run_at > t.now)::int as scheduled,
   count(*) filter (where j.status = 'running')::int as running,
@@ -56,6 +57,8 @@ export function statusSql(q: string) {
 
 /** A queue's jobs by state (the columns of STATE_COUNTS). */
 export interface StateCounts {
+  /** Jobs of a flow or batch waiting for their parents. */
+  pending: number;
   waiting: number;
   scheduled: number;
   running: number;

@@ -1,0 +1,88 @@
+import type { JobRow } from "../shared/types.ts";
+import { type DbContext, run } from "./context.ts";
+
+/** Workflows and batches (sql/000006): graphs of jobs, their edges and batches' counts. */
+export function flowsSql(q: string) {
+  return {
+    enqueue: `select e.ord, e.batch_id, (e.job).* from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e order by e.ord`,
+    // A child's parents, in the order they were given (ids grow in input order).
+    parents: `
+      select p.id, p.task, p.status, p.result, d.mode
+        from ${q}.job_deps d join ${q}.jobs p on p.id = d.parent_id
+       where d.child_id = $1::bigint
+       order by p.id
+       limit $2`,
+    // The jobs connected to one, through edges either way, up to a limit, and the edges among them.
+    graph: `
+      with recursive g(id) as (
+        select $1::bigint
+        union
+        select x.id from g, lateral (
+          select d.parent_id as id from ${q}.job_deps d where d.child_id = g.id
+          union all
+          select d.child_id from ${q}.job_deps d where d.parent_id = g.id
+        ) x
+      ), nodes as (select id from g limit $2)
+      select
+        (select coalesce(json_agg(json_build_object('id', j.id::text, 'task', j.task, 'queue', j.queue,
+            'status', j.status, 'progress', j.progress, 'startedAt', j.started_at, 'finishedAt', j.finished_at)
+            order by j.id), '[]') from ${q}.jobs j where j.id in (select id from nodes)) as nodes,
+        (select coalesce(json_agg(json_build_array(d.parent_id::text, d.child_id::text, d.mode, d.state)
+            order by d.parent_id, d.child_id), '[]')
+           from ${q}.job_deps d
+          where d.parent_id in (select id from nodes) and d.child_id in (select id from nodes)) as edges,
+        (select count(*) from g) > $2 as truncated`,
+    batch: `
+      select b.id, b.size, b.callbacks, b.created_at,
+        (select json_object_agg(c.status, c.n) from (
+          select j.status, count(*)::int as n from ${q}.jobs j where j.batch_id = b.id group by j.status) c) as counts
+      from ${q}.batches b where b.id = $1::bigint`,
+  };
+}
+
+export interface FlowRow {
+  ord: number;
+  batch_id: string | null;
+}
+
+export interface ParentRow {
+  id: string;
+  task: string;
+  status: JobRow["status"];
+  result: unknown;
+  mode: string;
+}
+
+export interface GraphRow {
+  nodes: { id: string; task: string; queue: string; status: JobRow["status"]; progress: number; startedAt: string | null; finishedAt: string | null }[];
+  edges: [string, string, string, string][];
+  truncated: boolean;
+}
+
+export interface BatchRow {
+  id: string;
+  size: number;
+  callbacks: Record<string, string>;
+  created_at: Date;
+  counts: Record<string, number> | null;
+}
+
+export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
+  return {
+    /** Inserts a graph of jobs (specs as enqueue_flow takes them); rows in input order, each with the batch's id. */
+    async flowEnqueue(specs: string, batch: string | null): Promise<(JobRow & FlowRow)[]> {
+      return (await run(c, t.enqueue, [specs, batch])) as unknown as (JobRow & FlowRow)[];
+    },
+    async flowParents(childId: string, limit: number): Promise<ParentRow[]> {
+      return (await run(c, t.parents, [childId, limit])) as unknown as ParentRow[];
+    },
+    async flowGraph(id: string, limit: number): Promise<GraphRow> {
+      const [row] = await run(c, t.graph, [id, limit]);
+      return row as unknown as GraphRow;
+    },
+    async batchGet(id: string): Promise<BatchRow | null> {
+      const [row] = await run(c, t.batch, [id]);
+      return (row as BatchRow | undefined) ?? null;
+    },
+  };
+}
