@@ -4,7 +4,12 @@
  * (the queue) in edge runtimes.
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
-export type { EnqueueOptions, JobSpec, ListJobsFilter, Queue, QueueOptions } from "./producer/types.ts";
+export type {
+  Batch, BatchCallbacks, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent, JobGraph, JobLogLine, JobSpec, ListJobsFilter,
+  ParentFailureMode, Queue, QueueOptions,
+} from "./producer/types.ts";
+export { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "./producer/flows.ts";
+export { JOB_CHANNEL } from "./producer/watch.ts";
 export { createWorker } from "./worker/worker.ts";
 export { errorRecord } from "./shared/error-record.ts";
 export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerOptions, WorkerStats } from "./worker/worker.ts";
@@ -27,7 +32,7 @@ export type { MigrateOptions, MigrateResult } from "./schema/migrate.ts";
 export { migrationSql, type MigrationSqlOptions } from "./schema/migrate.ts";
 export { defineTask } from "./shared/task.ts";
 export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./shared/task.ts";
-export type { ClaimedJob, JobContext } from "./worker/context.ts";
+export type { ClaimedJob, JobContext, JobLog, ParentJob } from "./worker/context.ts";
 export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./worker/backoff.ts";
 export type { BackoffOptions } from "./worker/backoff.ts";
 export { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./shared/errors.ts";
@@ -44,4 +49,5 @@ export type { QueueConfig, QueueLimits } from "./producer/queue-config.ts";
 export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./maintenance/pruner.ts";
 export type { RetentionOptions } from "./maintenance/pruner.ts";
 export type { Schedule, ScheduleSpec } from "./producer/schedules.ts";
+export { JOB_STATUSES } from "./shared/types.ts";
 export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./shared/types.ts";

@@ -76,7 +76,7 @@ export const enqueueOptionsSchema = v.pipe(
 /** Filters for listing jobs. */
 export const listJobsFilterSchema = v.strictObject(
   {
-    status: v.optional(v.picklist(["queued", "running", "completed", "failed", "cancelled"], "status must be queued, running, completed, failed or cancelled")),
+    status: v.optional(v.picklist(["pending", "queued", "running", "completed", "failed", "cancelled"], "status must be pending, queued, running, completed, failed or cancelled")),
     queue: v.optional(name("queue")),
     task: v.optional(name("task")),
     limit: v.optional(int("limit", 1, 500)),

@@ -6,11 +6,13 @@ import { PgPulseError } from "../shared/errors.ts";
 import type { TaskDefinition } from "../shared/task.ts";
 import { type EnqueuedJob, type JobId, jobFromRow } from "../shared/types.ts";
 import { checkCallOptions, listJobsFilterSchema, parseOrThrow } from "./enqueue-options.ts";
+import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
 import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { scheduleFromRow, upsertSchedule } from "./schedules.ts";
 import { type PreparedSpec, specChecker } from "./spec.ts";
 import { listQueues, listWorkers } from "./status.ts";
-import type { EnqueueOptions, Queue, QueueOptions } from "./types.ts";
+import type { EnqueueOptions, FlowJobSpec, JobGraph, Queue, QueueOptions } from "./types.ts";
+import { logFromRow, watchJob } from "./watch.ts";
 
 export { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
 
@@ -48,7 +50,7 @@ export function createQueue(options: QueueOptions): Queue {
       runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? 0)),
       attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
       key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
-      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, deduplicated: false,
+      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId: null, deduplicated: false,
     }));
   }
 
@@ -85,6 +87,66 @@ export function createQueue(options: QueueOptions): Queue {
       }
       return insert(prepared, tx);
     },
+    async enqueueFlow(specs, opts) {
+      ensureOpen();
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      return (await insertFlow(on(tx), specs as readonly FlowJobSpec[], toSpec, null, () => false)).jobs;
+    },
+    async enqueueBatch(specs, opts = {}) {
+      ensureOpen();
+      const { tx, callbacks, ...rest } = opts;
+      checkCallOptions({ tx });
+      if (Object.keys(rest).length > 0 || (callbacks !== undefined && (callbacks === null || typeof callbacks !== "object"))) {
+        throw new PgPulseError("INVALID_INPUT", "enqueueBatch takes { callbacks?: { complete?, success?, failure? }, tx? } as its second argument", {
+          details: [{ path: "options", message: "unknown option" }],
+        });
+      }
+      const unknown = Object.keys(callbacks ?? {}).filter((k) => !["complete", "success", "failure"].includes(k));
+      if (unknown.length > 0) {
+        throw new PgPulseError("INVALID_INPUT", `unknown batch callback ${unknown[0]}: use complete, success or failure`, {
+          details: [{ path: `callbacks.${unknown[0]}`, message: "unknown callback" }],
+        });
+      }
+      return insertBatch(on(tx), specs as readonly FlowJobSpec[], callbacks ?? {}, toSpec);
+    },
+    async getBatch(id, opts) {
+      ensureOpen();
+      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
+      const row = await on(tx).batchGet(idText(id));
+      return row ? batchFromRow(row) : null;
+    },
+    async getGraph(id, opts = {}) {
+      ensureOpen();
+      const { tx, limit = 200 } = opts;
+      checkCallOptions({ tx });
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        throw new PgPulseError("INVALID_INPUT", `limit must be a whole number from 1 to 10000, got ${limit}`, { details: [{ path: "limit", message: "out of range" }] });
+      }
+      const text = idText(id);
+      if (!(await on(tx).jobGet(text))) return null;
+      const row = await on(tx).flowGraph(text, limit);
+      const states = { w: "waiting", d: "settled", b: "blocked" } as const;
+      return {
+        nodes: row.nodes,
+        edges: row.edges.map(([parent, child, mode, state]) => ({ parent, child, mode, state: states[state as keyof typeof states] })),
+        truncated: row.truncated,
+      } satisfies JobGraph;
+    },
+    async getJobLogs(id, opts = {}) {
+      ensureOpen();
+      const { tx, after = 0, limit = 1000 } = opts;
+      checkCallOptions({ tx });
+      if (!Number.isInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        throw new PgPulseError("INVALID_INPUT", "after must be a whole number from 0, limit one from 1 to 10000", {
+          details: [{ path: Number.isInteger(after) && after >= 0 ? "limit" : "after", message: "out of range" }],
+        });
+      }
+      return (await on(tx).logList(idText(id), after, limit)).map(logFromRow);
+    },
+    watch(id, opts = {}) {
+      ensureOpen();
+      return watchJob(db, idText(id), opts.signal);
+    },
     async getJob(id, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
@@ -118,6 +180,12 @@ export function createQueue(options: QueueOptions): Queue {
       if (row) return jobFromRow(row);
       const job = await queue.getJob(id, tx ? { tx } : undefined);
       if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
+      const parent = (job.status === "failed" || job.status === "cancelled") ? job.errors.at(-1)?.parent : undefined;
+      if (parent) {
+        throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} was ended by its parent ${parent}; retry the parent, and this job runs after it`, {
+          details: { status: job.status, reason: "parent", parent },
+        });
+      }
       throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} is ${job.status}; only failed or cancelled jobs can be retried`, {
         details: { status: job.status },
       });

@@ -3,7 +3,7 @@ import type { StateCounts } from "../db/status.ts";
 
 /**
  * One queue's state, as operators and dashboards see it: its jobs by state
- * (`waiting` are runnable now; `scheduled` are queued for later, delayed or
+ * (`pending` wait for their parents in a flow; `waiting` are runnable now; `scheduled` are queued for later, delayed or
  * waiting out a retry backoff).
  */
 export interface QueueSummary extends StateCounts {
@@ -31,6 +31,7 @@ export async function listQueues(db: Pick<Db, "queueSummaries">): Promise<QueueS
   const rows = await db.queueSummaries();
   return rows.map((r) => ({
     queue: r.queue,
+    pending: r.pending,
     waiting: r.waiting,
     scheduled: r.scheduled,
     running: r.running,

@@ -69,6 +69,82 @@ export interface JobSpec<P = unknown> extends Omit<EnqueueOptions, "tx"> {
   payload?: P;
 }
 
+/** What a parent's failure or cancellation does to a child: fail it, cancel it, or run it anyway. */
+export type ParentFailureMode = "fail" | "cancel" | "run";
+
+/** One job of a flow (`enqueueFlow`): a job spec with a name, and the names of its parents. */
+export interface FlowJobSpec<P = unknown> extends Omit<JobSpec<P>, "key" | "throttleMs" | "debounceMs"> {
+  /** Names the job within the flow, for its children's `parents`. */
+  name: string;
+  /** Jobs of the same flow this one waits for; an entry may set the edge's own failure mode. */
+  parents?: readonly (string | { name: string; onFailure?: ParentFailureMode })[];
+  /** What a parent's failure or cancellation does to this job, for edges that do not say. @default "fail" */
+  onParentFailure?: ParentFailureMode;
+  key?: never;
+  throttleMs?: never;
+  debounceMs?: never;
+}
+
+/** A job of a flow as enqueued, with its name in the flow. */
+export type FlowJob<P = unknown> = EnqueuedJob<P> & { name: string };
+
+/**
+ * Jobs that run when a batch's jobs end:
+ * - `complete`: once every job has ended, whatever its status;
+ * - `success`: once every job has completed (cancelled by the first failure or cancellation);
+ * - `failure`: at the first job that fails or is cancelled (cancelled when every job completed).
+ */
+export interface BatchCallbacks {
+  complete?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
+  success?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
+  failure?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
+}
+
+export interface EnqueuedBatch {
+  id: string;
+  /** The batch's jobs, in input order. */
+  jobs: EnqueuedJob[];
+  callbacks: { complete?: EnqueuedJob; success?: EnqueuedJob; failure?: EnqueuedJob };
+}
+
+export interface Batch {
+  id: string;
+  size: number;
+  createdAt: Date;
+  /** The batch's jobs (callbacks not included) by status. */
+  counts: Record<JobStatus, number>;
+  /** running until every job has ended; then completed when all completed, else failed. */
+  state: "running" | "completed" | "failed";
+  /** The callbacks' job ids. */
+  callbacks: { complete?: string; success?: string; failure?: string };
+}
+
+/** A job's place in a graph: the jobs connected to it and the edges among them (`getGraph`). */
+export interface JobGraph {
+  nodes: { id: string; task: string; queue: string; status: JobStatus; progress: number; startedAt: string | null; finishedAt: string | null }[];
+  /** parent id, child id, the edge's failure mode ("failure" for a batch's failure callback), and its state. */
+  edges: { parent: string; child: string; mode: string; state: "waiting" | "settled" | "blocked" }[];
+  /** More jobs are connected than the limit asked for. */
+  truncated: boolean;
+}
+
+/** A line a handler logged with `ctx.log`. */
+export interface JobLogLine {
+  /** Its place among the job's lines, from 1; the line of level "dropped" counts lines past the caps. */
+  seq: number;
+  attempt: number;
+  at: Date;
+  level: "debug" | "info" | "warn" | "error" | "dropped";
+  message: string;
+  fields: Record<string, unknown> | null;
+}
+
+/** What `watch` yields: the job each time it changed, and the log lines added since the last event. */
+export interface JobEvent {
+  job: Job;
+  logs: JobLogLine[];
+}
+
 export interface Queue {
   /** Adds one job. Validates everything first: bad input throws a PgPulseError and writes nothing. */
   enqueue<D extends TaskDefinition<any, any>>(
@@ -79,6 +155,28 @@ export interface Queue {
   enqueue<P = unknown>(task: string, payload?: P, options?: EnqueueOptions): Promise<EnqueuedJob<P>>;
   /** Adds many jobs in one statement, all or none; results are in input order. */
   enqueueMany(specs: readonly JobSpec[], options?: { tx?: SqlHandle }): Promise<EnqueuedJob[]>;
+  /**
+   * Adds a graph of jobs in one statement, all or none: each spec names its
+   * parents among the others, and waits (status "pending") until they end.
+   * Results are in input order. Throws INVALID_GRAPH (a cycle, an unknown or
+   * repeated name) or GRAPH_TOO_LARGE and writes nothing. See docs/workflows.md.
+   */
+  enqueueFlow(specs: readonly FlowJobSpec[], options?: { tx?: SqlHandle }): Promise<FlowJob[]>;
+  /** Adds jobs as a batch with callbacks (jobs run when they end); `getBatch` counts them. */
+  enqueueBatch(specs: readonly JobSpec[], options?: { callbacks?: BatchCallbacks; tx?: SqlHandle }): Promise<EnqueuedBatch>;
+  /** A batch's counts and state, or null when there is no such batch. */
+  getBatch(id: JobId, options?: { tx?: SqlHandle }): Promise<Batch | null>;
+  /** The jobs connected to a job by dependencies (up to `limit`, default 200) and their edges; null when there is no such job. */
+  getGraph(id: JobId, options?: { limit?: number; tx?: SqlHandle }): Promise<JobGraph | null>;
+  /** The lines a job's handlers logged, in order across attempts, after `after` (a seq). */
+  getJobLogs(id: JobId, options?: { after?: number; limit?: number; tx?: SqlHandle }): Promise<JobLogLine[]>;
+  /**
+   * Follows a job until it ends: yields it at once, then each time its status,
+   * progress or attempt changes or it logs, driven by notifications. Ends after
+   * yielding the job in a final status; `signal` stops it sooner. Holds one
+   * connection of its own while it runs.
+   */
+  watch(id: JobId, options?: { signal?: AbortSignal }): AsyncIterableIterator<JobEvent>;
   /** The job, or null when there is no such job. */
   getJob<P = unknown, R = unknown>(id: JobId, options?: { tx?: SqlHandle }): Promise<Job<P, R> | null>;
   /**

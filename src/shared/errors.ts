@@ -12,7 +12,11 @@ export type ErrorCode =
   | "SCHEMA_TOO_NEW"
   | "MIGRATION_CHANGED"
   | "CLOSED"
-  | "INVALID_STATE";
+  | "INVALID_STATE"
+  /** A workflow's graph is not one: a cycle, an unknown or repeated name, a bad edge. */
+  | "INVALID_GRAPH"
+  /** A workflow or batch has more jobs or edges than one call takes. */
+  | "GRAPH_TOO_LARGE";
 
 /** An issue found in user input: where (a dotted path) and what is wrong. */
 export interface InputIssue {

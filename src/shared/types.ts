@@ -9,8 +9,11 @@
  * - reaper: the loop that declares workers with an old heartbeat dead and puts their jobs back.
  */
 
-/** A job's state. See docs/job-lifecycle.md for the transitions. */
-export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
+/** A job's state. See docs/job-lifecycle.md for the transitions; pending: waits for its parents (docs/workflows.md). */
+export type JobStatus = "pending" | "queued" | "running" | "completed" | "failed" | "cancelled";
+
+/** Every status, in lifecycle order. */
+export const JOB_STATUSES: readonly JobStatus[] = ["pending", "queued", "running", "completed", "failed", "cancelled"];
 
 /** One failed attempt, as recorded on the job. */
 export interface JobError {
@@ -26,6 +29,8 @@ export interface JobError {
    * such loss does not count as an attempt.
    */
   unstarted?: boolean;
+  /** For ParentFailed and ParentCancelled: the parent whose end ended this job. */
+  parent?: string;
 }
 
 /** A job as stored. Ids are strings: Postgres bigints do not fit JavaScript numbers. */
@@ -49,6 +54,8 @@ export interface Job<Payload = unknown, Result = unknown> {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** The batch the job belongs to (enqueueBatch), or null. */
+  batchId: string | null;
 }
 
 /** What `enqueue` returns: the job, and whether a live job with the same key was returned instead. */
@@ -77,6 +84,7 @@ export interface JobRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  batch_id?: string | null;
 }
 
 export function jobFromRow<P = unknown, R = unknown>(row: JobRow): Job<P, R> {
@@ -100,6 +108,7 @@ export function jobFromRow<P = unknown, R = unknown>(row: JobRow): Job<P, R> {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+    batchId: row.batch_id == null ? null : String(row.batch_id),
   };
 }
 

@@ -19,6 +19,9 @@ export const LISTENER_HEALTH_INTERVAL_MS_DEFAULT = 10_000;
 export const LISTENER_HEALTH_TIMEOUT_MS_DEFAULT = 5000;
 export const FINISH_BATCH_MS_DEFAULT = 2;
 export const PROGRESS_INTERVAL_MS_DEFAULT = 500;
+export const LOG_INTERVAL_MS_DEFAULT = 200;
+export const LOG_MAX_LINES_DEFAULT = 1000;
+export const LOG_MAX_BYTES_DEFAULT = 65_536;
 export const SCHEDULE_INTERVAL_MS_DEFAULT = 1000;
 export const PRUNE_INTERVAL_MS_DEFAULT = 60_000;
 
@@ -78,6 +81,12 @@ export interface WorkerOptions {
   finishBatchMs?: number;
   /** Write progress at most this often per worker. @default 500 */
   progressIntervalMs?: number;
+  /** Write handlers' log lines (ctx.log) at most this often per worker; a job's end writes its lines first. @default 200 */
+  logIntervalMs?: number;
+  /** Most log lines kept per job (across attempts); later lines are counted, not kept. @default 1000 */
+  logMaxLines?: number;
+  /** Most bytes of log messages and fields kept per job. @default 65536 */
+  logMaxBytes?: number;
   /** Default retry delays for tasks that set none. @default { baseMs: 1000, maxMs: 3600000 } */
   backoff?: BackoffOptions;
   /** Default attempt timeout for jobs and tasks that set none. @default none */
@@ -150,6 +159,9 @@ const workerOptionsSchema = v.pipe(
     listenerHealthTimeoutMs: ms("listenerHealthTimeoutMs", 10),
     finishBatchMs: ms("finishBatchMs", 0),
     progressIntervalMs: ms("progressIntervalMs", 10),
+    logIntervalMs: ms("logIntervalMs", 1),
+    logMaxLines: v.optional(v.pipe(v.number(), v.integer("logMaxLines must be an integer"), v.minValue(0), v.maxValue(1_000_000))),
+    logMaxBytes: v.optional(v.pipe(v.number(), v.integer("logMaxBytes must be an integer"), v.minValue(0), v.maxValue(100_000_000))),
     backoff: v.optional(v.strictObject({ baseMs: ms("backoff.baseMs", 0), maxMs: ms("backoff.maxMs", 0) })),
     timeoutMs: ms("timeoutMs", 1),
     logger: v.optional(

@@ -17,6 +17,7 @@ import { Lease } from "./lease.ts";
 import { Listener } from "./listener.ts";
 import * as d from "./options.ts";
 import { ProgressWriter } from "./progress.ts";
+import { LogWriter } from "./logs.ts";
 import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
 import { JobRunner } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
@@ -51,6 +52,7 @@ export interface Parts {
   db: Db;
   finisher: FinishBatcher;
   progress: ProgressWriter;
+  logs: LogWriter;
   runner: JobRunner;
   claimer: Claimer;
   lease: Lease;
@@ -81,8 +83,11 @@ export function buildParts(w: PartsContext): Parts {
     logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`),
   );
   const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
+  const logs = new LogWriter(db, opts.logIntervalMs ?? d.LOG_INTERVAL_MS_DEFAULT, opts.logMaxLines ?? d.LOG_MAX_LINES_DEFAULT,
+    opts.logMaxBytes ?? d.LOG_MAX_BYTES_DEFAULT, fail("writing job logs"));
   const runner: JobRunner = new JobRunner({
-    workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, clock,
+    workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, logs, clock,
+    parents: async (jobId) => (await db.flowParents(jobId, 100_000)).map(({ id, task, status, result }) => ({ id: String(id), task, status, result })),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     onSlotFree() {
@@ -188,5 +193,5 @@ export function buildParts(w: PartsContext): Parts {
   if (listens) maintenance.push(roster);
   if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
   maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
-  return { sql, owned, db, finisher, progress, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, maintenance };
+  return { sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, maintenance };
 }

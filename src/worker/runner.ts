@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import type { ClaimedJob, JobContext } from "./context.ts";
+import type { ClaimedJob, JobContext, JobLog, ParentJob } from "./context.ts";
 import { errorRecord, errorText } from "../shared/error-record.ts";
 import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
 import type { Emitter } from "../shared/events.ts";
@@ -9,6 +9,7 @@ import type { FinishBatcher, FinishResult, Outcome } from "./finisher.ts";
 import { toJsonText } from "../shared/json.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { ProgressWriter } from "./progress.ts";
+import type { JobLogLevel, LogWriter } from "./logs.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 import { abort, type Active, signalOf } from "./attempt.ts";
@@ -28,6 +29,9 @@ export interface JobRunnerDeps {
   stats: WorkerStats;
   finisher: FinishBatcher;
   progress: ProgressWriter;
+  logs: LogWriter;
+  /** A job's parents in a flow (ctx.parents). */
+  parents(jobId: string): Promise<ParentJob[]>;
   backoff?: BackoffOptions;
   timeoutMs?: number;
   /** Timers and wall time (timeouts, how long a job claimed ahead has waited). @default the system clock */
@@ -169,6 +173,10 @@ export class JobRunner {
       }, timeoutMs);
     }
     const progress = deps.progress;
+    const logAt = (level: JobLogLevel) => (message: string, fields?: Record<string, unknown>) => {
+      if (!entry.settled) deps.logs.add(job.id, job.attempt, level, message, fields);
+    };
+    const log = Object.assign(logAt("info"), { debug: logAt("debug"), info: logAt("info"), warn: logAt("warn"), error: logAt("error") }) as JobLog;
     const ctx: JobContext = {
       job,
       get signal() {
@@ -176,6 +184,8 @@ export class JobRunner {
       },
       workerId: deps.workerId,
       logger: deps.logger,
+      log,
+      parents: () => deps.parents(job.id),
       progress(percent: number) {
         if (entry.settled) return;
         if (typeof percent !== "number" || !Number.isFinite(percent)) {
@@ -272,10 +282,13 @@ export class JobRunner {
     this.#runMs = this.#runMs === null ? ran : this.#runMs * 0.9 + ran * 0.1;
     this.#startWaiting();
     deps.onSlotFree();
-    deps.finisher.add(outcome, (result) => {
-      this.finishing.delete(entry.job.id);
-      reportOutcome(this.deps, entry.job, outcome, result);
-      deps.onWritten(outcome, result);
-    });
+    // A job's log lines are written before its end, so a follower sees them before the final status.
+    deps.logs.whenWritten(entry.job.id, () =>
+      deps.finisher.add(outcome, (result) => {
+        this.finishing.delete(entry.job.id);
+        reportOutcome(this.deps, entry.job, outcome, result);
+        deps.onWritten(outcome, result);
+      }),
+    );
   }
 }

@@ -218,6 +218,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       const left = () => Math.max(0, ioDeadline - Date.now());
       await within(p.progress.flush(), left());
       p.progress.stop();
+      await within(p.logs.flush(), left());
+      p.logs.stop();
       if (!(await within(p.finisher.flush(), left()))) {
         logger.warn("could not write the last finished jobs; the reaper will put them back");
         p.finisher.abandon();

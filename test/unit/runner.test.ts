@@ -5,6 +5,7 @@ import type { ClaimedJob } from "../../src/shared/types.ts";
 import type { JobContext } from "../../src/worker/context.ts";
 import type { FinishBatcher, FinishResult, Outcome } from "../../src/worker/finisher.ts";
 import type { ProgressWriter } from "../../src/worker/progress.ts";
+import { LogWriter } from "../../src/worker/logs.ts";
 import { JobRunner, type JobRunnerDeps } from "../../src/worker/runner.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { type Deferred, deferred } from "../support/fake-db.ts";
@@ -78,6 +79,8 @@ function setup(over: { concurrency?: number; settings?: TaskSettings; deps?: Par
     events: rec.events, stats, clock,
     finisher: finisher as unknown as FinishBatcher,
     progress: progress.writer as unknown as ProgressWriter,
+    logs: new LogWriter({ logAppend: async () => 0 }, 1000, 1000, 65_536, (error) => { throw error; }),
+    parents: async () => [],
     onSlotFree: () => void slotsFreed.push(runner.size),
     onWritten: (outcome, result) => void written.push([outcome, result]),
     ...over.deps,
