@@ -204,6 +204,27 @@ describe("flows", () => {
     expect(a).toMatchObject({ status: "completed", attempts: 2 });
   });
 
+  it("four workers ending parents of the same children at once strand nothing", async () => {
+    // 40 groups of 50 parents, each group the parents of 3 children: ends of one child's
+    // parents are written by different workers at the same moment.
+    const specs = [];
+    for (let g = 0; g < 40; g++) {
+      const parents = Array.from({ length: 50 }, (_, i) => `g${g}p${i}`);
+      specs.push(...parents.map((name) => ({ name, task: "ok", queue: "contended" })));
+      for (let c = 0; c < 3; c++) specs.push({ name: `g${g}c${c}`, task: "ok", queue: "contended", parents });
+    }
+    const jobs = await queue.enqueueFlow(specs);
+    const workers = Array.from({ length: 4 }, () => db.worker({ queues: ["contended"], concurrency: 8, tasks: { ok: async () => "ok" } }));
+    await Promise.all(workers.map((w) => w.start()));
+    await until(async () => {
+      const [r] = await sql.unsafe(`select count(*) filter (where status = 'completed')::int as n from ${s}.jobs where queue = 'contended'`);
+      return r!.n === jobs.length;
+    }, 60_000, 50);
+    const [left] = await sql.unsafe(`select count(*)::int as n from ${s}.job_deps d join ${s}.jobs c on c.id = d.child_id
+      where c.queue = 'contended' and d.state <> 'd'`);
+    expect(left!.n).toBe(0);
+  });
+
   it("prune keeps a parent while a child still waits for it", async () => {
     const jobs = await queue.enqueueFlow([
       { name: "a", task: "t", queue: "prune" },
