@@ -19,3 +19,17 @@ export function within(promise: Promise<unknown> | undefined, ms: number): Promi
     new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
   ]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Makes fn run one call at a time: a call made while one runs waits for it to
+ * end, then runs (a batched writer's flush: each write takes what is pending
+ * when it starts).
+ */
+export function oneAtATime(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return async () => {
+    while (running) await running;
+    running = fn().finally(() => (running = undefined));
+    return running;
+  };
+}

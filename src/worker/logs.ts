@@ -1,4 +1,5 @@
 import type { Db } from "../db/db.ts";
+import { oneAtATime } from "../shared/timing.ts";
 import type { LogLine } from "../db/logs.ts";
 import { PgPulseError } from "../shared/errors.ts";
 
@@ -27,8 +28,6 @@ interface JobLines {
 export class LogWriter {
   #jobs = new Map<string, JobLines>();
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #flushing: Promise<void> | undefined;
-
   constructor(
     private db: Pick<Db, "logAppend">,
     private intervalMs: number,
@@ -68,11 +67,7 @@ export class LogWriter {
   }
 
   /** Writes what is held now; one write at a time. */
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    this.#flushing = this.#write().finally(() => (this.#flushing = undefined));
-    return this.#flushing;
-  }
+  readonly flush = oneAtATime(() => this.#write());
 
   async #write(): Promise<void> {
     clearTimeout(this.#timer);

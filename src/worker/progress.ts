@@ -1,4 +1,5 @@
 import type { Db } from "../db/db.ts";
+import { oneAtATime } from "../shared/timing.ts";
 
 interface Pending {
   attempt: number;
@@ -53,14 +54,8 @@ export class ProgressWriter {
     this.#writing.delete(id);
   }
 
-  #flushing: Promise<void> | undefined;
-
   /** Writes what is pending now; one write at a time. */
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    this.#flushing = this.#write().finally(() => (this.#flushing = undefined));
-    return this.#flushing;
-  }
+  readonly flush = oneAtATime(() => this.#write());
 
   async #write(): Promise<void> {
     clearTimeout(this.#timer);
