@@ -62,7 +62,7 @@ export async function enqueueRecords(queue: Queue, queueName: string, n: number,
 
 async function countLeft(env: Env, queueName: string): Promise<number> {
   const [r] = await env.sql.unsafe(
-    `select count(*)::int as n from ${env.s}.jobs where queue = $1 and status in ('queued', 'running')`,
+    `select count(*)::int as n from ${env.s}.jobs where queue = $1 and status in ('pending', 'queued', 'running')`,
     [queueName],
   );
   return r!.n;
@@ -116,6 +116,8 @@ export interface StormOptions {
   timing: Pick<FaultWorkerConfig, "heartbeatIntervalMs" | "staleAfterMs" | "reaperIntervalMs" | "pollIntervalMs">;
   drainTimeoutMs: number;
   log?: (line: string) => void;
+  /** Enqueues the work and returns the job ids. @default `jobs` independent `record` jobs */
+  enqueue?: () => Promise<string[]>;
 }
 
 /**
@@ -134,7 +136,7 @@ export async function runKillStorm(o: StormOptions): Promise<StormResult> {
     Array.from({ length: o.workers }, (_, i) => spawnFaultWorker(config(`storm-${i + 1}`))),
   );
   const generation = slots.map(() => 0);
-  const ids = await enqueueRecords(env.queue, o.queueName, o.jobs, o.handlerMs);
+  const ids = await (o.enqueue ? o.enqueue() : enqueueRecords(env.queue, o.queueName, o.jobs, o.handlerMs));
   log(`enqueued ${ids.length} jobs`);
   const kills: Kill[] = [];
   // the storm: kill a random worker every few seconds until the queue is drained
