@@ -352,6 +352,9 @@ describe("job logs and watch", () => {
       [5, 2, "error", "done", { ok: true }],
     ]);
     expect(await queue.getJobLogs(job.id, { after: 3 })).toHaveLength(2);
+    const withLogs = await queue.getJob(job.id, { logs: true });
+    expect(withLogs!.logs.map((l) => l.message)).toEqual(lines.map((l) => l.message));
+    expect(await queue.getJob(job.id)).not.toHaveProperty("logs");
   });
 
   it("caps lines and bytes per job, and says how many were dropped", async () => {

@@ -147,12 +147,17 @@ export function createQueue(options: QueueOptions): Queue {
       ensureOpen();
       return watchJob(db, idText(id), opts.signal);
     },
-    async getJob(id, opts) {
+    // (one body for getJob's two signatures)
+    getJob: (async (id: JobId, opts?: { tx?: SqlHandle; logs?: boolean }) => {
       ensureOpen();
-      const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
-      const row = await on(tx).jobGet(idText(id));
-      return row ? jobFromRow(row) : null;
-    },
+      const { tx, logs, ...rest } = opts ?? {};
+      checkCallOptions({ tx, ...rest });
+      const text = idText(id);
+      const row = await on(tx).jobGet(text);
+      if (!row) return null;
+      if (!logs) return jobFromRow(row);
+      return { ...jobFromRow(row), logs: (await on(tx).logList(text, 0, 1000)).map(logFromRow) };
+    }) as Queue["getJob"],
     async cancel(id, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };

@@ -177,8 +177,9 @@ export interface Queue {
    * connection of its own while it runs.
    */
   watch(id: JobId, options?: { signal?: AbortSignal }): AsyncIterableIterator<JobEvent>;
-  /** The job, or null when there is no such job. */
-  getJob<P = unknown, R = unknown>(id: JobId, options?: { tx?: SqlHandle }): Promise<Job<P, R> | null>;
+  /** The job, or null when there is no such job; with `logs: true`, also the lines its handlers logged (the first 1,000). */
+  getJob<P = unknown, R = unknown>(id: JobId, options: { tx?: SqlHandle; logs: true }): Promise<(Job<P, R> & { logs: JobLogLine[] }) | null>;
+  getJob<P = unknown, R = unknown>(id: JobId, options?: { tx?: SqlHandle; logs?: boolean }): Promise<Job<P, R> | null>;
   /**
    * Cancels a job. A queued job is cancelled at once; a running one is asked to
    * stop (its handler's signal aborts) and ends as cancelled. Throws NOT_FOUND,
