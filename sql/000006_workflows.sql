@@ -31,6 +31,7 @@ alter table :PGPULSE_SCHEMA.jobs add column has_children boolean not null defaul
 alter table :PGPULSE_SCHEMA.jobs add column batch_id bigint;
 -- Someone follows this job: its changes are announced (see job_watched()).
 alter table :PGPULSE_SCHEMA.jobs add column watched boolean not null default false;
+alter table :PGPULSE_SCHEMA.jobs add column meta jsonb;
 
 create index jobs_batch_idx on :PGPULSE_SCHEMA.jobs (batch_id) where batch_id is not null;
 
@@ -285,7 +286,7 @@ begin
 
   insert into :PGPULSE_SCHEMA.jobs as j
     (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at,
-     status, parents_left, has_children, batch_id)
+     status, parents_left, has_children, batch_id, meta)
   select
     ids[s.o],
     coalesce(s.v->>'queue', 'default'),
@@ -301,7 +302,8 @@ begin
     (case when jsonb_array_length(coalesce(s.v->'parents', '[]')) > 0 then 'pending' else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
     nullif((select count(distinct p.v->>0) from jsonb_array_elements(coalesce(s.v->'parents', '[]')) p(v)), 0),
     k.idx is not null,
-    case when (s.v->>'in_batch')::boolean then new_batch end
+    case when (s.v->>'in_batch')::boolean then new_batch end,
+    s.v->'meta'
   from jsonb_array_elements(specs) with ordinality as s(v, o)
   left join (select distinct (p.v->>0)::integer as idx
                from jsonb_array_elements(specs) c(v), jsonb_array_elements(coalesce(c.v->'parents', '[]')) p(v)) k
@@ -398,5 +400,145 @@ begin
      from :PGPULSE_SCHEMA.jobs j
     where j.id in (select (x.v->>0)::bigint from jsonb_array_elements(lines) x(v)) and j.watched;
   return kept;
+end;
+$$;
+
+-- insert_specs() as version 1 has it, storing the spec's meta too (enqueue_many() calls it).
+create or replace function :PGPULSE_SCHEMA.insert_specs(specs jsonb, ords integer[], ids bigint[], t timestamptz)
+returns table (id bigint, queue text, run_at timestamptz)
+language plpgsql volatile as $$
+#variable_conflict use_column
+begin
+  return query
+  insert into :PGPULSE_SCHEMA.jobs as j
+    (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, key, group_key, created_at, meta)
+  select
+    ids[s.o],
+    coalesce(s.v->>'queue', 'default'),
+    s.v->>'task',
+    coalesce(s.v->'payload', '{}'::jsonb),
+    coalesce((s.v->>'priority')::integer, 0),
+    coalesce((s.v->>'run_at')::timestamptz,
+             t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond'),
+    coalesce((s.v->>'max_attempts')::integer, 10),
+    (s.v->>'timeout_ms')::integer,
+    s.v->>'key',
+    s.v->>'group',
+    t,
+    s.v->'meta'
+  from jsonb_array_elements(specs) with ordinality as s(v, o)
+  where s.o = any(ords)
+  order by s.o
+  on conflict (key) where key is not null and status in ('queued', 'running') do nothing
+  returning j.id, j.queue, j.run_at;
+end;
+$$;
+
+-- claim_json() as version 5 has it, with one more element per job: its meta
+-- (null for most jobs). A worker of version 5 reads the first twelve and
+-- ignores the thirteenth.
+create or replace function :PGPULSE_SCHEMA.claim_json(
+  queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
+  ahead integer default 0
+) returns table (jobs json, wake_ms bigint)
+language plpgsql volatile as $$
+#variable_conflict use_column
+declare
+  t timestamptz := coalesce(now_, now());
+  tasks text[] := array(select jsonb_array_elements_text(task_names));
+  qname text;
+  cfg :PGPULSE_SCHEMA.queues;
+  got integer := 0;
+  want integer;
+  starting integer;
+  stage integer;
+  tids tid[];
+  slice tid[];
+  found_jobs json[] := '{}';
+  part json[];
+  wake bigint;
+  part_wake bigint;
+begin
+  -- The lease, checked without a lock, as claim() does: a reaped worker claims nothing.
+  perform 1 from :PGPULSE_SCHEMA.workers w where w.id = worker;
+  if not found then
+    return query select null::json, null::bigint;
+    return;
+  end if;
+
+  for qname in select jsonb_array_elements_text(queue_names) loop
+    exit when got >= n;
+    want := n - got;
+    select * into cfg from :PGPULSE_SCHEMA.queues q where q.name = qname;
+    if found and cfg.paused then
+      continue;
+    end if;
+
+    if not found or (cfg.concurrency is null and cfg.group_concurrency is null and cfg.rate_max is null) then
+      -- array(...) keeps the subquery's order: claim order.
+      tids := array(
+        select j.ctid from :PGPULSE_SCHEMA.jobs j
+         where j.status = 'queued' and j.queue = qname and j.run_at <= t and j.task = any(tasks)
+         order by j.priority desc, j.run_at, j.id
+         limit want
+         for update skip locked);
+      continue when cardinality(tids) = 0;
+      -- The rows are locked by this transaction, so their addresses hold until
+      -- it ends. The first of them (in claim order) start now (stage 0); the
+      -- rest wait in the worker with started_at null (stage 1). One statement
+      -- per stage, each finding its rows by address: one that compared every
+      -- row with the list of those starting would grow with the square of the
+      -- claim.
+      starting := greatest(0, least(cardinality(tids), n - ahead - got));
+      for stage in 0..1 loop
+        slice := case when stage = 0 then tids[1:starting] else tids[starting + 1:] end;
+        continue when cardinality(slice) = 0;
+        with u as (
+          update :PGPULSE_SCHEMA.jobs j set
+            status = 'running', attempts = j.attempts + 1, worker_id = worker, progress = 0,
+            started_at = case when stage = 0 then t end
+          where j.ctid = any(slice)
+          returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
+            j.key, j.created_at, j.run_at, j.meta
+        )
+        select coalesce(array_agg(json_build_array(u.id::text, u.task, u.queue, u.payload, u.priority, u.attempts,
+                 u.max_attempts, u.timeout_ms, u.key, extract(epoch from u.created_at) * 1000,
+                 extract(epoch from u.run_at) * 1000,
+                 case when stage = 1 then extract(epoch from t) * 1000 end, u.meta)), '{}')
+          into part from u;
+        found_jobs := found_jobs || part;
+        got := got + cardinality(part);
+      end loop;
+      continue;
+    end if;
+
+    continue when n - ahead - got <= 0;
+    select coalesce(array_agg(json_build_array(c.id::text, c.task, c.queue, c.payload, c.priority, c.attempts,
+             c.max_attempts, c.timeout_ms, c.key, extract(epoch from c.created_at) * 1000,
+             extract(epoch from c.run_at) * 1000, c.waiting_since_ms, m.meta)) filter (where c.id is not null), '{}'),
+           max(c.wake_ms)
+      into part, part_wake
+      from :PGPULSE_SCHEMA.claim(jsonb_build_array(qname), task_names, n - ahead - got, worker, t, 0) c
+      -- claim() (version 3) does not return meta: read it by id, rows this transaction just locked
+      left join :PGPULSE_SCHEMA.jobs m on m.id = c.id;
+    found_jobs := found_jobs || part;
+    got := got + cardinality(part);
+    wake := least(wake, part_wake);
+  end loop;
+
+  if got > 0 then
+    -- Jobs were claimed: the lease must hold until this commits (claim() says why).
+    perform 1 from :PGPULSE_SCHEMA.workers w where w.id = worker for key share;
+    if not found then
+      raise exception 'pgpulse: worker % lost its lease while claiming; the claim is undone', worker
+        using errcode = '55000';
+    end if;
+    -- A claim lost in a database crash leaves its jobs queued, to be claimed
+    -- again: it need not wait for its commit to reach disk.
+    perform set_config('synchronous_commit', 'off', true);
+  end if;
+
+  return query select case when got > 0 then array_to_json(found_jobs) end,
+    case when got < n then wake end;
 end;
 $$;

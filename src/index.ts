@@ -5,8 +5,8 @@
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
 export type {
-  Batch, BatchCallbacks, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent, JobGraph, JobLogLine, JobSpec, ListJobsFilter,
-  ParentFailureMode, Queue, QueueOptions,
+  Batch, BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent, JobGraph, JobLogLine, JobSpec, ListJobsFilter,
+  ParentFailureMode, Queue, QueueMiddleware, QueueOptions,
 } from "./producer/types.ts";
 export { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "./producer/flows.ts";
 export { JOB_CHANNEL } from "./producer/watch.ts";
@@ -32,7 +32,7 @@ export type { MigrateOptions, MigrateResult } from "./schema/migrate.ts";
 export { migrationSql, type MigrationSqlOptions } from "./schema/migrate.ts";
 export { defineTask } from "./shared/task.ts";
 export type { PayloadOf, TaskDefinition, TaskHandler, TaskMap, TaskSettings } from "./shared/task.ts";
-export type { ClaimedJob, JobContext, JobLog, ParentJob } from "./worker/context.ts";
+export type { ClaimedJob, JobContext, JobLog, ParentJob, WorkerMiddleware } from "./worker/context.ts";
 export { backoffDelay, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT } from "./worker/backoff.ts";
 export type { BackoffOptions } from "./worker/backoff.ts";
 export { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "./shared/errors.ts";

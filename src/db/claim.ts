@@ -55,8 +55,8 @@ export function claimOps(c: DbContext, text: string) {
   };
 }
 
-/** A claimed job as claim_json() encodes it: [id, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_ms, run_ms, waiting_since_ms]. */
-type JobTuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null];
+/** A claimed job as claim_json() encodes it: [id, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_ms, run_ms, waiting_since_ms, meta]. */
+type JobTuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null, Record<string, string> | null];
 
 async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
   const [row] = await run(c, text, [
@@ -81,9 +81,12 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
   );
   const unstarted = new Map<string, number>();
   const replyAt = performance.now();
-  const jobs: ClaimedJob[] = tuples.map(([id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs]) => {
+  const jobs: ClaimedJob[] = tuples.map(([id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs, meta]) => {
     if (waitingSinceMs !== null) unstarted.set(id, waitingSinceMs - replyAt);
-    return { id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdAt: new Date(createdMs), runAt: new Date(runMs) };
+    return {
+      id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdAt: new Date(createdMs), runAt: new Date(runMs),
+      meta: meta ?? null,
+    };
   });
   return { jobs, wakeMs, unstarted };
 }

@@ -13,12 +13,12 @@ export function jobsSql(q: string) {
     insertPlain: `
       with t as (select now() as now),
       ins as (
-        insert into ${q}.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at)
+        insert into ${q}.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at, meta)
         select coalesce(s.queue, 'default'), s.task, coalesce(s.payload, '{}'), coalesce(s.priority, 0),
           coalesce(s.run_at, t.now + coalesce(s.delay_ms, 0) * interval '1 millisecond'),
-          coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now
+          coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now, s.meta
         from jsonb_to_recordset($1::text::jsonb) as s(task text, payload jsonb, queue text, priority integer,
-          run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text), t
+          run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text, meta jsonb), t
         returning id, queue, run_at
       ),
       note as (

@@ -61,8 +61,16 @@ export const enqueueOptionsSchema = v.pipe(
       throttleMs: v.optional(int("throttleMs", 1, INT4_MAX)),
       debounceMs: v.optional(int("debounceMs", 0, INT4_MAX)),
       group: v.optional(v.pipe(v.string("group must be a string"), v.minLength(1, "group must not be empty"), v.maxLength(256, "group is longer than 256 characters"), storable("group"))),
+      meta: v.optional(
+        v.pipe(
+          v.record(v.pipe(v.string(), v.maxLength(128, "a meta key is longer than 128 characters"), storable("a meta key")),
+            v.pipe(v.string("meta values must be strings"), storable("a meta value")), "meta must be an object of strings"),
+          v.check((m) => Object.keys(m).length <= 32, "meta takes at most 32 entries"),
+          v.check((m) => JSON.stringify(m).length <= 4096, "meta is longer than 4096 characters of JSON"),
+        ),
+      ),
     },
-    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key, throttleMs, debounceMs and group (and tx, beside them)",
+    "unknown option; the options are queue, priority, runAt, delayMs, maxAttempts, timeoutMs, key, throttleMs, debounceMs, group and meta (and tx, beside them)",
   ),
   v.check((o) => !(o.runAt !== undefined && o.delayMs !== undefined), "give runAt or delayMs, not both"),
   v.check((o) => (o.throttleMs === undefined && o.debounceMs === undefined) || o.key !== undefined, "throttleMs and debounceMs need a key"),

@@ -11,7 +11,10 @@ import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { scheduleFromRow, upsertSchedule } from "./schedules.ts";
 import { type PreparedSpec, specChecker } from "./spec.ts";
 import { listQueues, listWorkers } from "./status.ts";
-import type { EnqueueOptions, FlowJobSpec, JobGraph, Queue, QueueOptions } from "./types.ts";
+import type {
+  BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJobSpec, JobGraph, JobSpec, Queue, QueueMiddleware, QueueOptions,
+} from "./types.ts";
+import { runWith } from "../shared/middleware.ts";
 import { logFromRow, watchJob } from "./watch.ts";
 
 export { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
@@ -35,6 +38,25 @@ export function createQueue(options: QueueOptions): Queue {
   }
 
   const toSpec = specChecker(maxPayloadBytes);
+  const middleware: QueueMiddleware[] = [...checkMiddleware(options.middleware)];
+
+  /**
+   * Runs an enqueue call through the middleware: `write` gets the specs as the
+   * middleware left them. Without middleware the caller's array goes straight
+   * through, uncopied. The jobs come from `write`, whatever middleware returns.
+   */
+  async function wrapped<J extends EnqueuedJob>(
+    op: EnqueueCall["op"], specs: readonly JobSpec[], tx: SqlHandle | undefined, write: (specs: JobSpec[]) => Promise<J[]>,
+  ): Promise<J[]> {
+    if (middleware.length === 0) return write(specs as JobSpec[]);
+    let jobs: J[] | undefined;
+    const call: EnqueueCall = { op, specs: copies(specs), tx };
+    // each next() resolves with the jobs written, whatever an inner middleware returns
+    await runWith(middleware.map((mw) => (c: EnqueueCall, next: () => Promise<EnqueuedJob[]>) => mw(c, next).then(() => jobs!)), call,
+      async () => (jobs = await write(call.specs)));
+    if (!jobs) throw new PgPulseError("INVALID_STATE", "a queue middleware returned without calling next()");
+    return jobs;
+  }
 
   async function insert(specs: PreparedSpec[], tx: SqlHandle | undefined): Promise<EnqueuedJob[]> {
     const body = `[${specs.map((s) => s.text).join(",")}]`;
@@ -50,7 +72,8 @@ export function createQueue(options: QueueOptions): Queue {
       runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? 0)),
       attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
       key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
-      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId: null, deduplicated: false,
+      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId: null, meta: opts.meta ?? null,
+      deduplicated: false,
     }));
   }
 
@@ -58,12 +81,16 @@ export function createQueue(options: QueueOptions): Queue {
     sql,
     db,
     schema,
+    use(mw: QueueMiddleware) {
+      if (typeof mw !== "function") throw new PgPulseError("INVALID_INPUT", "use() takes a middleware function (call, next) => ...");
+      middleware.push(mw);
+      return queue;
+    },
     async enqueue(task: string | TaskDefinition<any, any>, payload?: unknown, opts: EnqueueOptions = {}) {
       ensureOpen();
       const { tx, ...rest } = checkCallOptions(opts) as EnqueueOptions;
-      const spec = await toSpec({ task, payload, ...rest }, "");
-      const [job] = await insert([spec], tx);
-      return job!;
+      const jobs = await wrapped("enqueue", [{ task, payload, ...rest }], tx, async (specs) => insert([await toSpec(specs[0]!, "")], tx));
+      return jobs[0]!;
     },
     async enqueueMany(specs, opts) {
       ensureOpen();
@@ -77,20 +104,25 @@ export function createQueue(options: QueueOptions): Queue {
         throw new PgPulseError("INVALID_INPUT", "enqueueMany takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
       }
       if (specs.length === 0) return [];
-      const prepared = [];
-      for (const [i, spec] of specs.entries()) {
-        if (spec === null || typeof spec !== "object") {
-          throw new PgPulseError("INVALID_INPUT", `[${i}] is not a job spec object`, { details: [{ path: `[${i}]`, message: "not an object" }] });
+      return wrapped("enqueueMany", specs, tx, async (checked) => {
+        const prepared = [];
+        for (const [i, spec] of checked.entries()) {
+          if (spec === null || typeof spec !== "object") {
+            throw new PgPulseError("INVALID_INPUT", `[${i}] is not a job spec object`, { details: [{ path: `[${i}]`, message: "not an object" }] });
+          }
+          const one = toSpec(spec, `[${i}].`);
+          prepared.push(one instanceof Promise ? await one : one);
         }
-        const one = toSpec(spec, `[${i}].`);
-        prepared.push(one instanceof Promise ? await one : one);
-      }
-      return insert(prepared, tx);
+        return insert(prepared, tx);
+      });
     },
     async enqueueFlow(specs, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
-      return (await insertFlow(on(tx), specs as readonly FlowJobSpec[], toSpec, null, () => false)).jobs;
+      if (!Array.isArray(specs)) {
+        throw new PgPulseError("INVALID_INPUT", "enqueueFlow takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
+      }
+      return wrapped("enqueueFlow", specs, tx, async (checked) => (await insertFlow(on(tx), checked as FlowJobSpec[], toSpec, null, () => false)).jobs);
     },
     async enqueueBatch(specs, opts = {}) {
       ensureOpen();
@@ -107,7 +139,16 @@ export function createQueue(options: QueueOptions): Queue {
           details: [{ path: `callbacks.${unknown[0]}`, message: "unknown callback" }],
         });
       }
-      return insertBatch(on(tx), specs as readonly FlowJobSpec[], callbacks ?? {}, toSpec);
+      if (middleware.length === 0) return insertBatch(on(tx), specs as readonly FlowJobSpec[], callbacks ?? {}, toSpec);
+      let batch: EnqueuedBatch | undefined;
+      const call: EnqueueCall = { op: "enqueueBatch", specs: copies(specs), callbacks: { ...copyCallbacks(callbacks) }, tx };
+      const jobs = () => (batch ? [...batch.jobs, ...Object.values(batch.callbacks)] : undefined!);
+      await runWith(middleware.map((mw) => (c: EnqueueCall, next: () => Promise<EnqueuedJob[]>) => mw(c, next).then(jobs)), call, async () => {
+        batch = await insertBatch(on(tx), call.specs as FlowJobSpec[], call.callbacks ?? {}, toSpec);
+        return jobs();
+      });
+      if (!batch) throw new PgPulseError("INVALID_STATE", "a queue middleware returned without calling next()");
+      return batch;
     },
     async getBatch(id, opts) {
       ensureOpen();
@@ -253,6 +294,24 @@ export function createQueue(options: QueueOptions): Queue {
     },
   };
   return queue;
+}
+
+function copies(specs: readonly JobSpec[]): JobSpec[] {
+  return specs.map((spec) => (spec !== null && typeof spec === "object" ? { ...spec, ...(spec.meta ? { meta: { ...spec.meta } } : {}) } : spec));
+}
+
+function copyCallbacks(callbacks: BatchCallbacks | undefined): BatchCallbacks {
+  return Object.fromEntries(Object.entries(callbacks ?? {}).map(([k, spec]) => [k, copies([spec as JobSpec])[0]]));
+}
+
+function checkMiddleware(list: unknown): QueueMiddleware[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || list.some((m) => typeof m !== "function")) {
+    throw new PgPulseError("INVALID_INPUT", "middleware must be an array of functions (call, next) => ...", {
+      details: [{ path: "middleware", message: "not an array of functions" }],
+    });
+  }
+  return list as QueueMiddleware[];
 }
 
 /** Checks a job id and returns its decimal text. */

@@ -71,6 +71,7 @@ export function specChecker(maxPayloadBytes: number): (spec: JobSpec, path: stri
       timeout_ms: opts.timeoutMs,
       key: opts.key,
       group: opts.group,
+      meta: opts.meta,
       throttle_ms: opts.throttleMs,
       debounce_ms: opts.debounceMs,
       ...(opts.debounceMs !== undefined ? { delay_ms: opts.debounceMs } : {}),

@@ -23,6 +23,8 @@ export interface QueueOptions {
   pooler?: Pooler;
   /** Most connections the queue's own pool opens (not used when you pass your `sql`). @default 10 */
   poolSize?: number;
+  /** Middleware around every enqueue call, in order (see `queue.use`). */
+  middleware?: QueueMiddleware[];
 }
 
 export interface EnqueueOptions {
@@ -49,6 +51,11 @@ export interface EnqueueOptions {
   debounceMs?: number;
   /** Group (a tenant id, say) for the queue's per-group concurrency limit. */
   group?: string;
+  /**
+   * String pairs stored with the job and handed to each run (`ctx.job.meta`): a trace
+   * context, a request id. At most 32 entries, 4096 characters of JSON.
+   */
+  meta?: Record<string, string>;
   /** Enqueue inside your transaction: the job commits or rolls back with your writes. */
   tx?: SqlHandle;
 }
@@ -145,6 +152,28 @@ export interface JobEvent {
   logs: JobLogLine[];
 }
 
+/** One enqueue call as queue middleware sees it (`queue.use`). */
+export interface EnqueueCall {
+  op: "enqueue" | "enqueueMany" | "enqueueFlow" | "enqueueBatch";
+  /**
+   * The specs as given (copies: changing one does not change the caller's object),
+   * checked after the middleware ran, so middleware may add or change options
+   * (`meta`, say). For enqueueFlow they are flow specs; for enqueueBatch, the batch's jobs.
+   */
+  specs: JobSpec[];
+  /** enqueueBatch's callbacks, as given (copies). */
+  callbacks?: BatchCallbacks;
+  tx: SqlHandle | undefined;
+}
+
+/**
+ * Wraps each enqueue call (`queue.use(mw)` or the `middleware` option): `next()` checks
+ * and writes the jobs and resolves with them (for enqueueBatch, its jobs then its
+ * callbacks), whatever inner middleware return. A throw refuses the call; nothing is
+ * written unless next() ran. What it returns is not used: the call's result is the jobs.
+ */
+export type QueueMiddleware = (call: EnqueueCall, next: () => Promise<EnqueuedJob[]>) => Promise<unknown>;
+
 export interface Queue {
   /** Adds one job. Validates everything first: bad input throws a PgPulseError and writes nothing. */
   enqueue<D extends TaskDefinition<any, any>>(
@@ -153,6 +182,8 @@ export interface Queue {
     options?: EnqueueOptions,
   ): Promise<EnqueuedJob>;
   enqueue<P = unknown>(task: string, payload?: P, options?: EnqueueOptions): Promise<EnqueuedJob<P>>;
+  /** Adds middleware around every enqueue call, after those added before; returns the queue. */
+  use(middleware: QueueMiddleware): Queue;
   /** Adds many jobs in one statement, all or none; results are in input order. */
   enqueueMany(specs: readonly JobSpec[], options?: { tx?: SqlHandle }): Promise<EnqueuedJob[]>;
   /**

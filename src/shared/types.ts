@@ -56,6 +56,8 @@ export interface Job<Payload = unknown, Result = unknown> {
   finishedAt: Date | null;
   /** The batch the job belongs to (enqueueBatch), or null. */
   batchId: string | null;
+  /** String pairs given at enqueue (`meta`), or null. */
+  meta: Record<string, string> | null;
 }
 
 /** What `enqueue` returns: the job, and whether a live job with the same key was returned instead. */
@@ -85,6 +87,7 @@ export interface JobRow {
   started_at: Date | null;
   finished_at: Date | null;
   batch_id?: string | null;
+  meta?: Record<string, string> | null;
 }
 
 export function jobFromRow<P = unknown, R = unknown>(row: JobRow): Job<P, R> {
@@ -109,6 +112,7 @@ export function jobFromRow<P = unknown, R = unknown>(row: JobRow): Job<P, R> {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     batchId: row.batch_id == null ? null : String(row.batch_id),
+    meta: row.meta ?? null,
   };
 }
 
@@ -126,4 +130,6 @@ export interface ClaimedJob {
   key: string | null;
   createdAt: Date;
   runAt: Date;
+  /** String pairs given at enqueue (`meta`), or null. */
+  meta: Record<string, string> | null;
 }

@@ -30,6 +30,14 @@ export interface JobContext {
   workerId: string;
 }
 
+/**
+ * Wraps each run of a handler (`worker.use(mw)` or the `middleware` option): gets
+ * the run's context and `next`, which runs the rest of the chain and the handler
+ * and resolves with its result. What it throws or returns counts as the
+ * handler's: a throw is retried by the same rules, a value is the result.
+ */
+export type WorkerMiddleware = (ctx: JobContext, next: () => Promise<unknown>) => Promise<unknown>;
+
 export interface JobLog {
   (message: string, fields?: Record<string, unknown>): void;
   debug(message: string, fields?: Record<string, unknown>): void;

@@ -6,6 +6,7 @@ import type { Logger, LogLevel } from "../shared/logger.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
 import type { ScheduleSpec } from "../producer/schedules.ts";
 import type { TaskMap } from "../shared/task.ts";
+import type { WorkerMiddleware } from "./context.ts";
 
 export const CONCURRENCY_DEFAULT = 10;
 export const POLL_INTERVAL_MS_DEFAULT = 2000;
@@ -93,6 +94,8 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** A Logger, or the level for the default console logger. @default "info" */
   logger?: Logger | LogLevel;
+  /** Middleware around every run of a handler, in order (see `worker.use`). */
+  middleware?: WorkerMiddleware[];
   /**
    * Recurring jobs this worker declares (stored in the schedules table at start;
    * every worker enqueues due ticks of every schedule, each tick exactly once).
@@ -171,6 +174,7 @@ const workerOptionsSchema = v.pipe(
       ]),
     ),
     meta: v.optional(v.record(v.string(), v.unknown())),
+    middleware: v.optional(v.array(v.custom<WorkerMiddleware>((x) => typeof x === "function", "each middleware must be a function (ctx, next) => ..."))),
     schedules: v.optional(v.array(v.custom<ScheduleSpec>((x) => typeof x === "object" && x !== null, "each schedule must be an object"))),
     scheduleIntervalMs: ms("scheduleIntervalMs", 10),
     retention: v.optional(

@@ -18,6 +18,7 @@ import { Listener } from "./listener.ts";
 import * as d from "./options.ts";
 import { ProgressWriter } from "./progress.ts";
 import { LogWriter } from "./logs.ts";
+import type { WorkerMiddleware } from "./context.ts";
 import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
 import { JobRunner } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
@@ -37,6 +38,8 @@ export interface PartsContext {
   events: Emitter<WorkerEvents>;
   stats: WorkerStats;
   fail: (during: string) => (error: unknown) => void;
+  /** The worker's middleware, in order; the same array `use()` adds to. */
+  middleware: readonly WorkerMiddleware[];
   /** A slot came free: wakes whoever waits for one (runAvailable, a graceful stop). */
   slotFreed(): void;
   /** Whether claims may run now (the worker runs and holds its lease). */
@@ -88,6 +91,7 @@ export function buildParts(w: PartsContext): Parts {
   const runner: JobRunner = new JobRunner({
     workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, logs, clock,
     parents: async (jobId) => (await db.flowParents(jobId, 100_000)).map(({ id, task, status, result }) => ({ id: String(id), task, status, result })),
+    middleware: w.middleware,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     onSlotFree() {

@@ -1,7 +1,8 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import type { ClaimedJob, JobContext, JobLog, ParentJob } from "./context.ts";
+import type { ClaimedJob, JobContext, JobLog, ParentJob, WorkerMiddleware } from "./context.ts";
+import { runWith } from "../shared/middleware.ts";
 import { errorRecord, errorText } from "../shared/error-record.ts";
 import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
 import type { Emitter } from "../shared/events.ts";
@@ -32,6 +33,8 @@ export interface JobRunnerDeps {
   logs: LogWriter;
   /** A job's parents in a flow (ctx.parents). */
   parents(jobId: string): Promise<ParentJob[]>;
+  /** Wraps each run, in order (`worker.use`); read at each run, so what is added later applies to later runs. */
+  middleware?: readonly WorkerMiddleware[];
   backoff?: BackoffOptions;
   timeoutMs?: number;
   /** Timers and wall time (timeouts, how long a job claimed ahead has waited). @default the system clock */
@@ -226,16 +229,18 @@ export class JobRunner {
 
   async #execute(entry: Active, task: ResolvedTask, ctx: JobContext) {
     try {
-      let payload = entry.job.payload;
-      if (task.schema) {
-        const checked = await v.safeParseAsync(task.schema, payload);
-        if (!checked.success) {
-          const what = checked.issues.map((i) => `${v.getDotPath(i) ?? "payload"}: ${i.message}`).join("; ");
-          throw new PermanentError(`payload does not match the task's schema: ${what}`);
+      const result = await runWith(this.deps.middleware ?? [], ctx, async () => {
+        let payload = entry.job.payload;
+        if (task.schema) {
+          const checked = await v.safeParseAsync(task.schema, payload);
+          if (!checked.success) {
+            const what = checked.issues.map((i) => `${v.getDotPath(i) ?? "payload"}: ${i.message}`).join("; ");
+            throw new PermanentError(`payload does not match the task's schema: ${what}`);
+          }
+          payload = checked.output;
         }
-        payload = checked.output;
-      }
-      const result = await task.handler(payload, ctx);
+        return task.handler(payload, ctx);
+      });
       if (entry.settled) return;
       let stored: unknown = null;
       if (result !== undefined) {

@@ -1,3 +1,4 @@
+import type { WorkerMiddleware } from "./context.ts";
 // The public contract of a worker: its methods, events and summaries.
 import type { ClaimedJob } from "./context.ts";
 import type { ErrorRecord } from "./finisher.ts";
@@ -54,6 +55,11 @@ export interface Worker {
    * rest back to the queue (attempt not counted), and removes the worker row.
    */
   stop(options?: { gracefulStopMs?: number }): Promise<void>;
+  /**
+   * Adds middleware around every run of a handler, after those added before (the
+   * first is the outermost). Applies to runs that start after the call. Returns the worker.
+   */
+  use(middleware: WorkerMiddleware): Worker;
   on<E extends keyof WorkerEvents>(event: E, handler: (payload: WorkerEvents[E]) => void): () => void;
   /** Resolves with the next `event` matching `predicate`; rejects when `signal` aborts. */
   waitFor<E extends keyof WorkerEvents>(

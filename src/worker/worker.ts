@@ -7,6 +7,7 @@ import { errorText } from "../shared/error-record.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { Emitter } from "../shared/events.ts";
 import { consoleLogger, type Logger } from "../shared/logger.ts";
+import type { WorkerMiddleware } from "./context.ts";
 import { retryTransient } from "../shared/retry.ts";
 import { resolveTasks } from "../shared/task.ts";
 import { within } from "../shared/timing.ts";
@@ -72,6 +73,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     logger.error(`an event handler for ${String(event)} threw`, { error: String(error) }),
   );
   const stats: WorkerStats = { completed: 0, failed: 0, retried: 0, cancelled: 0, released: 0, snoozed: 0 };
+  const middleware: WorkerMiddleware[] = [...(opts.middleware ?? [])];
 
   let state: State = "new";
   let mode: Mode = "listen";
@@ -89,7 +91,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
 
   const build = () =>
     buildParts({
-      opts, id, schema, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail,
+      opts, id, schema, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail, middleware,
       slotFreed: () => slotWaiters.forEach((wake) => wake()),
       claimsOpen: (lease) => state === "running" && !lease.reregistering,
       driven: () => mode === "available",
@@ -249,11 +251,16 @@ export function createWorker(options: d.WorkerOptions): Worker {
     throw new PgPulseError("INVALID_STATE", `worker ${id} is not running`);
   }
 
-  return {
+  const worker: Worker = {
     id,
     start,
     stop,
     runAvailable,
+    use(mw: WorkerMiddleware) {
+      if (typeof mw !== "function") throw new PgPulseError("INVALID_INPUT", "use() takes a middleware function (ctx, next) => ...");
+      middleware.push(mw);
+      return worker;
+    },
     on: (event, handler) => events.on(event, handler),
     waitFor: (event, predicate, signal) => events.waitFor(event, predicate, signal),
     sweep: () => (state === "running" ? parts!.claimer.request("sweep") : Promise.resolve(0)),
@@ -274,4 +281,5 @@ export function createWorker(options: d.WorkerOptions): Worker {
     },
     [Symbol.asyncDispose]: () => stop(),
   };
+  return worker;
 }

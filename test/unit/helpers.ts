@@ -18,6 +18,7 @@ export function job(id: string | number, over: Partial<ClaimedJob> = {}): Claime
     maxAttempts: 3,
     timeoutMs: null,
     key: null,
+    meta: null,
     createdAt: new Date(Date.UTC(2024, 0, 1)),
     runAt: new Date(Date.UTC(2024, 0, 1)),
     ...over,
