@@ -13,7 +13,18 @@ export type Connection = string | postgres.Sql;
 export type Pooler = "transaction";
 
 /** Any postgres.js handle that can run a query: a pool, or a transaction. */
-export type SqlHandle = postgres.Sql | postgres.TransactionSql;
+export type SqlHandle = postgres.Sql | postgres.TransactionSql | ForeignTx;
+
+/**
+ * Another driver's transaction, as pgpulse's adapters wrap it (`pgpulse/pg`,
+ * `pgpulse/kysely`, `pgpulse/drizzle`): runs one statement with `$n`
+ * parameters and resolves with its rows, typed as node-postgres and postgres.js
+ * both return them (int8 as text, timestamptz as Date, json parsed).
+ */
+export interface ForeignTx {
+  readonly foreign: true;
+  unsafe(text: string, params?: readonly unknown[], options?: { prepare?: boolean }): Promise<Record<string, unknown>[]>;
+}
 
 /**
  * Settings for the pools pgpulse opens itself.

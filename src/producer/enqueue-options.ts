@@ -107,15 +107,19 @@ export const taskSettingsSchema = v.object({
   ),
 });
 
-/** Checks that an options argument, if given, is an object, and its tx a postgres.js handle. */
+/** Checks that an options argument, if given, is an object, and its tx a postgres.js handle or a wrapped one. */
 export function checkCallOptions(options: unknown): { tx?: unknown } {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object") {
     throw new PgPulseError("INVALID_INPUT", "options must be an object", { details: [{ path: "options", message: "not an object" }] });
   }
   const { tx } = options as { tx?: unknown };
-  if (tx !== undefined && typeof tx !== "function") {
-    throw new PgPulseError("INVALID_INPUT", "tx must be a postgres.js sql or transaction", { details: [{ path: "tx", message: "not a postgres.js handle" }] });
+  const foreign = typeof tx === "object" && tx !== null && (tx as { foreign?: unknown }).foreign === true &&
+    typeof (tx as { unsafe?: unknown }).unsafe === "function";
+  if (tx !== undefined && typeof tx !== "function" && !foreign) {
+    throw new PgPulseError("INVALID_INPUT", "tx must be a postgres.js sql or transaction, or another driver's transaction wrapped by pgpulse/pg, pgpulse/kysely or pgpulse/drizzle", {
+      details: [{ path: "tx", message: "not a postgres.js handle or a wrapped transaction" }],
+    });
   }
   return options as { tx?: unknown };
 }
