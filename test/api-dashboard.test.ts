@@ -145,7 +145,7 @@ describe("dashboard pages", () => {
     const cookie = await login(READ);
     const bad = await page("/dashboard/jobs?status=done", cookie);
     expect(bad.status).toBe(400);
-    expect(bad.html).toContain("status must be one of queued, running, completed, failed, cancelled");
+    expect(bad.html).toContain("status must be one of pending, queued, running, completed, failed, cancelled");
     const id = await page("/dashboard/jobs/abc", cookie);
     expect(id.status).toBe(400);
     expect(id.html).toContain("job id must be a positive integer");
