@@ -35,7 +35,7 @@ export const LAYOUT_DEFAULTS: LayoutOptions = {
   nodeHeight: 46,
   layerGap: 72,
   nodeGap: 14,
-  laneGap: 8,
+  laneGap: 14,
   margin: 12,
   sweeps: 8,
 };
