@@ -150,7 +150,7 @@ describe("GET /openapi.json", () => {
     expect(enqueue.properties.payload).toEqual({ description: expect.any(String) });
     const list = doc.paths["/jobs"].get.parameters;
     expect(list.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 1, maximum: 500 });
-    expect(list.find((p: { name: string }) => p.name === "status").schema.enum).toEqual(["queued", "running", "completed", "failed", "cancelled"]);
+    expect(list.find((p: { name: string }) => p.name === "status").schema.enum).toEqual(["pending", "queued", "running", "completed", "failed", "cancelled"]);
     expect(doc.components.schemas.Job.properties.finishedAt).toMatchObject({ type: ["string", "null"], format: "date-time" });
     expect(doc.paths["/healthz"].get.security).toEqual([]);
     expect(doc.paths["/jobs/{id}/cancel"].post.responses["409"]).toBeDefined();

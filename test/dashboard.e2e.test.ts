@@ -4,7 +4,8 @@
  * the app served on 127.0.0.1 by @hono/node-server, a real pgpulse worker in
  * this process. Logs in, sees a job enqueued through the API
  * appear and complete without reloading, retries a failed job, cancels a
- * queued one, and keeps screenshots under test/artifacts/.
+ * queued one, follows a workflow through its drawn graph, logs and batch,
+ * and keeps screenshots under test/artifacts/.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -13,7 +14,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApi } from "../src/api/index.ts";
-import { defineTask, silentLogger } from "../src/index.ts";
+import { defineTask, PermanentError, silentLogger } from "../src/index.ts";
 import { launchChromium } from "./support/browser.ts";
 import { deadline, gate, testDb } from "./support/db.ts";
 
@@ -181,5 +182,144 @@ describe("dashboard in Chromium", () => {
     await page.locator("tr[data-job]").first().waitFor();
     await page.screenshot({ path: `${artifacts}dashboard-jobs.png`, fullPage: true });
     expect(existsSync(`${artifacts}dashboard-overview.png`)).toBe(true);
+  });
+
+  it("follows a workflow: the drawn graph, its links, escaped logs and live updates; screenshots it", async () => {
+    const release = gate();
+    const running = gate();
+    const worker = db.worker({
+      queues: ["e2e-flow"],
+      logIntervalMs: 10,
+      progressIntervalMs: 20,
+      tasks: {
+        "fetch-images": async (_p, ctx) => {
+          ctx.log("listing the bucket", { bucket: "uploads", prefix: "2026/11/" });
+          ctx.log.debug("found 3 images");
+          return { images: 3 };
+        },
+        "resize-thumbnails": async (_p, ctx) => {
+          ctx.log("resizing", { sizes: [64, 128] });
+          ctx.log.warn("<script>window.__xss=3</script> is not an image", { file: "<img src=x onerror=window.__xss=4>" });
+          return "ok";
+        },
+        "resize-previews": async (_p, ctx) => {
+          ctx.log("resizing previews");
+          ctx.progress(60);
+          running.open();
+          await release.promise;
+          ctx.log.error("one preview too large, skipped", { file: "cat.png", bytes: 48_000_000 });
+          return "ok";
+        },
+        "publish-gallery": async (_p, ctx) => void ctx.log("published"),
+        "notify-owner": async () => "sent",
+      },
+    });
+    const jobs = await queue.enqueueFlow([
+      { name: "fetch", task: "fetch-images", queue: "e2e-flow" },
+      { name: "thumbs", task: "resize-thumbnails", queue: "e2e-flow", parents: ["fetch"] },
+      { name: "previews", task: "resize-previews", queue: "e2e-flow", parents: ["fetch"] },
+      { name: "publish", task: "publish-gallery", queue: "e2e-flow", parents: ["thumbs", { name: "previews", onFailure: "run" }] },
+      { name: "notify", task: "notify-owner", queue: "e2e-flow", parents: ["publish", "fetch"], onParentFailure: "cancel" },
+    ]);
+    const id = (name: string) => jobs.find((j) => j.name === name)!.id;
+    await worker.start();
+    await running.promise;
+
+    await page.goto(`${base}/dashboard/jobs/${id("thumbs")}`);
+    await statusBadge("completed").waitFor();
+    const graph = page.locator('[data-testid="workflow"] svg.graph');
+    expect(await graph.locator("a.gnode").count()).toBe(5);
+    expect(await graph.locator("a.gnode.current").getAttribute("data-job")).toBe(id("thumbs"));
+    expect(await graph.locator(".gedge").count()).toBe(6);
+    // one label for the two edges into notify-owner
+    expect((await graph.locator(".glabel").allTextContents()).sort()).toEqual(["cancel", "run"]);
+    // the log line is text, not markup
+    const logs = page.locator('[data-testid="logs"]');
+    await logs.getByText("<script>window.__xss=3</script> is not an image").waitFor();
+    await logs.getByText('{"file":"<img src=x onerror=window.__xss=4>"}').waitFor();
+    expect(await logs.locator("tr.log").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-level")))).toEqual(["info", "warn"]);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+
+    // a node links to its job; the graph there follows the running job to its end without a reload
+    await graph.locator(`a.gnode[data-job="${id("previews")}"]`).click();
+    await page.waitForURL(`**/dashboard/jobs/${id("previews")}`);
+    await statusBadge("running").waitFor();
+    await page.locator(`svg.graph a.gnode.running.current[data-job="${id("previews")}"]`).waitFor();
+    await page.locator('svg.graph .gnode.running .gprogress').waitFor();
+    await page.locator('[data-testid="logs"] tr.log', { hasText: "resizing previews" }).waitFor();
+    await page.screenshot({ path: `${artifacts}dashboard-workflow-job.png`, fullPage: true });
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 3));
+    const notified = worker.waitFor("job:completed", (e) => e.job.id === id("notify"), deadline());
+    release.open();
+    await notified;
+    await statusBadge("completed").waitFor();
+    await page.locator(`svg.graph a.gnode.completed[data-job="${id("notify")}"]`).waitFor();
+    expect(await page.locator("svg.graph a.gnode:not(.completed)").count()).toBe(0);
+    expect(await page.locator("svg.graph .gedge:not(.settled)").count()).toBe(0);
+    await page.locator('[data-testid="logs"] tr.log.error', { hasText: "one preview too large, skipped" }).waitFor();
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(3);
+    expect(existsSync(`${artifacts}dashboard-workflow-job.png`)).toBe(true);
+  });
+
+  it("keeps a scrolled box where it was when the page refreshes itself", async () => {
+    const id = await enqueue({ task: "e2e-long-payload", queue: "e2e-later", delayMs: 600_000, payload: { rows: Array.from({ length: 200 }, (_, i) => ({ i })) } });
+    await page.goto(`${base}/dashboard/jobs/${id}`);
+    const scrolled = await page.locator("#payload").evaluate((e) => {
+      e.scrollTop = 300;
+      document.querySelector("[data-live]")!.setAttribute("data-old", "");
+      return e.scrollTop;
+    });
+    expect(scrolled).toBe(300);
+    await page.locator("[data-live]:not([data-old])").waitFor({ state: "attached" });
+    expect(await page.locator("#payload").evaluate((e) => e.scrollTop)).toBe(300);
+  });
+
+  it("shows a batch's progress and callbacks on its jobs' pages, and lists the parents of a large fan-in", async () => {
+    const hold = gate();
+    const worker = db.worker({
+      queues: ["e2e-batch"],
+      // the four held items leave room for the failure callback
+      concurrency: 8,
+      tasks: {
+        "import-row": async (p: { n: number }) => {
+          if (p.n === 1) throw new PermanentError(`row ${p.n} is malformed`);
+          if (p.n >= 60) await hold.promise;
+          return p.n;
+        },
+        "import-report": async () => "reported",
+        "import-alert": async () => "alerted",
+      },
+    });
+    const batch = await queue.enqueueBatch(
+      Array.from({ length: 64 }, (_, n) => ({ task: "import-row", queue: "e2e-batch", payload: { n } })),
+      { callbacks: { complete: { task: "import-report", queue: "e2e-batch" }, failure: { task: "import-alert", queue: "e2e-batch" } } },
+    );
+    const alerted = worker.waitFor("job:completed", (e) => e.job.id === batch.callbacks.failure!.id, deadline());
+    await worker.start();
+    await alerted;
+
+    await page.goto(`${base}/dashboard/jobs/${batch.jobs[0]!.id}`);
+    const panel = page.locator('[data-testid="batch"]');
+    await panel.locator('[data-testid="batch-state"] .badge.running').waitFor();
+    await panel.locator('[data-testid="batch-ended"]', { hasText: "60 of 64 ended" }).waitFor();
+    expect(await panel.locator('[data-status="failed"] dd').textContent()).toBe("1");
+    await panel.locator(`[data-callback="failure"] a[href$="/jobs/${batch.callbacks.failure!.id}"]`).waitFor();
+    await panel.locator('[data-callback="failure"] .badge.completed').waitFor();
+    // 67 jobs in the graph: the item lists its children (the callbacks) instead of drawing it
+    await page.locator('[data-testid="graph-note"]').waitFor();
+    expect(await page.locator('[data-testid="children"] tr[data-job]').count()).toBe(2);
+    await page.screenshot({ path: `${artifacts}dashboard-batch-job.png`, fullPage: true });
+
+    const reported = worker.waitFor("job:completed", (e) => e.job.id === batch.callbacks.complete!.id, deadline());
+    hold.open();
+    await reported;
+    await panel.locator('[data-testid="batch-state"] .badge.failed').waitFor();
+    await panel.locator('[data-testid="batch-ended"]', { hasText: "64 of 64 ended" }).waitFor();
+    expect(await panel.locator('[role="progressbar"]').getAttribute("aria-valuenow")).toBe("100");
+
+    await page.click(`[data-callback="complete"] a`);
+    await page.locator('[data-testid="parents"] h3', { hasText: "Parents (64)" }).waitFor();
+    expect(await page.locator('[data-testid="parents"] tr[data-job]').count()).toBe(50);
+    await page.locator('[data-testid="parents"]').getByText("and 14 more").waitFor();
   });
 });

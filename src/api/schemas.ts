@@ -3,10 +3,11 @@
 // GET /openapi.json through json-schema.ts, so the docs cannot drift.
 import * as v from "valibot";
 import { int, name, storable, toIssues } from "../producer/enqueue-options.ts";
+import { JOB_STATUSES } from "../shared/types.ts";
 import { ApiError } from "./errors.ts";
 
 const INT4_MAX = 2_147_483_647;
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+const STATUSES = JOB_STATUSES;
 
 
 /** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */

@@ -31,7 +31,25 @@ export function flowsSql(q: string) {
             order by d.parent_id, d.child_id), '[]')
            from ${q}.job_deps d
           where d.parent_id in (select id from nodes) and d.child_id in (select id from nodes)) as edges,
-        (select count(*) from g) > $2 as truncated`,
+        -- counting stops past the limit: the walk does not go through a large graph to say it is large
+        (select count(*) from (select 1 from g limit $2 + 1) x) > $2 as truncated`,
+    // A job's direct parents and children, up to a limit each, how many there are, and
+    // the first parent whose failure ended the job (which blocks retrying it).
+    neighbours: `
+      select
+        (select count(*)::int from ${q}.job_deps d where d.child_id = $1::bigint) as parents,
+        (select count(*)::int from ${q}.job_deps d where d.parent_id = $1::bigint) as children,
+        (select min(d.parent_id)::text from ${q}.job_deps d where d.child_id = $1::bigint and d.state = 'b') as blocked_by,
+        (select coalesce(json_agg(json_build_array(x.side, x.id::text, x.task, x.status, x.mode, x.state)
+            order by x.side desc, x.id), '[]') from (
+          (select 'parent' as side, j.id, j.task, j.status, d.mode, d.state
+             from ${q}.job_deps d join ${q}.jobs j on j.id = d.parent_id
+            where d.child_id = $1::bigint order by d.parent_id limit $2)
+          union all
+          (select 'child', j.id, j.task, j.status, d.mode, d.state
+             from ${q}.job_deps d join ${q}.jobs j on j.id = d.child_id
+            where d.parent_id = $1::bigint order by d.child_id limit $2)
+        ) x) as edges`,
     batch: `
       select b.id, b.size, b.callbacks, b.created_at,
         (select json_object_agg(c.status, c.n) from (
@@ -59,6 +77,14 @@ export interface GraphRow {
   truncated: boolean;
 }
 
+export interface NeighboursRow {
+  parents: number;
+  children: number;
+  blocked_by: string | null;
+  /** [side, id, task, status, mode, state]: parents first, then children, each by id. */
+  edges: ["parent" | "child", string, string, JobRow["status"], string, string][];
+}
+
 export interface BatchRow {
   id: string;
   size: number;
@@ -79,6 +105,11 @@ export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
     async flowGraph(id: string, limit: number): Promise<GraphRow> {
       const [row] = await run(c, t.graph, [id, limit]);
       return row as unknown as GraphRow;
+    },
+    /** A job's direct parents and children (up to `limit` of each) and their counts. */
+    async flowNeighbours(id: string, limit: number): Promise<NeighboursRow> {
+      const [row] = await run(c, t.neighbours, [id, limit]);
+      return row as unknown as NeighboursRow;
     },
     async batchGet(id: string): Promise<BatchRow | null> {
       const [row] = await run(c, t.batch, [id]);

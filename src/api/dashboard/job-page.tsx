@@ -1,19 +1,27 @@
 /** @jsxImportSource hono/jsx */
-// One job: status, progress, actions, facts, payload, result, attempt errors with stacks.
+// One job: status, progress, actions, facts, payload, result, its batch and
+// workflow, attempt errors with stacks, and its log lines.
 import type { Job } from "../../shared/types.ts";
+import { BatchSection } from "./batch.tsx";
 import { Empty, Notice, Progress, StatusBadge } from "./components.tsx";
 import { ago, iso, pretty, utc } from "./format.ts";
+import { WorkflowSection } from "./graph.tsx";
+import type { JobExtras } from "./job-data.ts";
 import { Layout, type PageContext } from "./layout.tsx";
+import { LogsSection } from "./logs.tsx";
 
 const DONE: Record<string, string> = {
-  cancel: "Cancel requested: a queued job is cancelled at once, a running one when its handler stops.",
+  cancel: "Cancel requested: a pending or queued job is cancelled at once, a running one when its handler stops.",
   retry: "The job is queued again.",
 };
 
-export function JobPage(props: { ctx: PageContext; job: Job; done?: string | undefined; error?: string | undefined; now: number }) {
-  const { ctx, job, now } = props;
-  const canCancel = job.status === "queued" || job.status === "running";
-  const canRetry = job.status === "failed" || job.status === "cancelled";
+export function JobPage(props: { ctx: PageContext; job: Job; extras: JobExtras; done?: string | undefined; error?: string | undefined; now: number }) {
+  const { ctx, job, now, extras } = props;
+  const canCancel = job.status === "pending" || job.status === "queued" || job.status === "running";
+  const ended = job.status === "failed" || job.status === "cancelled";
+  // A job a parent's failure ended is retried through that parent (the library refuses it).
+  const blockedBy = ended ? (extras.workflow?.blockedBy ?? null) : null;
+  const canRetry = ended && blockedBy === null;
   const time = (label: string, d: Date | null) => (
     <>
       <dt>{label}</dt>
@@ -32,6 +40,13 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
             <StatusBadge status={job.status} />
           </span>
           {job.cancelRequestedAt && job.status === "running" ? <span class="muted" style="font-size: 13px">cancel requested</span> : null}
+          {blockedBy ? (
+            <span class="muted" style="font-size: 13px" data-testid="blocked-by">
+              {"ended by its parent "}
+              <a href={`${ctx.base}/jobs/${blockedBy}`}>{`#${blockedBy}`}</a>
+              {": retry that one"}
+            </span>
+          ) : null}
           {ctx.canWrite && (canCancel || canRetry) ? (
             <span class="actions">
               {canRetry ? (
@@ -65,6 +80,14 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
               <dd class="mono">{job.key ?? "–"}</dd>
               <dt>Worker</dt>
               <dd class="mono">{job.workerId ?? "–"}</dd>
+              {job.batchId ? (
+                <>
+                  <dt>Batch</dt>
+                  <dd>
+                    <a href="#batch">{`#${job.batchId}`}</a>
+                  </dd>
+                </>
+              ) : null}
               {time("Created", job.createdAt)}
               {time("Run at", job.runAt)}
               {time("Started", job.startedAt)}
@@ -74,11 +97,13 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
           </div>
           <div>
             <h2 style="margin-top: 0">Payload</h2>
-            <pre data-testid="payload">{pretty(job.payload)}</pre>
+            <pre data-testid="payload" id="payload">{pretty(job.payload)}</pre>
             <h2>Result</h2>
-            {job.result === null ? <p class="muted">{job.status === "completed" ? "null" : "No result yet."}</p> : <pre data-testid="result">{pretty(job.result)}</pre>}
+            {job.result === null ? <p class="muted">{job.status === "completed" ? "null" : "No result yet."}</p> : <pre data-testid="result" id="result">{pretty(job.result)}</pre>}
           </div>
         </div>
+        {extras.batch ? <BatchSection base={ctx.base} view={extras.batch} now={now} /> : null}
+        {extras.workflow ? <WorkflowSection base={ctx.base} jobId={job.id} workflow={extras.workflow} /> : null}
         <h2>{`Attempt errors (${job.errors.length})`}</h2>
         <div class="panel" data-testid="errors">
           {job.errors.length === 0 ? (
@@ -89,6 +114,7 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
                 <div class="head">
                   <strong>{`Attempt ${e.attempt}`}</strong>
                   <span class="err">{`${e.name}: ${e.message}`}</span>
+                  {e.parent ? <a href={`${ctx.base}/jobs/${e.parent}`}>{`parent #${e.parent}`}</a> : null}
                   <span class="muted" title={e.at}>{`${utc(e.at)}${e.worker ? ` on ${e.worker}` : ""}`}</span>
                 </div>
                 {e.stack ? (
@@ -101,6 +127,7 @@ export function JobPage(props: { ctx: PageContext; job: Job; done?: string | und
             ))
           )}
         </div>
+        <LogsSection logs={extras.logs} />
       </div>
     </Layout>
   );

@@ -1,13 +1,11 @@
 /** @jsxImportSource hono/jsx */
 // Overview, job list, workers, login and error pages. The job page is in job-page.tsx.
 import type { QueueSummary, WorkerSummary } from "../../producer/status.ts";
-import type { Job, JobStatus } from "../../shared/types.ts";
+import { JOB_STATUSES, type Job } from "../../shared/types.ts";
 import { Card, Notice, query } from "./components.tsx";
 import { age, count } from "./format.ts";
 import { Bare, Layout, type PageContext } from "./layout.tsx";
 import { JobsTable, QueuesTable, WorkersTable } from "./tables.tsx";
-
-const STATUSES: JobStatus[] = ["queued", "running", "completed", "failed", "cancelled"];
 
 export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; workers: WorkerSummary[]; recent: Job[]; now: number }) {
   const { ctx, queues } = props;
@@ -18,6 +16,7 @@ export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; 
       <h1>Overview</h1>
       <div data-live>
         <div class="cards">
+          <Card label="Pending" value={count(sum((q) => q.pending))} testid="total-pending" />
           <Card label="Waiting" value={count(sum((q) => q.waiting))} testid="total-waiting" />
           <Card label="Running" value={count(sum((q) => q.running))} testid="total-running" />
           <Card label="Done last minute" value={count(sum((q) => q.finishedLastMinute))} testid="throughput" />
@@ -62,7 +61,7 @@ export function JobListPage(props: { ctx: PageContext; filters: JobFilters; jobs
           Status
           <select name="status">
             <option value="">any</option>
-            {STATUSES.map((s) => (
+            {JOB_STATUSES.map((s) => (
               <option value={s} selected={filters.status === s}>
                 {s}
               </option>

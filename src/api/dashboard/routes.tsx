@@ -13,6 +13,7 @@ import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { transition } from "../jobs.ts";
 import { jobIdSchema, listJobsQuerySchema, validate } from "../schemas.ts";
+import { loadJobExtras } from "./job-data.ts";
 import { JobPage } from "./job-page.tsx";
 import type { PageContext } from "./layout.tsx";
 import { ErrorPage, type JobFilters, JobListPage, LoginPage, OverviewPage, WorkersPage } from "./pages.tsx";
@@ -108,7 +109,8 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
     const id = validate(jobIdSchema, c.req.param("id"), "job id");
     const job = await queue.getJob(id);
     if (!job) throw new ApiError(404, "NOT_FOUND", `There is no job #${id}.`);
-    return page(c, <JobPage ctx={ctxOf(c)} job={job} done={c.req.query("done")} now={Date.now()} />);
+    const extras = await loadJobExtras(queue, job);
+    return page(c, <JobPage ctx={ctxOf(c)} job={job} extras={extras} done={c.req.query("done")} now={Date.now()} />);
   });
 
   for (const action of ["cancel", "retry"] as const) {
@@ -119,7 +121,7 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
       } catch (error) {
         if (!(error instanceof ApiError) || error.status !== 409) throw error;
         const job = (error.details as { job: Awaited<ReturnType<Queue["cancel"]>> }).job;
-        return page(c, <JobPage ctx={ctxOf(c)} job={job} error={error.message} now={Date.now()} />, 409);
+        return page(c, <JobPage ctx={ctxOf(c)} job={job} extras={await loadJobExtras(queue, job)} error={error.message} now={Date.now()} />, 409);
       }
       return c.redirect(`${c.get("base")}/jobs/${id}?done=${action}`, 303);
     });

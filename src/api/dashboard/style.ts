@@ -2,7 +2,7 @@
 export const css = `
 :root {
   --bg: #f5f6f8; --panel: #fff; --ink: #1d2430; --muted: #667085; --line: #e4e7ec; --accent: #3b5bdb;
-  --queued: #3b5bdb; --running: #b7791f; --completed: #2f855a; --failed: #c53030; --cancelled: #718096;
+  --pending: #7048e8; --queued: #3b5bdb; --running: #b7791f; --completed: #2f855a; --failed: #c53030; --cancelled: #718096;
   --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
 }
 * { box-sizing: border-box; }
@@ -36,18 +36,18 @@ tbody tr:hover { background: #f9fafb; }
 td.wrap { white-space: normal; word-break: break-word; }
 .muted { color: var(--muted); }
 .mono { font-family: var(--mono); font-size: 13px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin-bottom: 8px; }
-.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin-bottom: 8px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 18px; display: flex; flex-direction: column; justify-content: space-between; }
 .card .label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .4px; }
 .card .value { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; padding: 2px 9px; border-radius: 999px; font-size: 12px; font-weight: 600; color: #fff; line-height: 18px; }
-.badge.queued { background: var(--queued); } .badge.running { background: var(--running); } .badge.completed { background: var(--completed); }
+.badge.pending { background: var(--pending); } .badge.queued { background: var(--queued); } .badge.running { background: var(--running); } .badge.completed { background: var(--completed); }
 .badge.failed { background: var(--failed); } .badge.cancelled { background: var(--cancelled); }
 .zero { color: #c0c6d0; }
 .count-failed, .count-failed a { color: var(--failed); font-weight: 600; }
 .progress { position: relative; height: 8px; background: #edf0f4; border-radius: 999px; overflow: hidden; min-width: 80px; }
 .progress > span { position: absolute; inset: 0 auto 0 0; background: var(--accent); border-radius: 999px; transition: width .4s ease; }
-.progress.completed > span { background: var(--completed); } .progress.failed > span { background: var(--failed); } .progress.cancelled > span { background: var(--cancelled); }
+.progress.pending > span { background: var(--pending); } .progress.completed > span { background: var(--completed); } .progress.failed > span { background: var(--failed); } .progress.cancelled > span { background: var(--cancelled); }
 .progress-row { display: flex; align-items: center; gap: 12px; }
 .progress-row .progress { flex: 1; height: 12px; }
 .grid2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; }
@@ -86,4 +86,53 @@ td.id { font-weight: 600; font-variant-numeric: tabular-nums; }
 .login form { display: flex; flex-direction: column; gap: 12px; }
 .login input { width: 100%; }
 .tag { display: inline-block; background: #eef2ff; color: #3730a3; border-radius: 5px; padding: 0 6px; margin: 1px 2px 1px 0; font-size: 12px; }
+h2 .h2-note { font-size: 12px; font-weight: 500; color: var(--muted); text-transform: none; letter-spacing: 0; margin-left: 8px; }
+h3 { font-size: 13px; margin: 0 0 8px; color: #344054; }
+.graph-scroll { overflow: auto; max-height: 640px; background: #fafbfc; }
+svg.graph { display: block; font: 12.5px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+.gedge { fill: none; stroke-width: 1.5; }
+.gedge.waiting { stroke: #98a2b3; stroke-dasharray: 5 4; } .gedge.settled { stroke: #667085; } .gedge.blocked { stroke: var(--failed); }
+.arrow.waiting path { fill: #98a2b3; } .arrow.settled path { fill: #667085; } .arrow.blocked path { fill: var(--failed); }
+.gnode { --c: var(--muted); }
+.gnode.pending { --c: var(--pending); } .gnode.queued { --c: var(--queued); } .gnode.running { --c: var(--running); }
+.gnode.completed { --c: var(--completed); } .gnode.failed { --c: var(--failed); } .gnode.cancelled { --c: var(--cancelled); }
+.gnode .box { fill: #fff; stroke: var(--c); stroke-width: 1.5; }
+.gnode .stripe, .gnode .gprogress { fill: var(--c); }
+.gnode .task { fill: var(--ink); font-weight: 600; }
+.gnode .sub { fill: var(--muted); font: 11.5px var(--mono); }
+.gnode .halo { fill: none; stroke: var(--accent); stroke-width: 3; }
+.gnode.current .box { fill: #eef2ff; stroke-width: 2; }
+.gnode:hover .box, .gnode:focus .box { fill: #f5f7ff; stroke-width: 2.5; }
+.gnode:focus { outline: none; }
+.gnode:focus-visible .box { stroke: var(--accent); stroke-width: 3; }
+.glabel { font-size: 11px; font-weight: 600; fill: #475467; paint-order: stroke; stroke: #fafbfc; stroke-width: 4px; stroke-linejoin: round; }
+.edge-key { display: flex; flex-wrap: wrap; gap: 6px 18px; padding: 10px 16px; border-top: 1px solid var(--line); font-size: 12px; color: var(--muted); }
+.edge-key strong { color: #475467; }
+.key-line { display: inline-block; width: 22px; margin-right: 6px; vertical-align: middle; border-top: 2px solid; }
+.key-line.waiting { border-top-style: dashed; border-color: #98a2b3; } .key-line.settled { border-color: #667085; } .key-line.blocked { border-color: var(--failed); }
+.graph-note { margin: 0; padding: 10px 16px; color: var(--muted); font-size: 13px; }
+.neighbours { padding: 0 16px 16px; }
+.neighbours table { border: 1px solid var(--line); border-radius: 8px; }
+table.logs th:not(:last-child), table.logs td:not(:last-child) { width: 1%; }
+table.logs td { vertical-align: top; padding-top: 6px; padding-bottom: 6px; font-size: 13px; }
+table.logs td.time { color: var(--muted); font-size: 12px; }
+table.logs td.msg { font-family: var(--mono); font-size: 12.5px; white-space: pre-wrap; }
+table.logs tr.new-attempt td { border-top: 2px solid #d0d5dd; }
+table.logs .fields { display: block; color: var(--muted); font-size: 12px; }
+.level { font-size: 11px; font-weight: 700; text-transform: uppercase; letter-spacing: .4px; }
+.level.debug { color: #98a2b3; } .level.info { color: var(--queued); } .level.warn { color: var(--running); } .level.error { color: var(--failed); }
+tr.log.debug td.msg { color: var(--muted); }
+tr.log.error td.msg { color: var(--failed); }
+tr.log-note td { font-style: italic; color: #5d4a00; background: #fffbeb; white-space: normal; }
+.batch-head { display: flex; align-items: center; gap: 12px; margin-bottom: 10px; }
+.progress.stacked { display: flex; height: 12px; }
+.progress.stacked > span { position: static; border-radius: 0; transition: width .4s ease; }
+.progress.stacked > .completed { background: var(--completed); } .progress.stacked > .failed { background: var(--failed); } .progress.stacked > .cancelled { background: var(--cancelled); }
+dl.batch-counts { display: flex; flex-wrap: wrap; gap: 6px 22px; margin: 12px 0 0; }
+dl.batch-counts div { display: flex; gap: 6px; align-items: baseline; }
+dl.batch-counts dt { color: var(--muted); font-size: 12px; }
+dl.batch-counts dd { margin: 0; font-weight: 650; font-variant-numeric: tabular-nums; }
+dl.callbacks { margin-top: 12px; border-top: 1px solid var(--line); }
+dl.callbacks dd { display: flex; gap: 8px; align-items: center; }
+.attempt .head a { font-size: 13px; }
 `;

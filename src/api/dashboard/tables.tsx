@@ -13,6 +13,7 @@ export function QueuesTable(props: { base: string; queues: QueueSummary[] }) {
       <thead>
         <tr>
           <th>Queue</th>
+          <th class="num" title="waiting for their parents">Pending</th>
           <th class="num">Waiting</th>
           <th class="num">Scheduled</th>
           <th class="num">Running</th>
@@ -29,6 +30,7 @@ export function QueuesTable(props: { base: string; queues: QueueSummary[] }) {
             <td>
               <a href={jobs(q.queue)}>{q.queue}</a>
             </td>
+            <td class="num"><Count n={q.pending} href={jobs(q.queue, "pending")} /></td>
             <td class="num"><Count n={q.waiting} href={jobs(q.queue, "queued")} /></td>
             <td class="num"><Count n={q.scheduled} href={jobs(q.queue, "queued")} /></td>
             <td class="num"><Count n={q.running} href={jobs(q.queue, "running")} /></td>
