@@ -23,7 +23,7 @@
 // One machine, so one clock.
 //
 //   npm --prefix bench run flows -- [--systems pgpulse,bullmq-pg] [--shapes fanout,chain]
-//     [--fanout 10000] [--chain 1000] [--concurrency 16] [--rounds 3] [--pgpulse-dir DIR]
+//     [--fanout 10000] [--chain 1000] [--concurrency 16] [--rounds 2] [--pgpulse-dir DIR]
 //     [--timeout-s 300] [--database-url URL] [--out DIR] [--no-write]
 // Each (round, shape, system) runs in a process of its own, in a fresh schema
 // dropped afterwards; a run that exceeds --timeout-s fails (and is killed 30 s
@@ -47,7 +47,7 @@ const HELP = `npm --prefix bench run flows -- [options]
   --fanout N          children between the root and the final job (10000)
   --chain M           steps of the chain (1000)
   --concurrency C     handlers at once, both systems (16)
-  --rounds R          rounds; the order of the systems alternates (3)
+  --rounds R          rounds; the order of the systems alternates (2)
   --pgpulse-dir DIR   measure the pgpulse built in DIR/dist (default: the bench's pgpulse dependency, the repository)
   --timeout-s S       a run taking longer fails (300)
   --database-url URL  (postgres://postgres@127.0.0.1:5432/pgpulse_bench, or BENCH_DATABASE_URL)
@@ -61,7 +61,7 @@ const { values } = parseArgs({
     fanout: { type: "string", default: "10000" },
     chain: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "16" },
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "2" },
     "pgpulse-dir": { type: "string" },
     "timeout-s": { type: "string", default: "300" },
     "database-url": { type: "string", default: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/pgpulse_bench" },
@@ -443,16 +443,17 @@ async function main() {
           runs.push(run);
           const elapsed = Math.round((Date.now() - started) / 1000);
           console.log(`[${k}/${total} r${round} ${elapsed}s] ${shape} ${system}${n !== (shape === "fanout" ? config.fanout : config.chain) ? ` (${n})` : ""}: ${run.error ? `FAILED: ${run.error.split("\n")[0]}` : headline(shape, run.result)} (${run.seconds ?? "?"} s)`);
-          if (run.error) meta.failures.push(`round ${round} ${shape} ${system} (${n}): ${run.error.split("\n")[0]}`);
           if (run.otherBackends > 0) meta.busy.push(`round ${round} ${shape} ${system} (${run.otherBackends})`);
-          // A BullMQ chain as deep as asked failed: try half as deep.
+          // A BullMQ chain as deep as asked failed: try half as deep (a note, not
+          // a failure of the command, unless no depth works).
           if (run.error && shape === "chain" && system === "bullmq-pg" && !run.timedOut && n >= 4) {
             const failedAt = n;
             n = Math.floor(n / 2);
             bullmqDepth = n;
-            meta.notes.push(`BullMQ's chain failed at depth ${failedAt}; trying ${n}`);
+            meta.notes.push(`BullMQ's chain failed at depth ${failedAt} (${run.error.split("\n")[0]}); trying ${n}`);
             continue;
           }
+          if (run.error) meta.failures.push(`round ${round} ${shape} ${system} (${n}): ${run.error.split("\n")[0]}`);
           break;
         }
       }
@@ -471,6 +472,9 @@ async function main() {
       medians[shape][system] = ok.length ? { runs: ok.filter((r) => r.n === deepest).length, n: deepest, ...medianOf(ok.filter((r) => r.n === deepest).map((r) => r.result)) } : null;
     }
   }
+  const loads = runs.map((r) => r.loadBefore);
+  meta.loadBefore = { min: Math.min(...loads), max: Math.max(...loads) };
+  meta.seconds = Math.round((Date.now() - started) / 1000);
   const md = markdown({ meta, medians, config });
   console.log(`\n${md}`);
   if (!values["no-write"]) {
@@ -591,7 +595,7 @@ function markdown({ meta, medians, config }) {
       const b = m["bullmq-pg"];
       lines.push(
         b && b.n < config.chain
-          ? `BullMQ: a chain is a tree nested as deep as the chain is long; at ${config.chain.toLocaleString("en-US")} it failed (see the failures below), and ${b.n.toLocaleString("en-US")} was the deepest that worked of those tried (halving).`
+          ? `BullMQ: a chain is a tree nested as deep as the chain is long; at ${config.chain.toLocaleString("en-US")} it failed (see the notes below), and ${b.n.toLocaleString("en-US")} was the deepest that worked of those tried (halving); its column is that chain.`
           : `BullMQ: the chain is one \`FlowProducer.add\` of a tree nested ${(b?.n ?? config.chain).toLocaleString("en-US")} deep (step 1 the deepest leaf, the last step at the top).`,
         "",
       );
@@ -612,6 +616,7 @@ function markdown({ meta, medians, config }) {
   );
   if (meta.notes.length) lines.push("**Notes.**", "", ...meta.notes.map((n) => `- ${n}`), "");
   if (meta.failures.length) lines.push("**Failures.**", "", ...meta.failures.map((f) => `- ${f}`), "");
+  lines.push(`The 1-minute load average before each run was ${meta.loadBefore.min}–${meta.loadBefore.max} (${meta.machine.cores} cores); the whole command took ${meta.seconds} s.`, "");
   if (meta.busy.length) lines.push(`Runs during which other clients of the server were active: ${meta.busy.join(", ")}.`, "");
   return lines.join("\n");
 }
