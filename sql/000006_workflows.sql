@@ -68,143 +68,199 @@ create table :PGPULSE_SCHEMA.job_logs (
   primary key (job_id, seq)
 );
 
--- Settles the edges of jobs that ended or came back, starting from one, and
--- whatever that does to their children, down the graph: a loop over a work
--- list, not a trigger calling itself, so that a chain of thousands does not
--- exhaust the stack. Returns the queues that got runnable jobs.
-create function :PGPULSE_SCHEMA.settle_children(start_id bigint, old_status text, new_status text, t timestamptz)
+-- Settles the edges of jobs that ended or came back (ids, with their old
+-- and new statuses, and when: the end's finished_at), and whatever that does
+-- to their children, down the graph: wave by wave, each wave set-based, so
+-- that a statement ending 500 parents of one child updates that child once,
+-- and a chain of thousands does not nest triggers. Returns the queues that
+-- got runnable jobs.
+create function :PGPULSE_SCHEMA.settle_children(ids bigint[], olds text[], news text[], ats timestamptz[])
 returns text[]
 language plpgsql volatile as $$
 #variable_conflict use_column
 declare
-  todo bigint[] := array[start_id];
-  olds text[] := array[old_status];
-  news text[] := array[new_status];
-  p bigint;
-  o text;
-  s text;
-  i integer := 1;
   ready text[] := '{}';
-  more record;
+  more text[];
+  n_ids bigint[];
+  n_olds text[];
+  n_news text[];
+  n_ats timestamptz[];
+  w record;
 begin
-  while i <= cardinality(todo) loop
-    p := todo[i]; o := olds[i]; s := news[i];
-    i := i + 1;
-    if s in ('completed', 'failed', 'cancelled') and o not in ('completed', 'failed', 'cancelled') then
-      -- Settled edges: every edge when the parent completed; else those of mode run and failure.
-      with d as (
-        update :PGPULSE_SCHEMA.job_deps e set state = 'd'
-         where e.parent_id = p and e.state = 'w' and (s = 'completed' or e.mode in ('run', 'failure'))
-        returning e.child_id, e.mode
-      ), c as (
-        update :PGPULSE_SCHEMA.jobs j set
-          parents_left = j.parents_left - 1,
-          status = (case
-            when j.status::text <> 'pending' then j.status::text
-            -- mode failure: the child runs at its first failed parent, and is
-            -- cancelled when every parent completed
-            when d.mode = 'failure' and s <> 'completed' then 'queued'
-            when j.parents_left > 1 then 'pending'
-            when d.mode = 'failure' then 'cancelled'
-            else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
-          run_at = case when j.status::text = 'pending' then greatest(j.run_at, t) else j.run_at end,
-          finished_at = case when j.status::text = 'pending' and d.mode = 'failure' and s = 'completed'
-                              and j.parents_left = 1 then t else j.finished_at end,
-          errors = case when j.status::text = 'pending' and d.mode = 'failure' and s = 'completed'
-                         and j.parents_left = 1
-                        then j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts,
-                          'at', t, 'name', 'ParentsCompleted',
-                          'message', 'every parent completed: a job run on failure is not needed'))
-                        else j.errors end
-          from d
-         where j.id = d.child_id
-        returning j.id, j.status::text as status, j.queue, j.has_children
-      )
-      select coalesce(array_agg(distinct c.queue) filter (where c.status = 'queued'), '{}') as queues,
-             coalesce(array_agg(c.id) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended
-        into more from c;
-      ready := ready || more.queues;
-      todo := todo || more.ended;
-      olds := olds || array_fill('pending'::text, array[cardinality(more.ended)]);
-      news := news || array_fill('cancelled'::text, array[cardinality(more.ended)]);
+  while cardinality(ids) > 0 loop
+    n_ids := '{}'; n_olds := '{}'; n_news := '{}'; n_ats := '{}';
 
-      if s <> 'completed' then
-        -- The parent failed or was cancelled: edges of mode fail and cancel end their children.
-        -- (An edge to a child that is no longer pending is marked too when another
-        -- parent already ended that child: a retry of one of them must not let it
-        -- run while the other is still failed. A child ended otherwise, a cancel
-        -- say, is left as it is.)
-        with b as (
-          update :PGPULSE_SCHEMA.job_deps e set state = 'b'
-            from :PGPULSE_SCHEMA.jobs j
-           where e.parent_id = p and e.state = 'w' and e.mode in ('fail', 'cancel') and j.id = e.child_id
-             and (j.status::text = 'pending' or exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
-                                                         where e2.child_id = e.child_id and e2.state = 'b'))
-          returning e.child_id, e.mode, j.status::text as was
-        ), c as (
-          update :PGPULSE_SCHEMA.jobs j set
-            status = (case when b.mode = 'cancel' then 'cancelled' else 'failed' end)::text:::PGPULSE_SCHEMA.job_status,
-            finished_at = t,
-            errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', t,
-              'name', case when s = 'failed' then 'ParentFailed' else 'ParentCancelled' end,
-              'message', 'parent ' || p || ' ' || s, 'parent', p::text))
-            from b
-           where j.id = b.child_id and b.was = 'pending'
-          returning j.id, j.status::text as status, j.has_children
-        )
-        select coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended,
-               coalesce(array_agg(c.status) filter (where c.has_children), '{}') as statuses
-          into more from c;
-        todo := todo || more.ended;
-        olds := olds || array_fill('pending'::text, array[cardinality(more.ended)]);
-        news := news || more.statuses;
-      end if;
+    -- 1. Parents that ended settle their edges: every edge when they
+    -- completed, else those of mode run and failure. A child counts down its
+    -- parents; a pending child with none left becomes queued. Mode failure
+    -- (a batch's failure callback): the child is queued at its first failed
+    -- parent, and cancelled when every parent completed.
+    with x as (
+      select u.id, u.o, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
+       where u.s in ('completed', 'failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
+    ), d as (
+      update :PGPULSE_SCHEMA.job_deps e set state = 'd'
+        from x
+       where e.parent_id = x.id and e.state = 'w' and (x.s = 'completed' or e.mode in ('run', 'failure'))
+      returning e.child_id, e.mode, x.s, x.t
+    ), agg as (
+      select d.child_id, count(*)::integer as n, bool_or(d.mode = 'failure' and d.s <> 'completed') as fire,
+             bool_and(d.mode = 'failure') as on_failure, max(d.t) as t
+        from d group by d.child_id
+    ), c as (
+      update :PGPULSE_SCHEMA.jobs j set
+        parents_left = j.parents_left - agg.n,
+        status = (case
+          when j.status::text <> 'pending' then j.status::text
+          when agg.fire then 'queued'
+          when j.parents_left > agg.n then 'pending'
+          when agg.on_failure then 'cancelled'
+          else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
+        run_at = case when j.status::text = 'pending' then greatest(j.run_at, agg.t) else j.run_at end,
+        finished_at = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
+                           then agg.t else j.finished_at end,
+        errors = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
+                      then j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
+                        'name', 'ParentsCompleted', 'message', 'every parent completed: a job run on failure is not needed'))
+                      else j.errors end
+        from agg
+       where j.id = agg.child_id
+      returning j.id, j.status::text as status, j.queue, j.has_children, agg.t
+    )
+    select coalesce(array_agg(distinct c.queue) filter (where c.status = 'queued'), '{}') as queues,
+           coalesce(array_agg(c.id) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended,
+           coalesce(array_agg(c.t) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended_at
+      into w from c;
+    ready := ready || w.queues;
+    n_ids := n_ids || w.ended;
+    n_ats := n_ats || w.ended_at;
+    n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
+    n_news := n_news || array_fill('cancelled'::text, array[cardinality(w.ended)]);
 
-    elsif o in ('failed', 'cancelled') and s not in ('completed', 'failed', 'cancelled') then
-      -- The parent runs again. Children still pending that its end had let go
-      -- on (mode run) wait for it again.
-      with d as (
-        update :PGPULSE_SCHEMA.job_deps e set state = 'w'
-          from :PGPULSE_SCHEMA.jobs j
-         where e.parent_id = p and e.state = 'd' and j.id = e.child_id and j.status::text = 'pending'
-        returning e.child_id
-      )
-      update :PGPULSE_SCHEMA.jobs j set parents_left = j.parents_left + 1 from d where j.id = d.child_id;
-      -- Children it ended wait again, once no other parent still holds them ended.
-      with b as (
-        update :PGPULSE_SCHEMA.job_deps e set state = 'w'
-         where e.parent_id = p and e.state = 'b'
-        returning e.child_id
-      ), c as (
-        update :PGPULSE_SCHEMA.jobs j set status = 'pending', finished_at = null
-          from b
-         where j.id = b.child_id and j.status::text in ('failed', 'cancelled')
-           and not exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
-                            where e2.child_id = j.id and e2.state = 'b' and e2.parent_id <> p)
-        returning j.id, j.has_children
-      )
-      select coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended into more from c;
-      -- (their old status is failed or cancelled either way: what matters below is that it was an end)
-      todo := todo || more.ended;
-      olds := olds || array_fill('failed'::text, array[cardinality(more.ended)]);
-      news := news || array_fill('pending'::text, array[cardinality(more.ended)]);
-    end if;
+    -- 2. Parents that failed or were cancelled end the pending children of
+    -- their fail and cancel edges (failed when any such edge says fail). An
+    -- edge to a child no longer pending is marked too when another parent
+    -- already ended that child: a retry of one of them must not let it run
+    -- while the other is still failed. A child ended otherwise (a cancel) is
+    -- left as it is.
+    with x as (
+      select u.id, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
+       where u.s in ('failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
+    ), b as (
+      update :PGPULSE_SCHEMA.job_deps e set state = 'b'
+        from x, :PGPULSE_SCHEMA.jobs j
+       where e.parent_id = x.id and e.state = 'w' and e.mode in ('fail', 'cancel') and j.id = e.child_id
+         and (j.status::text = 'pending' or exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
+                                                     where e2.child_id = e.child_id and e2.state = 'b'))
+      returning e.child_id, e.mode, x.id as parent, x.s, x.t, j.status::text as was
+    ), agg as (
+      select b.child_id, bool_or(b.mode = 'fail') as fails, min(b.parent) as parent,
+             (array_agg(b.s order by b.parent))[1] as s, max(b.t) as t
+        from b where b.was = 'pending' group by b.child_id
+    ), c as (
+      update :PGPULSE_SCHEMA.jobs j set
+        status = (case when agg.fails then 'failed' else 'cancelled' end)::text:::PGPULSE_SCHEMA.job_status,
+        finished_at = agg.t,
+        errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
+          'name', case when agg.s = 'failed' then 'ParentFailed' else 'ParentCancelled' end,
+          'message', 'parent ' || agg.parent || ' ' || agg.s, 'parent', agg.parent::text))
+        from agg
+       where j.id = agg.child_id and j.status::text = 'pending'
+      returning j.id, j.status::text as status, j.has_children, agg.t
+    )
+    select coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended,
+           coalesce(array_agg(c.status) filter (where c.has_children), '{}') as statuses,
+           coalesce(array_agg(c.t) filter (where c.has_children), '{}') as ended_at
+      into w from c;
+    n_ids := n_ids || w.ended;
+    n_ats := n_ats || w.ended_at;
+    n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
+    n_news := n_news || w.statuses;
+
+    -- 3. Parents that run again (a retry of a failed or cancelled job). The
+    -- children they ended wait again, once no other parent still holds them
+    -- ended.
+    with x as (
+      select u.id from unnest(ids, olds, news) as u(id, o, s)
+       where u.o in ('failed', 'cancelled') and u.s not in ('completed', 'failed', 'cancelled')
+    ), b as (
+      update :PGPULSE_SCHEMA.job_deps e set state = 'w'
+        from x
+       where e.parent_id = x.id and e.state = 'b'
+      returning e.child_id, e.parent_id
+    ), c as (
+      update :PGPULSE_SCHEMA.jobs j set status = 'pending', finished_at = null
+        from (select distinct b.child_id from b) bb
+       where j.id = bb.child_id and j.status::text in ('failed', 'cancelled')
+         and not exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
+                          where e2.child_id = j.id and e2.state = 'b'
+                            and not exists (select 1 from b where b.child_id = e2.child_id and b.parent_id = e2.parent_id))
+      returning j.id, j.has_children
+    )
+    select coalesce(array_agg(c.id), '{}') as back, coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended
+      into w from c;
+    -- An edge stays settled only while its parent has ended: edges from the
+    -- parents that run again to children still pending, and edges to the
+    -- children just put back from parents that do not stand ended now (mode
+    -- run, settled by an end since retried), wait again.
+    with d as (
+      update :PGPULSE_SCHEMA.job_deps e set state = 'w'
+        from :PGPULSE_SCHEMA.jobs p, :PGPULSE_SCHEMA.jobs j
+       where e.state = 'd' and p.id = e.parent_id and j.id = e.child_id and j.status::text = 'pending'
+         and p.status::text not in ('completed', 'failed', 'cancelled')
+         and (e.parent_id = any(ids) or e.child_id = any(w.back))
+      returning e.child_id
+    ), agg as (select d.child_id, count(*)::integer as n from d group by d.child_id)
+    update :PGPULSE_SCHEMA.jobs j set parents_left = j.parents_left + agg.n from agg where j.id = agg.child_id;
+    n_ids := n_ids || w.ended;
+    n_ats := n_ats || array_fill(now(), array[cardinality(w.ended)]);
+    -- (their old status was failed or cancelled either way: what matters is that it was an end)
+    n_olds := n_olds || array_fill('failed'::text, array[cardinality(w.ended)]);
+    n_news := n_news || array_fill('pending'::text, array[cardinality(w.ended)]);
+
+    ids := n_ids; olds := n_olds; news := n_news; ats := n_ats;
   end loop;
   return ready;
 end;
 $$;
 
--- The trigger: a job with children changed status. Changes made while
--- settling (children ending in turn) are settled by the same loop, so the
--- trigger fires only for changes made outside a trigger (pg_trigger_depth()).
+-- A job with children changed status: the row trigger notes it in a
+-- setting local to the transaction, and the statement's trigger settles
+-- every job noted, at the end of the statement, in one pass (a worker's
+-- statement ends hundreds of jobs; a batch's callbacks then get one update
+-- each, not one per job). Changes made while settling are settled by the
+-- same pass, so neither trigger fires for them (pg_trigger_depth()).
 create function :PGPULSE_SCHEMA.job_status_changed()
 returns trigger
 language plpgsql volatile as $$
+begin
+  perform set_config('pgpulse.settle', coalesce(current_setting('pgpulse.settle', true), '')
+    || new.id || ',' || old.status || ',' || new.status || ','
+    || coalesce(extract(epoch from new.finished_at)::text, '') || ';', true);
+  return null;
+end;
+$$;
+
+create trigger jobs_settle_children after update of status on :PGPULSE_SCHEMA.jobs
+  for each row when (new.has_children and old.status is distinct from new.status and pg_trigger_depth() < 1)
+  execute function :PGPULSE_SCHEMA.job_status_changed();
+
+create function :PGPULSE_SCHEMA.settle_noted()
+returns trigger
+language plpgsql volatile as $$
 declare
+  noted text := current_setting('pgpulse.settle', true);
   ready text[];
 begin
-  ready := :PGPULSE_SCHEMA.settle_children(new.id, old.status::text, new.status::text,
-    coalesce(new.finished_at, now()));
+  if coalesce(noted, '') = '' then
+    return null;
+  end if;
+  perform set_config('pgpulse.settle', '', true);
+  select :PGPULSE_SCHEMA.settle_children(array_agg(split_part(e, ',', 1)::bigint), array_agg(split_part(e, ',', 2)),
+           array_agg(split_part(e, ',', 3)),
+           array_agg(coalesce(to_timestamp(nullif(split_part(e, ',', 4), '')::float8), now())))
+    into ready
+    from unnest(string_to_array(rtrim(noted, ';'), ';')) e;
   if cardinality(ready) > 0 then
     perform pg_notify('job_enqueued', json_build_object(
       'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r),
@@ -214,9 +270,9 @@ begin
 end;
 $$;
 
-create trigger jobs_settle_children after update of status on :PGPULSE_SCHEMA.jobs
-  for each row when (new.has_children and old.status is distinct from new.status and pg_trigger_depth() < 1)
-  execute function :PGPULSE_SCHEMA.job_status_changed();
+create trigger jobs_settle_noted after update on :PGPULSE_SCHEMA.jobs
+  for each statement when (pg_trigger_depth() < 1)
+  execute function :PGPULSE_SCHEMA.settle_noted();
 
 -- A followed job changed: one notification on pgpulse_job naming it, its
 -- status and progress; the follower reads the rest.

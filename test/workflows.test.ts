@@ -178,6 +178,29 @@ describe("flows", () => {
     expect(await statusOf(jobs.map((j) => j.id))).toEqual(["completed", "completed", "completed"]);
   });
 
+  it("a retried parent's children wait again for every parent that is no longer ended, whatever order they come back in", async () => {
+    // a -> b (fail), a -> c (cancel), b -> d (fail), c -> d (run), d -> e
+    const [a, b, c, d, e] = (await queue.enqueueFlow([
+      { name: "a", task: "t", queue: "resume-order" },
+      { name: "b", task: "t", queue: "resume-order", parents: ["a"] },
+      { name: "c", task: "t", queue: "resume-order", parents: [{ name: "a", onFailure: "cancel" }] },
+      { name: "d", task: "t", queue: "resume-order", parents: ["b", { name: "c", onFailure: "run" }] },
+      { name: "e", task: "t", queue: "resume-order", parents: ["d"] },
+    ])).map((j) => j.id) as [string, string, string, string, string];
+    const set = (id: string, status: string) =>
+      sql.unsafe(`update ${s}.jobs set status = $2::text::${s}.job_status, finished_at = case when $2 in ('completed', 'failed') then now() end where id = $1`, [id, status]);
+    await set(a, "failed");
+    expect(await statusOf([a, b, c, d, e])).toEqual(["failed", "failed", "cancelled", "failed", "failed"]);
+    await set(a, "queued");
+    expect(await statusOf([a, b, c, d, e])).toEqual(["queued", "pending", "pending", "pending", "pending"]);
+    await set(a, "completed");
+    await set(b, "completed");
+    // d still waits for c, which its cancellation had let go on before the retry
+    expect(await statusOf([c, d])).toEqual(["queued", "pending"]);
+    await set(c, "completed");
+    expect(await statusOf([d, e])).toEqual(["queued", "pending"]);
+  });
+
   it("settles a chain of 500 in one statement when its root fails (no recursion)", async () => {
     const specs = Array.from({ length: 500 }, (_, i) => ({ name: `s${i}`, task: "t", queue: "chain", ...(i > 0 ? { parents: [`s${i - 1}`] } : {}) }));
     const jobs = await queue.enqueueFlow(specs);
