@@ -86,137 +86,152 @@ declare
   n_news text[];
   n_ats timestamptz[];
   w record;
+  ends boolean;
+  fails boolean;
+  backs boolean;
 begin
   while cardinality(ids) > 0 loop
     n_ids := '{}'; n_olds := '{}'; n_news := '{}'; n_ats := '{}';
+    -- which kinds of change this wave holds: the steps for the others are skipped
+    select coalesce(bool_or(u.s in ('completed', 'failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')), false),
+           coalesce(bool_or(u.s in ('failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')), false),
+           coalesce(bool_or(u.o in ('failed', 'cancelled') and u.s not in ('completed', 'failed', 'cancelled')), false)
+      into ends, fails, backs
+      from unnest(olds, news) as u(o, s);
 
-    -- 1. Parents that ended settle their edges: every edge when they
-    -- completed, else those of mode run and failure. A child counts down its
-    -- parents; a pending child with none left becomes queued. Mode failure
-    -- (a batch's failure callback): the child is queued at its first failed
-    -- parent, and cancelled when every parent completed.
-    with x as (
-      select u.id, u.o, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
-       where u.s in ('completed', 'failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
-    ), d as (
-      update :PGPULSE_SCHEMA.job_deps e set state = 'd'
-        from x
-       where e.parent_id = x.id and e.state = 'w' and (x.s = 'completed' or e.mode in ('run', 'failure'))
-      returning e.child_id, e.mode, x.s, x.t
-    ), agg as (
-      select d.child_id, count(*)::integer as n, bool_or(d.mode = 'failure' and d.s <> 'completed') as fire,
-             bool_and(d.mode = 'failure') as on_failure, max(d.t) as t
-        from d group by d.child_id
-    ), c as (
-      update :PGPULSE_SCHEMA.jobs j set
-        parents_left = j.parents_left - agg.n,
-        status = (case
-          when j.status::text <> 'pending' then j.status::text
-          when agg.fire then 'queued'
-          when j.parents_left > agg.n then 'pending'
-          when agg.on_failure then 'cancelled'
-          else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
-        run_at = case when j.status::text = 'pending' then greatest(j.run_at, agg.t) else j.run_at end,
-        finished_at = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
-                           then agg.t else j.finished_at end,
-        errors = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
-                      then j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
-                        'name', 'ParentsCompleted', 'message', 'every parent completed: a job run on failure is not needed'))
-                      else j.errors end
-        from agg
-       where j.id = agg.child_id
-      returning j.id, j.status::text as status, j.queue, j.has_children, agg.t
-    )
-    select coalesce(array_agg(distinct c.queue) filter (where c.status = 'queued'), '{}') as queues,
-           coalesce(array_agg(c.id) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended,
-           coalesce(array_agg(c.t) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended_at
-      into w from c;
-    ready := ready || w.queues;
-    n_ids := n_ids || w.ended;
-    n_ats := n_ats || w.ended_at;
-    n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
-    n_news := n_news || array_fill('cancelled'::text, array[cardinality(w.ended)]);
+    if ends then
+      -- 1. Parents that ended settle their edges: every edge when they
+      -- completed, else those of mode run and failure. A child counts down its
+      -- parents; a pending child with none left becomes queued. Mode failure
+      -- (a batch's failure callback): the child is queued at its first failed
+      -- parent, and cancelled when every parent completed.
+      with x as (
+        select u.id, u.o, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
+         where u.s in ('completed', 'failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
+      ), d as (
+        update :PGPULSE_SCHEMA.job_deps e set state = 'd'
+          from x
+         where e.parent_id = x.id and e.state = 'w' and (x.s = 'completed' or e.mode in ('run', 'failure'))
+        returning e.child_id, e.mode, x.s, x.t
+      ), agg as (
+        select d.child_id, count(*)::integer as n, bool_or(d.mode = 'failure' and d.s <> 'completed') as fire,
+               bool_and(d.mode = 'failure') as on_failure, max(d.t) as t
+          from d group by d.child_id
+      ), c as (
+        update :PGPULSE_SCHEMA.jobs j set
+          parents_left = j.parents_left - agg.n,
+          status = (case
+            when j.status::text <> 'pending' then j.status::text
+            when agg.fire then 'queued'
+            when j.parents_left > agg.n then 'pending'
+            when agg.on_failure then 'cancelled'
+            else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
+          run_at = case when j.status::text = 'pending' then greatest(j.run_at, agg.t) else j.run_at end,
+          finished_at = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
+                             then agg.t else j.finished_at end,
+          errors = case when j.status::text = 'pending' and not agg.fire and j.parents_left <= agg.n and agg.on_failure
+                        then j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
+                          'name', 'ParentsCompleted', 'message', 'every parent completed: a job run on failure is not needed'))
+                        else j.errors end
+          from agg
+         where j.id = agg.child_id
+        returning j.id, j.status::text as status, j.queue, j.has_children, agg.t
+      )
+      select coalesce(array_agg(distinct c.queue) filter (where c.status = 'queued'), '{}') as queues,
+             coalesce(array_agg(c.id) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended,
+             coalesce(array_agg(c.t) filter (where c.status = 'cancelled' and c.has_children), '{}') as ended_at
+        into w from c;
+      ready := ready || w.queues;
+      n_ids := n_ids || w.ended;
+      n_ats := n_ats || w.ended_at;
+      n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
+      n_news := n_news || array_fill('cancelled'::text, array[cardinality(w.ended)]);
+    end if;
 
-    -- 2. Parents that failed or were cancelled end the pending children of
-    -- their fail and cancel edges (failed when any such edge says fail). An
-    -- edge to a child no longer pending is marked too when another parent
-    -- already ended that child: a retry of one of them must not let it run
-    -- while the other is still failed. A child ended otherwise (a cancel) is
-    -- left as it is.
-    with x as (
-      select u.id, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
-       where u.s in ('failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
-    ), b as (
-      update :PGPULSE_SCHEMA.job_deps e set state = 'b'
-        from x, :PGPULSE_SCHEMA.jobs j
-       where e.parent_id = x.id and e.state = 'w' and e.mode in ('fail', 'cancel') and j.id = e.child_id
-         and (j.status::text = 'pending' or exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
-                                                     where e2.child_id = e.child_id and e2.state = 'b'))
-      returning e.child_id, e.mode, x.id as parent, x.s, x.t, j.status::text as was
-    ), agg as (
-      select b.child_id, bool_or(b.mode = 'fail') as fails, min(b.parent) as parent,
-             (array_agg(b.s order by b.parent))[1] as s, max(b.t) as t
-        from b where b.was = 'pending' group by b.child_id
-    ), c as (
-      update :PGPULSE_SCHEMA.jobs j set
-        status = (case when agg.fails then 'failed' else 'cancelled' end)::text:::PGPULSE_SCHEMA.job_status,
-        finished_at = agg.t,
-        errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
-          'name', case when agg.s = 'failed' then 'ParentFailed' else 'ParentCancelled' end,
-          'message', 'parent ' || agg.parent || ' ' || agg.s, 'parent', agg.parent::text))
-        from agg
-       where j.id = agg.child_id and j.status::text = 'pending'
-      returning j.id, j.status::text as status, j.has_children, agg.t
-    )
-    select coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended,
-           coalesce(array_agg(c.status) filter (where c.has_children), '{}') as statuses,
-           coalesce(array_agg(c.t) filter (where c.has_children), '{}') as ended_at
-      into w from c;
-    n_ids := n_ids || w.ended;
-    n_ats := n_ats || w.ended_at;
-    n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
-    n_news := n_news || w.statuses;
+    if fails then
+      -- 2. Parents that failed or were cancelled end the pending children of
+      -- their fail and cancel edges (failed when any such edge says fail). An
+      -- edge to a child no longer pending is marked too when another parent
+      -- already ended that child: a retry of one of them must not let it run
+      -- while the other is still failed. A child ended otherwise (a cancel) is
+      -- left as it is.
+      with x as (
+        select u.id, u.s, u.t from unnest(ids, olds, news, ats) as u(id, o, s, t)
+         where u.s in ('failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')
+      ), b as (
+        update :PGPULSE_SCHEMA.job_deps e set state = 'b'
+          from x, :PGPULSE_SCHEMA.jobs j
+         where e.parent_id = x.id and e.state = 'w' and e.mode in ('fail', 'cancel') and j.id = e.child_id
+           and (j.status::text = 'pending' or exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
+                                                       where e2.child_id = e.child_id and e2.state = 'b'))
+        returning e.child_id, e.mode, x.id as parent, x.s, x.t, j.status::text as was
+      ), agg as (
+        select b.child_id, bool_or(b.mode = 'fail') as fails, min(b.parent) as parent,
+               (array_agg(b.s order by b.parent))[1] as s, max(b.t) as t
+          from b where b.was = 'pending' group by b.child_id
+      ), c as (
+        update :PGPULSE_SCHEMA.jobs j set
+          status = (case when agg.fails then 'failed' else 'cancelled' end)::text:::PGPULSE_SCHEMA.job_status,
+          finished_at = agg.t,
+          errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempts, 'at', agg.t,
+            'name', case when agg.s = 'failed' then 'ParentFailed' else 'ParentCancelled' end,
+            'message', 'parent ' || agg.parent || ' ' || agg.s, 'parent', agg.parent::text))
+          from agg
+         where j.id = agg.child_id and j.status::text = 'pending'
+        returning j.id, j.status::text as status, j.has_children, agg.t
+      )
+      select coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended,
+             coalesce(array_agg(c.status) filter (where c.has_children), '{}') as statuses,
+             coalesce(array_agg(c.t) filter (where c.has_children), '{}') as ended_at
+        into w from c;
+      n_ids := n_ids || w.ended;
+      n_ats := n_ats || w.ended_at;
+      n_olds := n_olds || array_fill('pending'::text, array[cardinality(w.ended)]);
+      n_news := n_news || w.statuses;
+    end if;
 
-    -- 3. Parents that run again (a retry of a failed or cancelled job). The
-    -- children they ended wait again, once no other parent still holds them
-    -- ended.
-    with x as (
-      select u.id from unnest(ids, olds, news) as u(id, o, s)
-       where u.o in ('failed', 'cancelled') and u.s not in ('completed', 'failed', 'cancelled')
-    ), b as (
-      update :PGPULSE_SCHEMA.job_deps e set state = 'w'
-        from x
-       where e.parent_id = x.id and e.state = 'b'
-      returning e.child_id, e.parent_id
-    ), c as (
-      update :PGPULSE_SCHEMA.jobs j set status = 'pending', finished_at = null
-        from (select distinct b.child_id from b) bb
-       where j.id = bb.child_id and j.status::text in ('failed', 'cancelled')
-         and not exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
-                          where e2.child_id = j.id and e2.state = 'b'
-                            and not exists (select 1 from b where b.child_id = e2.child_id and b.parent_id = e2.parent_id))
-      returning j.id, j.has_children
-    )
-    select coalesce(array_agg(c.id), '{}') as back, coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended
-      into w from c;
-    -- An edge stays settled only while its parent has ended: edges from the
-    -- parents that run again to children still pending, and edges to the
-    -- children just put back from parents that do not stand ended now (mode
-    -- run, settled by an end since retried), wait again.
-    with d as (
-      update :PGPULSE_SCHEMA.job_deps e set state = 'w'
-        from :PGPULSE_SCHEMA.jobs p, :PGPULSE_SCHEMA.jobs j
-       where e.state = 'd' and p.id = e.parent_id and j.id = e.child_id and j.status::text = 'pending'
-         and p.status::text not in ('completed', 'failed', 'cancelled')
-         and (e.parent_id = any(ids) or e.child_id = any(w.back))
-      returning e.child_id
-    ), agg as (select d.child_id, count(*)::integer as n from d group by d.child_id)
-    update :PGPULSE_SCHEMA.jobs j set parents_left = j.parents_left + agg.n from agg where j.id = agg.child_id;
-    n_ids := n_ids || w.ended;
-    n_ats := n_ats || array_fill(now(), array[cardinality(w.ended)]);
-    -- (their old status was failed or cancelled either way: what matters is that it was an end)
-    n_olds := n_olds || array_fill('failed'::text, array[cardinality(w.ended)]);
-    n_news := n_news || array_fill('pending'::text, array[cardinality(w.ended)]);
+    if backs then
+      -- 3. Parents that run again (a retry of a failed or cancelled job). The
+      -- children they ended wait again, once no other parent still holds them
+      -- ended.
+      with x as (
+        select u.id from unnest(ids, olds, news) as u(id, o, s)
+         where u.o in ('failed', 'cancelled') and u.s not in ('completed', 'failed', 'cancelled')
+      ), b as (
+        update :PGPULSE_SCHEMA.job_deps e set state = 'w'
+          from x
+         where e.parent_id = x.id and e.state = 'b'
+        returning e.child_id, e.parent_id
+      ), c as (
+        update :PGPULSE_SCHEMA.jobs j set status = 'pending', finished_at = null
+          from (select distinct b.child_id from b) bb
+         where j.id = bb.child_id and j.status::text in ('failed', 'cancelled')
+           and not exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
+                            where e2.child_id = j.id and e2.state = 'b'
+                              and not exists (select 1 from b where b.child_id = e2.child_id and b.parent_id = e2.parent_id))
+        returning j.id, j.has_children
+      )
+      select coalesce(array_agg(c.id), '{}') as back, coalesce(array_agg(c.id) filter (where c.has_children), '{}') as ended
+        into w from c;
+      -- An edge stays settled only while its parent has ended: edges from the
+      -- parents that run again to children still pending, and edges to the
+      -- children just put back from parents that do not stand ended now (mode
+      -- run, settled by an end since retried), wait again.
+      with d as (
+        update :PGPULSE_SCHEMA.job_deps e set state = 'w'
+          from :PGPULSE_SCHEMA.jobs p, :PGPULSE_SCHEMA.jobs j
+         where e.state = 'd' and p.id = e.parent_id and j.id = e.child_id and j.status::text = 'pending'
+           and p.status::text not in ('completed', 'failed', 'cancelled')
+           and (e.parent_id = any(ids) or e.child_id = any(w.back))
+        returning e.child_id
+      ), agg as (select d.child_id, count(*)::integer as n from d group by d.child_id)
+      update :PGPULSE_SCHEMA.jobs j set parents_left = j.parents_left + agg.n from agg where j.id = agg.child_id;
+      n_ids := n_ids || w.ended;
+      n_ats := n_ats || array_fill(now(), array[cardinality(w.ended)]);
+      -- (their old status was failed or cancelled either way: what matters is that it was an end)
+      n_olds := n_olds || array_fill('failed'::text, array[cardinality(w.ended)]);
+      n_news := n_news || array_fill('pending'::text, array[cardinality(w.ended)]);
+    end if;
 
     ids := n_ids; olds := n_olds; news := n_news; ats := n_ats;
   end loop;
