@@ -17,6 +17,7 @@
  * order, without LISTEN, heartbeats or a reaper; retries are due at once
  * unless `backoff` says otherwise, and `now` moves the clock for delayed jobs.
  */
+import type postgres from "postgres";
 import type { SqlHandle } from "../db/connection.ts";
 import type { DbOps } from "../db/db.ts";
 import type { JobSpec, Queue } from "../producer/types.ts";
@@ -176,12 +177,12 @@ export async function expectEnqueued(queue: Queue, match: JobMatch, options: { t
  * did: pass the `tx` to your code, to enqueue, expectEnqueued and runJobs.
  * Resolves with what fn returned; a throw from fn rolls back and rethrows.
  */
-export async function withRollback<T>(sql: { begin: (fn: (tx: any) => Promise<unknown>) => Promise<unknown> }, fn: (tx: SqlHandle) => Promise<T>): Promise<T> {
+export async function withRollback<T>(sql: postgres.Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
   const rollback = new Error("pgpulse/testing: rolled back");
   let out!: T;
   try {
     await sql.begin(async (tx) => {
-      out = await fn(tx as SqlHandle);
+      out = await fn(tx);
       throw rollback;
     });
   } catch (error) {
