@@ -118,6 +118,51 @@ export const cases: Case[] = [
   },
 
   {
+    name: "workflow: a fan-out and a fan-in run in order, the child reads its parents, logs are kept, and watch() follows it to the end",
+    async run({ queue, worker }) {
+      const w = worker({
+        queues: ["c-flow"],
+        logIntervalMs: 5,
+        tasks: {
+          part: async (p: { n: number }, ctx: JobContext) => {
+            ctx.log(`part ${p.n}`);
+            return p.n;
+          },
+          sum: async (_p: unknown, ctx: JobContext) => {
+            const parents = await ctx.parents();
+            ctx.log.info("summing", { parents: parents.length });
+            return parents.reduce((total, parent) => total + (parent.result as number), 0);
+          },
+        },
+      });
+      const jobs = await queue.enqueueFlow([
+        { name: "first", task: "part", queue: "c-flow", payload: { n: 1 } },
+        { name: "a", task: "part", queue: "c-flow", payload: { n: 10 }, parents: ["first"] },
+        { name: "b", task: "part", queue: "c-flow", payload: { n: 100 }, parents: ["first"] },
+        { name: "sum", task: "sum", queue: "c-flow", parents: ["a", "b"] },
+      ]);
+      assertEqual(jobs.map((j) => j.status), ["queued", "pending", "pending", "pending"], "statuses at enqueue");
+      const statuses: string[] = [];
+      const followed = (async () => {
+        for await (const { job } of queue.watch(jobs[3]!.id, { signal: deadline() })) statuses.push(job.status);
+      })();
+      await w.start();
+      await followed;
+      assertEqual(statuses[0], "pending", "watch's first event");
+      assertEqual(statuses.at(-1), "completed", "watch's last event");
+      const sum = await queue.getJob(jobs[3]!.id, { logs: true });
+      assert(sum, "the fan-in job is gone");
+      assertEqual(sum.result, 110, "the fan-in job's result");
+      assertEqual(sum.logs.map((l) => [l.message, l.fields]), [["summing", { parents: 2 }]], "the fan-in job's logs");
+      for (const child of jobs.slice(1, 3)) {
+        const stored = await queue.getJob(child.id);
+        const root = await queue.getJob(jobs[0]!.id);
+        assert(stored && root && stored.startedAt! >= root.finishedAt!, `job ${child.id} started before its parent ended`);
+      }
+    },
+  },
+
+  {
     name: "retry: fails twice, completes on attempt 3 with 2 errors recorded",
     async run({ queue, worker }) {
       const calls: number[] = [];
