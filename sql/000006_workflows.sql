@@ -323,6 +323,11 @@ declare
   t timestamptz := coalesce(now_, now());
   seq regclass := pg_get_serial_sequence(':PGPULSE_SCHEMA.jobs', 'id')::regclass;
   ids bigint[];
+  -- the edges, read from the specs once: child and parent as 1-based positions, and the mode
+  e_child integer[];
+  e_parent integer[];
+  e_mode text[];
+  bad_edges boolean;
   bad record;
   new_batch bigint;
   ready text[];
@@ -336,14 +341,27 @@ begin
     raise exception 'pgpulse: spec % of a flow has a key; keys are not supported in flows', bad.o - 1
       using errcode = '22023';
   end if;
-  select s.o, p.v as pv into bad
-    from jsonb_array_elements(specs) with ordinality as s(v, o),
-         jsonb_array_elements(coalesce(s.v->'parents', '[]')) p(v)
-   where jsonb_typeof(p.v->0) is distinct from 'number' or (p.v->>0)::integer < 0
-      or (p.v->>0)::integer >= s.o - 1 or coalesce(p.v->>1, 'fail') not in ('fail', 'cancel', 'run', 'failure')
-   limit 1;
-  if found then
-    raise exception 'pgpulse: spec % of a flow names a bad parent %: parents are [index, mode] of an earlier spec',
+
+  select coalesce(array_agg(x.child), '{}'), coalesce(array_agg(x.parent), '{}'), coalesce(array_agg(x.mode), '{}'),
+         coalesce(bool_or(x.parent is null or x.parent < 1 or x.parent >= x.child
+                          or x.mode not in ('fail', 'cancel', 'run', 'failure')), false)
+    into e_child, e_parent, e_mode, bad_edges
+    from (select s.o::integer as child,
+                 case when jsonb_typeof(p.v->0) = 'number' and (p.v->>0)::numeric = trunc((p.v->>0)::numeric)
+                           and abs((p.v->>0)::numeric) < 2147483647
+                      then (p.v->>0)::integer + 1 end as parent,
+                 coalesce(p.v->>1, 'fail') as mode
+            from jsonb_array_elements(specs) with ordinality as s(v, o),
+                 jsonb_array_elements(case when jsonb_typeof(s.v->'parents') = 'array' then s.v->'parents' else '[]' end) p(v)) x;
+  if bad_edges or exists (select 1 from jsonb_array_elements(specs) s(v)
+                           where s.v ? 'parents' and jsonb_typeof(s.v->'parents') <> 'array') then
+    select s.o, s.v->'parents' as pv into bad
+      from jsonb_array_elements(specs) with ordinality as s(v, o)
+     where exists (select 1 from unnest(e_child, e_parent, e_mode) e(c, p, m)
+                    where e.c = s.o and (e.p is null or e.p < 1 or e.p >= e.c or e.m not in ('fail', 'cancel', 'run', 'failure')))
+        or (s.v ? 'parents' and jsonb_typeof(s.v->'parents') <> 'array')
+     order by s.o limit 1;
+    raise exception 'pgpulse: spec % of a flow names a bad parent in %: parents are [index, mode] of an earlier spec',
       bad.o - 1, bad.pv using errcode = '22023';
   end if;
 
@@ -355,36 +373,10 @@ begin
 
   select array_agg(nextval(seq) order by s.o) into ids from jsonb_array_elements(specs) with ordinality as s(v, o);
 
-  insert into :PGPULSE_SCHEMA.jobs as j
-    (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at,
-     status, parents_left, has_children, batch_id, meta)
-  select
-    ids[s.o],
-    coalesce(s.v->>'queue', 'default'),
-    s.v->>'task',
-    coalesce(s.v->'payload', '{}'::jsonb),
-    coalesce((s.v->>'priority')::integer, 0),
-    coalesce((s.v->>'run_at')::timestamptz,
-             t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond'),
-    coalesce((s.v->>'max_attempts')::integer, 10),
-    (s.v->>'timeout_ms')::integer,
-    s.v->>'group',
-    t,
-    (case when jsonb_array_length(coalesce(s.v->'parents', '[]')) > 0 then 'pending' else 'queued' end)::text:::PGPULSE_SCHEMA.job_status,
-    nullif((select count(distinct p.v->>0) from jsonb_array_elements(coalesce(s.v->'parents', '[]')) p(v)), 0),
-    k.idx is not null,
-    case when (s.v->>'in_batch')::boolean then new_batch end,
-    s.v->'meta'
-  from jsonb_array_elements(specs) with ordinality as s(v, o)
-  left join (select distinct (p.v->>0)::integer as idx
-               from jsonb_array_elements(specs) c(v), jsonb_array_elements(coalesce(c.v->'parents', '[]')) p(v)) k
-    on k.idx = s.o - 1
-  order by s.o;
-
   insert into :PGPULSE_SCHEMA.job_deps (parent_id, child_id, mode)
-  select distinct on (ids[(p.v->>0)::integer + 1], ids[s.o]) ids[(p.v->>0)::integer + 1], ids[s.o], coalesce(p.v->>1, 'fail')
-    from jsonb_array_elements(specs) with ordinality as s(v, o),
-         jsonb_array_elements(coalesce(s.v->'parents', '[]')) p(v);
+  select distinct on (e.p, e.c) ids[e.p], ids[e.c], e.m
+    from unnest(e_child, e_parent, e_mode) e(c, p, m)
+   order by e.p, e.c;
 
   if new_batch is not null then
     update :PGPULSE_SCHEMA.batches b set callbacks = coalesce((
@@ -393,20 +385,45 @@ begin
      where b.id = new_batch;
   end if;
 
-  select array_agg(distinct coalesce(s.v->>'queue', 'default')) into ready
-    from jsonb_array_elements(specs) s(v)
-   where jsonb_array_length(coalesce(s.v->'parents', '[]')) = 0
-     and coalesce((s.v->>'run_at')::timestamptz, t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond') <= t;
-  if ready is not null then
-    perform pg_notify('job_enqueued', json_build_object(
-      'schema', :PGPULSE_SCHEMA_NAME, 'queues', ready, 't', txid_current())::text);
-  end if;
-
+  -- The jobs come back from the insert itself, in input order (ids were drawn in it).
   return query
-    select u.o::integer, new_batch, j
-      from unnest(ids) with ordinality as u(id, o)
-      join :PGPULSE_SCHEMA.jobs j on j.id = u.id
-     order by u.o;
+    with ins as (
+      insert into :PGPULSE_SCHEMA.jobs as j
+        (id, queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at,
+         status, parents_left, has_children, batch_id, meta)
+      select
+        ids[s.o],
+        coalesce(s.v->>'queue', 'default'),
+        s.v->>'task',
+        coalesce(s.v->'payload', '{}'::jsonb),
+        coalesce((s.v->>'priority')::integer, 0),
+        coalesce((s.v->>'run_at')::timestamptz,
+                 t + coalesce((s.v->>'delay_ms')::bigint, 0) * interval '1 millisecond'),
+        coalesce((s.v->>'max_attempts')::integer, 10),
+        (s.v->>'timeout_ms')::integer,
+        s.v->>'group',
+        t,
+        (case when pl.n is null then 'queued' else 'pending' end)::text:::PGPULSE_SCHEMA.job_status,
+        pl.n,
+        k.p is not null,
+        case when (s.v->>'in_batch')::boolean then new_batch end,
+        s.v->'meta'
+      from jsonb_array_elements(specs) with ordinality as s(v, o)
+      left join (select e.c, count(distinct e.p)::integer as n from unnest(e_child, e_parent) e(c, p) group by e.c) pl
+        on pl.c = s.o
+      left join (select distinct e.p from unnest(e_parent) e(p)) k on k.p = s.o
+      returning j
+    ), note as (
+      select pg_notify('job_enqueued', json_build_object(
+               'schema', :PGPULSE_SCHEMA_NAME, 'queues', array_agg(distinct (ins.j).queue), 't', txid_current())::text)
+        from ins where (ins.j).status::text = 'queued' and (ins.j).run_at <= t
+      having count(*) > 0
+    )
+    select (row_number() over (order by (ins.j).id))::integer, new_batch, ins.j
+      -- (a cross join, so that the notification's CTE is run: a left join that
+      -- no column comes from would be dropped by the planner)
+      from ins cross join (select count(*) as n from note) nn
+     order by (ins.j).id;
 end;
 $$;
 

@@ -61,6 +61,20 @@ describe("flows", () => {
     expect(await statusOf(jobs.map((j) => j.id))).toEqual(["completed", "completed", "completed", "completed", "completed"]);
   });
 
+  it("wakes a worker for the roots at enqueue and for each child at its parents' end: no sweep needed", async () => {
+    // the sweep is a minute away: only notifications can start these within the deadline
+    const w = db.worker({ queues: ["woken"], pollIntervalMs: 60_000, tasks: { t: async () => "ok" } });
+    await w.start();
+    // the first sweep at start has passed: the worker now waits on LISTEN
+    const jobs = await queue.enqueueFlow([
+      { name: "a", task: "t", queue: "woken" },
+      { name: "b", task: "t", queue: "woken", parents: ["a"] },
+      { name: "c", task: "t", queue: "woken", parents: ["b"] },
+    ]);
+    const done = await w.waitFor("job:completed", (e) => e.job.id === jobs[2]!.id, deadline(10_000));
+    expect(done.job.id).toBe(jobs[2]!.id);
+  });
+
   it("inserts the whole graph in the caller's transaction, or nothing when it rolls back", async () => {
     const before = await counts();
     await expect(
