@@ -85,9 +85,17 @@ describe("flows", () => {
     ).rejects.toThrow("roll back");
     expect(await counts()).toEqual(before);
     const kept = await queue.sql.begin((tx) =>
-      queue.enqueueFlow([{ name: "a", task: "t", queue: "tx" }, { name: "b", task: "t", queue: "tx", parents: ["a"] }], { tx }),
+      queue.enqueueFlow([
+        { name: "a", task: "t", queue: "tx", payload: { x: [1] }, priority: 3, delayMs: 5000, maxAttempts: 4, timeoutMs: 900, group: "g", meta: { m: "1" } },
+        { name: "b", task: "t", queue: "tx", parents: ["a"] },
+      ], { tx }),
     );
     expect(await statusOf(kept.map((j) => j.id))).toEqual(["queued", "pending"]);
+    // what enqueueFlow returns is what was stored
+    for (const job of kept) {
+      const { name, deduplicated, ...returned } = job;
+      expect(await queue.getJob(job.id)).toEqual(returned);
+    }
   });
 
   it("refuses bad graphs with a typed error and writes nothing", async () => {

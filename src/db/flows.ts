@@ -4,7 +4,10 @@ import { type DbContext, run } from "./context.ts";
 /** Workflows and batches (sql/000006): graphs of jobs, their edges and batches' counts. */
 export function flowsSql(q: string) {
   return {
-    enqueue: `select e.ord, e.batch_id, (e.job).* from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e order by e.ord`,
+    // Only what the database decides comes back: the ids (in input order), its clock and the batch.
+    enqueue: `
+      select string_agg((e.job).id::text, ',' order by e.ord) as ids, min((e.job).created_at) as now, min(e.batch_id) as batch_id
+        from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
     // A child's parents, in the order they were given (ids grow in input order).
     parents: `
       select p.id, p.task, p.status, p.result, d.mode
@@ -58,11 +61,6 @@ export function flowsSql(q: string) {
   };
 }
 
-export interface FlowRow {
-  ord: number;
-  batch_id: string | null;
-}
-
 export interface ParentRow {
   id: string;
   task: string;
@@ -95,9 +93,10 @@ export interface BatchRow {
 
 export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
   return {
-    /** Inserts a graph of jobs (specs as enqueue_flow takes them); rows in input order, each with the batch's id. */
-    async flowEnqueue(specs: string, batch: string | null): Promise<(JobRow & FlowRow)[]> {
-      return (await run(c, t.enqueue, [specs, batch])) as unknown as (JobRow & FlowRow)[];
+    /** Inserts a graph of jobs (specs as enqueue_flow takes them); returns their ids in input order, the database's clock and the batch's id. */
+    async flowEnqueue(specs: string, batch: string | null): Promise<{ ids: string[]; now: Date; batchId: string | null }> {
+      const [row] = await run(c, t.enqueue, [specs, batch]);
+      return { ids: (row!.ids as string).split(","), now: row!.now as Date, batchId: row!.batch_id === null ? null : String(row!.batch_id) };
     },
     async flowParents(childId: string, limit: number): Promise<ParentRow[]> {
       return (await run(c, t.parents, [childId, limit])) as unknown as ParentRow[];

@@ -1,7 +1,6 @@
 import type { DbOps } from "../db/db.ts";
 import { PgPulseError } from "../shared/errors.ts";
-import { jobFromRow } from "../shared/types.ts";
-import type { PreparedSpec } from "./spec.ts";
+import { newJob, type PreparedSpec } from "./spec.ts";
 import type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, ParentFailureMode } from "./types.ts";
 
 /** Most jobs one enqueueFlow or enqueueBatch call takes (callbacks included). */
@@ -165,10 +164,13 @@ export async function insertFlow(
   const batchBody = batch
     ? JSON.stringify({ callbacks: Object.fromEntries(Object.entries(batch.callbacks).map(([k, i]) => [k, at[i!]])) })
     : null;
-  const rows = await db.flowEnqueue(body, batchBody);
+  const { ids, now, batchId } = await db.flowEnqueue(body, batchBody);
   const jobs = new Array<FlowJob>(specs.length);
-  for (const [k, i] of order.entries()) jobs[i] = { ...jobFromRow(rows[k]!), name: specs[i]!.name, deduplicated: false };
-  return { jobs, batchId: rows[0]?.batch_id == null ? null : String(rows[0].batch_id) };
+  for (const [k, i] of order.entries()) {
+    const node = nodes[k]!;
+    jobs[i] = { ...newJob(node.spec, ids[k]!, now, node.parents.length > 0 ? "pending" : "queued", node.inBatch ? batchId : null), name: specs[i]!.name };
+  }
+  return { jobs, batchId };
 }
 
 /** Enqueues a batch: its jobs, and callbacks that are children of every one of them. */

@@ -9,7 +9,7 @@ import { checkCallOptions, listJobsFilterSchema, parseOrThrow } from "./enqueue-
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
 import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { scheduleFromRow, upsertSchedule } from "./schedules.ts";
-import { type PreparedSpec, specChecker } from "./spec.ts";
+import { newJob, type PreparedSpec, specChecker } from "./spec.ts";
 import { listQueues, listWorkers } from "./status.ts";
 import type {
   BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJobSpec, JobGraph, JobSpec, Queue, QueueMiddleware, QueueOptions,
@@ -66,15 +66,7 @@ export function createQueue(options: QueueOptions): Queue {
     }
     // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.
     const { ids, now } = await on(tx).jobInsertMany(body);
-    return specs.map(({ task, opts, payloadText }, i) => ({
-      id: ids[i]!, queue: opts.queue ?? "default", task, payload: JSON.parse(payloadText), status: "queued" as const,
-      priority: opts.priority ?? 0,
-      runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? 0)),
-      attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
-      key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
-      createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId: null, meta: opts.meta ?? null,
-      deduplicated: false,
-    }));
+    return specs.map((spec, i) => newJob(spec, ids[i]!, now));
   }
 
   const queue: Queue = {

@@ -4,6 +4,8 @@ import { toJsonText } from "../shared/json.ts";
 import { isTaskDefinition } from "../shared/task.ts";
 import { enqueueOptionsSchema, type ParsedEnqueueOptions, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import type { JobSpec } from "./types.ts";
+import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
+import type { EnqueuedJob } from "../shared/types.ts";
 
 /** A checked spec as JSON text for the database, and whether it carries a key. */
 export interface PreparedSpec {
@@ -83,4 +85,22 @@ export function specChecker(maxPayloadBytes: number): (spec: JobSpec, path: stri
 
 function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * A job just inserted from a checked spec, built from the spec itself: only
+ * what the database decided comes back from the insert (the id and its clock).
+ */
+export function newJob(
+  { task, opts, payloadText }: PreparedSpec, id: string, now: Date, status: "queued" | "pending" = "queued", batchId: string | null = null,
+): EnqueuedJob {
+  return {
+    id, queue: opts.queue ?? "default", task, payload: JSON.parse(payloadText), status,
+    priority: opts.priority ?? 0,
+    runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? 0)),
+    attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
+    key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
+    createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId, meta: opts.meta ?? null,
+    deduplicated: false,
+  };
 }
