@@ -25,7 +25,7 @@ describe("GET /queues and GET /workers", () => {
     expect(r.status).toBe(200);
     const { queues } = v.parse(queueListSchema, r.json);
     const q = queues.find((x) => x.queue === "api-q");
-    expect(q).toMatchObject({ waiting: 1, scheduled: 1, running: 0, completed: 0, failed: 0, cancelled: 1, finishedLastMinute: 1 });
+    expect(q).toMatchObject({ pending: 0, waiting: 1, scheduled: 1, running: 0, completed: 0, failed: 0, cancelled: 1, finishedLastMinute: 1 });
     expect(q!.oldestWaitingMs).toBeGreaterThanOrEqual(0);
   });
 
@@ -100,6 +100,7 @@ describe("GET /metrics", () => {
     await call("POST", "/jobs", { json: { task: "nope", queue: 'api-"m"' } });
     await ended;
     await call("POST", "/jobs", { json: { task: "ok", queue: 'api-"m"', delayMs: 600_000 } });
+    await queue.enqueueFlow([{ name: "a", task: "ok", queue: 'api-"m"', delayMs: 600_000 }, { name: "b", task: "ok", queue: 'api-"m"', parents: ["a"] }]);
 
     const r = await call("GET", "/metrics");
     expect(r.status).toBe(200);
@@ -115,7 +116,8 @@ describe("GET /metrics", () => {
     };
     expect(sample("pgpulse_jobs", `${q},state="completed"`)).toBe(1);
     expect(sample("pgpulse_jobs", `${q},state="failed"`)).toBe(1);
-    expect(sample("pgpulse_jobs", `${q},state="scheduled"`)).toBe(1);
+    expect(sample("pgpulse_jobs", `${q},state="scheduled"`)).toBe(2);
+    expect(sample("pgpulse_jobs", `${q},state="pending"`)).toBe(1);
     expect(sample("pgpulse_jobs", `${q},state="waiting"`)).toBe(0);
     expect(sample("pgpulse_jobs_processed_total", q)).toBe(2);
     expect(sample("pgpulse_jobs_failed_total", q)).toBe(1);
@@ -151,6 +153,8 @@ describe("GET /openapi.json", () => {
     const list = doc.paths["/jobs"].get.parameters;
     expect(list.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 1, maximum: 500 });
     expect(list.find((p: { name: string }) => p.name === "status").schema.enum).toEqual(["pending", "queued", "running", "completed", "failed", "cancelled"]);
+    expect(doc.components.schemas.Job.properties.batchId).toMatchObject({ type: ["string", "null"] });
+    expect(doc.components.schemas.QueueList.properties.queues.items.required).toContain("pending");
     expect(doc.components.schemas.Job.properties.finishedAt).toMatchObject({ type: ["string", "null"], format: "date-time" });
     expect(doc.paths["/healthz"].get.security).toEqual([]);
     expect(doc.paths["/jobs/{id}/cancel"].post.responses["409"]).toBeDefined();

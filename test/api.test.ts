@@ -216,6 +216,16 @@ describe("GET /jobs", () => {
     expect(none.json).toEqual({ jobs: [], nextCursor: null });
   });
 
+  it("filters by status=pending: jobs of a flow waiting for their parents", async () => {
+    const [parent, child] = await queue.enqueueFlow([
+      { name: "p", task: "t", queue: "api-pending", delayMs: 600_000 },
+      { name: "c", task: "t", queue: "api-pending", parents: ["p"] },
+    ]);
+    const r = await call("GET", "/jobs?queue=api-pending&status=pending");
+    expect(v.parse(jobListSchema, r.json).jobs.map((j) => [j.id, j.status])).toEqual([[child!.id, "pending"]]);
+    expect((await call("GET", "/jobs?queue=api-pending&status=queued")).json.jobs.map((j: { id: string }) => j.id)).toEqual([parent!.id]);
+  });
+
   it("answers 400 for bad parameters, naming them", async () => {
     const cases: [string, string][] = [
       ["status=done", "status"],
@@ -271,6 +281,22 @@ describe("POST /jobs/:id/cancel and /retry", () => {
     const retried = await call("POST", `/jobs/${nope.id}/retry`);
     expect(retried.json).toMatchObject({ status: "queued" });
     await failedAgain;
+  });
+
+  it("cancelling a parent ends its pending child, whose error names it; the child is retried through its parent (409)", async () => {
+    const [parent, child] = await queue.enqueueFlow([
+      { name: "p", task: "t", queue: "api-parent", delayMs: 600_000 },
+      { name: "c", task: "t", queue: "api-parent", parents: ["p"] },
+    ]);
+    expect((await call("POST", `/jobs/${child!.id}/cancel`, { token: READ })).status).toBe(403);
+    expect((await call("POST", `/jobs/${parent!.id}/cancel`)).json).toMatchObject({ status: "cancelled" });
+    const ended = v.parse(jobSchema, (await call("GET", `/jobs/${child!.id}`)).json);
+    expect(ended).toMatchObject({ status: "failed", attempts: 0, batchId: null });
+    expect(ended.errors.at(-1)).toMatchObject({ name: "ParentCancelled", parent: parent!.id });
+    const refused = expectError(await call("POST", `/jobs/${child!.id}/retry`), 409, "INVALID_TRANSITION");
+    expect(refused).toMatchObject({ status: "failed", reason: "parent", parent: parent!.id, job: { id: child!.id } });
+    expect((await call("POST", `/jobs/${parent!.id}/retry`)).json).toMatchObject({ status: "queued" });
+    expect((await call("GET", `/jobs/${child!.id}`)).json).toMatchObject({ status: "pending" });
   });
 
   it("answers 404, 400, 415 and 413 like the other endpoints, changing nothing", async () => {

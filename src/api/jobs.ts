@@ -57,7 +57,8 @@ export async function transition(queue: Queue, id: string, action: "cancel" | "r
     if (!(error instanceof PgPulseError) || error.code !== "INVALID_TRANSITION") throw error;
     const job = await queue.getJob(id);
     if (!job) throw new ApiError(404, "NOT_FOUND", `no job with id ${id}`);
-    const reason = (error.details as { reason?: string } | undefined)?.reason;
-    throw new ApiError(409, "INVALID_TRANSITION", error.message, { status: job.status, ...(reason ? { reason } : {}), job });
+    // reason says why beyond the status (a key now held by another job, a parent that ended this job: parent is its id)
+    const { reason, parent } = (error.details ?? {}) as { reason?: string; parent?: string };
+    throw new ApiError(409, "INVALID_TRANSITION", error.message, { status: job.status, ...(reason ? { reason } : {}), ...(parent ? { parent } : {}), job });
   }
 }

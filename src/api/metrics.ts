@@ -4,7 +4,7 @@
 import type { Queue } from "../producer/types.ts";
 import { RUN_SECONDS_BUCKETS } from "../db/status.ts";
 
-const STATES = ["waiting", "scheduled", "running", "completed", "failed", "cancelled"] as const;
+const STATES = ["pending", "waiting", "scheduled", "running", "completed", "failed", "cancelled"] as const;
 
 /** Renders the metrics for one queue handle (its schema). */
 export async function renderMetrics(queue: Queue): Promise<string> {
@@ -12,7 +12,7 @@ export async function renderMetrics(queue: Queue): Promise<string> {
   const out: string[] = [];
   const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 
-  family("pgpulse_jobs", "gauge", "Jobs by queue and state; waiting are runnable now, scheduled are queued for later.");
+  family("pgpulse_jobs", "gauge", "Jobs by queue and state; pending wait for their parents, waiting are runnable now, scheduled are queued for later.");
   for (const r of rows) for (const s of STATES) out.push(`pgpulse_jobs${labels({ queue: r.queue, state: s })} ${num(r[s])}`);
 
   family("pgpulse_queue_oldest_waiting_seconds", "gauge", "Age of the oldest job runnable now; 0 when none waits.");

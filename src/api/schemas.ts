@@ -93,6 +93,7 @@ export const jobErrorSchema = v.object({
   stack: v.optional(v.string()),
   worker: v.optional(v.nullable(v.string())),
   unstarted: v.optional(v.pipe(v.boolean(), v.description("The worker died holding the job, claimed ahead, before starting it."))),
+  parent: v.optional(v.pipe(v.string(), v.description("For ParentFailed and ParentCancelled: the parent whose end ended this job."))),
 });
 
 const jobEntries = {
@@ -115,6 +116,7 @@ const jobEntries = {
   createdAt: dateTime,
   startedAt: nullableDateTime,
   finishedAt: nullableDateTime,
+  batchId: v.pipe(v.nullable(v.string()), v.description("The batch the job belongs to (POST /batches), or null.")),
 };
 
 export const jobSchema = v.object(jobEntries);
@@ -127,6 +129,7 @@ export const jobListSchema = v.object({ jobs: v.array(jobSchema), nextCursor: v.
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const queueSummarySchema = v.object({
   queue: v.string(),
+  pending: v.pipe(count, v.description("Jobs of a flow or batch waiting for their parents.")),
   waiting: count,
   scheduled: count,
   running: count,
