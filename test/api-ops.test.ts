@@ -142,7 +142,10 @@ describe("GET /openapi.json", () => {
     const doc = r.json;
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/queues", "/workers"],
+      [
+        "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/graph",
+        "/jobs/{id}/logs", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/queues", "/workers",
+      ],
     );
     const enqueue = doc.components.schemas.EnqueueRequest;
     expect(enqueue).toMatchObject({ type: "object", required: ["task"], additionalProperties: false });
@@ -155,6 +158,15 @@ describe("GET /openapi.json", () => {
     expect(list.find((p: { name: string }) => p.name === "status").schema.enum).toEqual(["pending", "queued", "running", "completed", "failed", "cancelled"]);
     expect(doc.components.schemas.Job.properties.batchId).toMatchObject({ type: ["string", "null"] });
     expect(doc.components.schemas.QueueList.properties.queues.items.required).toContain("pending");
+    const flow = doc.components.schemas.FlowRequest.properties.jobs;
+    expect(flow).toMatchObject({ type: "array", minItems: 1, items: { required: ["name", "task"], additionalProperties: false } });
+    expect(flow.items.properties.parents.items.anyOf).toHaveLength(2);
+    expect(flow.items.properties.onParentFailure.enum).toEqual(["fail", "cancel", "run"]);
+    expect(doc.paths["/flows"].post.responses["400"].description).toMatch(/INVALID_GRAPH/);
+    expect(doc.paths["/flows"].post.responses["413"].description).toMatch(/GRAPH_TOO_LARGE/);
+    const logs = doc.paths["/jobs/{id}/logs"].get.parameters;
+    expect(logs.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 1, maximum: 1000 });
+    for (const name of ["Batch", "EnqueuedBatch", "EnqueuedFlow", "Graph", "LogList", "LogLine"]) expect(doc.components.schemas[name], name).toBeDefined();
     expect(doc.components.schemas.Job.properties.finishedAt).toMatchObject({ type: ["string", "null"], format: "date-time" });
     expect(doc.paths["/healthz"].get.security).toEqual([]);
     expect(doc.paths["/jobs/{id}/cancel"].post.responses["409"]).toBeDefined();
@@ -176,6 +188,7 @@ describe("auth", () => {
     const endpoints: [string, string][] = [
       ["POST", "/jobs"], ["GET", "/jobs"], ["GET", "/jobs/1"], ["POST", "/jobs/1/cancel"], ["POST", "/jobs/1/retry"],
       ["GET", "/queues"], ["GET", "/workers"], ["GET", "/metrics"], ["GET", "/openapi.json"],
+      ["POST", "/flows"], ["POST", "/batches"], ["GET", "/batches/1"], ["GET", "/jobs/1/graph"], ["GET", "/jobs/1/logs"],
     ];
     const before = await jobCount();
     for (const [method, path] of endpoints) {

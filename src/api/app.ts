@@ -14,6 +14,7 @@ import { trackListeners } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { openApiDocument } from "./openapi.ts";
 import { healthRoute, statusRoutes } from "./status.ts";
+import { workflowRoutes } from "./workflows.ts";
 
 export interface ApiCorsOptions {
   /** Allowed origins: a list, or a function returning the origin to allow (or null). */
@@ -42,7 +43,7 @@ export interface ApiOptions {
 }
 
 /** Paths that need a bearer token (everything the API serves but /healthz and the dashboard, which has its own login). */
-const PROTECTED = ["/jobs", "/jobs/*", "/queues", "/workers", "/metrics", "/openapi.json"];
+const PROTECTED = ["/jobs", "/jobs/*", "/flows", "/batches", "/batches/*", "/queues", "/workers", "/metrics", "/openapi.json"];
 
 export function createApi(options: ApiOptions): Hono {
   const { queue } = options;
@@ -74,6 +75,7 @@ export function createApi(options: ApiOptions): Hono {
   }
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
   app.route("/", jobRoutes(queue, maxBodyBytes));
+  app.route("/", workflowRoutes(queue, maxBodyBytes));
   app.route("/", statusRoutes(queue));
   const documents = new Map<string, Record<string, unknown>>(); // by mount point
   app.get("/openapi.json", (c) => {

@@ -18,13 +18,21 @@ export type { JsonSchema } from "./json-schema.ts";
 export { RUN_SECONDS_BUCKETS } from "../db/status.ts";
 export { API_VERSION, openApiDocument } from "./openapi.ts";
 export {
+  batchBodySchema,
+  batchSchema,
   enqueueBodySchema,
+  enqueuedBatchSchema,
+  enqueuedFlowSchema,
   enqueuedJobSchema,
   errorSchema,
+  flowBodySchema,
+  graphSchema,
   healthSchema,
   jobListSchema,
   jobSchema,
   listJobsQuerySchema,
+  logLineSchema,
+  logListSchema,
   queueListSchema,
   workerListSchema,
 } from "./schemas.ts";

@@ -31,7 +31,10 @@ export function guardJson(value: unknown): void {
   }
 }
 
+/** A job's payload: POST /jobs's, a flow's or batch's job's (jobs[2].payload), a batch callback's. */
+const PAYLOAD = /^(jobs\[\d+\]\.|callbacks\.(complete|success|failure)\.)?payload($|[.[])/;
+
 function fail(path: string, message: string): never {
-  const code = path === "payload" || path.startsWith("payload.") || path.startsWith("payload[") ? "INVALID_PAYLOAD" : "INVALID_INPUT";
+  const code = PAYLOAD.test(path) ? "INVALID_PAYLOAD" : "INVALID_INPUT";
   throw new ApiError(400, code, `${path || "the body"} ${message}`, [{ path, message }]);
 }

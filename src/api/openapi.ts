@@ -18,9 +18,18 @@ const ERRORS: Record<number, string> = {
   503: "The database is unavailable.",
 };
 
-function responses(ok: Record<string, unknown>, errors: number[]) {
+const GRAPH_ERRORS = {
+  400: {
+    description:
+      "INVALID_INPUT: a field is wrong (details lists each path). INVALID_GRAPH: the jobs are not a graph (a cycle, an unknown or repeated name); details has a reason (cycle, unknown_parent, duplicate_name) and the path or the cycle. Nothing is written.",
+    content: json(ref("Error")),
+  },
+  413: { description: "PAYLOAD_TOO_LARGE: the body is over the limit. GRAPH_TOO_LARGE: too many jobs or edges for one call.", content: json(ref("Error")) },
+};
+
+function responses(ok: Record<string, unknown>, errors: number[], own: Record<number, unknown> = {}) {
   const out: Record<string, unknown> = { ...ok };
-  for (const code of [...errors, 503]) out[code] = { description: ERRORS[code], content: json(ref("Error")) };
+  for (const code of [...errors, 503]) out[code] = own[code] ?? { description: ERRORS[code], content: json(ref("Error")) };
   return out;
 }
 
@@ -38,6 +47,7 @@ function queryParameters(schema: JsonSchema) {
 /** The OpenAPI 3.1 document; `serverUrl` is where the API is mounted. */
 export function openApiDocument(serverUrl: string): Record<string, unknown> {
   const idParam = { name: "id", in: "path", required: true, schema: toJsonSchema(s.jobIdSchema) };
+  const batchIdParam = { name: "id", in: "path", required: true, schema: toJsonSchema(s.batchIdSchema) };
   const transition = (summary: string, description: string) => ({
     summary,
     description,
@@ -46,7 +56,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
   });
   return {
     openapi: "3.1.0",
-    info: { title: "pgpulse", version: API_VERSION, description: "Enqueue, inspect, cancel and retry pgpulse jobs; queue and worker status." },
+    info: { title: "pgpulse", version: API_VERSION, description: "Enqueue, inspect, follow, cancel and retry pgpulse jobs, flows and batches; queue and worker status." },
     servers: [{ url: serverUrl }],
     security: [{ bearer: [] }],
     paths: {
@@ -75,8 +85,48 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
           responses: responses({ 200: { description: "The job.", content: json(ref("Job")) } }, [400, 401, 404]),
         },
       },
-      "/jobs/{id}/cancel": { post: transition("Cancel a job", "A queued job is cancelled at once; a running one is asked to stop.") },
+      "/jobs/{id}/cancel": { post: transition("Cancel a job", "A queued or pending job is cancelled at once; a running one is asked to stop.") },
       "/jobs/{id}/retry": { post: transition("Retry a job", "Puts a failed or cancelled job back in its queue, to run now.") },
+      "/jobs/{id}/graph": {
+        get: {
+          summary: "The jobs connected to a job by dependencies, and the edges among them",
+          parameters: [idParam, ...queryParameters(toJsonSchema(s.graphQuerySchema))],
+          responses: responses({ 200: { description: "The graph; truncated when more jobs are connected than limit.", content: json(ref("Graph")) } }, [400, 401, 404]),
+        },
+      },
+      "/jobs/{id}/logs": {
+        get: {
+          summary: "Lines the job's handlers logged (ctx.log), in order across attempts",
+          parameters: [idParam, ...queryParameters(toJsonSchema(s.logsQuerySchema))],
+          responses: responses({ 200: { description: "A page of lines; pass nextAfter back as after.", content: json(ref("LogList")) } }, [400, 401, 404]),
+        },
+      },
+      "/flows": {
+        post: {
+          summary: "Enqueue a flow: jobs that wait for other jobs",
+          description: "All jobs or none, in one statement. A job with parents is pending until they end; a parent's failure fails, cancels or runs the child as its edge says.",
+          requestBody: { required: true, content: json(ref("FlowRequest")) },
+          responses: responses({ 201: { description: "The flow's jobs, in the order given, with their names.", content: json(ref("EnqueuedFlow")) } }, [400, 401, 403, 413, 415], GRAPH_ERRORS),
+        },
+      },
+      "/batches": {
+        post: {
+          summary: "Enqueue a batch of jobs, with callbacks that run when they end",
+          requestBody: { required: true, content: json(ref("BatchRequest")) },
+          responses: responses(
+            { 201: { description: "The batch; Location names it.", content: json(ref("EnqueuedBatch")) } },
+            [400, 401, 403, 413, 415],
+            GRAPH_ERRORS,
+          ),
+        },
+      },
+      "/batches/{id}": {
+        get: {
+          summary: "A batch: its jobs counted by status, its state, its callbacks",
+          parameters: [batchIdParam],
+          responses: responses({ 200: { description: "The batch.", content: json(ref("Batch")) } }, [400, 401, 404]),
+        },
+      },
       "/queues": {
         get: { summary: "Per queue: jobs by state, oldest waiting job, jobs finished in the last minute", responses: responses({ 200: { description: "Queues.", content: json(ref("QueueList")) } }, [401]) },
       },
@@ -107,6 +157,14 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
         EnqueueRequest: toJsonSchema(s.enqueueBodySchema),
         Job: toJsonSchema(s.jobSchema),
         EnqueuedJob: toJsonSchema(s.enqueuedJobSchema),
+        FlowRequest: toJsonSchema(s.flowBodySchema),
+        EnqueuedFlow: toJsonSchema(s.enqueuedFlowSchema),
+        BatchRequest: toJsonSchema(s.batchBodySchema),
+        EnqueuedBatch: toJsonSchema(s.enqueuedBatchSchema),
+        Batch: toJsonSchema(s.batchSchema),
+        Graph: toJsonSchema(s.graphSchema),
+        LogLine: toJsonSchema(s.logLineSchema),
+        LogList: toJsonSchema(s.logListSchema),
         JobError: toJsonSchema(s.jobErrorSchema),
         JobList: toJsonSchema(s.jobListSchema),
         QueueList: toJsonSchema(s.queueListSchema),

@@ -2,14 +2,13 @@
 // schemas document output (and tests check responses against them). Both feed
 // GET /openapi.json through json-schema.ts, so the docs cannot drift.
 import * as v from "valibot";
-import { int, name, storable, toIssues } from "../producer/enqueue-options.ts";
+import { int, name, storable } from "../producer/enqueue-options.ts";
+import { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "../producer/flows.ts";
 import { JOB_STATUSES } from "../shared/types.ts";
 import { ApiError } from "./errors.ts";
 
 const INT4_MAX = 2_147_483_647;
 const STATUSES = JOB_STATUSES;
-
-
 /** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */
 const realDate = (what: string) =>
   v.check((s: string) => {
@@ -23,44 +22,125 @@ function fitsBigint(s: string): boolean {
   return !/^[0-9]{19}$/.test(s) || BigInt(s) <= 9223372036854775807n;
 }
 
-
 const timestamp = (what: string) =>
   v.pipe(v.string(`${what} must be a string`), v.isoTimestamp(`${what} must be an ISO 8601 timestamp`), realDate(what));
 
-export const jobIdSchema = v.pipe(
-  v.string(),
-  v.regex(/^[1-9][0-9]{0,18}$/, "job id must be a positive integer"),
-  v.check(fitsBigint, "job id is past the largest bigint"),
-  v.description("Job id: a Postgres bigint, as a decimal string."),
+const idSchema = (what: "job" | "batch") =>
+  v.pipe(
+    v.string(),
+    v.regex(/^[1-9][0-9]{0,18}$/, `${what} id must be a positive integer`),
+    v.check(fitsBigint, `${what} id is past the largest bigint`),
+    v.description(`${what === "job" ? "Job" : "Batch"} id: a Postgres bigint, as a decimal string.`),
+  );
+
+export const jobIdSchema = idSchema("job");
+export const batchIdSchema = idSchema("batch");
+
+/** The fields of one job, as POST /jobs, a flow's jobs, a batch's jobs and its callbacks take them. */
+const jobFields = {
+  task: v.pipe(name("task"), v.description("Task name the worker runs the job under.")),
+  payload: v.optional(v.pipe(v.unknown(), v.description("Any JSON value; `{}` when left out. At most 1 MiB."))),
+  queue: v.optional(v.pipe(name("queue"), v.description('Queue name. Default "default".'))),
+  priority: v.optional(v.pipe(int("priority", -INT4_MAX, INT4_MAX), v.description("Higher runs first within a queue. Default 0."))),
+  runAt: v.optional(v.pipe(timestamp("runAt"), v.description("Not before this time. Give runAt or delayMs, not both."))),
+  delayMs: v.optional(v.pipe(int("delayMs", 0, Number.MAX_SAFE_INTEGER), v.description("Not before this many ms from now (database time)."))),
+  maxAttempts: v.optional(v.pipe(int("maxAttempts", 1, 10_000), v.description("Attempts before the job fails for good. Default 10."))),
+  timeoutMs: v.optional(v.pipe(int("timeoutMs", 1, INT4_MAX), v.description("Time one attempt may take."))),
+};
+
+const JOB_FIELD_NAMES = "task, payload, queue, priority, runAt, delayMs, maxAttempts and timeoutMs";
+
+/** runAt and delayMs both given: one issue, at delayMs. Follows an object schema whose output has both. */
+function runAtOrDelay<T extends { runAt?: string; delayMs?: number }>(): v.BaseValidation<T, T, v.BaseIssue<unknown>> {
+  const check = v.partialCheck(
+    [["runAt"], ["delayMs"]],
+    (o: { runAt?: string; delayMs?: number }) => o.runAt === undefined || o.delayMs === undefined,
+    "give runAt or delayMs, not both",
+  );
+  return v.forward(check, ["delayMs"]) as unknown as v.BaseValidation<T, T, v.BaseIssue<unknown>>;
+}
+
+const enqueueBody = v.strictObject(
+  {
+    ...jobFields,
+    key: v.optional(
+      v.pipe(
+        v.string("key must be a string"),
+        v.minLength(1, "key must not be empty"),
+        v.maxLength(512, "key is longer than 512 characters"),
+        storable("key"),
+        v.description("Idempotency key: while a job with this key is queued or running, its job is returned (200) instead."),
+      ),
+    ),
+  },
+  "unknown field; the fields are task, payload, queue, priority, runAt, delayMs, maxAttempts, timeoutMs and key",
+);
+export const enqueueBodySchema = v.pipe(enqueueBody, runAtOrDelay<v.InferOutput<typeof enqueueBody>>());
+
+const FAILURE_MODES = ["fail", "cancel", "run"] as const;
+const failureMode = (what: string) => v.picklist(FAILURE_MODES, `${what} must be fail, cancel or run`);
+
+/** One job of a flow: a job with a name, and the names of the jobs it waits for. */
+const flowJobSpec = v.strictObject(
+  {
+    name: v.pipe(name("name"), v.description("Names the job within the flow, for its children's parents.")),
+    ...jobFields,
+    parents: v.optional(
+      v.pipe(
+        v.array(
+          v.union(
+            [
+              name("parent"),
+              v.strictObject(
+                { name: name("parent name"), onFailure: v.optional(failureMode("onFailure")) },
+                "unknown field; a parent takes name and onFailure",
+              ),
+            ],
+            "a parent is a job's name, or { name, onFailure }",
+          ),
+          "parents must be an array",
+        ),
+        v.description("Names of jobs of the same flow this one waits for; { name, onFailure } sets that edge's failure mode."),
+      ),
+    ),
+    onParentFailure: v.optional(
+      v.pipe(failureMode("onParentFailure"), v.description("What a parent's failure or cancellation does to this job: fail it (default), cancel it, or run it anyway.")),
+    ),
+  },
+  `unknown field; the fields are name, parents, onParentFailure, ${JOB_FIELD_NAMES} (keys are not taken in flows)`,
+);
+export const flowJobSpecSchema = v.pipe(flowJobSpec, runAtOrDelay<v.InferOutput<typeof flowJobSpec>>());
+
+/** A job of a batch, or a batch's callback: a job without a key. */
+const batchJobSpec = v.strictObject(jobFields, `unknown field; the fields are ${JOB_FIELD_NAMES} (keys are not taken in batches)`);
+export const batchJobSpecSchema = v.pipe(batchJobSpec, runAtOrDelay<v.InferOutput<typeof batchJobSpec>>());
+
+const jobArray = <S extends v.GenericSchema>(item: S, description: string) =>
+  v.pipe(v.array(item, "jobs must be an array"), v.minLength(1, "jobs must not be empty"), v.description(description));
+
+export const flowBodySchema = v.strictObject(
+  { jobs: jobArray(flowJobSpecSchema, `The flow's jobs; parents name jobs of this list. At most ${MAX_FLOW_JOBS} jobs and ${MAX_FLOW_EDGES} edges (else 413).`) },
+  "unknown field; the body is { jobs }",
 );
 
-export const enqueueBodySchema = v.pipe(
-  v.strictObject(
-    {
-      task: v.pipe(name("task"), v.description("Task name the worker runs the job under.")),
-      payload: v.optional(v.pipe(v.unknown(), v.description("Any JSON value; `{}` when left out. At most 1 MiB."))),
-      queue: v.optional(v.pipe(name("queue"), v.description('Queue name. Default "default".'))),
-      priority: v.optional(v.pipe(int("priority", -INT4_MAX, INT4_MAX), v.description("Higher runs first within a queue. Default 0."))),
-      runAt: v.optional(v.pipe(timestamp("runAt"), v.description("Not before this time. Give runAt or delayMs, not both."))),
-      delayMs: v.optional(v.pipe(int("delayMs", 0, Number.MAX_SAFE_INTEGER), v.description("Not before this many ms from now (database time)."))),
-      maxAttempts: v.optional(v.pipe(int("maxAttempts", 1, 10_000), v.description("Attempts before the job fails for good. Default 10."))),
-      timeoutMs: v.optional(v.pipe(int("timeoutMs", 1, INT4_MAX), v.description("Time one attempt may take."))),
-      key: v.optional(
-        v.pipe(
-          v.string("key must be a string"),
-          v.minLength(1, "key must not be empty"),
-          v.maxLength(512, "key is longer than 512 characters"),
-          storable("key"),
-          v.description("Idempotency key: while a job with this key is queued or running, its job is returned (200) instead."),
+export const batchBodySchema = v.strictObject(
+  {
+    jobs: jobArray(batchJobSpecSchema, `The batch's jobs. At most ${MAX_FLOW_JOBS}, callbacks included (else 413).`),
+    callbacks: v.optional(
+      v.pipe(
+        v.strictObject(
+          {
+            complete: v.optional(v.pipe(batchJobSpecSchema, v.description("Runs once every job has ended, whatever its status."))),
+            success: v.optional(v.pipe(batchJobSpecSchema, v.description("Runs once every job completed; cancelled at the first failure or cancellation."))),
+            failure: v.optional(v.pipe(batchJobSpecSchema, v.description("Runs at the first job that fails or is cancelled; cancelled when every job completed."))),
+          },
+          "unknown callback; the callbacks are complete, success and failure",
         ),
+        v.description("Jobs that run when the batch's jobs end."),
       ),
-    },
-    "unknown field; the fields are task, payload, queue, priority, runAt, delayMs, maxAttempts, timeoutMs and key",
-  ),
-  v.forward(
-    v.partialCheck([["runAt"], ["delayMs"]], (o) => o.runAt === undefined || o.delayMs === undefined, "give runAt or delayMs, not both"),
-    ["delayMs"],
-  ),
+    ),
+  },
+  "unknown field; the body is { jobs, callbacks }",
 );
 
 /** Query of GET /jobs, after numeric parameters were read as numbers. */
@@ -80,6 +160,23 @@ export const listJobsQuerySchema = v.strictObject(
     ),
   },
   "unknown parameter; the parameters are status, queue, task, limit and cursor",
+);
+
+/** Query of GET /jobs/:id/graph. */
+export const graphQuerySchema = v.strictObject(
+  { limit: v.optional(v.pipe(int("limit", 1, 10_000), v.description("Most jobs to return. Default 200."))) },
+  "unknown parameter; the parameter is limit",
+);
+
+const seq = (what: string, description: string) => v.pipe(int(what, 0, INT4_MAX), v.description(description));
+
+/** Query of GET /jobs/:id/logs. */
+export const logsQuerySchema = v.strictObject(
+  {
+    after: v.optional(seq("after", "Lines after this seq: the nextAfter of the previous page. Default 0, from the first line.")),
+    limit: v.optional(v.pipe(int("limit", 1, 1000), v.description("Page size. Default 100."))),
+  },
+  "unknown parameter; the parameters are after and limit",
 );
 
 const dateTime = v.pipe(v.string(), v.isoTimestamp());
@@ -127,6 +224,76 @@ export const enqueuedJobSchema = v.object({
 export const jobListSchema = v.object({ jobs: v.array(jobSchema), nextCursor: v.nullable(v.string()) });
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+export const flowJobSchema = v.object({ ...enqueuedJobSchema.entries, name: v.pipe(v.string(), v.description("The job's name in the flow.")) });
+export const enqueuedFlowSchema = v.object({ jobs: v.pipe(v.array(flowJobSchema), v.description("The flow's jobs, in the order given.")) });
+
+export const enqueuedBatchSchema = v.object({
+  id: v.pipe(v.string(), v.description("The batch's id, for GET /batches/{id}.")),
+  jobs: v.pipe(v.array(enqueuedJobSchema), v.description("The batch's jobs, in the order given.")),
+  callbacks: v.object({ complete: v.optional(enqueuedJobSchema), success: v.optional(enqueuedJobSchema), failure: v.optional(enqueuedJobSchema) }),
+});
+
+export const batchSchema = v.object({
+  id: v.string(),
+  size: v.pipe(count, v.description("Jobs in the batch, callbacks not included.")),
+  createdAt: dateTime,
+  counts: v.pipe(
+    v.object({ pending: count, queued: count, running: count, completed: count, failed: count, cancelled: count }),
+    v.description("The batch's jobs (callbacks not included) by status."),
+  ),
+  state: v.pipe(
+    v.picklist(["running", "completed", "failed"]),
+    v.description("running until every job has ended; then completed when all completed, else failed."),
+  ),
+  callbacks: v.pipe(
+    v.object({ complete: v.optional(v.string()), success: v.optional(v.string()), failure: v.optional(v.string()) }),
+    v.description("The callbacks' job ids."),
+  ),
+});
+
+export const graphSchema = v.object({
+  nodes: v.array(
+    v.object({
+      id: v.string(),
+      task: v.string(),
+      queue: v.string(),
+      status: v.picklist(STATUSES),
+      progress: v.pipe(v.number(), v.minValue(0), v.maxValue(100)),
+      startedAt: nullableDateTime,
+      finishedAt: nullableDateTime,
+    }),
+  ),
+  edges: v.array(
+    v.object({
+      parent: v.string(),
+      child: v.string(),
+      mode: v.pipe(v.string(), v.description("What the parent's failure does to the child: fail, cancel or run (failure for a batch's failure callback).")),
+      state: v.pipe(
+        v.picklist(["waiting", "settled", "blocked"]),
+        v.description("waiting for the parent to end; settled once it did and the child may go on; blocked when its end ended the child."),
+      ),
+    }),
+  ),
+  truncated: v.pipe(v.boolean(), v.description("More jobs are connected than the limit asked for.")),
+});
+
+export const logLineSchema = v.object({
+  seq: v.pipe(count, v.description("The line's place among the job's lines, from 1.")),
+  attempt: v.pipe(v.number(), v.integer()),
+  at: dateTime,
+  level: v.pipe(
+    v.picklist(["debug", "info", "warn", "error", "dropped"]),
+    v.description("dropped: a line counting the lines past the job's caps (fields.dropped)."),
+  ),
+  message: v.string(),
+  fields: v.nullable(v.record(v.string(), v.unknown())),
+});
+export const logListSchema = v.object({
+  logs: v.array(logLineSchema),
+  nextAfter: v.pipe(v.nullable(count), v.description("Pass as after for the next page; null when this page was the last (so far).")),
+});
+
 const queueSummarySchema = v.object({
   queue: v.string(),
   pending: v.pipe(count, v.description("Jobs of a flow or batch waiting for their parents.")),
@@ -171,11 +338,25 @@ export const errorSchema = v.object({
   }),
 });
 
-/** Parses input with a schema, or throws a 400 listing every issue with its field path. */
+/** An issue's field path as the API gives them: `jobs[2].parents[0].name`, `callbacks.failure.task`. */
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  let path = "";
+  for (const item of issue.path ?? []) {
+    const key = item.key as string | number;
+    path += item.type === "array" ? `[${key}]` : path === "" ? String(key) : `.${key}`;
+  }
+  return path;
+}
+
+/** Most issues one 400 lists (a flow of thousands of bad jobs would list them all). */
+export const MAX_ISSUES = 100;
+
+/** Parses input with a schema, or throws a 400 listing every issue (up to MAX_ISSUES) with its field path. */
 export function validate<S extends v.GenericSchema>(schema: S, input: unknown, what: string): v.InferOutput<S> {
   const result = v.safeParse(schema, input);
   if (result.success) return result.output;
-  const issues = toIssues(result.issues);
+  const issues = result.issues.slice(0, MAX_ISSUES).map((issue) => ({ path: issuePath(issue), message: issue.message }));
   const list = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
-  throw new ApiError(400, "INVALID_INPUT", `invalid ${what}: ${list}`, issues);
+  const more = result.issues.length - issues.length;
+  throw new ApiError(400, "INVALID_INPUT", `invalid ${what}: ${list}${more > 0 ? `; and ${more} more` : ""}`, issues);
 }
