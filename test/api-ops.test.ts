@@ -143,7 +143,7 @@ describe("GET /openapi.json", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
-        "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/graph",
+        "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events", "/jobs/{id}/graph",
         "/jobs/{id}/logs", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/queues", "/workers",
       ],
     );
@@ -164,9 +164,11 @@ describe("GET /openapi.json", () => {
     expect(flow.items.properties.onParentFailure.enum).toEqual(["fail", "cancel", "run"]);
     expect(doc.paths["/flows"].post.responses["400"].description).toMatch(/INVALID_GRAPH/);
     expect(doc.paths["/flows"].post.responses["413"].description).toMatch(/GRAPH_TOO_LARGE/);
+    expect(Object.keys(doc.paths["/jobs/{id}/events"].get.responses["200"].content)).toEqual(["text/event-stream"]);
+    expect(doc.paths["/jobs/{id}/events"].get.responses["429"]).toBeDefined();
     const logs = doc.paths["/jobs/{id}/logs"].get.parameters;
     expect(logs.find((p: { name: string }) => p.name === "limit").schema).toMatchObject({ type: "integer", minimum: 1, maximum: 1000 });
-    for (const name of ["Batch", "EnqueuedBatch", "EnqueuedFlow", "Graph", "LogList", "LogLine"]) expect(doc.components.schemas[name], name).toBeDefined();
+    for (const name of ["Batch", "EnqueuedBatch", "EnqueuedFlow", "Graph", "LogList", "LogLine", "EventEnd"]) expect(doc.components.schemas[name], name).toBeDefined();
     expect(doc.components.schemas.Job.properties.finishedAt).toMatchObject({ type: ["string", "null"], format: "date-time" });
     expect(doc.paths["/healthz"].get.security).toEqual([]);
     expect(doc.paths["/jobs/{id}/cancel"].post.responses["409"]).toBeDefined();
@@ -188,7 +190,7 @@ describe("auth", () => {
     const endpoints: [string, string][] = [
       ["POST", "/jobs"], ["GET", "/jobs"], ["GET", "/jobs/1"], ["POST", "/jobs/1/cancel"], ["POST", "/jobs/1/retry"],
       ["GET", "/queues"], ["GET", "/workers"], ["GET", "/metrics"], ["GET", "/openapi.json"],
-      ["POST", "/flows"], ["POST", "/batches"], ["GET", "/batches/1"], ["GET", "/jobs/1/graph"], ["GET", "/jobs/1/logs"],
+      ["POST", "/flows"], ["POST", "/batches"], ["GET", "/batches/1"], ["GET", "/jobs/1/graph"], ["GET", "/jobs/1/logs"], ["GET", "/jobs/1/events"],
     ];
     const before = await jobCount();
     for (const [method, path] of endpoints) {
@@ -268,7 +270,11 @@ describe("mounting, CORS, and unknown routes", () => {
   });
 
   it("refuses bad options when created", () => {
-    for (const bad of [{ maxBodyBytes: 0 }, { maxBodyBytes: 1.5 }, { healthTimeoutMs: -1 }, { dashboard: { refreshMs: 0 } }]) {
+    const bads = [
+      { maxBodyBytes: 0 }, { maxBodyBytes: 1.5 }, { healthTimeoutMs: -1 }, { dashboard: { refreshMs: 0 } },
+      { events: { keepAliveMs: 0 } }, { events: { maxStreams: 1.5 } }, { signal: "stop" as never },
+    ];
+    for (const bad of bads) {
       expect(() => createApi({ queue, auth: { tokens: [WRITE] }, ...bad }), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: "INVALID_INPUT" }));
     }
     expect(() => createApi({ queue: undefined as never, auth: { tokens: [WRITE] } })).toThrow(/needs \{ queue \}/);

@@ -1,24 +1,29 @@
 /**
  * The workflow endpoints of the HTTP API: flows, batches, a job's graph and
- * log lines through app.request(). Bad input is a 4xx that writes nothing;
- * responses are checked against the valibot schemas the OpenAPI document is
- * generated from.
+ * log lines through app.request(), and a job's event stream read by a real
+ * HTTP client on a real port while a real worker runs the job. Bad input is a
+ * 4xx that writes nothing; responses are checked against the valibot schemas
+ * the OpenAPI document is generated from.
  */
 import * as v from "valibot";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import {
   batchSchema,
+  createApi,
   enqueuedBatchSchema,
   enqueuedFlowSchema,
+  eventEndSchema,
   graphSchema,
+  jobSchema,
   logLineSchema,
   logListSchema,
 } from "../src/api/index.ts";
-import { MAX_FLOW_JOBS, PermanentError } from "../src/index.ts";
-import { apiFixture, expectError, READ } from "./support/api.ts";
-import { deadline, testDb } from "./support/db.ts";
+import { MAX_FLOW_JOBS, PermanentError, silentLogger } from "../src/index.ts";
+import { apiFixture, apiClient, expectError, READ, serveApi, type SseBlock, sseReader, WRITE } from "./support/api.ts";
+import { deadline, distinctJobIds, gate, testDb, until } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
+await distinctJobIds(db);
 const { queue, sql, schema } = db;
 const { call } = apiFixture(db);
 const s = `"${schema}"`;
@@ -28,6 +33,13 @@ const counts = async () => {
     (select count(*)::int from ${s}.batches) as batches`);
   return r!;
 };
+/** Connections a watch of this job holds open (queue.watch names its connection after the job). */
+const watchers = async (id: string) => {
+  const [r] = await sql`select count(*)::int as n from pg_stat_activity where application_name = ${`pgpulse watch ${id}`}`;
+  return r!.n as number;
+};
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
 describe("POST /flows", () => {
   it("enqueues a graph: 201 with the jobs in the order given and their names; children wait, pending", async () => {
     const r = await call("POST", "/flows", {
@@ -274,6 +286,174 @@ describe("GET /jobs/:id/logs", () => {
     expectError(await call("GET", "/jobs/987654321/logs"), 404, "NOT_FOUND");
     for (const q of ["limit=0", "limit=1001", "after=-1", "after=x", "after=1.5", "since=2"]) {
       expectError(await call("GET", `/jobs/${job.id}/logs?${q}`), 400, "INVALID_INPUT");
+    }
+  });
+});
+
+describe("GET /jobs/:id/events", () => {
+  // A server on a real port, with a short keep-alive so that a quiet stream shows one.
+  const api = createApi({ queue, auth: { tokens: [WRITE], readOnlyTokens: [READ] }, logger: silentLogger, events: { keepAliveMs: 50, maxStreams: 3 } });
+  const served = serveApi(api);
+  afterAll(async () => (await served).close());
+
+  it("streams a job's status, progress, log lines and result to a real HTTP client until the job ends", async () => {
+    const { base } = await served;
+    const step = gate();
+    const w = db.worker({
+      queues: ["api-sse"],
+      progressIntervalMs: 10,
+      logIntervalMs: 5,
+      tasks: {
+        first: async () => "first",
+        slow: async (_p, ctx) => {
+          ctx.progress(50);
+          ctx.log("half way", { n: 1 });
+          await step.promise;
+          ctx.log.warn("finishing");
+          return { ok: 1 };
+        },
+      },
+    });
+    const [, job] = await queue.enqueueFlow([
+      { name: "first", task: "first", queue: "api-sse" },
+      { name: "then", task: "slow", queue: "api-sse", parents: ["first"] },
+    ]);
+    const res = await fetch(`${base}/jobs/${job!.id}/events`, { headers: bearer(READ), signal: deadline(20_000) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    const stream = sseReader(res.body!);
+    const blocks: SseBlock[] = [(await stream.next())!];
+    expect(blocks[0]!.event).toBe("job");
+    expect(JSON.parse(blocks[0]!.data!)).toMatchObject({ id: job!.id, status: "pending" });
+    expect(await watchers(job!.id)).toBe(1);
+
+    await w.start();
+    // The handler goes on once this client has seen its progress and its first line, and a keep-alive
+    // comment has come while the job waited.
+    const seen = { progress: false, line: false, comment: false };
+    for (let b = await stream.next(); b; b = await stream.next()) {
+      blocks.push(b);
+      if (b.comment !== undefined) seen.comment = true;
+      if (b.event === "job" && JSON.parse(b.data!).progress === 50) seen.progress = true;
+      if (b.event === "log" && JSON.parse(b.data!).message === "half way") seen.line = true;
+      if (seen.progress && seen.line && seen.comment) step.open();
+    }
+    const events = blocks.filter((b) => b.comment === undefined);
+    expect(blocks.some((b) => b.comment === "keep-alive")).toBe(true);
+    const jobs = events.filter((b) => b.event === "job").map((b) => v.parse(jobSchema, JSON.parse(b.data!)));
+    const statuses = jobs.map((j) => j.status).filter((st, i, all) => st !== all[i - 1]);
+    expect(statuses[0]).toBe("pending");
+    expect(statuses.at(-1)).toBe("completed");
+    expect(statuses).toContain("running");
+    expect(jobs.find((j) => j.progress === 50)!.status).toBe("running");
+    expect(jobs.at(-1)).toMatchObject({ status: "completed", progress: 100, result: { ok: 1 } });
+    const logs = events.filter((b) => b.event === "log");
+    expect(logs.map((b) => [b.id, v.parse(logLineSchema, JSON.parse(b.data!)).message])).toEqual([["1", "half way"], ["2", "finishing"]]);
+    expect(JSON.parse(logs[0]!.data!)).toMatchObject({ seq: 1, attempt: 1, level: "info", fields: { n: 1 } });
+    // the last line comes before the job's final status; the stream ends with end
+    expect(events.findIndex((b) => b.id === "2")).toBeLessThan(events.length - 2);
+    expect(events.at(-2)!.event).toBe("job");
+    expect(events.at(-1)!.event).toBe("end");
+    expect(v.parse(eventEndSchema, JSON.parse(events.at(-1)!.data!))).toEqual({ id: job!.id, status: "completed" });
+    await until(async () => (await watchers(job!.id)) === 0);
+  });
+
+  it("a client that disconnects mid-stream releases the watch and its connection", async () => {
+    const { base } = await served;
+    const job = await queue.enqueue("never-run", {}, { queue: "api-sse-idle" });
+    const client = new AbortController();
+    const res = await fetch(`${base}/jobs/${job.id}/events`, { headers: bearer(WRITE), signal: client.signal });
+    const stream = sseReader(res.body!);
+    expect(await stream.next()).toMatchObject({ event: "job" });
+    expect(await watchers(job.id)).toBe(1);
+    client.abort();
+    await until(async () => (await watchers(job.id)) === 0);
+  });
+
+  it("caps the streams open at once (429 with Retry-After), and a client leaving frees its slot", async () => {
+    const { base } = await served;
+    const job = await queue.enqueue("never-run", {}, { queue: "api-sse-idle" });
+    const url = `${base}/jobs/${job.id}/events`;
+    const clients = [new AbortController(), new AbortController(), new AbortController()];
+    for (const client of clients) {
+      const res = await fetch(url, { headers: bearer(READ), signal: client.signal });
+      expect(await sseReader(res.body!).next()).toMatchObject({ event: "job" });
+    }
+    expect(await watchers(job.id)).toBe(3);
+    const refused = await fetch(url, { headers: bearer(READ) });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(((await refused.json()) as { error: { code: string; details: unknown } }).error).toMatchObject({ code: "TOO_MANY_REQUESTS", details: { limit: 3 } });
+    expect(await watchers(job.id)).toBe(3);
+    clients[0]!.abort();
+    const again = new AbortController();
+    const res = await until(async () => {
+      const r = await fetch(url, { headers: bearer(READ), signal: again.signal });
+      if (r.status === 200) return r;
+      await r.body?.cancel();
+      return null;
+    });
+    expect(await sseReader(res!.body!).next()).toMatchObject({ event: "job" });
+    for (const client of [...clients, again]) client.abort();
+    await until(async () => (await watchers(job.id)) === 0);
+  });
+
+  it("for a job that has ended: its lines, its job, end; a reconnecting client's Last-Event-ID skips the lines it has", async () => {
+    const w = db.worker({
+      queues: ["api-sse-done"],
+      logIntervalMs: 5,
+      tasks: {
+        three: async (_p, ctx) => {
+          for (const n of [1, 2, 3]) ctx.log(`line ${n}`);
+          throw new PermanentError("no");
+        },
+      },
+    });
+    const job = await queue.enqueue("three", {}, { queue: "api-sse-done" });
+    const failed = w.waitFor("job:failed", (e) => e.job.id === job.id, deadline());
+    await w.start();
+    await failed;
+    const { app } = apiFixture(db);
+    const read = async (path: string, headers: Record<string, string> = {}) => {
+      const res = await app.request(path, { headers: { ...bearer(READ), ...headers } });
+      expect(res.status).toBe(200);
+      return (await sseReader(res.body!).rest()).map((b) => (b.event === "log" ? `log ${b.id}` : b.event === "end" ? `end ${JSON.parse(b.data!).status}` : `${b.event} ${JSON.parse(b.data!).status}`));
+    };
+    expect(await read(`/jobs/${job.id}/events`)).toEqual(["log 1", "log 2", "log 3", "job failed", "end failed"]);
+    expect(await read(`/jobs/${job.id}/events`, { "last-event-id": "1" })).toEqual(["log 2", "log 3", "job failed", "end failed"]);
+    expect(await read(`/jobs/${job.id}/events?after=2`)).toEqual(["log 3", "job failed", "end failed"]);
+    expect(await read(`/jobs/${job.id}/events?after=0`, { "last-event-id": "3" })).toEqual(["job failed", "end failed"]);
+    await until(async () => (await watchers(job.id)) === 0);
+  });
+
+  it("answers 404, 400 and 401 as JSON before any stream, and holds no connection after", async () => {
+    expectError(await call("GET", "/jobs/987654321/events"), 404, "NOT_FOUND");
+    await until(async () => (await watchers("987654321")) === 0);
+    const job = await queue.enqueue("never-run", {}, { queue: "api-sse-idle" });
+    expectError(await call("GET", "/jobs/abc/events"), 400, "INVALID_INPUT");
+    expectError(await call("GET", `/jobs/${job.id}/events?after=-1`), 400, "INVALID_INPUT");
+    expectError(await call("GET", `/jobs/${job.id}/events?follow=1`), 400, "INVALID_INPUT");
+    expectError(await call("GET", `/jobs/${job.id}/events`, { headers: { "last-event-id": "x" } }), 400, "INVALID_INPUT");
+    expectError(await call("GET", `/jobs/${job.id}/events`, { token: null }), 401, "UNAUTHORIZED");
+    expect(await watchers(job.id)).toBe(0);
+  });
+
+  it("the server stopping ends open streams, without end, and refuses new ones with 503", async () => {
+    const stopping = new AbortController();
+    const server = await serveApi(createApi({ queue, auth: { tokens: [WRITE] }, logger: silentLogger, signal: stopping.signal }));
+    try {
+      const job = await queue.enqueue("never-run", {}, { queue: "api-sse-idle" });
+      const res = await fetch(`${server.base}/jobs/${job.id}/events`, { headers: bearer(WRITE), signal: deadline() });
+      const stream = sseReader(res.body!);
+      expect(await stream.next()).toMatchObject({ event: "job" });
+      stopping.abort();
+      expect(await stream.rest()).toEqual([]);
+      await until(async () => (await watchers(job.id)) === 0);
+      const client = apiClient({ request: (path: string, init?: RequestInit) => fetch(`${server.base}${path}`, init) } as never, WRITE);
+      expect(expectError(await client("GET", `/jobs/${job.id}/events`), 503, "UNAVAILABLE")).toEqual({ reason: "stopping" });
+    } finally {
+      await server.close();
     }
   });
 });

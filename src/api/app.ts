@@ -10,6 +10,7 @@ import { type ApiAuthOptions, type AuthEnv, createAuthenticator, requireBearer }
 import { MAX_BODY_BYTES_DEFAULT } from "./body.ts";
 import { dashboardRoutes } from "./dashboard/routes.tsx";
 import { ApiError, errorJson, onApiError } from "./errors.ts";
+import { eventRoutes } from "./events.ts";
 import { trackListeners } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -40,6 +41,15 @@ export interface ApiOptions {
   healthTimeoutMs?: number;
   /** Where unexpected (500) errors are logged. @default console, errors only */
   logger?: Logger | LogLevel;
+  /** Event streams (GET /jobs/:id/events). Each open stream holds a database connection of its own. */
+  events?: {
+    /** A comment is sent this often on a quiet stream, so proxies keep it open. @default 15000 */
+    keepAliveMs?: number;
+    /** Streams open at once; one more is answered 429. @default 20 */
+    maxStreams?: number;
+  };
+  /** Abort it when the server stops: open event streams end (clients reconnect elsewhere), new ones are refused (503). */
+  signal?: AbortSignal;
 }
 
 /** Paths that need a bearer token (everything the API serves but /healthz and the dashboard, which has its own login). */
@@ -52,6 +62,11 @@ export function createApi(options: ApiOptions): Hono {
   const maxBodyBytes = positiveInt(options.maxBodyBytes, MAX_BODY_BYTES_DEFAULT, "maxBodyBytes");
   const refreshMs = positiveInt(options.dashboard ? options.dashboard.refreshMs : undefined, 2000, "dashboard.refreshMs");
   const healthTimeoutMs = positiveInt(options.healthTimeoutMs, 2000, "healthTimeoutMs");
+  const keepAliveMs = positiveInt(options.events?.keepAliveMs, 15_000, "events.keepAliveMs");
+  const maxStreams = positiveInt(options.events?.maxStreams, 20, "events.maxStreams");
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new PgPulseError("INVALID_INPUT", "signal must be an AbortSignal", { details: [{ path: "signal", message: "not an AbortSignal" }] });
+  }
   const logger = typeof options.logger === "object" ? options.logger : consoleLogger("api", options.logger ?? "error");
   const listener = trackListeners(options.workers ?? []);
 
@@ -76,6 +91,7 @@ export function createApi(options: ApiOptions): Hono {
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
   app.route("/", jobRoutes(queue, maxBodyBytes));
   app.route("/", workflowRoutes(queue, maxBodyBytes));
+  app.route("/", eventRoutes(queue, { keepAliveMs, maxStreams, ...(options.signal ? { signal: options.signal } : {}) }, logger));
   app.route("/", statusRoutes(queue));
   const documents = new Map<string, Record<string, unknown>>(); // by mount point
   app.get("/openapi.json", (c) => {

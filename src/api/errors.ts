@@ -16,6 +16,7 @@ export type ApiErrorCode =
   | "GRAPH_TOO_LARGE"
   | "PAYLOAD_TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
+  | "TOO_MANY_REQUESTS"
   | "UNAVAILABLE"
   | "INTERNAL";
 

@@ -25,6 +25,7 @@ export {
   enqueuedFlowSchema,
   enqueuedJobSchema,
   errorSchema,
+  eventEndSchema,
   flowBodySchema,
   graphSchema,
   healthSchema,

@@ -15,6 +15,7 @@ const ERRORS: Record<number, string> = {
   409: "The job cannot make that transition; details carries its status and the job.",
   413: "The body is over the limit (1 MiB by default).",
   415: "The body is not JSON.",
+  429: "Too many event streams are open (createApi's events.maxStreams); Retry-After says when to try again.",
   503: "The database is unavailable.",
 };
 
@@ -101,6 +102,26 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
           responses: responses({ 200: { description: "A page of lines; pass nextAfter back as after.", content: json(ref("LogList")) } }, [400, 401, 404]),
         },
       },
+      "/jobs/{id}/events": {
+        get: {
+          summary: "Follow a job: server-sent events until it ends",
+          description:
+            "A text/event-stream of the job's changes, driven by database notifications: `event: log` for each new log line (`id:` its seq, data a LogLine), " +
+            "then `event: job` with the job (data a Job) at once and after each change of status, progress or attempt, and a last `event: end` " +
+            "(data an EventEnd) once the job completed, failed or was cancelled; then the server closes the stream. A comment line (`: keep-alive`) " +
+            "comes every 15 s on a quiet stream. An error after the stream began is an `event: error` whose data is an Error. A reconnecting client's " +
+            "Last-Event-ID header (or `after`) skips the log lines it has. Each open stream holds a database connection; at most 20 at once by default.",
+          parameters: [
+            idParam,
+            ...queryParameters(toJsonSchema(s.eventsQuerySchema)),
+            { name: "Last-Event-ID", in: "header", required: false, description: "The id of the last log event received.", schema: { type: "string", pattern: "^(0|[1-9][0-9]{0,9})$" } },
+          ],
+          responses: responses(
+            { 200: { description: "The event stream.", content: { "text/event-stream": { schema: { type: "string" } } } } },
+            [400, 401, 404, 429],
+          ),
+        },
+      },
       "/flows": {
         post: {
           summary: "Enqueue a flow: jobs that wait for other jobs",
@@ -165,6 +186,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
         Graph: toJsonSchema(s.graphSchema),
         LogLine: toJsonSchema(s.logLineSchema),
         LogList: toJsonSchema(s.logListSchema),
+        EventEnd: toJsonSchema(s.eventEndSchema),
         JobError: toJsonSchema(s.jobErrorSchema),
         JobList: toJsonSchema(s.jobListSchema),
         QueueList: toJsonSchema(s.queueListSchema),

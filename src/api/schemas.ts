@@ -179,6 +179,20 @@ export const logsQuerySchema = v.strictObject(
   "unknown parameter; the parameters are after and limit",
 );
 
+/** Query of GET /jobs/:id/events. */
+export const eventsQuerySchema = v.strictObject(
+  { after: v.optional(seq("after", "Send only the log lines after this seq. A Last-Event-ID header (sent by a reconnecting client) wins.")) },
+  "unknown parameter; the parameter is after",
+);
+
+/** The Last-Event-ID header of a reconnecting event stream: the seq of the last log line received. */
+export const lastEventIdSchema = v.pipe(
+  v.string(),
+  v.regex(/^(0|[1-9][0-9]{0,9})$/, "Last-Event-ID must be the id of a log event"),
+  v.transform(Number),
+  v.maxValue(INT4_MAX, "Last-Event-ID must be the id of a log event"),
+);
+
 const dateTime = v.pipe(v.string(), v.isoTimestamp());
 const nullableDateTime = v.nullable(dateTime);
 
@@ -292,6 +306,15 @@ export const logLineSchema = v.object({
 export const logListSchema = v.object({
   logs: v.array(logLineSchema),
   nextAfter: v.pipe(v.nullable(count), v.description("Pass as after for the next page; null when this page was the last (so far).")),
+});
+
+/** The data of an event stream's last event. */
+export const eventEndSchema = v.object({
+  id: v.string(),
+  status: v.pipe(
+    v.nullable(v.picklist(["completed", "failed", "cancelled"])),
+    v.description("The job's final status; null when the job was deleted before it ended."),
+  ),
 });
 
 const queueSummarySchema = v.object({

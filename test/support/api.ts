@@ -1,8 +1,9 @@
-// Test-only: calling a pgpulse API app through app.request(), and checking its error shape.
+// Test-only: calling a pgpulse API app through app.request() or on a real port, checking its error shape, reading event streams.
 import type { Hono } from "hono";
 import * as v from "valibot";
 import { expect } from "vitest";
 import { createApi, errorSchema } from "../../src/api/index.ts";
+import { listen } from "../../src/cli/http-server.ts";
 import { silentLogger } from "../../src/index.ts";
 import type { TestDb } from "./db.ts";
 
@@ -72,4 +73,61 @@ export function expectError(r: Called, status: number, code: string): any {
   expect(typeof r.json.error.message).toBe("string");
   expect("details" in r.json.error).toBe(true);
   return r.json.error.details;
+}
+
+/** Serves an app on a free port of 127.0.0.1 (Node's server, as `pgpulse serve` runs it); close() waits for open requests. */
+export async function serveApi(app: Hono): Promise<{ base: string; close(): Promise<void> }> {
+  const server = await listen(app.fetch, { port: 0, hostname: "127.0.0.1" });
+  return { base: `http://127.0.0.1:${server.port}`, close: () => server.close() };
+}
+
+/** One block of a text/event-stream: an event (event, data, id) or a comment. */
+export interface SseBlock {
+  event?: string;
+  data?: string;
+  id?: string;
+  comment?: string;
+}
+
+/** Reads a text/event-stream block by block, as they arrive; next() gives null at the stream's end. */
+export function sseReader(body: ReadableStream<Uint8Array>) {
+  const reader = body.pipeThrough(new TextDecoderStream() as unknown as ReadableWritablePair<string, Uint8Array>).getReader();
+  let buffer = "";
+  return {
+    async next(): Promise<SseBlock | null> {
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          return parseSse(block);
+        }
+        const { done, value } = await reader.read();
+        if (done) return null;
+        buffer += value;
+      }
+    },
+    /** Every block up to the stream's end. */
+    async rest(): Promise<SseBlock[]> {
+      const out: SseBlock[] = [];
+      for (let b = await this.next(); b; b = await this.next()) out.push(b);
+      return out;
+    },
+    cancel: () => reader.cancel(),
+  };
+}
+
+function parseSse(block: string): SseBlock {
+  const out: SseBlock = {};
+  const data: string[] = [];
+  for (const line of block.split("\n")) {
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "") out.comment = value;
+    else if (field === "data") data.push(value);
+    else if (field === "event" || field === "id") out[field] = value;
+  }
+  if (data.length > 0) out.data = data.join("\n");
+  return out;
 }

@@ -82,3 +82,13 @@ export function gate<T = void>() {
   const promise = new Promise<T>((r) => (open = r));
   return { promise, open };
 }
+
+/**
+ * Starts this test file's job ids at a random point far from other files' (which all
+ * start at 1), so that what names a job by its id alone (a watch's connection,
+ * `pgpulse watch <id>` in pg_stat_activity) names this file's job.
+ */
+export async function distinctJobIds(db: TestDb): Promise<void> {
+  const start = 1_000_000_000 + Math.floor(Math.random() * 1_000_000) * 1000;
+  await db.sql.unsafe(`alter table "${db.schema}".jobs alter column id restart with ${start}`);
+}
