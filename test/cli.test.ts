@@ -1,9 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { DATABASE_URL, testDb, until } from "./support/db.ts";
+import { PermanentError } from "../src/index.ts";
+import { DATABASE_URL, deadline, distinctJobIds, gate, testDb, until } from "./support/db.ts";
 import { run, type Running, start } from "./support/spawn.ts";
 
 const db = await testDb(import.meta.url);
+await distinctJobIds(db);
 const { queue, schema } = db;
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = `${root}dist/cli/main.js`;
@@ -57,16 +59,101 @@ describe("pgpulse CLI", () => {
 
   it("status prints a table, and JSON with --json", async () => {
     await queue.enqueue("t", {}, { queue: "status-q" });
+    await queue.enqueueFlow([{ name: "a", task: "t", queue: "status-flow", delayMs: 600_000 }, { name: "b", task: "t", queue: "status-flow", parents: ["a"] }]);
     const table = await cli(["status"]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^QUEUE\s+WAITING\s+SCHEDULED\s+RUNNING/m);
-    expect(table.stdout).toMatch(/^status-q\s+1\s+0\s+0/m);
+    expect(table.stdout).toMatch(/^QUEUE\s+PENDING\s+WAITING\s+SCHEDULED\s+RUNNING/m);
+    expect(table.stdout).toMatch(/^status-q\s+0\s+1\s+0\s+0/m);
+    expect(table.stdout).toMatch(/^status-flow\s+1\s+0\s+1\s+0/m);
     const json = await cli(["status", "--json"]);
-    expect(JSON.parse(json.stdout).queues).toContainEqual(expect.objectContaining({ queue: "status-q", waiting: 1 }));
+    expect(JSON.parse(json.stdout).queues).toContainEqual(expect.objectContaining({ queue: "status-q", pending: 0, waiting: 1 }));
+    expect(JSON.parse(json.stdout).queues).toContainEqual(expect.objectContaining({ queue: "status-flow", pending: 1, scheduled: 1 }));
+  });
+
+  it("logs prints a job's lines across attempts, and JSON lines with --json", async () => {
+    const w = db.worker({
+      queues: ["cli-logs"],
+      logIntervalMs: 5,
+      backoff: { baseMs: 1 },
+      tasks: {
+        chatty: async (_p, ctx) => {
+          ctx.log(`attempt ${ctx.job.attempt}`);
+          if (ctx.job.attempt === 1) throw new Error("again");
+          ctx.log.warn("done", { n: 2 });
+        },
+      },
+    });
+    const job = await queue.enqueue("chatty", {}, { queue: "cli-logs", maxAttempts: 2 });
+    const done = w.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+    await w.start();
+    await done;
+    const r = await cli(["logs", job.id]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z info  \[1\] attempt 1\n\S+Z info  \[2\] attempt 2\n\S+Z warn  \[2\] done \{"n":2\}\n$/);
+    const json = await cli(["logs", job.id, "--json"]);
+    expect(json.stdout.trim().split("\n").map((l) => JSON.parse(l))).toMatchObject([
+      { seq: 1, attempt: 1, level: "info", message: "attempt 1", fields: null },
+      { seq: 2, attempt: 2, message: "attempt 2" },
+      { seq: 3, attempt: 2, level: "warn", fields: { n: 2 } },
+    ]);
+    const quiet = await queue.enqueue("t", {}, { queue: "cli-logs-none", delayMs: 600_000 });
+    expect(await cli(["logs", quiet.id])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(await cli(["logs", "987654321"])).toMatchObject({ code: 1, stderr: "pgpulse logs: no job with id 987654321\n" });
+    expect(await cli(["logs", "987654321", "--follow"])).toMatchObject({ code: 1, stderr: "pgpulse logs: no job with id 987654321\n" });
+  });
+
+  it("logs --follow prints lines as they come and the final status, until the job ends: exit 0 if it completed, else 1", async () => {
+    const step = gate();
+    const w = db.worker({
+      queues: ["cli-follow"],
+      logIntervalMs: 5,
+      tasks: {
+        slow: async (_p, ctx) => {
+          ctx.log("half way");
+          await step.promise;
+          ctx.log("finishing");
+          return "ok";
+        },
+        broken: async (_p, ctx) => {
+          ctx.log("trying");
+          throw new PermanentError("it broke");
+        },
+      },
+    });
+    const [first, then] = await queue.enqueueFlow([
+      { name: "first", task: "slow", queue: "cli-follow" },
+      { name: "then", task: "broken", queue: "cli-follow", parents: ["first"] },
+    ]);
+    const follow = start(process.execPath, [bin, "logs", first!.id, "--follow"], env);
+    const followChild = start(process.execPath, [bin, "logs", then!.id, "-f"], env);
+    running.push(follow, followChild);
+    await w.start();
+    // the handler goes on once the follower has printed its first line
+    await follow.waitForOutput(/ info  \[1\] half way\n/);
+    expect(follow.child.exitCode).toBeNull();
+    step.open();
+    expect(await follow.exited).toBe(0);
+    // (stdout and stderr come through separate pipes: their relative order is not kept)
+    expect(follow.output()).toMatch(/ info  \[1\] half way\n\S+ info  \[1\] finishing\n/);
+    expect(follow.output()).toContain(`pgpulse logs: job ${first!.id} completed\n`);
+    // the child was pending when followed; it ran after its parent and failed
+    expect(await followChild.exited).toBe(1);
+    expect(followChild.output()).toMatch(/ info  \[1\] trying\n/);
+    expect(followChild.output()).toContain(`pgpulse logs: job ${then!.id} failed: PermanentError: it broke\n`);
+    // a job that has ended: its lines, its status, at once
+    const again = await cli(["logs", first!.id, "--follow"]);
+    expect(again).toMatchObject({ code: 0, stderr: `pgpulse logs: job ${first!.id} completed\n` });
+    expect(again.stdout.split("\n")).toHaveLength(3);
+    // no watch is left behind
+    await until(async () => {
+      const names = [first!.id, then!.id].map((id) => `pgpulse watch ${id}`);
+      const [r] = await db.sql`select count(*)::int as n from pg_stat_activity where application_name = any(${names})`;
+      return r!.n === 0;
+    });
   });
 
   it("--help works on every command", async () => {
-    for (const command of ["migrate", "worker", "enqueue", "status", "prune"]) {
+    for (const command of ["migrate", "worker", "enqueue", "status", "logs", "prune"]) {
       const r = await cli([command, "--help"]);
       expect(r.code, command).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: pgpulse ${command}`));
@@ -85,6 +172,9 @@ describe("pgpulse CLI", () => {
       [["enqueue", "t", "{}", "--delay", "soon"], /--delay takes a duration/],
       [["enqueue", "t", "{}", "--max-attempts", "0"], /--max-attempts takes a whole number of at least 1/],
       [["enqueue", "", "{}"], /task must not be empty/],
+      [["logs"], /logs needs a job id/],
+      [["logs", "abc"], /a job id is a positive integer, got "abc"/],
+      [["logs", "1", "2"], /unexpected argument "2"/],
       [["worker"], /worker needs --tasks/],
       [["worker", "--tasks", "./nope.js"], /no module at/],
       [["worker", "--tasks", tasks, "--log-level", "loud"], /--log-level takes/],

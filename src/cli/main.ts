@@ -6,6 +6,7 @@ import { helpText, parseFlags, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { unreachable } from "./connect.ts";
 import { enqueueCommand } from "./enqueue.ts";
+import { logsCommand } from "./logs.ts";
 import { migrateCommand } from "./migrate.ts";
 import { serveCommand } from "./serve.ts";
 import { pruneCommand } from "./prune.ts";
@@ -17,6 +18,7 @@ const commands: Record<string, Command> = {
   worker: workerCommand,
   enqueue: enqueueCommand,
   status: statusCommand,
+  logs: logsCommand,
   serve: serveCommand,
   prune: pruneCommand,
 };
@@ -28,6 +30,7 @@ Commands:
   worker     run a worker on the tasks a module exports
   enqueue    add a job
   status     show queues and live workers
+  logs       print a job's log lines, or follow them until it ends
   serve      serve the HTTP API and dashboard
   prune      delete finished jobs past retention
 

@@ -30,9 +30,9 @@ export const statusCommand: Command = {
 
 export function render(queues: QueueSummary[], workers: WorkerSummary[]): string {
   const q = table(
-    ["QUEUE", "WAITING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "OLDEST WAITING", "DONE/MIN"],
+    ["QUEUE", "PENDING", "WAITING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "OLDEST WAITING", "DONE/MIN"],
     queues.map((s) => [
-      s.queue, s.waiting, s.scheduled, s.running, s.completed, s.failed, s.cancelled,
+      s.queue, s.pending, s.waiting, s.scheduled, s.running, s.completed, s.failed, s.cancelled,
       s.oldestWaitingMs === null ? "-" : age(s.oldestWaitingMs), s.finishedLastMinute,
     ]),
   );
