@@ -1,15 +1,18 @@
 /**
  * `pgpulse serve` on Node (dist/), Bun and Deno (src/): it binds, answers
  * /healthz without a token and the API with one, and stops gracefully on
- * SIGTERM, letting a request in flight finish.
+ * SIGTERM, letting a request in flight finish; its event streams let go of
+ * their watch when a client leaves, and end when it stops.
  */
 import { fileURLToPath } from "node:url";
 import { Agent, fetch as fetchOn } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { DATABASE_URL, testDb, until } from "./support/db.ts";
+import { sseReader } from "./support/api.ts";
+import { DATABASE_URL, deadline, distinctJobIds, testDb, until } from "./support/db.ts";
 import { run, type Running, start } from "./support/spawn.ts";
 
 const db = await testDb(import.meta.url);
+await distinctJobIds(db);
 const { schema } = db;
 const root = fileURLToPath(new URL("..", import.meta.url));
 const env = { DATABASE_URL, PGPULSE_SCHEMA: schema, PGPULSE_API_TOKEN: "", PGPULSE_API_READ_ONLY_TOKEN: "", PORT: "" };
@@ -135,6 +138,44 @@ describe("pgpulse serve", () => {
       }
       s.child.kill("SIGTERM");
       expect(await s.exited).toBe(0);
+    }, 60_000);
+  }
+
+  // A job's event stream on each runtime's server: a client that leaves mid-stream releases the
+  // watch's connection (each runtime tells the app through the request's signal or by cancelling
+  // the response), and SIGTERM ends the streams still open rather than waiting for their jobs.
+  for (const [name, cmd, pre] of runtimes) {
+    it(`${name}: a client leaving an event stream releases its watch; SIGTERM ends the streams still open`, async () => {
+      const s = start(cmd, [...pre, "serve", "--port", "0", "--host", "127.0.0.1"], { ...env, PGPULSE_API_TOKEN: "rw-token" });
+      running.push(s);
+      await s.waitForOutput(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      const base = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(s.output())![1]!;
+      const job = await db.queue.enqueue("t", {}, { queue: `sse-${name}`, delayMs: 600_000 });
+      const url = `${base}/jobs/${job.id}/events`;
+      const headers = { authorization: "Bearer rw-token" };
+      const watchers = async () => {
+        const [r] = await db.sql`select count(*)::int as n from pg_stat_activity where application_name = ${`pgpulse watch ${job.id}`}`;
+        return r!.n as number;
+      };
+
+      const leaving = new AbortController();
+      const left = await fetch(url, { headers, signal: leaving.signal });
+      expect(left.status).toBe(200);
+      expect(left.headers.get("content-type")).toMatch(/^text\/event-stream/);
+      expect(await sseReader(left.body!).next()).toMatchObject({ event: "job" });
+      expect(await watchers()).toBe(1);
+      leaving.abort();
+      await until(async () => (await watchers()) === 0);
+
+      const staying = await fetch(url, { headers, signal: deadline(30_000) });
+      const stream = sseReader(staying.body!);
+      expect(JSON.parse((await stream.next())!.data!)).toMatchObject({ id: job.id, progress: 0 });
+      await db.sql.unsafe(`update "${schema}".jobs set progress = 10 where id = $1`, [job.id]);
+      expect(JSON.parse((await stream.next())!.data!)).toMatchObject({ id: job.id, progress: 10 });
+      s.child.kill("SIGTERM");
+      expect((await stream.rest()).filter((b) => b.comment === undefined)).toEqual([]);
+      expect(await s.exited).toBe(0);
+      await until(async () => (await watchers()) === 0);
     }, 60_000);
   }
 

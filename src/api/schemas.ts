@@ -9,6 +9,7 @@ import { ApiError } from "./errors.ts";
 
 const INT4_MAX = 2_147_483_647;
 const STATUSES = JOB_STATUSES;
+
 /** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */
 const realDate = (what: string) =>
   v.check((s: string) => {

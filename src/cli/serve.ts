@@ -20,7 +20,8 @@ export const serveCommand: Command = {
   usage: "pgpulse serve [--port 8080] [options]",
   summary:
     "Serves the HTTP API and the dashboard (/dashboard) until SIGINT or SIGTERM, which stop\n" +
-    "taking requests and let those in flight finish; a second signal exits at once.",
+    "taking requests, end open event streams and let the requests in flight finish; a second\n" +
+    "signal exits at once.",
   flags,
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -39,6 +40,8 @@ export const serveCommand: Command = {
     const pooler = poolerOption(values);
 
     const sql = connect(url, 10, pooler);
+    // Aborted at the first signal: open event streams end (their clients reconnect), so they do not hold up the stop.
+    const stopping = new AbortController();
     try {
       const queue = createQueue({ connection: sql, ...pooler, ...(values.schema ? { schema: values.schema as string } : {}) });
       const app = createApi({
@@ -46,6 +49,7 @@ export const serveCommand: Command = {
         auth: { tokens: tokens ?? [], readOnlyTokens: readOnlyTokens ?? [] },
         ...(origins?.length ? { cors: { origin: origins } } : {}),
         logger: consoleLogger("serve", "info"),
+        signal: stopping.signal,
       });
       const server = await listen(app.fetch, { port, hostname });
       const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
@@ -54,6 +58,7 @@ export const serveCommand: Command = {
         const off = onStopSignals(
           (signal) => {
             writeOut(`pgpulse serve: ${signal}, finishing requests in flight\n`);
+            stopping.abort();
             void server.close().then(() => (off(), resolve()), resolve);
           },
           () => resolve(),
