@@ -33,7 +33,9 @@ alter table :PGPULSE_SCHEMA.jobs add column batch_id bigint;
 alter table :PGPULSE_SCHEMA.jobs add column watched boolean not null default false;
 alter table :PGPULSE_SCHEMA.jobs add column meta jsonb;
 
-create index jobs_batch_idx on :PGPULSE_SCHEMA.jobs (batch_id) where batch_id is not null;
+-- Holds only jobs of batches, but building it reads the whole table: on a large
+-- one, create it beforehand with "create index concurrently" (docs/migrations.md).
+create index if not exists jobs_batch_idx on :PGPULSE_SCHEMA.jobs (batch_id) where batch_id is not null;
 
 -- Edges: child_id waits for parent_id. state: 'w' waiting for the parent to
 -- end, 'd' settled (the parent ended in a way that lets the child go on),
@@ -73,7 +75,7 @@ create table :PGPULSE_SCHEMA.job_logs (
 -- to their children, down the graph: wave by wave, each wave set-based, so
 -- that a statement ending 500 parents of one child updates that child once,
 -- and a chain of thousands does not nest triggers. Returns the queues that
--- got runnable jobs.
+-- got runnable jobs. Called by settle_list(), with pgpulse.settling on.
 create function :PGPULSE_SCHEMA.settle_children(ids bigint[], olds text[], news text[], ats timestamptz[])
 returns text[]
 language plpgsql volatile as $$
@@ -92,6 +94,14 @@ declare
 begin
   while cardinality(ids) > 0 loop
     n_ids := '{}'; n_olds := '{}'; n_news := '{}'; n_ats := '{}';
+    -- The children of this wave are locked first, in id order: two transactions
+    -- settling parents of the same children wait for each other here rather
+    -- than deadlock further on, and every decision below is taken by a
+    -- statement that sees what the other committed.
+    perform 1 from :PGPULSE_SCHEMA.jobs j
+     where j.id in (select e.child_id from :PGPULSE_SCHEMA.job_deps e where e.parent_id = any(ids))
+     order by j.id
+       for update;
     -- which kinds of change this wave holds: the steps for the others are skipped
     select coalesce(bool_or(u.s in ('completed', 'failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')), false),
            coalesce(bool_or(u.s in ('failed', 'cancelled') and u.o not in ('completed', 'failed', 'cancelled')), false),
@@ -239,55 +249,82 @@ begin
 end;
 $$;
 
--- A job with children changed status: the row trigger notes it in a
--- setting local to the transaction, and the statement's trigger settles
--- every job noted, at the end of the statement, in one pass (a worker's
--- statement ends hundreds of jobs; a batch's callbacks then get one update
--- each, not one per job). Changes made while settling are settled by the
--- same pass, so neither trigger fires for them (pg_trigger_depth()).
+-- Settles what was noted (see job_status_changed()): "id,old,new,epoch;"
+-- entries. While it runs, pgpulse.settling is on, so the changes it makes to
+-- children are neither noted nor settled again (settle_children() follows
+-- them itself); an error rolls the setting back with the statement.
+create function :PGPULSE_SCHEMA.settle_list(noted text)
+returns void
+language plpgsql volatile as $$
+declare
+  ready text[];
+begin
+  perform set_config('pgpulse.settling', 'on', true);
+  select :PGPULSE_SCHEMA.settle_children(array_agg(split_part(e, ',', 1)::bigint), array_agg(split_part(e, ',', 2)),
+           array_agg(split_part(e, ',', 3)),
+           array_agg(coalesce(to_timestamp(nullif(split_part(e, ',', 4), '')::float8), now())))
+    into ready
+    from unnest(string_to_array(rtrim(noted, ';'), ';')) e;
+  perform set_config('pgpulse.settling', '', true);
+  if cardinality(ready) > 0 then
+    perform pg_notify('job_enqueued', json_build_object(
+      'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r),
+      't', txid_current())::text);
+  end if;
+end;
+$$;
+
+-- A job with children changed status: the row trigger notes it in a setting
+-- local to the transaction, and the statement's trigger settles every job
+-- noted, at the end of the statement, in one pass (a worker's statement ends
+-- hundreds of jobs; a batch's callbacks then get one update each, not one per
+-- job). Past about 500 notes the row trigger settles them itself, so that a
+-- statement ending tens of thousands does not copy an ever longer setting.
 create function :PGPULSE_SCHEMA.job_status_changed()
 returns trigger
 language plpgsql volatile as $$
-begin
-  perform set_config('pgpulse.settle', coalesce(current_setting('pgpulse.settle', true), '')
+declare
+  noted text := coalesce(current_setting('pgpulse.settle', true), '')
     || new.id || ',' || old.status || ',' || new.status || ','
-    || coalesce(extract(epoch from new.finished_at)::text, '') || ';', true);
+    || coalesce(extract(epoch from new.finished_at)::text, '') || ';';
+begin
+  if length(noted) > 16000 then
+    perform set_config('pgpulse.settle', '', true);
+    perform :PGPULSE_SCHEMA.settle_list(noted);
+  else
+    perform set_config('pgpulse.settle', noted, true);
+  end if;
   return null;
 end;
 $$;
 
 create trigger jobs_settle_children after update of status on :PGPULSE_SCHEMA.jobs
-  for each row when (new.has_children and old.status is distinct from new.status and pg_trigger_depth() < 1)
+  for each row when (new.has_children and old.status is distinct from new.status
+                     and coalesce(current_setting('pgpulse.settling', true), '') <> 'on')
   execute function :PGPULSE_SCHEMA.job_status_changed();
 
 create function :PGPULSE_SCHEMA.settle_noted()
 returns trigger
 language plpgsql volatile as $$
 declare
-  noted text := current_setting('pgpulse.settle', true);
-  ready text[];
+  noted text;
 begin
+  if coalesce(current_setting('pgpulse.settling', true), '') = 'on' then
+    return null;
+  end if;
+  noted := current_setting('pgpulse.settle', true);
   if coalesce(noted, '') = '' then
     return null;
   end if;
   perform set_config('pgpulse.settle', '', true);
-  select :PGPULSE_SCHEMA.settle_children(array_agg(split_part(e, ',', 1)::bigint), array_agg(split_part(e, ',', 2)),
-           array_agg(split_part(e, ',', 3)),
-           array_agg(coalesce(to_timestamp(nullif(split_part(e, ',', 4), '')::float8), now())))
-    into ready
-    from unnest(string_to_array(rtrim(noted, ';'), ';')) e;
-  if cardinality(ready) > 0 then
-    perform pg_notify('job_enqueued', json_build_object(
-      'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r),
-      't', txid_current())::text);
-  end if;
+  perform :PGPULSE_SCHEMA.settle_list(noted);
   return null;
 end;
 $$;
 
+-- (fires for every UPDATE of jobs, and returns at once unless something was noted)
 create trigger jobs_settle_noted after update on :PGPULSE_SCHEMA.jobs
-  for each statement when (pg_trigger_depth() < 1)
-  execute function :PGPULSE_SCHEMA.settle_noted();
+  for each statement execute function :PGPULSE_SCHEMA.settle_noted();
 
 -- A followed job changed: one notification on pgpulse_job naming it, its
 -- status and progress; the follower reads the rest.
@@ -374,9 +411,10 @@ begin
   select array_agg(nextval(seq) order by s.o) into ids from jsonb_array_elements(specs) with ordinality as s(v, o);
 
   insert into :PGPULSE_SCHEMA.job_deps (parent_id, child_id, mode)
+  -- a parent named twice: its first mention counts
   select distinct on (e.p, e.c) ids[e.p], ids[e.c], e.m
-    from unnest(e_child, e_parent, e_mode) e(c, p, m)
-   order by e.p, e.c;
+    from unnest(e_child, e_parent, e_mode) with ordinality e(c, p, m, k)
+   order by e.p, e.c, e.k;
 
   if new_batch is not null then
     update :PGPULSE_SCHEMA.batches b set callbacks = coalesce((
@@ -440,6 +478,10 @@ language plpgsql volatile as $$
 declare
   kept integer;
 begin
+  -- One writer at a time per job (a worker that lost its lease and the job's
+  -- next one may both write): the lines are numbered after the job's last.
+  perform pg_advisory_xact_lock(hashtextextended('pgpulse:log:' || x.id, 0))
+     from (select distinct (l.v->>0)::bigint as id from jsonb_array_elements(lines) l(v) order by 1) x;
   with l as (
     select (x.v->>0)::bigint as job_id, (x.v->>1)::integer as attempt,
            to_timestamp((x.v->>2)::float8 / 1000) as at, x.v->>3 as level, x.v->>4 as message,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_FLOW_JOBS, PermanentError, PgPulseError, type JobEvent } from "../src/index.ts";
-import { deadline, gate, testDb, until } from "./support/db.ts";
+import postgres from "postgres";
+import { DATABASE_URL, deadline, gate, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 
 // Flows (dependencies between jobs) and batches, against real workers (sql/000006).
 const db = await testDb(import.meta.url);
@@ -461,5 +462,193 @@ describe("job logs and watch", () => {
     await expect(async () => {
       for await (const _ of queue.watch("987654321")) break;
     }).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+});
+
+describe("flows under concurrency and from unusual paths", () => {
+  // (started at once: a postgres.js query runs when awaited, and the concurrency tests hold it)
+  const set = (id: string, status: string, on: postgres.Sql | postgres.TransactionSql = sql) =>
+    on.unsafe(`update ${s}.jobs set status = $2::text::${s}.job_status,
+      finished_at = case when $2 in ('completed', 'failed', 'cancelled') then now() end where id = $1`, [id, status]).execute();
+  const flow = async (queueName: string, specs: Parameters<typeof queue.enqueueFlow>[0]) =>
+    (await queue.enqueueFlow(specs.map((spec) => ({ ...spec, queue: queueName })))).map((j) => j.id);
+
+  it("a retry of one failed parent racing the failure of another leaves the child failed, not pending for ever", async () => {
+    const [p1, p2, c] = (await flow("race", [
+      { name: "p1", task: "t" }, { name: "p2", task: "t" }, { name: "c", task: "t", parents: ["p1", "p2"] },
+    ])) as [string, string, string];
+    await set(p1, "failed");
+    expect(await statusOf([c])).toEqual(["failed"]);
+    const hold = gate();
+    const retried = gate();
+    // T1: retries p1 (its children go back to pending) and holds its transaction open
+    const t1 = sql.begin(async (tx) => {
+      await queue.retry(p1, { tx });
+      retried.open();
+      await hold.promise;
+    });
+    await retried.promise;
+    // T2: p2 fails meanwhile; its settling waits for T1's lock on c
+    const other = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+    try {
+      const t2 = set(p2, "failed", other);
+      await untilWaitingOnLock(sql, `update ${s}.jobs set status = $2%`);
+      hold.open();
+      await Promise.all([t1, t2]);
+    } finally {
+      await other.end();
+    }
+    // c was put back by T1, then ended by p2's failure, which T2 saw once T1 committed
+    expect(await statusOf([p1, p2, c])).toEqual(["queued", "failed", "failed"]);
+    expect((await queue.retry(c).catch((e: PgPulseError) => e)) as PgPulseError).toMatchObject({ details: { parent: p2 } });
+    await queue.retry(p2);
+    await set(p1, "completed");
+    await set(p2, "completed");
+    expect(await statusOf([c])).toEqual(["queued"]);
+  });
+
+  it("two statements ending parents of the same children in opposite orders do not deadlock", async () => {
+    // x waits for a and d; y waits for b and c. T1 completes a and fails b, T2 completes c and
+    // fails d: each settles one child through a completion and the other through a failure.
+    const [a, b, c2, d, x, y] = (await flow("no-deadlock", [
+      { name: "a", task: "t" }, { name: "b", task: "t" }, { name: "c", task: "t" }, { name: "d", task: "t" },
+      { name: "x", task: "t", parents: ["a", "d"] }, { name: "y", task: "t", parents: ["b", "c"] },
+    ])) as [string, string, string, string, string, string];
+    const blocker = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+    const other = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+    try {
+      // a third session holds both children so that the two statements reach their children together
+      const hold = gate();
+      const locked = gate();
+      const s3 = blocker.begin(async (tx) => {
+        await tx.unsafe(`select 1 from ${s}.jobs where id in ($1, $2) for update`, [x, y]);
+        locked.open();
+        await hold.promise;
+      });
+      await locked.promise;
+      const end2 = ([done, failed]: string[], on: postgres.Sql) =>
+        on.unsafe(`update ${s}.jobs set status = (case when id = $1 then 'completed' else 'failed' end)::text::${s}.job_status,
+          finished_at = now() where id in ($1, $2) /* no-deadlock */`, [done!, failed!]).execute();
+      const t1 = end2([a, b], sql);
+      const t2 = end2([c2, d], other);
+      await until(async () => {
+        const [r] = await sql.unsafe(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%no-deadlock%'`);
+        return r!.n === 2;
+      });
+      hold.open();
+      await Promise.all([s3, t1, t2]);
+    } finally {
+      await blocker.end();
+      await other.end();
+    }
+    expect(await statusOf([x, y])).toEqual(["failed", "failed"]);
+  });
+
+  it("a parent ended from inside a trigger of the application's still settles its children", async () => {
+    const [p, c] = (await flow("from-trigger", [
+      { name: "p", task: "t", delayMs: 3_600_000 }, { name: "c", task: "t", parents: [{ name: "p", onFailure: "cancel" }] },
+    ])) as [string, string];
+    await sql.unsafe(`
+      create table ${s}.orders (id int primary key, job bigint, state text);
+      create function ${s}.cancel_job() returns trigger language plpgsql as $$
+      begin
+        update ${s}.jobs set status = 'cancelled', finished_at = now() where id = new.job;
+        return new;
+      end $$;
+      create trigger orders_cancel after update on ${s}.orders for each row when (new.state = 'void') execute function ${s}.cancel_job();`).simple();
+    await sql.unsafe(`insert into ${s}.orders values (1, $1, 'open')`, [p]);
+    await sql.unsafe(`update ${s}.orders set state = 'void' where id = 1`);
+    expect(await statusOf([p, c])).toEqual(["cancelled", "cancelled"]);
+  });
+
+  it("retrying a child refuses while a parent stands failed, and makes a child wait again for a parent that runs again", async () => {
+    // cancelled by hand, then its parent fails: retrying the child names the parent
+    const [p, c] = (await flow("retry-child", [{ name: "p", task: "t" }, { name: "c", task: "t", parents: ["p"] }])) as [string, string];
+    await queue.cancel(c);
+    await set(p, "failed");
+    expect((await queue.retry(c).catch((e: PgPulseError) => e)) as PgPulseError).toMatchObject({
+      code: "INVALID_TRANSITION", details: { reason: "parent", parent: p },
+    });
+    expect(await statusOf([c])).toEqual(["cancelled"]);
+    // mode run: the child ran after its parent failed, and failed itself; the parent is retried, then the child
+    const [q, r] = (await flow("retry-child-run", [
+      { name: "q", task: "t" }, { name: "r", task: "t", parents: [{ name: "q", onFailure: "run" }] },
+    ])) as [string, string];
+    await set(q, "failed");
+    expect(await statusOf([r])).toEqual(["queued"]);
+    await set(r, "failed");
+    await queue.retry(q);
+    const again = await queue.retry(r);
+    expect(again.status).toBe("pending");
+    await set(q, "completed");
+    expect(await statusOf([r])).toEqual(["queued"]);
+  });
+
+  it("a statement ending thousands of parents of one child settles them in chunks, and the child runs once", async () => {
+    const names = Array.from({ length: 2000 }, (_, i) => `p${i}`);
+    const ids = await flow("wide", [...names.map((name) => ({ name, task: "t" })), { name: "c", task: "t", parents: names }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where queue = 'wide' and id <> $1`, [ids.at(-1)!]);
+    const [row] = await sql.unsafe(`select status::text, parents_left from ${s}.jobs where id = $1`, [ids.at(-1)!]);
+    expect(row).toEqual({ status: "queued", parents_left: 0 });
+  });
+
+  it("prune keeps a completed parent while a child has not completed, and takes both sides' edges with the parent", async () => {
+    const [p, q, c] = (await flow("prune-both", [
+      { name: "p", task: "t" }, { name: "q", task: "t" }, { name: "c", task: "t", parents: ["p", "q"] },
+    ])) as [string, string, string];
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() - interval '2 days' where id = $1`, [p]);
+    await set(q, "failed");
+    await queue.prune({ completedMs: 86_400_000, failedMs: 14 * 86_400_000 });
+    expect(await statusOf([p, q, c])).toEqual(["completed", "failed", "failed"]);
+    await queue.retry(q);
+    await set(q, "completed");
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() - interval '2 days' where id = any($1::text::bigint[])`, [`{${q},${c}}`]);
+    await queue.prune({ completedMs: 86_400_000, failedMs: 14 * 86_400_000 });
+    expect(await statusOf([p, q, c])).toEqual([undefined, undefined, undefined]);
+    const [edges] = await sql.unsafe(`select count(*)::int as n from ${s}.job_deps where parent_id = any($1::text::bigint[])`, [`{${p},${q}}`]);
+    expect(edges!.n).toBe(0);
+  });
+});
+
+describe("job logs under faults", () => {
+  it("a line Postgres cannot store fails its handler's call, not the other jobs' lines", async () => {
+    const w = db.worker({
+      queues: ["log-bad"],
+      logIntervalMs: 60_000,
+      tasks: {
+        bad: async (_p, ctx) => {
+          ctx.log("fine before");
+          try {
+            ctx.log("abc\u0000def");
+          } catch (error) {
+            ctx.log(`refused: ${(error as PgPulseError).code}`);
+          }
+          expect(() => ctx.log("x", { n: 1n } as never)).toThrow(PgPulseError);
+        },
+        good: async (_p, ctx) => ctx.log("good line"),
+      },
+    });
+    const jobs = await queue.enqueueMany([{ task: "bad", queue: "log-bad" }, { task: "good", queue: "log-bad" }]);
+    const done = Promise.all(jobs.map((j) => w.waitFor("job:completed", (e) => e.job.id === j.id, deadline())));
+    await w.start();
+    await done;
+    expect((await queue.getJobLogs(jobs[0]!.id)).map((l) => l.message)).toEqual(["fine before", "refused: INVALID_INPUT"]);
+    expect((await queue.getJobLogs(jobs[1]!.id)).map((l) => l.message)).toEqual(["good line"]);
+  });
+
+  it("two writers appending to one job number their lines one after the other", async () => {
+    const job = await queue.enqueue("t", {}, { queue: "log-two" });
+    const other = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+    try {
+      const lines = (attempt: number) => JSON.stringify(Array.from({ length: 50 }, (_, i) => [job.id, attempt, Date.now(), "info", `a${attempt} l${i}`, null]));
+      await Promise.all([
+        sql.unsafe(`select ${s}.append_logs($1::text::jsonb, 1000, 65536)`, [lines(1)]),
+        other.unsafe(`select ${s}.append_logs($1::text::jsonb, 1000, 65536)`, [lines(2)]),
+      ]);
+    } finally {
+      await other.end();
+    }
+    const got = await queue.getJobLogs(job.id);
+    expect(got.map((l) => l.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
   });
 });

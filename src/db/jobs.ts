@@ -1,7 +1,20 @@
 import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, inTx, run } from "./context.ts";
+
+/**
+ * The parent that keeps a job from being retried, as a select of parent_id: one
+ * whose failure ended it (edge state 'b'), or one that stands failed or
+ * cancelled with an edge that fails or cancels it. The lowest id first.
+ */
+function blockerOf(q: string, id: string): string {
+  return `
+    select e.parent_id::text from ${q}.job_deps e join ${q}.jobs p on p.id = e.parent_id
+     where e.child_id = ${id}
+       and (e.state = 'b' or (e.state = 'w' and e.mode in ('fail', 'cancel') and p.status in ('failed', 'cancelled')))
+     order by e.parent_id limit 1`;
+}
 
 /** The statements a producer runs on the jobs table. */
 export function jobsSql(q: string) {
@@ -43,23 +56,39 @@ export function jobsSql(q: string) {
         from upd where upd.status = 'running'
       )
       select upd.*, (select count(*) from note) as notified from upd`,
+    // Taken first, in its own statement: what the retry then reads of the job's
+    // parents and edges is what was committed by whoever held the job before.
+    retryLock: `select 1 from ${q}.jobs where id = $1::bigint and status in ('failed', 'cancelled') for update`,
+    // A job of a flow is retried only while none of its parents stands failed or
+    // cancelled with an edge that fails or cancels it (retry that parent: sql/000006
+    // resumes its children). Its edges from parents that no longer stand ended
+    // wait again, and it waits ("pending") while any parent is left.
     retry: `
-      with upd as (
-        -- a job with parents still to end waits for them again; one that a
-        -- parent's failure ended is not retried (its parent is: see sql/000006)
+      with blocker as (${blockerOf(q, "$1::bigint")}),
+      rewait as (
+        update ${q}.job_deps e set state = 'w'
+          from ${q}.jobs p
+         where e.child_id = $1::bigint and e.state = 'd' and p.id = e.parent_id
+           and p.status not in ('completed', 'failed', 'cancelled')
+           and not exists (select 1 from blocker)
+           and exists (select 1 from ${q}.jobs j where j.id = $1::bigint and j.status in ('failed', 'cancelled'))
+        returning 1
+      ),
+      upd as (
         update ${q}.jobs j set
-          status = case when coalesce(j.parents_left, 0) > 0 then 'pending'::${q}.job_status
+          parents_left = j.parents_left + (select count(*) from rewait),
+          status = case when coalesce(j.parents_left, 0) + (select count(*) from rewait) > 0 then 'pending'::${q}.job_status
                         else 'queued'::${q}.job_status end,
           run_at = now(), worker_id = null, started_at = null,
           finished_at = null, cancel_requested_at = null, progress = 0,
           max_attempts = greatest(j.max_attempts, j.attempts + 1)
-        where j.id = $1::bigint and j.status in ('failed', 'cancelled')
-          and not exists (select 1 from ${q}.job_deps e where e.child_id = j.id and e.state = 'b')
+        where j.id = $1::bigint and j.status in ('failed', 'cancelled') and not exists (select 1 from blocker)
         returning j.*
       ), note as (
         select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)", "1")} from upd where upd.status = 'queued'
       )
       select upd.*, (select count(*) from note) as notified from upd`,
+    blockedBy: `${blockerOf(q, "$1::bigint")}`,
     // Jobs matching a task, a queue, a status and a JSON containment of the payload, oldest first.
     find: `
       select * from ${q}.jobs
@@ -121,8 +150,16 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
      * another state or a parent's failure ended it. Throws 23505 when its key is taken.
      */
     async jobRetry(id: string): Promise<JobRow | null> {
-      const [row] = await run(c, t.retry, [id, c.schema]);
-      return (row as JobRow | undefined) ?? null;
+      return inTx(c, async (tx) => {
+        if ((await run(tx, t.retryLock, [id])).length === 0) return null;
+        const [row] = await run(tx, t.retry, [id, c.schema]);
+        return (row as JobRow | undefined) ?? null;
+      });
+    },
+    /** The parent that keeps a job of a flow from being retried, or null (see blockerOf). */
+    async jobBlockedBy(id: string): Promise<string | null> {
+      const [row] = await run(c, t.blockedBy, [id]);
+      return (row?.parent_id as string | undefined) ?? null;
     },
     /** Jobs matching every field given (payload: a JSON containment), oldest first. */
     async jobFind(p: FindJobsParams): Promise<JobRow[]> {

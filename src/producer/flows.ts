@@ -217,13 +217,14 @@ export async function insertBatch(
 /** A batch as stored, with its jobs counted by status and its state. */
 export function batchFromRow(row: NonNullable<Awaited<ReturnType<DbOps["batchGet"]>>>): Batch {
   const counts = { pending: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0, ...(row.counts ?? {}) };
-  const ended = counts.completed + counts.failed + counts.cancelled;
+  // (jobs pruned since had ended: what is left decides)
+  const live = counts.pending + counts.queued + counts.running;
   return {
     id: String(row.id),
     size: row.size,
     createdAt: row.created_at,
     counts,
-    state: ended < row.size ? "running" : counts.completed === row.size ? "completed" : "failed",
+    state: live > 0 ? "running" : counts.failed + counts.cancelled === 0 ? "completed" : "failed",
     callbacks: row.callbacks,
   };
 }

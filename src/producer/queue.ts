@@ -178,6 +178,9 @@ export function createQueue(options: QueueOptions): Queue {
     },
     watch(id, opts = {}) {
       ensureOpen();
+      if (options.pooler === "transaction") {
+        throw new PgPulseError("INVALID_STATE", "watch() needs LISTEN, which a transaction-mode pooler does not carry: follow jobs with a queue on a direct connection");
+      }
       return watchJob(db, idText(id), opts.signal);
     },
     // (one body for getJob's two signatures)
@@ -218,9 +221,9 @@ export function createQueue(options: QueueOptions): Queue {
       if (row) return jobFromRow(row);
       const job = await queue.getJob(id, tx ? { tx } : undefined);
       if (!job) throw new PgPulseError("NOT_FOUND", `no job with id ${idText(id)}`);
-      const parent = (job.status === "failed" || job.status === "cancelled") ? job.errors.at(-1)?.parent : undefined;
+      const parent = job.status === "failed" || job.status === "cancelled" ? await on(tx).jobBlockedBy(job.id) : null;
       if (parent) {
-        throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} was ended by its parent ${parent}; retry the parent, and this job runs after it`, {
+        throw new PgPulseError("INVALID_TRANSITION", `job ${job.id} depends on parent ${parent}, which failed or was cancelled; retry the parent, and this job runs after it`, {
           details: { status: job.status, reason: "parent", parent },
         });
       }

@@ -2,8 +2,12 @@ import type { Db } from "../db/db.ts";
 import { oneAtATime } from "../shared/timing.ts";
 import type { LogLine } from "../db/logs.ts";
 import { PgPulseError } from "../shared/errors.ts";
+import { toJsonText, unstorable } from "../shared/json.ts";
 
 export type JobLogLevel = "debug" | "info" | "warn" | "error";
+
+/** Longest a job's end waits for its log lines to be written. */
+export const END_WAIT_MS = 5000;
 
 interface JobLines {
   attempt: number;
@@ -44,6 +48,11 @@ export class LogWriter {
     if (fields !== undefined && (fields === null || typeof fields !== "object" || Array.isArray(fields))) {
       throw new PgPulseError("INVALID_INPUT", "ctx.log's fields must be a plain object");
     }
+    // A line Postgres would refuse is refused here, to its handler, and not in a write
+    // that holds the lines of every job of the interval.
+    const bad = unstorable(message);
+    if (bad) throw new PgPulseError("INVALID_INPUT", `ctx.log's message ${bad}`);
+    if (fields !== undefined) toJsonText(fields, "ctx.log fields");
     let job = this.#jobs.get(id);
     if (!job || job.attempt !== attempt) {
       job = { attempt, lines: [], count: 0, dropped: 0, after: [] };
@@ -55,14 +64,26 @@ export class LogWriter {
     this.#timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
-  /** Calls fn once the job's lines held now are written (at once when there are none). */
-  whenWritten(id: string, fn: () => void): void {
+  /**
+   * Calls fn once the job's lines held now are written (at once when there are
+   * none), or after waitMs if the write has not landed by then: a job's end
+   * waits for its lines, not for a database that does not answer.
+   */
+  whenWritten(id: string, fn: () => void, waitMs = END_WAIT_MS): void {
     const job = this.#jobs.get(id);
     if (!job || (job.lines.length === 0 && job.dropped === 0)) {
       this.#jobs.delete(id);
       return fn();
     }
-    job.after.push(fn);
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(once, waitMs);
+    job.after.push(once);
     void this.flush();
   }
 

@@ -104,6 +104,23 @@ describe("LogWriter", () => {
     w.stop();
   });
 
+  it("a job's end waits for a write that does not land no longer than its bound", async () => {
+    const stuck = { logAppend: () => new Promise<number>(() => {}) };
+    const w = new LogWriter(stuck, 60_000, 100, 1000, () => {}, () => at);
+    w.add("8", 1, "info", "m", undefined);
+    const ended = new Promise<void>((resolve) => w.whenWritten("8", resolve, 20));
+    await ended;
+    w.stop();
+  });
+
+  it("refuses lines Postgres cannot store: a NUL, half a surrogate pair, fields JSON cannot carry", () => {
+    const w = new LogWriter(fakeDb().db, 60_000, 100, 1000, () => {});
+    for (const [message, fields] of [["a\u0000b", undefined], ["\uD800", undefined], ["m", { n: 1n }], ["m", { d: new Date() }]] as const) {
+      expect(() => w.add("1", 1, "info", message, fields)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^INVALID_/) }));
+    }
+    w.stop();
+  });
+
   it("refuses a message that is not a string, or fields that are not an object", () => {
     const w = new LogWriter(fakeDb().db, 60_000, 100, 1000, () => {});
     expect(() => w.add("1", 1, "info", 42, undefined)).toThrow(expect.objectContaining({ code: "INVALID_INPUT" }));
