@@ -31,7 +31,7 @@ describe("migrate", () => {
     });
     expect(await migrate({ connection: DATABASE_URL, schema })).toEqual({ applied: [], version: SCHEMA_VERSION });
     const tables = await sql`select table_name from information_schema.tables where table_schema = ${schema} order by 1`;
-    expect(tables.map((t) => t.table_name)).toEqual(["batches", "job_deps", "job_logs", "jobs", "migrations", "queues", "schedules", "workers"]);
+    expect(tables.map((t) => t.table_name)).toEqual(["batches", "job_deps", "job_logs", "jobs", "migrations", "queue_stats", "queues", "schedules", "stats_samples", "workers"]);
   });
 
   it("lets many workers start at once: the advisory lock serialises them", async () => {
@@ -163,7 +163,7 @@ describe("migrationSql (pgpulse migrate --print)", () => {
     expect(await recorded(schema)).toEqual(shipped());
     expect(await migrate({ connection: DATABASE_URL, schema })).toEqual({ applied: [], version: SCHEMA_VERSION });
     const tables = await sql`select table_name from information_schema.tables where table_schema = ${schema} order by 1`;
-    expect(tables.map((t) => t.table_name)).toEqual(["batches", "job_deps", "job_logs", "jobs", "migrations", "queues", "schedules", "workers"]);
+    expect(tables.map((t) => t.table_name)).toEqual(["batches", "job_deps", "job_logs", "jobs", "migrations", "queue_stats", "queues", "schedules", "stats_samples", "workers"]);
   });
 
   it("gives the same schema as migrate() (same columns and functions)", async () => {

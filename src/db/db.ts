@@ -11,6 +11,7 @@ import { pruneOps, pruneSql } from "./prune.ts";
 import { queuesOps, queuesSql } from "./queues.ts";
 import { reaperOps, reaperSql } from "./reaper.ts";
 import { schedulesOps, schedulesSql } from "./schedules.ts";
+import { statsOps, statsSql } from "./stats.ts";
 import { statusOps, statusSql } from "./status.ts";
 import { vacuumOps, vacuumSql } from "./vacuum.ts";
 
@@ -44,6 +45,7 @@ function texts(q: string) {
     schedules: schedulesSql(q),
     queues: queuesSql(q),
     status: statusSql(q),
+    stats: statsSql(q),
   };
 }
 
@@ -61,6 +63,7 @@ function bind(c: DbContext, t: ReturnType<typeof texts>) {
     ...schedulesOps(c, t.schedules),
     ...queuesOps(c, t.queues),
     ...statusOps(c, t.status),
+    ...statsOps(c, t.stats),
   };
 }
 

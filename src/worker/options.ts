@@ -25,6 +25,7 @@ export const LOG_MAX_LINES_DEFAULT = 1000;
 export const LOG_MAX_BYTES_DEFAULT = 65_536;
 export const SCHEDULE_INTERVAL_MS_DEFAULT = 1000;
 export const PRUNE_INTERVAL_MS_DEFAULT = 60_000;
+export const STATS_INTERVAL_MS_DEFAULT = 5000;
 
 export interface WorkerOptions {
   /** A postgres:// URL, or your postgres.js `sql` (the worker then opens one extra connection for LISTEN). */
@@ -110,6 +111,14 @@ export interface WorkerOptions {
    * table when autovacuum is off for it and over 1,000 dead rows have piled up. @default 60000
    */
   pruneIntervalMs?: number;
+  /**
+   * Keep per-queue figures by the minute (the dashboard's charts, `queue.getQueueStats`):
+   * this worker counts the attempts it starts and ends, and once a minute one worker
+   * samples the waiting and running jobs. @default true
+   */
+  stats?: boolean;
+  /** Write those counts this often; the current minute's figures lag by up to this. @default 5000 */
+  statsIntervalMs?: number;
   /** Stored on the worker's row for operators (host, pid, version). */
   meta?: Record<string, unknown>;
   /**
@@ -181,6 +190,8 @@ const workerOptionsSchema = v.pipe(
       v.union([v.literal(false), v.strictObject({ completedMs: ms("retention.completedMs", 0), failedMs: ms("retention.failedMs", 0) })]),
     ),
     pruneIntervalMs: ms("pruneIntervalMs", 10),
+    stats: v.optional(v.boolean("stats must be true or false")),
+    statsIntervalMs: ms("statsIntervalMs", 10),
     clock: v.optional(v.custom<() => Date>((x) => typeof x === "function", "clock must be a function returning a Date")),
   }),
   v.check(

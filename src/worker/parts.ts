@@ -20,6 +20,7 @@ import { ProgressWriter } from "./progress.ts";
 import { LogWriter } from "./logs.ts";
 import type { WorkerMiddleware } from "./context.ts";
 import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
+import { QueueStatsRecorder, QueueStatsWriter } from "./queue-stats.ts";
 import { JobRunner } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 
@@ -66,6 +67,8 @@ export interface Parts {
   announceRoster(): Promise<void>;
   reaper: Reaper;
   scheduler: Scheduler;
+  /** Writes the per-minute figures; null when they are off. */
+  statsWriter: QueueStatsWriter | null;
   /** The loops that run only in "listen" mode, while running. */
   maintenance: Service[];
 }
@@ -88,8 +91,9 @@ export function buildParts(w: PartsContext): Parts {
   const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
   const logs = new LogWriter(db, opts.logIntervalMs ?? d.LOG_INTERVAL_MS_DEFAULT, opts.logMaxLines ?? d.LOG_MAX_LINES_DEFAULT,
     opts.logMaxBytes ?? d.LOG_MAX_BYTES_DEFAULT, fail("writing job logs"));
+  const queueStats = opts.stats === false ? undefined : new QueueStatsRecorder();
   const runner: JobRunner = new JobRunner({
-    workerId: id, concurrency, tasks, logger, events, stats, finisher, progress, logs, clock,
+    workerId: id, concurrency, tasks, logger, events, stats, queueStats, finisher, progress, logs, clock,
     parents: async (jobId) => (await db.flowParents(jobId, 100_000)).map(({ id, task, status, result }) => ({ id: String(id), task, status, result })),
     middleware: w.middleware,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
@@ -197,5 +201,11 @@ export function buildParts(w: PartsContext): Parts {
   if (listens) maintenance.push(roster);
   if (opts.retention !== false) maintenance.push(new Pruner({ ...deps, db, retention: opts.retention ?? {}, intervalMs: pruneIntervalMs }));
   maintenance.push(new Vacuum({ ...deps, db, intervalMs: pruneIntervalMs }));
-  return { sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, maintenance };
+  const statsWriter = queueStats
+    ? new QueueStatsWriter({ ...deps, onError: fail("writing per-minute figures"), db, recorder: queueStats, intervalMs: opts.statsIntervalMs ?? d.STATS_INTERVAL_MS_DEFAULT })
+    : null;
+  if (statsWriter) maintenance.push(statsWriter);
+  return {
+    sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, statsWriter, maintenance,
+  };
 }

@@ -2,6 +2,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { Emitter } from "../shared/events.ts";
 import type { ClaimedJob } from "../shared/types.ts";
 import type { FinishResult, Outcome } from "./finisher.ts";
+import type { QueueStatsRecorder } from "./queue-stats.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 
 interface ReportDeps {
@@ -9,6 +10,8 @@ interface ReportDeps {
   logger: Logger;
   events: Emitter<WorkerEvents>;
   stats: WorkerStats;
+  /** Per-queue counts for the per-minute figures; none when they are off. */
+  queueStats?: QueueStatsRecorder | undefined;
 }
 
 /**
@@ -17,7 +20,7 @@ interface ReportDeps {
  * this worker's) is only logged.
  */
 export function reportOutcome(deps: ReportDeps, job: ClaimedJob, outcome: Outcome, result: FinishResult): void {
-  const { events, stats, logger, workerId } = deps;
+  const { events, stats, logger, workerId, queueStats } = deps;
   if (!result.applied) {
     logger.warn(`job ${job.id} was no longer this worker's when it ended (${outcome.kind}); its outcome was dropped`);
     return;
@@ -25,16 +28,19 @@ export function reportOutcome(deps: ReportDeps, job: ClaimedJob, outcome: Outcom
   const base = { workerId, job };
   if (result.status === "completed") {
     stats.completed++;
+    queueStats?.ended(job.queue, "completed");
     if (events.has("job:completed")) events.emit("job:completed", { ...base, result: outcome.kind === "completed" ? outcome.result : null });
   } else if (result.status === "cancelled") {
     stats.cancelled++;
     events.emit("job:cancelled", base);
   } else if (result.status === "failed" && "error" in outcome) {
     stats.failed++;
+    queueStats?.ended(job.queue, "failed");
     logger.warn(`job ${job.id} (${job.task}) failed for good: ${outcome.error.message}`);
     events.emit("job:failed", { ...base, error: outcome.error });
   } else if (outcome.kind === "retry") {
     stats.retried++;
+    queueStats?.ended(job.queue, "retried");
     logger.debug(`job ${job.id} (${job.task}) attempt ${job.attempt} failed, retrying in ${outcome.delayMs} ms`);
     events.emit("job:retried", { ...base, error: outcome.error, delayMs: outcome.delayMs });
   } else if (outcome.kind === "released") {

@@ -14,6 +14,7 @@ import type { JobLogLevel, LogWriter } from "./logs.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 import { abort, type Active, signalOf } from "./attempt.ts";
+import type { QueueStatsRecorder } from "./queue-stats.ts";
 import { reportOutcome } from "./report.ts";
 
 /** Claim ahead about this much work (at the recent run time) when there is a backlog. */
@@ -28,6 +29,8 @@ export interface JobRunnerDeps {
   logger: Logger;
   events: Emitter<WorkerEvents>;
   stats: WorkerStats;
+  /** Per-queue counts of starts and ends for the per-minute figures; none when they are off. */
+  queueStats?: QueueStatsRecorder | undefined;
   finisher: FinishBatcher;
   progress: ProgressWriter;
   logs: LogWriter;
@@ -197,6 +200,7 @@ export class JobRunner {
         progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
       },
     };
+    deps.queueStats?.started(job.queue, job.runAt);
     if (deps.events.has("job:started")) deps.events.emit("job:started", { workerId: deps.workerId, job });
     void this.#execute(entry, task, ctx);
   }

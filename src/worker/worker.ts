@@ -226,6 +226,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
         logger.warn("could not write the last finished jobs; the reaper will put them back");
         p.finisher.abandon();
       }
+      // The counts of this worker's last attempts (a failure only loses figures).
+      if (p.statsWriter) await within(p.statsWriter.flush().then(() => {}, fail("writing per-minute figures")), left());
       state = "stopped";
       await within(Promise.all([p.lease.stop(), looping]), left());
       // Still listening: a notification drawn for this worker until the others have read the

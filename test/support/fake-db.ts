@@ -14,7 +14,9 @@ export type FakeOp =
   | "scheduleDue"
   | "scheduleTake"
   | "jobFinishMany"
-  | "jobProgressMany";
+  | "jobProgressMany"
+  | "statsRecord"
+  | "statsSample";
 
 export type OpArgs<K extends FakeOp> = Parameters<Db[K]>;
 export type OpResult<K extends FakeOp> = Awaited<ReturnType<Db[K]>>;
@@ -73,6 +75,8 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     scheduleTake: () => true,
     jobFinishMany: (rows) => rows.map(() => null),
     jobProgressMany: () => undefined,
+    statsRecord: () => undefined,
+    statsSample: () => null,
   };
 }
 
@@ -87,6 +91,7 @@ export class FakeDb implements Pick<Db, FakeOp> {
   readonly calls: { [K in FakeOp]: OpArgs<K>[] } = {
     jobClaim: [], workerRegister: [], workerBeat: [], workerUnregister: [], workerRoster: [], workerReap: [], jobPruneBatch: [],
     jobsVacuumState: [], jobsVacuum: [], scheduleDue: [], scheduleTake: [], jobFinishMany: [], jobProgressMany: [],
+    statsRecord: [], statsSample: [],
   };
   #defaults = defaults();
   #queued: { [K in FakeOp]?: Responder<K>[] } = {};
@@ -193,5 +198,11 @@ export class FakeDb implements Pick<Db, FakeOp> {
   }
   jobProgressMany(...args: OpArgs<"jobProgressMany">) {
     return this.#call("jobProgressMany", args);
+  }
+  statsRecord(...args: OpArgs<"statsRecord">) {
+    return this.#call("statsRecord", args);
+  }
+  statsSample(...args: OpArgs<"statsSample">) {
+    return this.#call("statsSample", args);
   }
 }
