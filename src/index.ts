@@ -49,5 +49,7 @@ export type { QueueConfig, QueueLimits } from "./producer/queue-config.ts";
 export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./maintenance/pruner.ts";
 export type { RetentionOptions } from "./maintenance/pruner.ts";
 export type { Schedule, ScheduleSpec } from "./producer/schedules.ts";
+export { STATS_MINUTES_MAX } from "./producer/stats.ts";
+export type { QueueStats, QueueStatsOptions, QueueStatsPoint } from "./producer/stats.ts";
 export { JOB_STATUSES } from "./shared/types.ts";
 export type { EnqueuedJob, Job, JobError, JobId, JobStatus } from "./shared/types.ts";

@@ -11,7 +11,8 @@ export function schedulesSql(q: string) {
         options = excluded.options, catch_up = excluded.catch_up, updated_at = now(),
         next_tick = case when s.cron is distinct from excluded.cron or s.timezone is distinct from excluded.timezone
                          then excluded.next_tick else s.next_tick end
-      returning *`,
+      returning *, (xmax = 0) as inserted`,
+    get: `select * from ${q}.schedules where name = $1`,
     list: `select * from ${q}.schedules order by name`,
     remove: `delete from ${q}.schedules where name = $1 returning name`,
     due: `select * from ${q}.schedules where next_tick <= coalesce($1::timestamptz, now()) order by next_tick`,
@@ -60,9 +61,14 @@ export interface ScheduleTakeParams {
 
 export function schedulesOps(c: DbContext, t: ReturnType<typeof schedulesSql>) {
   return {
-    async scheduleUpsert(s: ScheduleInput, firstTick: Date | null): Promise<ScheduleRow> {
+    /** Adds or replaces a schedule; `inserted` says it was new. */
+    async scheduleUpsert(s: ScheduleInput, firstTick: Date | null): Promise<ScheduleRow & { inserted: boolean }> {
       const [row] = await run(c, t.upsert, [s.name, s.cron, s.timezone, s.task, s.payload, s.options, s.catchUp, firstTick]);
-      return row as unknown as ScheduleRow;
+      return row as unknown as ScheduleRow & { inserted: boolean };
+    },
+    async scheduleGet(name: string): Promise<ScheduleRow | null> {
+      const [row] = await run(c, t.get, [name]);
+      return (row as unknown as ScheduleRow | undefined) ?? null;
     },
     async scheduleList(): Promise<ScheduleRow[]> {
       return (await run(c, t.list)) as unknown as ScheduleRow[];

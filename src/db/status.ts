@@ -20,16 +20,25 @@ export function statusSql(q: string) {
   const buckets = RUN_SECONDS_BUCKETS.map((le, i) => `count(*) filter (where ${ran} and ${secs} <= ${le})::int as le_${i}`).join(",\n      ");
   return {
     // One pass over the table: a status view is read rarely and must not need its own indexes.
+    // Queues someone configured (paused, limits) are listed too, with or without jobs.
     queues: `
-      with t as (select now() as now)
-      select j.queue,
-        ${STATE_COUNTS},
-        (extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)) * 1000)::float8
-          as oldest_waiting_ms,
-        count(*) filter (where j.finished_at > t.now - interval '1 minute')::int as finished_last_minute
-      from ${q}.jobs j, t
-      group by j.queue, t.now
-      order by j.queue`,
+      with t as (select now() as now),
+      s as (
+        select j.queue,
+          ${STATE_COUNTS},
+          (extract(epoch from t.now - min(j.run_at) filter (where j.status = 'queued' and j.run_at <= t.now)) * 1000)::float8
+            as oldest_waiting_ms,
+          count(*) filter (where j.finished_at > t.now - interval '1 minute')::int as finished_last_minute
+        from ${q}.jobs j, t
+        group by j.queue, t.now
+      )
+      select coalesce(s.queue, c.name) as queue,
+        coalesce(s.pending, 0) as pending, coalesce(s.waiting, 0) as waiting, coalesce(s.scheduled, 0) as scheduled,
+        coalesce(s.running, 0) as running, coalesce(s.completed, 0) as completed, coalesce(s.failed, 0) as failed,
+        coalesce(s.cancelled, 0) as cancelled, s.oldest_waiting_ms, coalesce(s.finished_last_minute, 0) as finished_last_minute,
+        coalesce(c.paused, false) as paused, c.concurrency, c.group_concurrency, c.rate_max, c.rate_interval_ms
+      from s full join ${q}.queues c on c.name = s.queue
+      order by 1`,
     workers: `
       select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks, w.concurrency, w.meta, w.started_at, w.heartbeat_at,
         (extract(epoch from now() - w.heartbeat_at) * 1000)::float8 as heartbeat_age_ms,
@@ -71,6 +80,11 @@ export interface QueueSummaryRow extends StateCounts {
   queue: string;
   oldest_waiting_ms: number | null;
   finished_last_minute: number;
+  paused: boolean;
+  concurrency: number | null;
+  group_concurrency: number | null;
+  rate_max: number | null;
+  rate_interval_ms: number | null;
 }
 
 export interface WorkerSummaryRow {

@@ -1,5 +1,5 @@
 import type { Db } from "../db/db.ts";
-import { nextTick, scheduleFromRow } from "../producer/schedules.ts";
+import { nextTick, scheduledJobSpec, scheduleFromRow } from "../producer/schedules.ts";
 import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
@@ -37,16 +37,7 @@ export class Scheduler extends PeriodicService<{ name: string; ticks: Date[] }[]
         next = nextTick(s.cron, s.timezone, next);
       }
       const run = ticks.slice(-s.catchUp);
-      const specs = run.map((tick) => ({
-        task: s.task,
-        payload: s.payload,
-        queue: s.options.queue,
-        priority: s.options.priority,
-        max_attempts: s.options.maxAttempts,
-        timeout_ms: s.options.timeoutMs,
-        run_at: tick.toISOString(),
-        key: `schedule:${s.name}:${tick.toISOString()}`,
-      }));
+      const specs = run.map((tick) => scheduledJobSpec(s, `schedule:${s.name}:${tick.toISOString()}`, tick));
       const took = await o.db.scheduleTake({
         name: s.name, expected: s.nextTick!, lastTick: ticks[ticks.length - 1]!, nextTick: next, specs: JSON.stringify(specs), now,
       });

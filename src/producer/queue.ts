@@ -8,7 +8,8 @@ import { type EnqueuedJob, type JobId, jobFromRow } from "../shared/types.ts";
 import { checkCallOptions, listJobsFilterSchema, parseOrThrow } from "./enqueue-options.ts";
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
 import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
-import { scheduleFromRow, upsertSchedule } from "./schedules.ts";
+import { checkScheduleName, scheduleFromRow, triggerSchedule, upsertSchedule } from "./schedules.ts";
+import { queueStats } from "./stats.ts";
 import { newJob, type PreparedSpec, specChecker } from "./spec.ts";
 import { listQueues, listWorkers } from "./status.ts";
 import type {
@@ -264,7 +265,16 @@ export function createQueue(options: QueueOptions): Queue {
     },
     async addSchedule(spec) {
       ensureOpen();
-      return upsertSchedule(db, spec, null);
+      return (await upsertSchedule(db, spec, null)).schedule;
+    },
+    async getSchedule(name) {
+      ensureOpen();
+      const row = await db.scheduleGet(checkScheduleName(name));
+      return row ? scheduleFromRow(row) : null;
+    },
+    async triggerSchedule(name, opts) {
+      ensureOpen();
+      return triggerSchedule(db, name, opts);
     },
     async listSchedules() {
       ensureOpen();
@@ -281,6 +291,10 @@ export function createQueue(options: QueueOptions): Queue {
     async listWorkers() {
       ensureOpen();
       return listWorkers(db);
+    },
+    async getQueueStats(opts) {
+      ensureOpen();
+      return queueStats(db, opts);
     },
     async close() {
       if (closed) return;

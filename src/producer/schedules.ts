@@ -2,10 +2,11 @@ import { Cron } from "croner";
 import * as v from "valibot";
 import type { Db } from "../db/db.ts";
 import type { ScheduleRow } from "../db/schedules.ts";
-import { parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import { name as nameSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
 import { PgPulseError } from "../shared/errors.ts";
-import { toJsonText } from "../shared/json.ts";
+import { toJsonText, unstorable } from "../shared/json.ts";
 import { isTaskDefinition, type TaskDefinition } from "../shared/task.ts";
+import { type EnqueuedJob, jobFromRow } from "../shared/types.ts";
 
 /** A recurring job: `task` with `payload`, enqueued at every tick of `cron`. */
 export interface ScheduleSpec {
@@ -99,11 +100,70 @@ async function scheduleRow(spec: ScheduleSpec, path = "") {
   };
 }
 
-/** Adds or replaces a schedule; a new one first fires at its next tick after now. */
-export async function upsertSchedule(db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null): Promise<Schedule> {
+/** Adds or replaces a schedule; a new one first fires at its next tick after now. `created` says it was new. */
+export async function upsertSchedule(db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null): Promise<{ schedule: Schedule; created: boolean }> {
   const row = await scheduleRow(spec);
   const first = nextTick(row.cron, row.timezone, now ?? new Date());
-  return scheduleFromRow(await db.scheduleUpsert(row, first));
+  const stored = await db.scheduleUpsert(row, first);
+  return { schedule: scheduleFromRow(stored), created: stored.inserted };
+}
+
+const scheduleNameSchema = nameSchema("name");
+
+/** Checks a schedule's name as given to get, remove and trigger. */
+export function checkScheduleName(name: string): string {
+  return parseOrThrow(scheduleNameSchema, name, "INVALID_INPUT", "name");
+}
+
+/**
+ * The enqueue_many spec of the job a schedule makes: its task, payload and
+ * options, with a key naming the schedule. A tick's runs at the tick; one
+ * without runAt (a trigger) runs now.
+ */
+export function scheduledJobSpec(s: Schedule, key: string, runAt?: Date) {
+  return {
+    task: s.task,
+    payload: s.payload,
+    queue: s.options.queue,
+    priority: s.options.priority,
+    max_attempts: s.options.maxAttempts,
+    timeout_ms: s.options.timeoutMs,
+    ...(runAt ? { run_at: runAt.toISOString() } : {}),
+    key,
+  };
+}
+
+const triggerOptionsSchema = v.strictObject(
+  {
+    key: v.optional(
+      v.pipe(
+        v.string("key must be a string"),
+        v.minLength(1, "key must not be empty"),
+        v.maxLength(512, "key is longer than 512 characters"),
+        v.check((k: string) => unstorable(k) === null, (issue) => `key ${unstorable(issue.input as string)}`),
+      ),
+    ),
+  },
+  "unknown option; trigger takes key",
+);
+
+/**
+ * Enqueues a schedule's job now, once, as a tick makes it (its task, payload
+ * and options, through the same statement), without moving the schedule's
+ * next tick. Its key is `schedule:<name>:manual:<time>` unless `key` is given:
+ * while a job with that key is queued or running, that job comes back
+ * (deduplicated) instead of a new one. Throws NOT_FOUND when there is no such schedule.
+ */
+export async function triggerSchedule(
+  db: Pick<Db, "scheduleGet" | "jobEnqueueMany">, name: string, options: { key?: string } = {}, now: Date = new Date(),
+): Promise<EnqueuedJob> {
+  checkScheduleName(name);
+  const o = parseOrThrow(triggerOptionsSchema, options, "INVALID_INPUT", "");
+  const row = await db.scheduleGet(name);
+  if (!row) throw new PgPulseError("NOT_FOUND", `no schedule named ${JSON.stringify(name)}`, { details: { name } });
+  const spec = scheduledJobSpec(scheduleFromRow(row), o.key ?? `schedule:${name}:manual:${now.toISOString()}`);
+  const [made] = await db.jobEnqueueMany(JSON.stringify([spec]));
+  return { ...jobFromRow(made!.row), deduplicated: !made!.inserted };
 }
 
 export function scheduleFromRow(r: ScheduleRow): Schedule {

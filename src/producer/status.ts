@@ -1,12 +1,13 @@
 import type { Db } from "../db/db.ts";
 import type { StateCounts } from "../db/status.ts";
+import type { QueueConfig } from "./queue-config.ts";
 
 /**
  * One queue's state, as operators and dashboards see it: its jobs by state
  * (`pending` wait for their parents in a flow; `waiting` are runnable now; `scheduled` are queued for later, delayed or
- * waiting out a retry backoff).
+ * waiting out a retry backoff), and its configuration (paused, limits).
  */
-export interface QueueSummary extends StateCounts {
+export interface QueueSummary extends StateCounts, Omit<QueueConfig, "queue"> {
   queue: string;
   /** How long the oldest runnable job has waited, in ms; null when none waits. */
   oldestWaitingMs: number | null;
@@ -27,6 +28,7 @@ export interface WorkerSummary {
   heartbeatAgeMs: number;
 }
 
+/** Every queue that has jobs or a configuration, by name. */
 export async function listQueues(db: Pick<Db, "queueSummaries">): Promise<QueueSummary[]> {
   const rows = await db.queueSummaries();
   return rows.map((r) => ({
@@ -40,6 +42,10 @@ export async function listQueues(db: Pick<Db, "queueSummaries">): Promise<QueueS
     cancelled: r.cancelled,
     oldestWaitingMs: r.oldest_waiting_ms === null ? null : Math.round(r.oldest_waiting_ms),
     finishedLastMinute: r.finished_last_minute,
+    paused: r.paused,
+    concurrency: r.concurrency,
+    groupConcurrency: r.group_concurrency,
+    rateLimit: r.rate_max === null || r.rate_interval_ms === null ? null : { max: r.rate_max, intervalMs: r.rate_interval_ms },
   }));
 }
 

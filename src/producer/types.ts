@@ -6,6 +6,7 @@ import type { PayloadOf, TaskDefinition } from "../shared/task.ts";
 import type { EnqueuedJob, Job, JobId, JobStatus } from "../shared/types.ts";
 import type { QueueConfig, QueueLimits } from "./queue-config.ts";
 import type { Schedule, ScheduleSpec } from "./schedules.ts";
+import type { QueueStats, QueueStatsOptions } from "./stats.ts";
 import type { QueueSummary, WorkerSummary } from "./status.ts";
 
 export interface QueueOptions {
@@ -226,10 +227,21 @@ export interface Queue {
   retry(id: JobId, options?: { tx?: SqlHandle }): Promise<Job>;
   /** Jobs newest first, filtered; pass `nextCursor` back as `cursor` for the next page. */
   listJobs(filter?: ListJobsFilter, options?: { tx?: SqlHandle }): Promise<{ jobs: Job[]; nextCursor: string | null }>;
-  /** Per queue: jobs by state, the oldest waiting job's age, jobs finished in the last minute. */
+  /**
+   * Per queue: jobs by state, the oldest waiting job's age, jobs finished in the last
+   * minute, and its configuration (paused, limits). Queues with a configuration and no
+   * jobs are listed too.
+   */
   listQueues(): Promise<QueueSummary[]>;
   /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
   listWorkers(): Promise<WorkerSummary[]>;
+  /**
+   * Per-queue figures by the minute over the last `minutes` (default 60): attempts
+   * completed, failed and retried, starts and their wait (started_at - run_at), and
+   * the waiting and running jobs sampled once a minute. Kept by the workers for a day
+   * (see docs/operating.md for which figures are exact).
+   */
+  getQueueStats(options?: QueueStatsOptions): Promise<QueueStats>;
   /** Sets a queue's limits across all workers; limits left out keep their value, `null` removes one. */
   configureQueue(name: string, limits: QueueLimits): Promise<QueueConfig>;
   /** A queue's limits and whether it is paused. */
@@ -243,8 +255,18 @@ export interface Queue {
   /** Adds a recurring job, or replaces the definition of the schedule with that name. */
   addSchedule(spec: ScheduleSpec): Promise<Schedule>;
   listSchedules(): Promise<Schedule[]>;
+  /** The schedule by that name, or null. */
+  getSchedule(name: string): Promise<Schedule | null>;
   /** Removes a schedule; false when there was none by that name. */
   removeSchedule(name: string): Promise<boolean>;
+  /**
+   * Enqueues a schedule's job now, once, as a tick makes it (its task, payload and
+   * options; the queue's middleware does not run, as for ticks), leaving its next tick
+   * where it was. The job's key is `schedule:<name>:manual:<time>`, or `key`: while a job
+   * with that key is queued or running, it is returned (`deduplicated`) instead.
+   * Throws NOT_FOUND when there is no such schedule.
+   */
+  triggerSchedule(name: string, options?: { key?: string }): Promise<EnqueuedJob>;
   /** Ends the pool if the queue opened it. */
   close(): Promise<void>;
   /** The pool the queue runs on: start your own transactions with it (`queue.sql.begin(...)`) and pass them as `tx`. */
