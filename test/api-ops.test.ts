@@ -144,7 +144,8 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events", "/jobs/{id}/graph",
-        "/jobs/{id}/logs", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/queues", "/workers",
+        "/jobs/{id}/logs", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/prune", "/queues", "/queues/{name}", "/queues/{name}/pause",
+        "/queues/{name}/resume", "/schedules", "/schedules/{name}", "/schedules/{name}/trigger", "/stats", "/workers",
       ],
     );
     const enqueue = doc.components.schemas.EnqueueRequest;
@@ -191,12 +192,15 @@ describe("auth", () => {
       ["POST", "/jobs"], ["GET", "/jobs"], ["GET", "/jobs/1"], ["POST", "/jobs/1/cancel"], ["POST", "/jobs/1/retry"],
       ["GET", "/queues"], ["GET", "/workers"], ["GET", "/metrics"], ["GET", "/openapi.json"],
       ["POST", "/flows"], ["POST", "/batches"], ["GET", "/batches/1"], ["GET", "/jobs/1/graph"], ["GET", "/jobs/1/logs"], ["GET", "/jobs/1/events"],
+      ["GET", "/queues/q"], ["POST", "/queues/q/pause"], ["POST", "/queues/q/resume"], ["PATCH", "/queues/q"],
+      ["GET", "/schedules"], ["GET", "/schedules/s"], ["PUT", "/schedules/s"], ["DELETE", "/schedules/s"], ["POST", "/schedules/s/trigger"],
+      ["POST", "/prune"], ["GET", "/stats"],
     ];
     const before = await jobCount();
     for (const [method, path] of endpoints) {
       const variants: Record<string, string>[] = [{}, { authorization: `Bearer ${WRITE}x` }, { authorization: `Basic ${btoa(`u:${WRITE}`)}` }, { authorization: "Bearer" }];
       for (const headers of variants) {
-        const r = await call(method, path, { token: null, headers, json: method === "POST" ? { task: "t" } : undefined });
+        const r = await call(method, path, { token: null, headers, json: method === "POST" || method === "PUT" || method === "PATCH" ? { task: "t" } : undefined });
         expectError(r, 401, "UNAUTHORIZED");
         expect(r.headers.get("www-authenticate")).toBe('Bearer realm="pgpulse"');
       }

@@ -14,6 +14,8 @@ import { eventRoutes } from "./events.ts";
 import { trackListeners } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { openApiDocument } from "./openapi.ts";
+import { queueRoutes } from "./queues.ts";
+import { scheduleRoutes } from "./schedules.ts";
 import { healthRoute, statusRoutes } from "./status.ts";
 import { workflowRoutes } from "./workflows.ts";
 
@@ -53,7 +55,10 @@ export interface ApiOptions {
 }
 
 /** Paths that need a bearer token (everything the API serves but /healthz and the dashboard, which has its own login). */
-const PROTECTED = ["/jobs", "/jobs/*", "/flows", "/batches", "/batches/*", "/queues", "/workers", "/metrics", "/openapi.json"];
+const PROTECTED = [
+  "/jobs", "/jobs/*", "/flows", "/batches", "/batches/*", "/queues", "/queues/*", "/schedules", "/schedules/*", "/prune", "/stats",
+  "/workers", "/metrics", "/openapi.json",
+];
 
 export function createApi(options: ApiOptions): Hono {
   const { queue } = options;
@@ -77,7 +82,7 @@ export function createApi(options: ApiOptions): Hono {
   if (options.cors) {
     const corsMiddleware = cors({
       origin: options.cors.origin as string | string[] | ((origin: string) => string | null | undefined),
-      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
       allowHeaders: ["Authorization", "Content-Type"],
       exposeHeaders: ["Location"],
       maxAge: options.cors.maxAge ?? 600,
@@ -93,6 +98,8 @@ export function createApi(options: ApiOptions): Hono {
   app.route("/", workflowRoutes(queue, maxBodyBytes));
   app.route("/", eventRoutes(queue, { keepAliveMs, maxStreams, ...(options.signal ? { signal: options.signal } : {}) }, logger));
   app.route("/", statusRoutes(queue));
+  app.route("/", queueRoutes(queue, maxBodyBytes));
+  app.route("/", scheduleRoutes(queue, maxBodyBytes));
   const documents = new Map<string, Record<string, unknown>>(); // by mount point
   app.get("/openapi.json", (c) => {
     const base = c.req.path.slice(0, -"/openapi.json".length) || "/";

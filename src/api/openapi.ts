@@ -11,7 +11,7 @@ const ERRORS: Record<number, string> = {
   400: "Invalid input; details lists each field path and what is wrong with it.",
   401: "No bearer token, or one that is not valid.",
   403: "A read-only token tried to write.",
-  404: "No such job.",
+  404: "The job or schedule the path names does not exist.",
   409: "The job cannot make that transition; details carries its status and the job.",
   413: "The body is over the limit (1 MiB by default).",
   415: "The body is not JSON.",
@@ -49,6 +49,8 @@ function queryParameters(schema: JsonSchema) {
 export function openApiDocument(serverUrl: string): Record<string, unknown> {
   const idParam = { name: "id", in: "path", required: true, schema: toJsonSchema(s.jobIdSchema) };
   const batchIdParam = { name: "id", in: "path", required: true, schema: toJsonSchema(s.batchIdSchema) };
+  const queueParam = { name: "name", in: "path", required: true, schema: toJsonSchema(s.queueNameSchema) };
+  const scheduleParam = { name: "name", in: "path", required: true, schema: toJsonSchema(s.scheduleNameSchema) };
   const transition = (summary: string, description: string) => ({
     summary,
     description,
@@ -57,7 +59,13 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
   });
   return {
     openapi: "3.1.0",
-    info: { title: "pgpulse", version: API_VERSION, description: "Enqueue, inspect, follow, cancel and retry pgpulse jobs, flows and batches; queue and worker status." },
+    info: {
+      title: "pgpulse",
+      version: API_VERSION,
+      description:
+        "Enqueue, inspect, follow, cancel and retry pgpulse jobs, flows and batches; queue and worker status; pause, resume and limit queues; " +
+        "manage and trigger schedules; prune finished jobs; per-minute figures.",
+    },
     servers: [{ url: serverUrl }],
     security: [{ bearer: [] }],
     paths: {
@@ -149,7 +157,96 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
         },
       },
       "/queues": {
-        get: { summary: "Per queue: jobs by state, oldest waiting job, jobs finished in the last minute", responses: responses({ 200: { description: "Queues.", content: json(ref("QueueList")) } }, [401]) },
+        get: {
+          summary: "Per queue: jobs by state, oldest waiting job, jobs finished in the last minute, and its configuration",
+          responses: responses({ 200: { description: "Queues with jobs or a configuration, by name.", content: json(ref("QueueList")) } }, [401]),
+        },
+      },
+      "/queues/{name}": {
+        get: {
+          summary: "One queue: jobs by state and its configuration (a queue nobody used has zeros and no limits)",
+          parameters: [queueParam],
+          responses: responses({ 200: { description: "The queue.", content: json(ref("Queue")) } }, [400, 401]),
+        },
+        patch: {
+          summary: "Set or lift the queue's limits",
+          description: "A limit left out keeps its value; null lifts it. The limits hold across every worker.",
+          parameters: [queueParam],
+          requestBody: { required: true, content: json(ref("QueueLimitsRequest")) },
+          responses: responses({ 200: { description: "The queue's configuration after the change.", content: json(ref("QueueConfig")) } }, [400, 401, 403, 413, 415]),
+        },
+      },
+      "/queues/{name}/pause": {
+        post: {
+          summary: "Pause a queue: no new job of it starts; running ones finish",
+          parameters: [queueParam],
+          responses: responses({ 200: { description: "The queue's configuration.", content: json(ref("QueueConfig")) } }, [400, 401, 403, 413, 415]),
+        },
+      },
+      "/queues/{name}/resume": {
+        post: {
+          summary: "Resume a queue; its workers are woken at once",
+          parameters: [queueParam],
+          responses: responses({ 200: { description: "The queue's configuration.", content: json(ref("QueueConfig")) } }, [400, 401, 403, 413, 415]),
+        },
+      },
+      "/schedules": {
+        get: { summary: "Recurring jobs, by name", responses: responses({ 200: { description: "Schedules.", content: json(ref("ScheduleList")) } }, [401]) },
+      },
+      "/schedules/{name}": {
+        get: {
+          summary: "One schedule",
+          parameters: [scheduleParam],
+          responses: responses({ 200: { description: "The schedule.", content: json(ref("Schedule")) } }, [400, 401, 404]),
+        },
+        put: {
+          summary: "Add a schedule, or replace the definition of the one by that name",
+          description: "A new schedule first fires at its next tick after now; a replaced one keeps its next tick unless its cron or time zone changed.",
+          parameters: [scheduleParam],
+          requestBody: { required: true, content: json(ref("ScheduleRequest")) },
+          responses: responses(
+            {
+              201: { description: "Added; Location names it.", content: json(ref("Schedule")) },
+              200: { description: "Replaced.", content: json(ref("Schedule")) },
+            },
+            [400, 401, 403, 413, 415],
+          ),
+        },
+        delete: {
+          summary: "Remove a schedule (jobs it made stay)",
+          parameters: [scheduleParam],
+          responses: responses({ 204: { description: "Removed." } }, [400, 401, 403, 404]),
+        },
+      },
+      "/schedules/{name}/trigger": {
+        post: {
+          summary: "Enqueue the schedule's job now, once, as a tick makes it",
+          description: "Its task, payload and options; the schedule's next tick does not move.",
+          parameters: [scheduleParam],
+          requestBody: { required: false, content: json(ref("TriggerRequest")) },
+          responses: responses(
+            {
+              201: { description: "Enqueued; Location names the job.", content: json(ref("EnqueuedJob")) },
+              200: { description: "A live job with the same key exists; it is returned instead (deduplicated: true).", content: json(ref("EnqueuedJob")) },
+            },
+            [400, 401, 403, 404, 413, 415],
+          ),
+        },
+      },
+      "/prune": {
+        post: {
+          summary: "Delete finished jobs past retention, now",
+          description: "As the workers' pruner does it: in batches of 1,000; a parent whose children still wait or run is kept. Another prune under way (a worker's) ends this one early.",
+          requestBody: { required: false, content: json(ref("PruneRequest")) },
+          responses: responses({ 200: { description: "How many jobs were deleted.", content: json(ref("PruneResult")) } }, [400, 401, 403, 413, 415]),
+        },
+      },
+      "/stats": {
+        get: {
+          summary: "Per-queue figures by the minute: throughput, waiting jobs, wait from run time to start",
+          parameters: queryParameters(toJsonSchema(s.statsQuerySchema)),
+          responses: responses({ 200: { description: "One point per minute of the window, per queue.", content: json(ref("Stats")) } }, [400, 401]),
+        },
       },
       "/workers": {
         get: { summary: "Live workers, their heartbeat age and running jobs", responses: responses({ 200: { description: "Workers.", content: json(ref("WorkerList")) } }, [401]) },
@@ -190,6 +287,16 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
         JobError: toJsonSchema(s.jobErrorSchema),
         JobList: toJsonSchema(s.jobListSchema),
         QueueList: toJsonSchema(s.queueListSchema),
+        Queue: toJsonSchema(s.queueSchema),
+        QueueConfig: toJsonSchema(s.queueConfigSchema),
+        QueueLimitsRequest: toJsonSchema(s.queueLimitsBodySchema),
+        Schedule: toJsonSchema(s.scheduleSchema),
+        ScheduleList: toJsonSchema(s.scheduleListSchema),
+        ScheduleRequest: toJsonSchema(s.scheduleBodySchema),
+        TriggerRequest: toJsonSchema(s.triggerBodySchema),
+        PruneRequest: toJsonSchema(s.pruneBodySchema),
+        PruneResult: toJsonSchema(s.pruneResultSchema),
+        Stats: toJsonSchema(s.statsSchema),
         WorkerList: toJsonSchema(s.workerListSchema),
         Health: toJsonSchema(s.healthSchema),
         Error: toJsonSchema(s.errorSchema),

@@ -318,19 +318,142 @@ export const eventEndSchema = v.object({
   ),
 });
 
+/** A limit: a whole number from 1, or null for none. */
+const limit = (what: string, description: string) => v.nullable(v.pipe(int(what, 1, INT4_MAX), v.description(description)));
+const rateLimitSchema = v.strictObject(
+  {
+    max: v.pipe(int("rateLimit.max", 1, INT4_MAX), v.description("Most job starts in any window of intervalMs.")),
+    intervalMs: v.pipe(int("rateLimit.intervalMs", 1, INT4_MAX), v.description("The window, in ms.")),
+  },
+  "unknown field; a rate limit is { max, intervalMs }",
+);
+
+const queueConfigEntries = {
+  paused: v.pipe(v.boolean(), v.description("A paused queue starts no new jobs; running ones finish.")),
+  concurrency: v.pipe(v.nullable(count), v.description("Most jobs of the queue running at once, across all workers; null for no limit.")),
+  groupConcurrency: v.pipe(v.nullable(count), v.description("Most jobs of one group running at once; null for no limit.")),
+  rateLimit: v.pipe(v.nullable(v.object({ max: count, intervalMs: count })), v.description("At most max starts in any intervalMs; null for no limit.")),
+};
+
+export const queueConfigSchema = v.object({ queue: v.string(), ...queueConfigEntries });
+
 const queueSummarySchema = v.object({
   queue: v.string(),
   pending: v.pipe(count, v.description("Jobs of a flow or batch waiting for their parents.")),
-  waiting: count,
-  scheduled: count,
+  waiting: v.pipe(count, v.description("Queued jobs runnable now.")),
+  scheduled: v.pipe(count, v.description("Queued jobs to run later (delayed, or waiting out a retry's backoff).")),
   running: count,
   completed: count,
   failed: count,
   cancelled: count,
   oldestWaitingMs: v.nullable(count),
   finishedLastMinute: count,
+  ...queueConfigEntries,
 });
+export const queueSchema = queueSummarySchema;
 export const queueListSchema = v.object({ queues: v.array(queueSummarySchema) });
+
+/** A queue named in a path. */
+export const queueNameSchema = v.pipe(name("queue"), v.description("Queue name (URL-encoded in the path)."));
+
+/** PATCH /queues/{name}: the limits to change; a limit left out keeps its value, null lifts it. */
+export const queueLimitsBodySchema = v.strictObject(
+  {
+    concurrency: v.optional(limit("concurrency", "Most jobs of the queue running at once, across all workers; null lifts the limit.")),
+    groupConcurrency: v.optional(limit("groupConcurrency", "Most jobs of one group (the group enqueue option) running at once; null lifts the limit.")),
+    rateLimit: v.optional(v.pipe(v.nullable(rateLimitSchema), v.description("At most max starts in any intervalMs, across all workers; null lifts the limit."))),
+  },
+  "unknown field; the limits are concurrency, groupConcurrency and rateLimit",
+);
+
+/** POST /prune: how long finished jobs are kept. */
+export const pruneBodySchema = v.strictObject(
+  {
+    completedMs: v.optional(v.pipe(int("completedMs", 0, Number.MAX_SAFE_INTEGER), v.description("Completed jobs that finished longer ago than this are deleted. Default one day."))),
+    failedMs: v.optional(v.pipe(int("failedMs", 0, Number.MAX_SAFE_INTEGER), v.description("Failed and cancelled jobs that finished longer ago than this are deleted. Default 14 days."))),
+  },
+  "unknown field; the fields are completedMs and failedMs",
+);
+export const pruneResultSchema = v.object({ deleted: v.pipe(count, v.description("Jobs deleted.")) });
+
+/** A schedule named in a path. */
+export const scheduleNameSchema = v.pipe(name("name"), v.description("Schedule name (URL-encoded in the path)."));
+
+/** PUT /schedules/{name}: the schedule's definition (its name is the path's). */
+export const scheduleBodySchema = v.strictObject(
+  {
+    cron: v.pipe(v.string("cron must be a string"), v.minLength(1, "cron must not be empty"), v.maxLength(256, "cron is longer than 256 characters"),
+      storable("cron"), v.description('Five fields, or six with seconds first: "0 3 * * *".')),
+    task: v.pipe(name("task"), v.description("Task of the jobs it makes.")),
+    payload: v.optional(v.pipe(v.unknown(), v.description("Payload of the jobs it makes; `{}` when left out."))),
+    timezone: v.optional(v.pipe(v.nullable(v.pipe(v.string("timezone must be a string"), v.minLength(1, "timezone must not be empty"), v.maxLength(64), storable("timezone"))),
+      v.description("IANA time zone the cron is read in; UTC when left out or null."))),
+    queue: v.optional(v.pipe(v.nullable(name("queue")), v.description('Queue of the jobs; "default" when left out or null.'))),
+    priority: v.optional(v.nullable(int("priority", -INT4_MAX, INT4_MAX))),
+    maxAttempts: v.optional(v.nullable(int("maxAttempts", 1, 10_000))),
+    timeoutMs: v.optional(v.nullable(int("timeoutMs", 1, INT4_MAX))),
+    catchUp: v.optional(v.pipe(int("catchUp", 1, 1000), v.description("After downtime, at most this many jobs for the missed ticks (the latest). Default 1."))),
+  },
+  "unknown field; the fields are cron, task, payload, timezone, queue, priority, maxAttempts, timeoutMs and catchUp",
+);
+
+export const scheduleSchema = v.object({
+  name: v.string(),
+  cron: v.string(),
+  timezone: v.nullable(v.string()),
+  task: v.string(),
+  payload: v.unknown(),
+  queue: v.nullable(v.string()),
+  priority: v.nullable(v.pipe(v.number(), v.integer())),
+  maxAttempts: v.nullable(v.pipe(v.number(), v.integer())),
+  timeoutMs: v.nullable(v.pipe(v.number(), v.integer())),
+  catchUp: v.pipe(v.number(), v.integer()),
+  lastTick: v.pipe(nullableDateTime, v.description("The latest tick a job was made for.")),
+  nextTick: v.pipe(nullableDateTime, v.description("The next tick due; null when the cron has no more.")),
+});
+export const scheduleListSchema = v.object({ schedules: v.array(scheduleSchema) });
+
+/** POST /schedules/{name}/trigger. */
+export const triggerBodySchema = v.strictObject(
+  {
+    key: v.optional(
+      v.pipe(
+        v.string("key must be a string"),
+        v.minLength(1, "key must not be empty"),
+        v.maxLength(512, "key is longer than 512 characters"),
+        storable("key"),
+        v.description("Idempotency key: while a job with this key is queued or running, it is returned (200) instead. Default schedule:<name>:manual:<time>."),
+      ),
+    ),
+  },
+  "unknown field; the only field is key",
+);
+
+/** Query of GET /stats, after numeric parameters were read as numbers. */
+export const statsQuerySchema = v.strictObject(
+  {
+    queue: v.optional(v.pipe(name("queue"), v.description("One queue's figures; every queue's with some in the window by default."))),
+    minutes: v.optional(v.pipe(int("minutes", 1, 1440), v.description("Minutes, ending with the current one. Default 60."))),
+  },
+  "unknown parameter; the parameters are queue and minutes",
+);
+
+const statsPointSchema = v.object({
+  at: v.pipe(dateTime, v.description("The minute's start.")),
+  completed: v.pipe(count, v.description("Attempts workers ended with the job completed.")),
+  failed: v.pipe(count, v.description("Attempts that failed the job for good.")),
+  retried: v.pipe(count, v.description("Attempts that failed and will be retried.")),
+  started: v.pipe(count, v.description("Attempts started.")),
+  waitMsAvg: v.pipe(v.nullable(v.number()), v.description("Average started_at - run_at of those starts, ms; null without starts.")),
+  waitMsMax: v.pipe(v.nullable(v.number()), v.description("Largest started_at - run_at of those starts, ms.")),
+  waiting: v.pipe(v.nullable(count), v.description("Jobs runnable then (sampled once a minute); null when nobody sampled.")),
+  running: v.pipe(v.nullable(count), v.description("Jobs running then (sampled once a minute); null when nobody sampled.")),
+});
+export const statsSchema = v.object({
+  from: v.pipe(dateTime, v.description("The first minute's start.")),
+  to: v.pipe(dateTime, v.description("The end of the current (last) minute.")),
+  queues: v.array(v.object({ queue: v.string(), points: v.pipe(v.array(statsPointSchema), v.description("One per minute, oldest first.")) })),
+});
 
 const workerSummarySchema = v.object({
   id: v.string(),
@@ -361,6 +484,17 @@ export const errorSchema = v.object({
     details: v.pipe(v.unknown(), v.description("For invalid input, [{ path, message }]; for a conflict, { status, job }; else null.")),
   }),
 });
+
+/**
+ * Refuses a JSON body that is not an object: valibot's object schemas take an
+ * array as an object (with no keys), which would read `[]` as `{}`.
+ */
+export function objectBody(input: unknown, what: string): unknown {
+  if (input !== undefined && (input === null || typeof input !== "object" || Array.isArray(input))) {
+    throw new ApiError(400, "INVALID_INPUT", `invalid ${what}: the body must be a JSON object`, [{ path: "", message: "not a JSON object" }]);
+  }
+  return input;
+}
 
 /** An issue's field path as the API gives them: `jobs[2].parents[0].name`, `callbacks.failure.task`. */
 function issuePath(issue: v.BaseIssue<unknown>): string {

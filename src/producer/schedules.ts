@@ -62,12 +62,26 @@ export function nextTick(cron: string, timezone: string | null, after: Date): Da
   return new Cron(cron, { paused: true, ...(timezone ? { timezone } : {}) }).nextRun(after);
 }
 
+function knownTimezone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Checks a spec and returns the row to store. Throws INVALID_INPUT / INVALID_PAYLOAD. */
 async function scheduleRow(spec: ScheduleSpec, path = "") {
   const s = parseOrThrow(specSchema, spec, "INVALID_INPUT", path);
   const def = isTaskDefinition(s.task) ? (s.task as TaskDefinition) : undefined;
   const task = def ? def.name : s.task;
   parseOrThrow(taskNameSchema, task, "INVALID_INPUT", `${path ? `${path}.` : ""}task`);
+  if (s.timezone !== undefined && !knownTimezone(s.timezone)) {
+    throw new PgPulseError("INVALID_INPUT", `schedule ${s.name}: timezone ${JSON.stringify(s.timezone)} is not an IANA time zone`, {
+      details: [{ path: "timezone", message: "not an IANA time zone, such as Europe/Oslo" }],
+    });
+  }
   try {
     nextTick(s.cron, s.timezone ?? null, new Date());
   } catch (error) {
