@@ -91,7 +91,7 @@ export function createApi(options: ApiOptions): Hono {
   }
   app.route("/", healthRoute(queue, listener, healthTimeoutMs));
   if (options.dashboard !== false) {
-    app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs }));
+    app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs, maxBodyBytes }));
   }
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
   app.route("/", jobRoutes(queue, maxBodyBytes));

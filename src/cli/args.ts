@@ -1,6 +1,7 @@
 // CLI edge: argument parsing with node:util's parseArgs (in Node, Bun and Deno),
 // environment fallbacks, and durations.
 import { parseArgs } from "node:util";
+import { parseDuration as durationMs } from "../shared/duration.ts";
 import { env } from "../shared/runtime.ts";
 
 /** Bad command-line input: printed as one line, exit code 2. */
@@ -49,13 +50,11 @@ export function parseFlags(flags: Flags, args: string[]) {
   return { values, positionals: parsed.positionals };
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** "500ms", "10s", "5m", "1h", "14d", or a bare number of milliseconds. */
 export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`--${flag} takes a duration like 500ms, 10s or 5m, got "${text}"`);
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? "ms"]!);
+  const ms = durationMs(text);
+  if (ms === null) throw new UsageError(`--${flag} takes a duration like 500ms, 10s or 5m, got "${text}"`);
+  return ms;
 }
 
 export function parseInteger(text: string, flag: string, min: number): number {

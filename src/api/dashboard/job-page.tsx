@@ -13,6 +13,7 @@ import { LogsSection } from "./logs.tsx";
 const DONE: Record<string, string> = {
   cancel: "Cancel requested: a pending or queued job is cancelled at once, a running one when its handler stops.",
   retry: "The job is queued again.",
+  triggered: "Enqueued now from its schedule, as a tick would have.",
 };
 
 export function JobPage(props: { ctx: PageContext; job: Job; extras: JobExtras; done?: string | undefined; error?: string | undefined; now: number }) {

@@ -10,11 +10,11 @@ export interface PageContext {
   /** The CSP nonce of this response's script. */
   nonce: string;
   refreshMs: number;
-  /** Whether the token may write (shows retry / cancel). */
+  /** Whether the token may write (shows retry / cancel, pause / resume, the forms). */
   canWrite: boolean;
 }
 
-type Section = "overview" | "jobs" | "workers";
+export type Section = "overview" | "jobs" | "queues" | "schedules" | "workers";
 
 export function Layout(props: { ctx: PageContext; title: string; section?: Section; children?: Child }) {
   const { ctx } = props;
@@ -41,6 +41,8 @@ export function Layout(props: { ctx: PageContext; title: string; section?: Secti
             <nav>
               {link("overview", `${ctx.base}/`, "Overview")}
               {link("jobs", `${ctx.base}/jobs`, "Jobs")}
+              {link("queues", `${ctx.base}/queues`, "Queues")}
+              {link("schedules", `${ctx.base}/schedules`, "Schedules")}
               {link("workers", `${ctx.base}/workers`, "Workers")}
             </nav>
             <div class="right">

@@ -1,13 +1,19 @@
 /** @jsxImportSource hono/jsx */
 // Overview, job list, workers, login and error pages. The job page is in job-page.tsx.
+import type { QueueStats } from "../../producer/stats.ts";
 import type { QueueSummary, WorkerSummary } from "../../producer/status.ts";
 import { JOB_STATUSES, type Job } from "../../shared/types.ts";
+import { queuePath } from "./admin-pages.tsx";
+import { QueueCharts } from "./charts.tsx";
 import { Card, Notice, query } from "./components.tsx";
 import { age, count } from "./format.ts";
 import { Bare, Layout, type PageContext } from "./layout.tsx";
 import { JobsTable, QueuesTable, WorkersTable } from "./tables.tsx";
 
-export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; workers: WorkerSummary[]; recent: Job[]; now: number }) {
+/** Most queues charted on the overview; the others have their charts on their own page. */
+export const OVERVIEW_CHARTED_MAX = 12;
+
+export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; workers: WorkerSummary[]; recent: Job[]; stats: QueueStats | null; now: number }) {
   const { ctx, queues } = props;
   const sum = (f: (q: QueueSummary) => number) => queues.reduce((n, q) => n + f(q), 0);
   const oldest = Math.max(-1, ...queues.map((q) => q.oldestWaitingMs ?? -1));
@@ -28,6 +34,7 @@ export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; 
         <div class="panel">
           <QueuesTable base={ctx.base} queues={queues} />
         </div>
+        <LastHour ctx={ctx} queues={queues} stats={props.stats} />
         <h2>
           Recent jobs <a href={`${ctx.base}/jobs`} style="font-size: 12px; text-transform: none; letter-spacing: 0">all jobs →</a>
         </h2>
@@ -40,6 +47,46 @@ export function OverviewPage(props: { ctx: PageContext; queues: QueueSummary[]; 
         </div>
       </div>
     </Layout>
+  );
+}
+
+/**
+ * Each queue's last hour as charts: the queues listed above and any other with
+ * figures in the hour, the busiest first, at most OVERVIEW_CHARTED_MAX.
+ */
+function LastHour(props: { ctx: PageContext; queues: QueueSummary[]; stats: QueueStats | null }) {
+  const { ctx, stats } = props;
+  if (!stats) {
+    return <p class="muted" data-testid="last-hour">Charts need the per-minute figures of schema version 7: run pgpulse migrate.</p>;
+  }
+  const byQueue = new Map(stats.queues.map((q) => [q.queue, q.points]));
+  const names = [...new Set([...props.queues.map((q) => q.queue), ...byQueue.keys()])];
+  const activity = (name: string) => (byQueue.get(name) ?? []).reduce((n, p) => n + p.completed + p.failed + p.started + (p.waiting ?? 0), 0);
+  const shown = names.sort((a, b) => activity(b) - activity(a) || (a < b ? -1 : 1)).slice(0, OVERVIEW_CHARTED_MAX);
+  if (shown.length === 0) return null;
+  const minutes = Math.round((stats.to.getTime() - stats.from.getTime()) / 60_000);
+  const blank = (at: number) => Array.from({ length: minutes }, (_, i) => ({
+    at: new Date(at + i * 60_000), completed: 0, failed: 0, retried: 0, started: 0, waitMsAvg: null, waitMsMax: null, waiting: null, running: null,
+  }));
+  return (
+    <>
+      <h2>
+        Last hour{" "}
+        <span class="h2-note">
+          {`per queue and minute, UTC${names.length > shown.length ? ` · the ${shown.length} busiest of ${names.length} queues` : ""}`}
+        </span>
+      </h2>
+      <div class="panel" data-testid="last-hour">
+        {shown.map((name) => (
+          <div class="queue-charts">
+            <h3>
+              <a href={queuePath(ctx.base, name)}>{name}</a>
+            </h3>
+            <QueueCharts queue={name} points={byQueue.get(name) ?? blank(stats.from.getTime())} />
+          </div>
+        ))}
+      </div>
+    </>
   );
 }
 

@@ -13,6 +13,7 @@ import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { transition } from "../jobs.ts";
 import { jobIdSchema, listJobsQuerySchema, validate } from "../schemas.ts";
+import { adminRoutes } from "./admin-routes.tsx";
 import { loadJobExtras } from "./job-data.ts";
 import { JobPage } from "./job-page.tsx";
 import type { PageContext } from "./layout.tsx";
@@ -27,9 +28,11 @@ export interface DashboardDeps {
   auth: Authenticator;
   logger: Logger;
   refreshMs: number;
+  /** Largest form body (a schedule's payload). */
+  maxBodyBytes: number;
 }
 
-type DashEnv = { Variables: { base: string; nonce: string; role: Role } };
+export type DashEnv = { Variables: { base: string; nonce: string; role: Role } };
 
 export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
   const { queue, auth } = deps;
@@ -79,14 +82,21 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
     c.set("role", role);
     if (isWrite(c.req.method)) {
       sameOrigin(c);
-      if (role !== "write") throw new ApiError(403, "FORBIDDEN", "this token is read-only: it cannot retry or cancel jobs");
+      if (role !== "write") throw new ApiError(403, "FORBIDDEN", "this token is read-only: it cannot change anything");
     }
     await next();
   });
 
+  /** The per-minute figures; null on a schema not migrated to version 7, whose pages show no charts. */
+  const stats = (name?: string) =>
+    queue.getQueueStats(name === undefined ? { minutes: 60 } : { queue: name, minutes: 60 }).catch((error) => {
+      if ((error as { code?: unknown }).code === "42P01") return null;
+      throw error;
+    });
+
   app.get("/", async (c) => {
-    const [queues, workers, recent] = await Promise.all([queue.listQueues(), queue.listWorkers(), queue.listJobs({ limit: 10 })]);
-    return page(c, <OverviewPage ctx={ctxOf(c)} queues={queues} workers={workers} recent={recent.jobs} now={Date.now()} />);
+    const [queues, workers, recent, figures] = await Promise.all([queue.listQueues(), queue.listWorkers(), queue.listJobs({ limit: 10 }), stats()]);
+    return page(c, <OverviewPage ctx={ctxOf(c)} queues={queues} workers={workers} recent={recent.jobs} stats={figures} now={Date.now()} />);
   });
 
   app.get("/jobs", async (c) => {
@@ -129,6 +139,8 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
 
   app.get("/workers", async (c) => page(c, <WorkersPage ctx={ctxOf(c)} workers={await queue.listWorkers()} />));
 
+  adminRoutes(app, { queue, maxBodyBytes: deps.maxBodyBytes, ctxOf, page, stats });
+
   app.all("*", (c) => {
     if (c.req.method === "GET" && c.req.path.endsWith("/") && c.req.path.length > 1) return c.redirect(c.req.path.replace(/\/+$/, ""), 301);
     throw new ApiError(404, "NOT_FOUND", `There is no page at ${c.req.path}.`);
@@ -138,7 +150,7 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
 }
 
 /** Sends a rendered page as a standards-mode HTML document. */
-async function page(c: Context, element: JSX.Element, status: ContentfulStatusCode = 200): Promise<Response> {
+export async function page(c: Context, element: JSX.Element, status: ContentfulStatusCode = 200): Promise<Response> {
   return c.html(`<!DOCTYPE html>${await element.toString()}`, status);
 }
 

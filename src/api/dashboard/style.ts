@@ -135,4 +135,44 @@ dl.batch-counts dd { margin: 0; font-weight: 650; font-variant-numeric: tabular-
 dl.callbacks { margin-top: 12px; border-top: 1px solid var(--line); }
 dl.callbacks dd { display: flex; gap: 8px; align-items: center; }
 .attempt .head a { font-size: 13px; }
+.badge.active { background: var(--completed); } .badge.paused { background: var(--running); }
+td.actions-cell { display: flex; gap: 6px; justify-content: flex-end; align-items: center; }
+td.actions-cell form { margin: 0; }
+td.actions-cell button, td.actions-cell .button { padding: 4px 10px; font-size: 12px; }
+a.button { display: inline-block; text-decoration: none; }
+a.button.danger { border-color: #f5c2c2; color: var(--failed); }
+button.danger-solid { background: var(--failed); border-color: var(--failed); color: #fff; }
+p.links { display: flex; gap: 16px; margin: 12px 0 0; }
+form.fields { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: end; margin: 0; }
+form.fields label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 4px; }
+form.fields input { min-width: 120px; width: 150px; }
+form.fields label.wide { flex-basis: 100%; }
+form.fields textarea { font: 13px/1.4 var(--mono); padding: 8px 10px; border: 1px solid #d0d5dd; border-radius: 7px; width: 100%; resize: vertical; }
+form.fields input[readonly] { background: #f2f4f7; color: var(--muted); }
+form.fields button { height: 36px; }
+form.fields .form-actions { display: flex; gap: 8px; flex-basis: 100%; }
+.panel.pad > p.muted { margin: 12px 0 0; font-size: 13px; }
+.panel.pad > p.muted:first-child { margin: 0 0 12px; }
+.confirm p, .confirm ul { margin: 0 0 12px; }
+.confirm-actions { display: flex; gap: 8px; margin-top: 16px; }
+.queue-charts { padding: 12px 16px 4px; border-top: 1px solid var(--line); }
+.queue-charts:first-child { border-top: 0; }
+.queue-charts h3 { margin: 0 0 4px; font-size: 14px; }
+.charts { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 16px; }
+@media (max-width: 900px) { .charts { grid-template-columns: 1fr; } }
+.charts figure { margin: 0; }
+.charts figcaption { font-size: 12px; color: var(--muted); margin-bottom: 2px; }
+.key { display: inline-block; width: 10px; height: 10px; border-radius: 2px; vertical-align: -1px; }
+.key.completed { background: var(--completed); } .key.failed { background: var(--failed); } .key.waiting { background: var(--queued); }
+.key.avg { background: var(--accent); } .key.max { background: var(--running); }
+svg.chart { display: block; width: 100%; height: auto; font: 10px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; overflow: visible; }
+svg.chart .grid line { stroke: #eef0f3; stroke-width: 1; } svg.chart .grid line.base { stroke: #c9ced6; }
+svg.chart .grid text { fill: #8a94a6; }
+svg.chart .bar.completed { fill: var(--completed); } svg.chart .bar.failed { fill: var(--failed); }
+svg.chart .line { fill: none; stroke-width: 1.8; stroke-linejoin: round; stroke-linecap: round; }
+svg.chart .line.waiting { stroke: var(--queued); } svg.chart .line.avg { stroke: var(--accent); } svg.chart .line.max { stroke: var(--running); stroke-dasharray: 3 2; }
+svg.chart .dot.waiting { fill: var(--queued); } svg.chart .dot.avg { fill: var(--accent); } svg.chart .dot.max { fill: var(--running); }
+svg.chart .chart-note { fill: #98a2b3; font-size: 11px; }
+svg.chart .slots rect { fill: transparent; }
+svg.chart .slots rect:hover { fill: rgba(59, 91, 219, .08); }
 `;

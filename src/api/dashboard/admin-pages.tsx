@@ -1,0 +1,349 @@
+/** @jsxImportSource hono/jsx */
+// Operating queues and schedules: the queues with their state and limits, one
+// queue (its charts, pause and resume, its limits), pruning, the schedules (run
+// now, add, edit, remove), and the confirmation page destructive actions go
+// through. Forms sit outside the part the page refreshes, so typing survives a refresh.
+import type { Child } from "hono/jsx";
+import type { Schedule } from "../../producer/schedules.ts";
+import type { QueueStatsPoint } from "../../producer/stats.ts";
+import type { QueueSummary } from "../../producer/status.ts";
+import { QueueCharts } from "./charts.tsx";
+import { Card, Count, Empty, Notice, query } from "./components.tsx";
+import { formatDuration } from "../../shared/duration.ts";
+import type { FormValues } from "./forms.ts";
+import { age, ago, count, iso, utc } from "./format.ts";
+import { Layout, type PageContext, type Section } from "./layout.tsx";
+
+export const queuePath = (base: string, name: string) => `${base}/queues/${encodeURIComponent(name)}`;
+export const schedulePath = (base: string, name: string) => `${base}/schedules/${encodeURIComponent(name)}`;
+
+const QUEUE_DONE: Record<string, string> = {
+  pause: "The queue is paused: its running jobs finish, no new one starts.",
+  resume: "The queue is running again; its workers were woken.",
+  limits: "The limits are saved. They hold across every worker from its next claim.",
+};
+
+function rate(limit: QueueSummary["rateLimit"]): string {
+  return limit ? `${count(limit.max)} per ${formatDuration(limit.intervalMs)}` : "none";
+}
+
+export function StateBadge(props: { paused: boolean }) {
+  return props.paused ? <span class="badge paused">paused</span> : <span class="badge active">active</span>;
+}
+
+/** Pause or Resume, as a form that posts to the queue; `back` says which page to come back to. */
+function PauseButton(props: { ctx: PageContext; queue: QueueSummary; back?: "list" }) {
+  const { ctx, queue: q } = props;
+  const action = `${queuePath(ctx.base, q.queue)}/${q.paused ? "resume" : "pause"}`;
+  return (
+    <form method="post" action={action}>
+      {props.back ? <input type="hidden" name="back" value={props.back} /> : null}
+      <button type="submit" class={q.paused ? "primary" : undefined}>{q.paused ? "Resume" : "Pause"}</button>
+    </form>
+  );
+}
+
+export function QueuesPage(props: {
+  ctx: PageContext; queues: QueueSummary[]; prune: FormValues; done?: string | undefined; deleted?: number | undefined; error?: string | undefined;
+}) {
+  const { ctx, queues } = props;
+  return (
+    <Layout ctx={ctx} title="Queues" section="queues">
+      <h1>Queues</h1>
+      {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      {props.done === "pruned" && props.deleted !== undefined ? (
+        <Notice kind="ok">{`Pruned: ${count(props.deleted)} finished ${props.deleted === 1 ? "job" : "jobs"} deleted.`}</Notice>
+      ) : props.done && QUEUE_DONE[props.done] ? <Notice kind="ok">{QUEUE_DONE[props.done]}</Notice> : null}
+      <div data-live>
+        <div class="panel">
+          {queues.length === 0 ? (
+            <Empty>No queues yet: a queue appears with its first job, or when it is paused or given a limit.</Empty>
+          ) : (
+            <table data-testid="queue-admin">
+              <thead>
+                <tr>
+                  <th>Queue</th>
+                  <th>State</th>
+                  <th class="num">Waiting</th>
+                  <th class="num">Running</th>
+                  <th class="num">Concurrency</th>
+                  <th class="num">Per group</th>
+                  <th>Rate limit</th>
+                  {ctx.canWrite ? <th /> : null}
+                </tr>
+              </thead>
+              <tbody>
+                {queues.map((q) => (
+                  <tr data-queue={q.queue}>
+                    <td><a href={queuePath(ctx.base, q.queue)}>{q.queue}</a></td>
+                    <td><StateBadge paused={q.paused} /></td>
+                    <td class="num"><Count n={q.waiting} /></td>
+                    <td class="num"><Count n={q.running} /></td>
+                    <td class="num">{q.concurrency === null ? <span class="zero">none</span> : count(q.concurrency)}</td>
+                    <td class="num">{q.groupConcurrency === null ? <span class="zero">none</span> : count(q.groupConcurrency)}</td>
+                    <td>{q.rateLimit ? rate(q.rateLimit) : <span class="zero">none</span>}</td>
+                    {ctx.canWrite ? (
+                      <td class="actions-cell">
+                        <PauseButton ctx={ctx} queue={q} back="list" />
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      </div>
+      <h2>Prune finished jobs</h2>
+      <div class="panel pad">
+        <p class="muted">
+          Workers delete finished jobs past their retention every minute (completed jobs after a day, failed and cancelled ones after 14 days,
+          unless configured otherwise). Prune now with other ages: jobs that finished longer ago than these are deleted, in batches of 1,000;
+          a job whose children still wait or run is kept. Per-minute figures are not affected.
+        </p>
+        {ctx.canWrite ? (
+          <form method="post" action={`${ctx.base}/prune`} class="fields" data-testid="prune-form">
+            <label>
+              Completed jobs older than
+              <input name="completed" value={props.prune.completed ?? ""} placeholder="1d" />
+            </label>
+            <label>
+              Failed and cancelled jobs older than
+              <input name="failed" value={props.prune.failed ?? ""} placeholder="14d" />
+            </label>
+            <button type="submit" class="danger">Prune…</button>
+          </form>
+        ) : (
+          <p class="muted">A read-write token can prune from here.</p>
+        )}
+      </div>
+    </Layout>
+  );
+}
+
+export function QueuePage(props: {
+  ctx: PageContext; queue: QueueSummary; points: QueueStatsPoint[]; limits: FormValues; done?: string | undefined; error?: string | undefined; now: number;
+}) {
+  const { ctx, queue: q } = props;
+  const jobs = (status?: string) => `${ctx.base}/jobs${query({ queue: q.queue, status })}`;
+  return (
+    <Layout ctx={ctx} title={`Queue ${q.queue}`} section="queues">
+      {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      {props.done && QUEUE_DONE[props.done] ? <Notice kind="ok">{QUEUE_DONE[props.done]}</Notice> : null}
+      <div data-live>
+        <h1>
+          <span>{q.queue}</span>
+          <span data-testid="queue-state"><StateBadge paused={q.paused} /></span>
+          {ctx.canWrite ? (
+            <span class="actions">
+              <PauseButton ctx={ctx} queue={q} />
+            </span>
+          ) : null}
+        </h1>
+        <div class="cards">
+          <Card label="Pending" value={count(q.pending)} />
+          <Card label="Waiting" value={count(q.waiting)} testid="queue-waiting" />
+          <Card label="Scheduled" value={count(q.scheduled)} />
+          <Card label="Running" value={count(q.running)} />
+          <Card label="Done last minute" value={count(q.finishedLastMinute)} />
+          <Card label="Failed" value={count(q.failed)} />
+          <Card label="Oldest waiting" value={q.oldestWaitingMs === null ? "–" : age(q.oldestWaitingMs)} />
+        </div>
+        <p class="links">
+          <a href={jobs()}>Jobs of this queue →</a> <a href={jobs("failed")}>failed →</a>
+        </p>
+        <h2>
+          Last hour <span class="h2-note">per minute, UTC; see the docs for which figures are exact</span>
+        </h2>
+        <div class="panel pad">
+          <QueueCharts queue={q.queue} points={props.points} />
+        </div>
+        <h2>Limits</h2>
+        <div class="panel pad">
+          <dl class="facts" data-testid="limits">
+            <dt>Concurrency</dt>
+            <dd>{q.concurrency === null ? "none" : `${count(q.concurrency)} running at once, across all workers`}</dd>
+            <dt>Per group</dt>
+            <dd>{q.groupConcurrency === null ? "none" : `${count(q.groupConcurrency)} running at once per group`}</dd>
+            <dt>Rate limit</dt>
+            <dd>{q.rateLimit ? `${rate(q.rateLimit)} (starts, sliding window)` : "none"}</dd>
+          </dl>
+        </div>
+      </div>
+      {ctx.canWrite ? (
+        <>
+          <h2>Change the limits</h2>
+          <div class="panel pad">
+            <form method="post" action={`${queuePath(ctx.base, q.queue)}/limits`} class="fields" data-testid="limits-form">
+              <label>
+                Concurrency
+                <input name="concurrency" inputmode="numeric" value={props.limits.concurrency ?? ""} placeholder="none" />
+              </label>
+              <label>
+                Per group
+                <input name="groupConcurrency" inputmode="numeric" value={props.limits.groupConcurrency ?? ""} placeholder="none" />
+              </label>
+              <label>
+                Rate: starts
+                <input name="rateMax" inputmode="numeric" value={props.limits.rateMax ?? ""} placeholder="none" />
+              </label>
+              <label>
+                per
+                <input name="rateInterval" value={props.limits.rateInterval ?? ""} placeholder="1s" />
+              </label>
+              <button type="submit" class="primary">Save limits</button>
+            </form>
+            <p class="muted">An empty field lifts that limit. Durations: 500ms, 30s, 5m, 1h.</p>
+          </div>
+        </>
+      ) : null}
+    </Layout>
+  );
+}
+
+const SCHEDULE_DONE: Record<string, string> = {
+  added: "The schedule is added: it first runs at its next tick.",
+  replaced: "The schedule is replaced. It keeps its next tick unless its cron or time zone changed.",
+  removed: "The schedule is removed. The jobs it made stay.",
+};
+
+export function SchedulesPage(props: {
+  ctx: PageContext; schedules: Schedule[]; form: FormValues; editing?: string | undefined; done?: string | undefined; error?: string | undefined; now: number;
+}) {
+  const { ctx, now } = props;
+  const when = (d: Date | null) => (d ? <span title={iso(d)}>{`${utc(d)} (${d.getTime() > now ? `in ${age(d.getTime() - now)}` : ago(d, now)})`}</span> : <span class="zero">–</span>);
+  const f = props.form;
+  return (
+    <Layout ctx={ctx} title="Schedules" section="schedules">
+      <h1>Schedules</h1>
+      {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      {props.done && SCHEDULE_DONE[props.done] ? <Notice kind="ok">{SCHEDULE_DONE[props.done]}</Notice> : null}
+      <div data-live>
+        <div class="panel">
+          {props.schedules.length === 0 ? (
+            <Empty>No schedules. Workers declare them, or add one here or with PUT /schedules/:name.</Empty>
+          ) : (
+            <table data-testid="schedules">
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Cron</th>
+                  <th>Task</th>
+                  <th>Queue</th>
+                  <th>Next tick</th>
+                  <th>Last tick</th>
+                  {ctx.canWrite ? <th /> : null}
+                </tr>
+              </thead>
+              <tbody>
+                {props.schedules.map((s) => (
+                  <tr data-schedule={s.name}>
+                    <td class="wrap"><strong>{s.name}</strong></td>
+                    <td class="mono">
+                      {s.cron}
+                      {s.timezone ? <span class="muted">{` ${s.timezone}`}</span> : null}
+                    </td>
+                    <td class="wrap">{s.task}</td>
+                    <td>{s.options.queue ?? "default"}</td>
+                    <td>{when(s.nextTick)}</td>
+                    <td>{when(s.lastTick)}</td>
+                    {ctx.canWrite ? (
+                      <td class="actions-cell">
+                        <form method="post" action={`${schedulePath(ctx.base, s.name)}/trigger`}>
+                          <button type="submit" class="primary">Run now</button>
+                        </form>
+                        <a class="button" href={`${ctx.base}/schedules${query({ edit: s.name })}#schedule-form`}>Edit</a>
+                        <a class="button danger" href={`${schedulePath(ctx.base, s.name)}/remove`}>Remove…</a>
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      </div>
+      {ctx.canWrite ? (
+        <>
+          <h2 id="schedule-form">{props.editing ? `Edit schedule ${props.editing}` : "Add a schedule"}</h2>
+          <div class="panel pad">
+            <form method="post" action={`${ctx.base}/schedules`} class="fields schedule-form" data-testid="schedule-form">
+              {props.editing ? <input type="hidden" name="replace" value="yes" /> : null}
+              <label>
+                Name
+                <input name="name" value={f.name ?? ""} required readonly={props.editing ? true : undefined} placeholder="nightly-report" />
+              </label>
+              <label>
+                Cron
+                <input name="cron" value={f.cron ?? ""} required class="mono" placeholder="0 3 * * *" />
+              </label>
+              <label>
+                Time zone
+                <input name="timezone" value={f.timezone ?? ""} placeholder="UTC" />
+              </label>
+              <label>
+                Task
+                <input name="task" value={f.task ?? ""} required placeholder="report" />
+              </label>
+              <label>
+                Queue
+                <input name="queue" value={f.queue ?? ""} placeholder="default" />
+              </label>
+              <label>
+                Priority
+                <input name="priority" inputmode="numeric" value={f.priority ?? ""} placeholder="0" />
+              </label>
+              <label>
+                Attempts
+                <input name="maxAttempts" inputmode="numeric" value={f.maxAttempts ?? ""} placeholder="10" />
+              </label>
+              <label>
+                Timeout
+                <input name="timeout" value={f.timeout ?? ""} placeholder="none" />
+              </label>
+              <label>
+                Catch up
+                <input name="catchUp" inputmode="numeric" value={f.catchUp ?? ""} placeholder="1" />
+              </label>
+              <label class="wide">
+                Payload (JSON)
+                <textarea name="payload" rows={3} class="mono" placeholder="{}">{f.payload ?? ""}</textarea>
+              </label>
+              <div class="form-actions">
+                <button type="submit" class="primary">{props.editing ? "Save schedule" : "Add schedule"}</button>
+                {props.editing ? <a class="button" href={`${ctx.base}/schedules`}>Cancel</a> : null}
+              </div>
+            </form>
+            <p class="muted">
+              Cron: five fields, or six with seconds first, read in the time zone (UTC if none). Catch up: after downtime, at most this many jobs for
+              the missed ticks. Timeout: 30s, 5m, 1h.
+            </p>
+          </div>
+        </>
+      ) : null}
+    </Layout>
+  );
+}
+
+/**
+ * A destructive action asked for: says what it will do and posts the same
+ * fields again with confirm=yes, or goes back.
+ */
+export function ConfirmPage(props: {
+  ctx: PageContext; section: Section; title: string; children?: Child; action: string; fields: FormValues; confirm: string; back: string;
+}) {
+  return (
+    <Layout ctx={props.ctx} title={props.title} section={props.section}>
+      <h1>{props.title}</h1>
+      <div class="panel pad confirm" data-testid="confirm">
+        {props.children}
+        <form method="post" action={props.action} class="confirm-actions">
+          {Object.entries(props.fields).map(([name, value]) => <input type="hidden" name={name} value={value} />)}
+          <input type="hidden" name="confirm" value="yes" />
+          <button type="submit" class="danger-solid">{props.confirm}</button>
+          <a class="button" href={props.back}>Cancel</a>
+        </form>
+      </div>
+    </Layout>
+  );
+}
