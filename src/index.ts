@@ -44,7 +44,7 @@ export type { Connection, SqlHandle } from "./db/connection.ts";
 export { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./db/channels.ts";
 export type { ReapResult } from "./maintenance/reaper.ts";
 export type { ErrorRecord } from "./worker/finisher.ts";
-export type { QueueSummary, WorkerSummary } from "./producer/status.ts";
+export type { QueueState, QueueSummary, WorkerSummary } from "./producer/status.ts";
 export type { QueueConfig, QueueLimits } from "./producer/queue-config.ts";
 export { RETENTION_COMPLETED_MS_DEFAULT, RETENTION_FAILED_MS_DEFAULT } from "./maintenance/pruner.ts";
 export type { RetentionOptions } from "./maintenance/pruner.ts";

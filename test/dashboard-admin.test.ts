@@ -104,14 +104,21 @@ describe("queues", () => {
     const ro = await page("/dashboard/queues", await login(READ));
     expect(ro.status).toBe(200);
     expect(ro.html).toContain('<a href="/dashboard/queues" class="active">Queues</a>');
-    expect(cells(rowOf(ro.html, "data-queue", "dadm-list")!)).toEqual(["dadm-list", "active", "0", "0", "4", "2", "10 per 1s"]);
-    expect(cells(rowOf(ro.html, "data-queue", "dadm-held")!)).toEqual(["dadm-held", "paused", "0", "0", "none", "none", "none"]);
+    // queue, state, waiting, running, oldest waiting, done and failed in the last hour, limits
+    expect(cells(rowOf(ro.html, "data-queue", "dadm-list")!)).toEqual(["dadm-list", "active", "0", "0", "–", "0", "0", "4", "2", "10 per 1s"]);
+    expect(cells(rowOf(ro.html, "data-queue", "dadm-held")!)).toEqual(["dadm-held", "paused", "0", "0", "–", "0", "0", "none", "none", "none"]);
     expect(ro.html).not.toContain("/pause");
     expect(ro.html).not.toContain('data-testid="prune-form"');
     const rw = await page("/dashboard/queues", await login(WRITE));
     expect(rowOf(rw.html, "data-queue", "dadm-list")).toContain('<form method="post" action="/dashboard/queues/dadm-list/pause"><input type="hidden" name="back" value="list"/><button type="submit">Pause</button></form>');
     expect(rowOf(rw.html, "data-queue", "dadm-held")).toContain('action="/dashboard/queues/dadm-held/resume"');
     expect(rw.html).toContain('data-testid="prune-form"');
+  });
+
+  it("lists a queue that ran jobs in the last hour and has none waiting, with its hour's counts", async () => {
+    await seedFigures("dadm-drained", 3, (i) => ({ completed: 5 + i, failed: i, started: 5 + i, waitSum: 0, waitMax: 0, waiting: 0 }));
+    const { html } = await page("/dashboard/queues", await login(READ));
+    expect(cells(rowOf(html, "data-queue", "dadm-drained")!)).toEqual(["dadm-drained", "active", "0", "0", "–", "18", "3", "none", "none", "none"]);
   });
 
   it("pauses and resumes from the list and from the queue's page, coming back to the same page", async () => {

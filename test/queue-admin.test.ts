@@ -35,6 +35,29 @@ describe("listQueues", () => {
   });
 });
 
+describe("listQueueStates", () => {
+  it("gives the live counts and configuration from the queued and running jobs only", async () => {
+    await queue.enqueueMany([
+      { task: "t", queue: "adm-live-a", runAt: new Date(Date.now() - 5000) },
+      { task: "t", queue: "adm-live-a" },
+      { task: "t", queue: "adm-live-a", delayMs: 600_000 },
+    ]);
+    const [finished] = await queue.enqueueMany([{ task: "t", queue: "adm-live-done" }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where id = $1`, [finished!.id]);
+    const [running] = await queue.enqueueMany([{ task: "t", queue: "adm-live-run" }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'running', started_at = now(), worker_id = 'w-none', attempts = 1 where id = $1`, [running!.id]);
+    await queue.configureQueue("adm-live-conf", { groupConcurrency: 2 });
+    const states = await queue.listQueueStates();
+    const a = states.find((q) => q.queue === "adm-live-a")!;
+    expect(a).toMatchObject({ waiting: 2, scheduled: 1, running: 0, paused: false, concurrency: null, rateLimit: null });
+    expect(a.oldestWaitingMs).toBeGreaterThanOrEqual(4000);
+    expect(states.find((q) => q.queue === "adm-live-run")).toMatchObject({ waiting: 0, scheduled: 0, running: 1, oldestWaitingMs: null });
+    expect(states.find((q) => q.queue === "adm-live-conf")).toMatchObject({ waiting: 0, running: 0, groupConcurrency: 2 });
+    expect(states.find((q) => q.queue === "adm-live-done")).toBeUndefined();
+    await sql.unsafe(`update ${s}.jobs set status = 'cancelled', finished_at = now(), worker_id = null where id = $1`, [running!.id]);
+  });
+});
+
 describe("triggerSchedule", () => {
   it("enqueues the schedule's job now, once, as a tick makes it, leaving the next tick where it was", async () => {
     const added = await queue.addSchedule({

@@ -44,20 +44,19 @@ export function statsSql(q: string) {
       select date_trunc('minute', t.now), t.now, $2 from (select coalesce($1::timestamptz, now()) as now) t
       on conflict (minute) do nothing
       returning minute`,
-    /**
-     * Waiting and running jobs per queue, as of now. Reads the queued and the
-     * running jobs only: the claim's partial index (status = 'queued') and the
-     * running one (status = 'running'), never the finished jobs.
-     */
+    /** Waiting and running jobs per queue, as of now, from the queued and running jobs only. */
     sample: `
-      with t as (select coalesce($2::timestamptz, now()) as now)
+      with t as (select coalesce($2::timestamptz, now()) as now),
+      live as (
+        -- two reads that each match a partial index's predicate (the claim's, the running jobs'),
+        -- so that the finished jobs, most of the table, are never read
+        select j.queue, count(*) filter (where j.run_at <= t.now)::integer as waiting, 0 as running
+        from ${q}.jobs j, t where j.status = 'queued' group by j.queue
+        union all
+        select j.queue, 0, count(*)::integer from ${q}.jobs j where j.status = 'running' group by j.queue
+      )
       insert into ${q}.queue_stats as s (minute, queue, waiting, running)
-      select $1::timestamptz, j.queue,
-        count(*) filter (where j.status = 'queued' and j.run_at <= t.now)::integer,
-        count(*) filter (where j.status = 'running')::integer
-      from ${q}.jobs j, t
-      where j.status in ('queued', 'running')
-      group by j.queue
+      select $1::timestamptz, queue, sum(waiting)::integer, sum(running)::integer from live group by queue
       on conflict (minute, queue) do update set waiting = excluded.waiting, running = excluded.running`,
     expire: `
       with gone as (delete from ${q}.queue_stats where minute < $1::timestamptz - $2::bigint * interval '1 millisecond')

@@ -39,6 +39,29 @@ export function statusSql(q: string) {
         coalesce(c.paused, false) as paused, c.concurrency, c.group_concurrency, c.rate_max, c.rate_interval_ms
       from s full join ${q}.queues c on c.name = s.queue
       order by 1`,
+    // The live part only, for pages refreshed every few seconds: queued and running jobs
+    // through the partial indexes whose predicates these reads match (the claim's and
+    // the running jobs'), never the finished jobs that are most of the table.
+    queueStates: `
+      with t as (select now() as now),
+      live as (
+        select j.queue,
+          count(*) filter (where j.run_at <= t.now)::int as waiting,
+          count(*) filter (where j.run_at > t.now)::int as scheduled,
+          0 as running,
+          min(j.run_at) filter (where j.run_at <= t.now) as oldest
+        from ${q}.jobs j, t where j.status = 'queued' group by j.queue
+        union all
+        select j.queue, 0, 0, count(*)::int, null from ${q}.jobs j where j.status = 'running' group by j.queue
+      ),
+      s as (select queue, sum(waiting)::int as waiting, sum(scheduled)::int as scheduled, sum(running)::int as running, min(oldest) as oldest
+            from live group by queue)
+      select coalesce(s.queue, c.name) as queue,
+        coalesce(s.waiting, 0) as waiting, coalesce(s.scheduled, 0) as scheduled, coalesce(s.running, 0) as running,
+        (extract(epoch from (select now from t) - s.oldest) * 1000)::float8 as oldest_waiting_ms,
+        coalesce(c.paused, false) as paused, c.concurrency, c.group_concurrency, c.rate_max, c.rate_interval_ms
+      from s full join ${q}.queues c on c.name = s.queue
+      order by 1`,
     workers: `
       select w.id, to_json(w.queues) as queues, to_json(w.tasks) as tasks, w.concurrency, w.meta, w.started_at, w.heartbeat_at,
         (extract(epoch from now() - w.heartbeat_at) * 1000)::float8 as heartbeat_age_ms,
@@ -87,6 +110,19 @@ export interface QueueSummaryRow extends StateCounts {
   rate_interval_ms: number | null;
 }
 
+export interface QueueStateRow {
+  queue: string;
+  waiting: number;
+  scheduled: number;
+  running: number;
+  oldest_waiting_ms: number | null;
+  paused: boolean;
+  concurrency: number | null;
+  group_concurrency: number | null;
+  rate_max: number | null;
+  rate_interval_ms: number | null;
+}
+
 export interface WorkerSummaryRow {
   id: string;
   queues: string[];
@@ -113,6 +149,9 @@ export function statusOps(c: DbContext, t: ReturnType<typeof statusSql>) {
   return {
     async queueSummaries(): Promise<QueueSummaryRow[]> {
       return (await run(c, t.queues)) as unknown as QueueSummaryRow[];
+    },
+    async queueStates(): Promise<QueueStateRow[]> {
+      return (await run(c, t.queueStates)) as unknown as QueueStateRow[];
     },
     async workerSummaries(): Promise<WorkerSummaryRow[]> {
       return (await run(c, t.workers)) as unknown as WorkerSummaryRow[];

@@ -11,7 +11,7 @@ import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { checkScheduleName, scheduleFromRow, triggerSchedule, upsertSchedule } from "./schedules.ts";
 import { queueStats } from "./stats.ts";
 import { newJob, type PreparedSpec, specChecker } from "./spec.ts";
-import { listQueues, listWorkers } from "./status.ts";
+import { listQueueStates, listQueues, listWorkers } from "./status.ts";
 import type {
   BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJobSpec, JobGraph, JobSpec, Queue, QueueMiddleware, QueueOptions,
 } from "./types.ts";
@@ -287,6 +287,10 @@ export function createQueue(options: QueueOptions): Queue {
     async listQueues() {
       ensureOpen();
       return listQueues(db);
+    },
+    async listQueueStates() {
+      ensureOpen();
+      return listQueueStates(db);
     },
     async listWorkers() {
       ensureOpen();

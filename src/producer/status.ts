@@ -15,6 +15,21 @@ export interface QueueSummary extends StateCounts, Omit<QueueConfig, "queue"> {
   finishedLastMinute: number;
 }
 
+/**
+ * A queue's live state and configuration, read from its queued and running jobs only
+ * (cheap whatever the number of finished jobs): `listQueueStates`.
+ */
+export interface QueueState extends Omit<QueueConfig, "queue"> {
+  queue: string;
+  /** Queued jobs runnable now. */
+  waiting: number;
+  /** Queued jobs to run later. */
+  scheduled: number;
+  running: number;
+  /** How long the oldest runnable job has waited, in ms; null when none waits. */
+  oldestWaitingMs: number | null;
+}
+
 /** A live worker process, as recorded by its heartbeat. */
 export interface WorkerSummary {
   id: string;
@@ -42,6 +57,21 @@ export async function listQueues(db: Pick<Db, "queueSummaries">): Promise<QueueS
     cancelled: r.cancelled,
     oldestWaitingMs: r.oldest_waiting_ms === null ? null : Math.round(r.oldest_waiting_ms),
     finishedLastMinute: r.finished_last_minute,
+    paused: r.paused,
+    concurrency: r.concurrency,
+    groupConcurrency: r.group_concurrency,
+    rateLimit: r.rate_max === null || r.rate_interval_ms === null ? null : { max: r.rate_max, intervalMs: r.rate_interval_ms },
+  }));
+}
+
+/** Every queue that has queued or running jobs or a configuration, by name. */
+export async function listQueueStates(db: Pick<Db, "queueStates">): Promise<QueueState[]> {
+  return (await db.queueStates()).map((r) => ({
+    queue: r.queue,
+    waiting: r.waiting,
+    scheduled: r.scheduled,
+    running: r.running,
+    oldestWaitingMs: r.oldest_waiting_ms === null ? null : Math.max(0, Math.round(r.oldest_waiting_ms)),
     paused: r.paused,
     concurrency: r.concurrency,
     groupConcurrency: r.group_concurrency,

@@ -7,7 +7,7 @@ import type { EnqueuedJob, Job, JobId, JobStatus } from "../shared/types.ts";
 import type { QueueConfig, QueueLimits } from "./queue-config.ts";
 import type { Schedule, ScheduleSpec } from "./schedules.ts";
 import type { QueueStats, QueueStatsOptions } from "./stats.ts";
-import type { QueueSummary, WorkerSummary } from "./status.ts";
+import type { QueueState, QueueSummary, WorkerSummary } from "./status.ts";
 
 export interface QueueOptions {
   /** A postgres:// URL (the queue opens and closes its own pool) or your postgres.js `sql`. */
@@ -233,6 +233,13 @@ export interface Queue {
    * jobs are listed too.
    */
   listQueues(): Promise<QueueSummary[]>;
+  /**
+   * Per queue: waiting, scheduled and running jobs, the oldest waiting job's age, and its
+   * configuration. Reads only the queued and running jobs (through their indexes), so it
+   * stays cheap on a table of millions of finished jobs; queues with only finished or
+   * pending jobs are not listed unless configured.
+   */
+  listQueueStates(): Promise<QueueState[]>;
   /** Live workers (by heartbeat row) with their heartbeat age and running jobs. */
   listWorkers(): Promise<WorkerSummary[]>;
   /**

@@ -3,10 +3,13 @@
 // queue (its charts, pause and resume, its limits), pruning, the schedules (run
 // now, add, edit, remove), and the confirmation page destructive actions go
 // through. Forms sit outside the part the page refreshes, so typing survives a refresh.
+// The counts are the live ones (queued and running jobs, read through their
+// indexes) and the per-minute figures, so that these pages stay cheap to
+// refresh on a table of millions of finished jobs.
 import type { Child } from "hono/jsx";
 import type { Schedule } from "../../producer/schedules.ts";
 import type { QueueStatsPoint } from "../../producer/stats.ts";
-import type { QueueSummary } from "../../producer/status.ts";
+import type { QueueState } from "../../producer/status.ts";
 import { QueueCharts } from "./charts.tsx";
 import { Card, Count, Empty, Notice, query } from "./components.tsx";
 import { formatDuration } from "../../shared/duration.ts";
@@ -23,7 +26,7 @@ const QUEUE_DONE: Record<string, string> = {
   limits: "The limits are saved. They hold across every worker from its next claim.",
 };
 
-function rate(limit: QueueSummary["rateLimit"]): string {
+function rate(limit: QueueState["rateLimit"]): string {
   return limit ? `${count(limit.max)} per ${formatDuration(limit.intervalMs)}` : "none";
 }
 
@@ -32,7 +35,7 @@ export function StateBadge(props: { paused: boolean }) {
 }
 
 /** Pause or Resume, as a form that posts to the queue; `back` says which page to come back to. */
-function PauseButton(props: { ctx: PageContext; queue: QueueSummary; back?: "list" }) {
+function PauseButton(props: { ctx: PageContext; queue: QueueState; back?: "list" }) {
   const { ctx, queue: q } = props;
   const action = `${queuePath(ctx.base, q.queue)}/${q.paused ? "resume" : "pause"}`;
   return (
@@ -43,10 +46,21 @@ function PauseButton(props: { ctx: PageContext; queue: QueueSummary; back?: "lis
   );
 }
 
+/** A queue's completed and failed attempts over the figures' window (the last hour). */
+export interface HourTotals {
+  completed: number;
+  failed: number;
+}
+
+export function hourTotals(points: readonly QueueStatsPoint[]): HourTotals {
+  return points.reduce((t, p) => ({ completed: t.completed + p.completed, failed: t.failed + p.failed }), { completed: 0, failed: 0 });
+}
+
 export function QueuesPage(props: {
-  ctx: PageContext; queues: QueueSummary[]; prune: FormValues; done?: string | undefined; deleted?: number | undefined; error?: string | undefined;
+  ctx: PageContext; queues: QueueState[]; hour: Map<string, HourTotals> | null; prune: FormValues;
+  done?: string | undefined; deleted?: number | undefined; error?: string | undefined;
 }) {
-  const { ctx, queues } = props;
+  const { ctx, queues, hour } = props;
   return (
     <Layout ctx={ctx} title="Queues" section="queues">
       <h1>Queues</h1>
@@ -57,15 +71,18 @@ export function QueuesPage(props: {
       <div data-live>
         <div class="panel">
           {queues.length === 0 ? (
-            <Empty>No queues yet: a queue appears with its first job, or when it is paused or given a limit.</Empty>
+            <Empty>No queues here yet: a queue is listed while it has jobs waiting or running, ran jobs in the last hour, or is paused or limited.</Empty>
           ) : (
-            <table data-testid="queue-admin">
+            <table data-testid="queue-admin" class="compact">
               <thead>
                 <tr>
                   <th>Queue</th>
                   <th>State</th>
                   <th class="num">Waiting</th>
                   <th class="num">Running</th>
+                  <th class="num" title="how long the oldest runnable job has waited">Oldest</th>
+                  <th class="num" title="attempts completed in the last hour (per-minute figures)">Done 1h</th>
+                  <th class="num" title="attempts that failed the job in the last hour (per-minute figures)">Failed 1h</th>
                   <th class="num">Concurrency</th>
                   <th class="num">Per group</th>
                   <th>Rate limit</th>
@@ -79,12 +96,17 @@ export function QueuesPage(props: {
                     <td><StateBadge paused={q.paused} /></td>
                     <td class="num"><Count n={q.waiting} /></td>
                     <td class="num"><Count n={q.running} /></td>
+                    <td class="num">{q.oldestWaitingMs === null ? <span class="zero">–</span> : age(q.oldestWaitingMs)}</td>
+                    <td class="num">{hour ? <Count n={hour.get(q.queue)?.completed ?? 0} /> : <span class="zero">–</span>}</td>
+                    <td class="num">{hour ? <Count n={hour.get(q.queue)?.failed ?? 0} failed /> : <span class="zero">–</span>}</td>
                     <td class="num">{q.concurrency === null ? <span class="zero">none</span> : count(q.concurrency)}</td>
                     <td class="num">{q.groupConcurrency === null ? <span class="zero">none</span> : count(q.groupConcurrency)}</td>
                     <td>{q.rateLimit ? rate(q.rateLimit) : <span class="zero">none</span>}</td>
                     {ctx.canWrite ? (
-                      <td class="actions-cell">
-                        <PauseButton ctx={ctx} queue={q} back="list" />
+                      <td>
+                        <div class="row-actions">
+                          <PauseButton ctx={ctx} queue={q} back="list" />
+                        </div>
                       </td>
                     ) : null}
                   </tr>
@@ -122,9 +144,10 @@ export function QueuesPage(props: {
 }
 
 export function QueuePage(props: {
-  ctx: PageContext; queue: QueueSummary; points: QueueStatsPoint[]; limits: FormValues; done?: string | undefined; error?: string | undefined; now: number;
+  ctx: PageContext; queue: QueueState; points: QueueStatsPoint[] | null; limits: FormValues; done?: string | undefined; error?: string | undefined; now: number;
 }) {
   const { ctx, queue: q } = props;
+  const hour = props.points ? hourTotals(props.points) : null;
   const jobs = (status?: string) => `${ctx.base}/jobs${query({ queue: q.queue, status })}`;
   return (
     <Layout ctx={ctx} title={`Queue ${q.queue}`} section="queues">
@@ -141,13 +164,12 @@ export function QueuePage(props: {
           ) : null}
         </h1>
         <div class="cards">
-          <Card label="Pending" value={count(q.pending)} />
           <Card label="Waiting" value={count(q.waiting)} testid="queue-waiting" />
           <Card label="Scheduled" value={count(q.scheduled)} />
           <Card label="Running" value={count(q.running)} />
-          <Card label="Done last minute" value={count(q.finishedLastMinute)} />
-          <Card label="Failed" value={count(q.failed)} />
           <Card label="Oldest waiting" value={q.oldestWaitingMs === null ? "–" : age(q.oldestWaitingMs)} />
+          <Card label="Completed, last hour" value={hour ? count(hour.completed) : "–"} testid="queue-completed-hour" />
+          <Card label="Failed, last hour" value={hour ? count(hour.failed) : "–"} />
         </div>
         <p class="links">
           <a href={jobs()}>Jobs of this queue →</a> <a href={jobs("failed")}>failed →</a>
@@ -156,7 +178,11 @@ export function QueuePage(props: {
           Last hour <span class="h2-note">per minute, UTC; see the docs for which figures are exact</span>
         </h2>
         <div class="panel pad">
-          <QueueCharts queue={q.queue} points={props.points} />
+          {props.points ? (
+            <QueueCharts queue={q.queue} points={props.points} />
+          ) : (
+            <p class="muted">Charts need the per-minute figures of schema version 7: run pgpulse migrate.</p>
+          )}
         </div>
         <h2>Limits</h2>
         <div class="panel pad">
@@ -223,7 +249,7 @@ export function SchedulesPage(props: {
           {props.schedules.length === 0 ? (
             <Empty>No schedules. Workers declare them, or add one here or with PUT /schedules/:name.</Empty>
           ) : (
-            <table data-testid="schedules">
+            <table data-testid="schedules" class="compact">
               <thead>
                 <tr>
                   <th>Name</th>
@@ -238,22 +264,24 @@ export function SchedulesPage(props: {
               <tbody>
                 {props.schedules.map((s) => (
                   <tr data-schedule={s.name}>
-                    <td class="wrap"><strong>{s.name}</strong></td>
+                    <td><strong>{s.name}</strong></td>
                     <td class="mono">
                       {s.cron}
                       {s.timezone ? <span class="muted">{` ${s.timezone}`}</span> : null}
                     </td>
-                    <td class="wrap">{s.task}</td>
+                    <td>{s.task}</td>
                     <td>{s.options.queue ?? "default"}</td>
                     <td>{when(s.nextTick)}</td>
                     <td>{when(s.lastTick)}</td>
                     {ctx.canWrite ? (
-                      <td class="actions-cell">
-                        <form method="post" action={`${schedulePath(ctx.base, s.name)}/trigger`}>
-                          <button type="submit" class="primary">Run now</button>
-                        </form>
-                        <a class="button" href={`${ctx.base}/schedules${query({ edit: s.name })}#schedule-form`}>Edit</a>
-                        <a class="button danger" href={`${schedulePath(ctx.base, s.name)}/remove`}>Remove…</a>
+                      <td>
+                        <div class="row-actions">
+                          <form method="post" action={`${schedulePath(ctx.base, s.name)}/trigger`}>
+                            <button type="submit" class="primary">Run now</button>
+                          </form>
+                          <a class="button" href={`${ctx.base}/schedules${query({ edit: s.name })}#schedule-form`}>Edit</a>
+                          <a class="button danger" href={`${schedulePath(ctx.base, s.name)}/remove`}>Remove…</a>
+                        </div>
                       </td>
                     ) : null}
                   </tr>

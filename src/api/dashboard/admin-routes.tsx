@@ -12,10 +12,10 @@ import type { Queue } from "../../producer/types.ts";
 import { formatDuration } from "../../shared/duration.ts";
 import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";
-import { queueSummary } from "../queues.ts";
 import { queueNameSchema, scheduleNameSchema, validate } from "../schemas.ts";
 import { scheduleSpec } from "../schedules.ts";
-import { ConfirmPage, QueuePage, QueuesPage, queuePath, schedulePath, SchedulesPage } from "./admin-pages.tsx";
+import { ConfirmPage, hourTotals, QueuePage, QueuesPage, queuePath, schedulePath, SchedulesPage } from "./admin-pages.tsx";
+import type { QueueState } from "../../producer/status.ts";
 import {
   type FormValues, LIMIT_FIELDS, limitsValues, PRUNE_FIELDS, readLimits, readPrune, readSchedule, SCHEDULE_FIELDS, scheduleValues, valuesOf,
 } from "./forms.ts";
@@ -42,6 +42,11 @@ function refusal(error: unknown): string {
 }
 
 const base = (c: Ctx) => c.get("base");
+
+/** A queue with no queued or running jobs and no configuration. */
+const idle = (name: string): QueueState => ({
+  queue: name, waiting: 0, scheduled: 0, running: 0, oldestWaitingMs: null, paused: false, concurrency: null, groupConcurrency: null, rateLimit: null,
+});
 const confirmed = (form: URLSearchParams) => form.get("confirm") === "yes";
 
 export function adminRoutes(app: Hono<DashEnv>, deps: AdminRouteDeps): void {
@@ -54,12 +59,18 @@ export function adminRoutes(app: Hono<DashEnv>, deps: AdminRouteDeps): void {
 
   // --- queues -------------------------------------------------------------------------------
 
+  /** The queues with live jobs or a configuration, and those with figures in the last hour. */
   const queuesPage = async (c: Ctx, o: { prune?: FormValues; error?: string; status?: ContentfulStatusCode } = {}) => {
+    const [states, stats] = await Promise.all([queue.listQueueStates(), deps.stats()]);
+    const hour = stats ? new Map(stats.queues.map((q) => [q.queue, hourTotals(q.points)])) : null;
+    const known = new Set(states.map((q) => q.queue));
+    const recent = (stats?.queues ?? []).filter((q) => !known.has(q.queue) && hourTotals(q.points).completed + hourTotals(q.points).failed > 0);
+    const queues = [...states, ...recent.map((q) => idle(q.queue))].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
     const done = c.req.query("done");
     const deleted = c.req.query("deleted");
     return page(
       c,
-      <QueuesPage ctx={ctxOf(c)} queues={await queue.listQueues()} prune={o.prune ?? {}} done={done} error={o.error}
+      <QueuesPage ctx={ctxOf(c)} queues={queues} hour={hour} prune={o.prune ?? {}} done={done} error={o.error}
         deleted={deleted !== undefined && /^\d{1,15}$/.test(deleted) ? Number(deleted) : undefined} />,
       o.status,
     );
@@ -67,11 +78,19 @@ export function adminRoutes(app: Hono<DashEnv>, deps: AdminRouteDeps): void {
 
   app.get("/queues", (c) => queuesPage(c));
 
+  /** One queue's live state; one without queued or running jobs has zeros and its configuration. */
+  const queueState = async (name: string): Promise<QueueState> => {
+    const found = (await queue.listQueueStates()).find((q) => q.queue === name);
+    if (found) return found;
+    const { queue: _, ...config } = await queue.getQueueConfig(name);
+    return { ...idle(name), ...config };
+  };
+
   const queuePage = async (c: Ctx, name: string, o: { limits?: FormValues; error?: string; status?: ContentfulStatusCode } = {}) => {
-    const [summary, stats] = await Promise.all([queueSummary(queue, name), deps.stats(name)]);
+    const [state, stats] = await Promise.all([queueState(name), deps.stats(name)]);
     return page(
       c,
-      <QueuePage ctx={ctxOf(c)} queue={summary} points={stats?.queues[0]?.points ?? []} limits={o.limits ?? limitsValues(summary)}
+      <QueuePage ctx={ctxOf(c)} queue={state} points={stats ? stats.queues[0]!.points : null} limits={o.limits ?? limitsValues(state)}
         done={c.req.query("done")} error={o.error} now={Date.now()} />,
       o.status,
     );

@@ -136,9 +136,11 @@ dl.callbacks { margin-top: 12px; border-top: 1px solid var(--line); }
 dl.callbacks dd { display: flex; gap: 8px; align-items: center; }
 .attempt .head a { font-size: 13px; }
 .badge.active { background: var(--completed); } .badge.paused { background: var(--running); }
-td.actions-cell { display: flex; gap: 6px; justify-content: flex-end; align-items: center; }
-td.actions-cell form { margin: 0; }
-td.actions-cell button, td.actions-cell .button { padding: 4px 10px; font-size: 12px; }
+table.compact th, table.compact td { padding: 9px 10px; }
+table.compact th:first-child, table.compact td:first-child { padding-left: 14px; }
+.row-actions { display: flex; gap: 6px; justify-content: flex-end; align-items: center; }
+.row-actions form { margin: 0; }
+.row-actions button, .row-actions .button { padding: 4px 10px; font-size: 12px; line-height: 18px; }
 a.button { display: inline-block; text-decoration: none; }
 a.button.danger { border-color: #f5c2c2; color: var(--failed); }
 button.danger-solid { background: var(--failed); border-color: var(--failed); color: #fff; }
