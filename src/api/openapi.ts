@@ -11,7 +11,7 @@ const ERRORS: Record<number, string> = {
   400: "Invalid input; details lists each field path and what is wrong with it.",
   401: "No bearer token, or one that is not valid.",
   403: "A read-only token tried to write.",
-  404: "The job or schedule the path names does not exist.",
+  404: "The job, batch or schedule the path names does not exist.",
   409: "The job cannot make that transition; details carries its status and the job.",
   413: "The body is over the limit (1 MiB by default).",
   415: "The body is not JSON.",
