@@ -6,13 +6,15 @@
  * nothing. Responses are checked against the schemas the OpenAPI document is
  * generated from.
  */
+import { connect } from "node:net";
+import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import {
   enqueuedJobSchema, pruneResultSchema, queueConfigSchema, queueListSchema, queueSchema, scheduleListSchema, scheduleSchema, statsSchema,
 } from "../src/api/index.ts";
-import { apiFixture, expectError, READ } from "./support/api.ts";
+import { apiFixture, expectError, READ, WRITE } from "./support/api.ts";
 import { testDb } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
@@ -217,6 +219,39 @@ describe("stats", () => {
     expect(every.queues[0]!.points).toHaveLength(60);
     for (const bad of ["minutes=0", "minutes=1441", "minutes=x", "queue=", "minutes=5&minutes=6", "bogus=1"]) {
       expectError(await call("GET", `/stats?${bad}`), 400, "INVALID_INPUT");
+    }
+  });
+});
+
+describe("a POST with no body, as curl -X POST sends it", () => {
+  it("is a POST without a body (no Content-Type, no Content-Length), on a real server", async () => {
+    let port = 0;
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => {
+        port = info.port;
+        resolve(s);
+      });
+    });
+    /** Sends a request's raw bytes; resolves with the response's status line once the server closes. */
+    const raw = (head: string, body = "") =>
+      new Promise<string>((resolve, reject) => {
+        let got = "";
+        const socket = connect(port, "127.0.0.1", () => socket.write(`${head}Connection: close\r\n\r\n${body}`));
+        socket.on("data", (chunk) => (got += chunk.toString("latin1")));
+        socket.on("end", () => resolve(got.split("\r\n")[0]!));
+        socket.on("error", reject);
+      });
+    const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${WRITE}\r\n`;
+    try {
+      await queue.addSchedule({ name: "apic-raw", cron: "0 3 * * *", task: "t", queue: "apic-raw" });
+      expect(await raw(post("/queues/apic-raw/pause"))).toBe("HTTP/1.1 200 OK");
+      expect(await queue.getQueueConfig("apic-raw")).toMatchObject({ paused: true });
+      expect(await raw(post("/schedules/apic-raw/trigger"))).toBe("HTTP/1.1 201 Created");
+      // a body without a type is still refused
+      expect(await raw(`${post("/queues/apic-raw/resume")}Content-Length: 2\r\n`, "{}")).toBe("HTTP/1.1 415 Unsupported Media Type");
+      expect(await queue.getQueueConfig("apic-raw")).toMatchObject({ paused: true });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });

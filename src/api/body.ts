@@ -25,6 +25,11 @@ export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   if (!declaresBody(raw)) return undefined;
   const type = raw.headers.get("content-type");
   if (!isJsonType(type)) {
+    // Neither a type nor a length nor chunks: by HTTP/1.1 there is no body (`curl -X POST` without -d),
+    // but a server may still hand over a stream. An empty one is no body; anything in it is refused.
+    if (type === null && length === null && !raw.headers.has("transfer-encoding") && raw.body && (await readLimited(raw.body, maxBytes)) === NO_BODY) {
+      return undefined;
+    }
     throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", `the body must be JSON (Content-Type: application/json), got ${type ? JSON.stringify(type) : "no Content-Type"}`);
   }
   if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
