@@ -168,6 +168,38 @@ describe("through PgBouncer in transaction mode", () => {
     expect(log.problems()).toEqual([]);
   });
 
+  it("a workflow through the bouncer: enqueued in one statement, children released by their parents' ends, logs kept", async () => {
+    const log = capture();
+    const w = db.worker({
+      connection: bouncer.url,
+      pooler: "transaction",
+      listenConnection: DATABASE_URL,
+      queues: ["flow"],
+      concurrency: 8,
+      pollIntervalMs: 600_000,
+      logIntervalMs: 5,
+      logger: log.logger,
+      tasks: {
+        part: async (p: { n: number }, ctx) => {
+          ctx.log(`part ${p.n}`);
+          return p.n;
+        },
+        sum: async (_p, ctx) => (await ctx.parents()).reduce((t, p) => t + (p.result as number), 0),
+      },
+    });
+    await w.start();
+    {
+      const parts = Array.from({ length: 20 }, (_, n) => ({ name: `p${n}`, task: "part", queue: "flow", payload: { n } }));
+      const jobs = await queue.enqueueFlow([...parts, { name: "sum", task: "sum", queue: "flow", parents: parts.map((p) => p.name) }]);
+      const done = await w.waitFor("job:completed", (e) => e.job.id === jobs.at(-1)!.id, AbortSignal.timeout(20_000));
+      expect(done.result).toBe(190);
+      expect((await queue.getJobLogs(jobs[3]!.id)).map((l) => l.message)).toEqual(["part 3"]);
+      // following a job needs LISTEN, which the bouncer does not carry
+      expect(() => queue.watch(jobs[0]!.id)).toThrow(expect.objectContaining({ code: "INVALID_STATE" }));
+    }
+    expect(log.problems()).toEqual([]);
+  });
+
   it("without listenConnection: one warning that it polls, every job completes, no notifications, nothing else logged", async () => {
     const log = capture();
     const w = db.worker({
