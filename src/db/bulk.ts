@@ -1,0 +1,241 @@
+import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
+import { type DbContext, run } from "./context.ts";
+import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
+
+/**
+ * Bulk operations: retry, cancel or delete the jobs a filter matches, one
+ * batch of rows per statement (so per transaction), in id order.
+ *
+ * Each batch first finds the next `limit` matching ids without locking
+ * anything (cand), then locks those rows it can, skipping rows another
+ * transaction holds (locked: FOR UPDATE SKIP LOCKED, which also re-checks a
+ * row that changed since the statement began), and changes them. A row in
+ * cand but not locked is "busy": its id comes back so that the caller can
+ * come back to it (the "ids" form of each statement). Locks are held only
+ * for the one statement.
+ *
+ * Each follows its single-job operation in jobs.ts:
+ * - retry: failed or cancelled jobs go back to queued (pending when parents
+ *   are still to end), with their errors kept. A job a parent's failure ended
+ *   (an edge in state 'b') is skipped, as is one whose key a live job holds
+ *   (or an earlier job of the same batch took): one job_enqueued
+ *   notification per batch names the queues that got runnable jobs.
+ * - cancel: pending and queued jobs are cancelled at once; running ones are
+ *   asked to stop through pgpulse_control, one message per job, as cancel().
+ * - delete: finished jobs (completed, failed, cancelled) go, with their log
+ *   lines and the edges to their parents, as the pruner deletes them; a job
+ *   with a child that still waits or runs is skipped (the child reads it).
+ */
+export type BulkAction = "retry" | "cancel" | "delete";
+
+/** The statuses each action applies to. */
+export const BULK_STATUSES = {
+  retry: ["failed", "cancelled"],
+  cancel: ["pending", "queued", "running"],
+  delete: ["completed", "failed", "cancelled"],
+} as const satisfies Record<BulkAction, readonly string[]>;
+
+// Parameters: $1..$10 the filter (job-filter.ts), then the scope ($11: the id
+// to start after, or the ids to come back to), the batch size ($12) and the
+// schema's name ($13, for notifications; retry and cancel).
+const SCOPE = `$${FILTER_PARAM_COUNT + 1}`;
+const LIMIT = `$${FILTER_PARAM_COUNT + 2}`;
+const SCHEMA = `$${FILTER_PARAM_COUNT + 3}`;
+
+type Scope = "next" | "ids";
+
+const live = (q: string) => `select 1 from ${q}.jobs o where o.key = l.key and o.status in ('queued', 'running')`;
+const blocked = (q: string, j: string) => `select 1 from ${q}.job_deps e where e.child_id = ${j}.id and e.state = 'b'`;
+const waitingChild = (q: string, j: string) => `
+  select 1 from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
+   where d.parent_id = ${j}.id and c.status in ('pending', 'queued', 'running')`;
+
+/** What each action does to the rows it locked (`locked`), as CTEs after it; and its counts. */
+function actionSql(q: string, action: BulkAction): { ctes: string; counts: string } {
+  switch (action) {
+    case "retry":
+      return {
+        ctes: `
+      judged as (
+        select l.id, case
+          when l.parents_left is not null and exists (${blocked(q, "l")}) then 'parent'
+          when l.key is not null and (row_number() over (partition by l.key order by l.id) > 1 or exists (${live(q)})) then 'key'
+          end as skip
+        from locked l
+      ),
+      upd as (
+        -- as jobs.ts's retry: a job with parents still to end waits for them again
+        update ${q}.jobs j set
+          status = case when coalesce(j.parents_left, 0) > 0 then 'pending'::${q}.job_status
+                        else 'queued'::${q}.job_status end,
+          run_at = now(), worker_id = null, started_at = null,
+          finished_at = null, cancel_requested_at = null, progress = 0,
+          max_attempts = greatest(j.max_attempts, j.attempts + 1)
+        from judged k
+        where j.id = k.id and k.skip is null
+        returning j.id, j.queue, j.status
+      ),
+      note as (
+        select ${notifyEnqueued(`${SCHEMA}::text`, "array_agg(distinct upd.queue)", "count(*)")}
+        from upd where upd.status = 'queued' having count(*) > 0
+      )`,
+        counts: `
+        (select count(*) from upd)::int as changed,
+        (select count(*) from judged where skip = 'key')::int as key,
+        (select count(*) from judged where skip = 'parent')::int as parent,
+        0 as children, 0 as stopping,
+        (select count(*) from note)::int as notified`,
+      };
+    case "cancel":
+      return {
+        ctes: `
+      upd as (
+        -- as jobs.ts's cancel: a running job is asked to stop, and ends as cancelled when its handler does
+        update ${q}.jobs j set
+          status = case when j.status <> 'running' then 'cancelled'::${q}.job_status else j.status end,
+          finished_at = case when j.status <> 'running' then now() else j.finished_at end,
+          cancel_requested_at = coalesce(j.cancel_requested_at, now())
+        from locked k
+        where j.id = k.id
+        returning j.id, j.status, j.worker_id
+      ),
+      note as (
+        select pg_notify('${CONTROL_CHANNEL}', json_build_object(
+          'schema', ${SCHEMA}::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
+        from upd where upd.status = 'running'
+      )`,
+        counts: `
+        (select count(*) from upd)::int as changed,
+        0 as key, 0 as parent, 0 as children,
+        (select count(*) from upd where upd.status = 'running')::int as stopping,
+        (select count(*) from note)::int as notified`,
+      };
+    case "delete":
+      return {
+        ctes: `
+      judged as (
+        select l.id, case when l.has_children and exists (${waitingChild(q, "l")}) then 'children' end as skip
+        from locked l
+      ),
+      gone as (delete from ${q}.jobs j using judged k where j.id = k.id and k.skip is null returning j.id),
+      logs as (delete from ${q}.job_logs g using gone where g.job_id = gone.id),
+      edges as (delete from ${q}.job_deps d using gone where d.child_id = gone.id)`,
+        counts: `
+        (select count(*) from gone)::int as changed,
+        0 as key, 0 as parent,
+        (select count(*) from judged where skip = 'children')::int as children,
+        0 as stopping, 0 as notified`,
+      };
+  }
+}
+
+function batchSql(q: string, action: BulkAction, scope: Scope): string {
+  const statuses = BULK_STATUSES[action].map((s) => `'${s}'`).join(", ");
+  const where = `j.status in (${statuses}) and ${filterSql(q, "j", 1)}`;
+  const inScope = scope === "next" ? `j.id > ${SCOPE}::text::bigint` : `j.id = any(string_to_array(${SCOPE}::text, ',')::bigint[])`;
+  const { ctes, counts } = actionSql(q, action);
+  return `
+      with cand as (
+        select j.id from ${q}.jobs j
+        where ${inScope} and ${where}
+        order by j.id
+        limit ${LIMIT}::int
+      ),
+      locked as (
+        select j.id, j.key, j.parents_left, j.has_children from ${q}.jobs j
+        where j.id in (select cand.id from cand) and ${where}
+        order by j.id
+        for update of j skip locked
+      ),${ctes}
+      select
+        (select count(*) from cand)::int as seen,
+        (select max(cand.id) from cand)::text as last,
+        (select string_agg(c.id::text, ',' order by c.id) from cand c where not exists (select 1 from locked l where l.id = c.id)) as busy,
+        ${counts}`;
+}
+
+/** A dry run: the jobs an action would find, and those it would skip and why. Locks nothing. */
+function countSql(q: string, action: BulkAction): string {
+  const statuses = BULK_STATUSES[action].map((s) => `'${s}'`).join(", ");
+  const reasons = {
+    retry: `
+        count(*) filter (where l.parents_left is not null and exists (${blocked(q, "l")}))::int as parent,
+        -- of the jobs with a key: those whose key a live job holds, and all but one per key of the rest
+        (count(l.key) - count(distinct l.key) filter (where not exists (${live(q)})))::int as key,
+        0 as children, 0 as stopping`,
+    cancel: `0 as parent, 0 as key, 0 as children, count(*) filter (where l.status = 'running')::int as stopping`,
+    delete: `0 as parent, 0 as key, count(*) filter (where l.has_children and exists (${waitingChild(q, "l")}))::int as children, 0 as stopping`,
+  }[action];
+  return `
+      select count(*)::int as matched, ${reasons}
+      from ${q}.jobs l
+      where l.status in (${statuses}) and ${filterSql(q, "l", 1)}`;
+}
+
+export function bulkSql(q: string) {
+  const actions = ["retry", "cancel", "delete"] as const;
+  const by = <T>(f: (a: BulkAction) => T) => Object.fromEntries(actions.map((a) => [a, f(a)])) as Record<BulkAction, T>;
+  return {
+    next: by((a) => batchSql(q, a, "next")),
+    ids: by((a) => batchSql(q, a, "ids")),
+    count: by((a) => countSql(q, a)),
+  };
+}
+
+/** One batch's outcome. */
+export interface BulkBatch {
+  /** Matching rows found (at most the limit). */
+  seen: number;
+  /** The largest id found: where the next batch starts. */
+  last: string | null;
+  /** Ids found but held by another transaction, or changed by one so that they no longer match. */
+  busy: string[];
+  changed: number;
+  /** Skipped: retry, a live job holds the key; parent, a parent's failure ended the job; children, a child still waits for it. */
+  key: number;
+  parent: number;
+  children: number;
+  /** cancel: running jobs asked to stop (counted in changed). */
+  stopping: number;
+}
+
+/** A dry run's counts. */
+export interface BulkCount {
+  matched: number;
+  key: number;
+  parent: number;
+  children: number;
+  stopping: number;
+}
+
+export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
+  return {
+    /**
+     * Runs one batch of an action on the jobs matching the filter: the next
+     * `limit` ids after `scope.after`, or those of `scope.ids` that still match.
+     */
+    async jobBulkBatch(action: BulkAction, filter: JobFilterParams, scope: { after: string } | { ids: string[] }, limit: number): Promise<BulkBatch> {
+      const [text, at] = "after" in scope ? [t.next[action], scope.after] : [t.ids[action], scope.ids.join(",")];
+      // (delete sends no notification, so its statement takes no schema name)
+      const params = [...filterValues(filter), at, limit, ...(action === "delete" ? [] : [c.schema])];
+      const [row] = await run(c, text, params);
+      const r = row!;
+      return {
+        seen: r.seen as number,
+        last: (r.last as string | null) ?? null,
+        busy: r.busy ? (r.busy as string).split(",") : [],
+        changed: r.changed as number,
+        key: r.key as number,
+        parent: r.parent as number,
+        children: r.children as number,
+        stopping: r.stopping as number,
+      };
+    },
+    /** Counts what an action would do, changing and locking nothing. */
+    async jobBulkCount(action: BulkAction, filter: JobFilterParams): Promise<BulkCount> {
+      const [row] = await run(c, t.count[action], filterValues(filter));
+      const r = row!;
+      return { matched: r.matched as number, key: r.key as number, parent: r.parent as number, children: r.children as number, stopping: r.stopping as number };
+    },
+  };
+}
