@@ -51,21 +51,21 @@ export function parseTime(text: string): Date {
   return new Date(`${y}-${mo}-${d}T${h}:${mi}:${sec}${fraction.slice(0, 4)}${offset}`);
 }
 
-/** Why a value cannot be a payload filter, or null when it can. */
+/** Why a value cannot be a payload filter ("payload.a contains a NUL character..."), or null when it can. */
 function payloadProblem(x: unknown): string | null {
-  if (x === undefined) return "must be a JSON value";
+  if (x === undefined) return "payload must be a JSON value";
   try {
     toJsonText(x, "payload", MAX_PAYLOAD_FILTER_BYTES);
     return null;
   } catch (error) {
-    return (error as Error).message.replace(/^payload\S* /, "");
+    return (error as Error).message;
   }
 }
 
 /** A JSON value the payload is matched against with Postgres's @> (containment). */
 const payloadFilter = v.pipe(
   v.unknown(),
-  v.check((x) => payloadProblem(x) === null, (issue) => `payload ${payloadProblem(issue.input)}`),
+  v.check((x) => payloadProblem(x) === null, (issue) => payloadProblem(issue.input) ?? "payload is not a JSON value"),
 );
 
 const described = <S extends v.GenericSchema>(schema: S, description: string) => v.optional(v.pipe(schema, v.description(description)));
