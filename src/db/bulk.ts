@@ -44,11 +44,22 @@ const SCHEMA = `$${FILTER_PARAM_COUNT + 3}`;
 
 type Scope = "next" | "ids";
 
-const live = (q: string) => `select 1 from ${q}.jobs o where o.key = l.key and o.status in ('queued', 'running')`;
-const blocked = (q: string, j: string) => `select 1 from ${q}.job_deps e where e.child_id = ${j}.id and e.state = 'b'`;
-const waitingChild = (q: string, j: string) => `
-  select 1 from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
-   where d.parent_id = ${j}.id and c.status in ('pending', 'queued', 'running')`;
+// Per-row checks, as lateral subqueries that stop at their first row: each is
+// an index probe (jobs_key_idx, job_deps_child_idx, job_deps' primary key),
+// never a scan, and the probe's own condition skips most rows (no key, no
+// parents, no children) before it.
+/** A live job holds the key of row l. */
+const held = (q: string) => `left join lateral (
+          select true as held from ${q}.jobs o
+           where l.key is not null and o.key = l.key and o.status in ('queued', 'running') limit 1) h on true`;
+/** A parent's failure ended row l (an edge in state 'b'). */
+const blocked = (q: string) => `left join lateral (
+          select true as blocked from ${q}.job_deps e
+           where l.parents_left is not null and e.child_id = l.id and e.state = 'b' limit 1) b on true`;
+/** A child of row l still waits or runs. */
+const waiting = (q: string) => `left join lateral (
+          select true as waiting from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
+           where l.has_children and d.parent_id = l.id and c.status in ('pending', 'queued', 'running') limit 1) w on true`;
 
 /** What each action does to the rows it locked (`locked`), as CTEs after it; and its counts. */
 function actionSql(q: string, action: BulkAction): { ctes: string; counts: string } {
@@ -58,10 +69,12 @@ function actionSql(q: string, action: BulkAction): { ctes: string; counts: strin
         ctes: `
       judged as (
         select l.id, case
-          when l.parents_left is not null and exists (${blocked(q, "l")}) then 'parent'
-          when l.key is not null and (row_number() over (partition by l.key order by l.id) > 1 or exists (${live(q)})) then 'key'
+          when b.blocked then 'parent'
+          when l.key is not null and (h.held or row_number() over (partition by l.key order by l.id) > 1) then 'key'
           end as skip
         from locked l
+        ${blocked(q)}
+        ${held(q)}
       ),
       upd as (
         -- as jobs.ts's retry: a job with parents still to end waits for them again
@@ -114,8 +127,9 @@ function actionSql(q: string, action: BulkAction): { ctes: string; counts: strin
       return {
         ctes: `
       judged as (
-        select l.id, case when l.has_children and exists (${waitingChild(q, "l")}) then 'children' end as skip
+        select l.id, case when w.waiting then 'children' end as skip
         from locked l
+        ${waiting(q)}
       ),
       gone as (delete from ${q}.jobs j using judged k where j.id = k.id and k.skip is null returning j.id),
       logs as (delete from ${q}.job_logs g using gone where g.job_id = gone.id),
@@ -143,7 +157,7 @@ function batchSql(q: string, action: BulkAction, scope: Scope): string {
       ),
       locked as (
         select j.id, j.key, j.parents_left, j.has_children from ${q}.jobs j
-        where j.id in (select cand.id from cand) and ${where}
+        where j.id = any(array(select cand.id from cand)) and ${where}
         order by j.id
         for update of j skip locked
       ),${ctes}
@@ -157,18 +171,22 @@ function batchSql(q: string, action: BulkAction, scope: Scope): string {
 /** A dry run: the jobs an action would find, and those it would skip and why. Locks nothing. */
 function countSql(q: string, action: BulkAction): string {
   const statuses = BULK_STATUSES[action].map((s) => `'${s}'`).join(", ");
-  const reasons = {
-    retry: `
-        count(*) filter (where l.parents_left is not null and exists (${blocked(q, "l")}))::int as parent,
+  const [reasons, joins] = {
+    retry: [
+      `count(*) filter (where b.blocked)::int as parent,
         -- of the jobs with a key: those whose key a live job holds, and all but one per key of the rest
-        (count(l.key) - count(distinct l.key) filter (where not exists (${live(q)})))::int as key,
+        (count(l.key) - count(distinct l.key) filter (where h.held is null))::int as key,
         0 as children, 0 as stopping`,
-    cancel: `0 as parent, 0 as key, 0 as children, count(*) filter (where l.status = 'running')::int as stopping`,
-    delete: `0 as parent, 0 as key, count(*) filter (where l.has_children and exists (${waitingChild(q, "l")}))::int as children, 0 as stopping`,
+      `${blocked(q)}
+        ${held(q)}`,
+    ],
+    cancel: [`0 as parent, 0 as key, 0 as children, count(*) filter (where l.status = 'running')::int as stopping`, ""],
+    delete: [`0 as parent, 0 as key, count(*) filter (where w.waiting)::int as children, 0 as stopping`, waiting(q)],
   }[action];
   return `
       select count(*)::int as matched, ${reasons}
       from ${q}.jobs l
+        ${joins}
       where l.status in (${statuses}) and ${filterSql(q, "l", 1)}`;
 }
 
