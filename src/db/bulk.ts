@@ -4,15 +4,17 @@ import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } fro
 
 /**
  * Bulk operations: retry, cancel or delete the jobs a filter matches, one
- * batch of rows per statement (so per transaction), in id order.
+ * batch of rows at a time, in id order, in two statements per batch:
  *
- * Each batch first finds the next `limit` matching ids without locking
- * anything (cand), then locks those rows it can, skipping rows another
- * transaction holds (locked: FOR UPDATE SKIP LOCKED, which also re-checks a
- * row that changed since the statement began), and changes them. A row in
- * cand but not locked is "busy": its id comes back so that the caller can
- * come back to it (the "ids" form of each statement). Locks are held only
- * for the one statement.
+ * 1. scan: the next `limit` matching ids after the last batch's, read
+ *    without locking anything. On a large table this is the slow part (a
+ *    filter that matches few rows reads many), and it holds no lock.
+ * 2. batch: for those ids only (by primary key), the rows that still match
+ *    and that no other transaction holds are locked (FOR UPDATE SKIP LOCKED,
+ *    which also re-checks a row another transaction changed meanwhile) and
+ *    changed, in one statement: one transaction, whose row locks last as
+ *    long as it does. Ids that still match but were held come back as
+ *    "busy", for the caller to come back to with the same statement.
  *
  * Each follows its single-job operation in jobs.ts:
  * - retry: failed or cancelled jobs go back to queued (pending when parents
@@ -35,14 +37,26 @@ export const BULK_STATUSES = {
   delete: ["completed", "failed", "cancelled"],
 } as const satisfies Record<BulkAction, readonly string[]>;
 
-// Parameters: $1..$10 the filter (job-filter.ts), then the scope ($11: the id
-// to start after, or the ids to come back to), the batch size ($12) and the
-// schema's name ($13, for notifications; retry and cancel).
-const SCOPE = `$${FILTER_PARAM_COUNT + 1}`;
+// Parameters: $1..$10 the filter (job-filter.ts), then for a scan the id to
+// start after ($11) and the batch size ($12); for a batch its ids, comma-
+// separated ($11), and the schema's name ($12, for notifications: retry and cancel).
+const AFTER = `$${FILTER_PARAM_COUNT + 1}`;
 const LIMIT = `$${FILTER_PARAM_COUNT + 2}`;
-const SCHEMA = `$${FILTER_PARAM_COUNT + 3}`;
+const IDS = `$${FILTER_PARAM_COUNT + 1}`;
+const SCHEMA = `$${FILTER_PARAM_COUNT + 2}`;
 
-type Scope = "next" | "ids";
+const eligible = (q: string, action: BulkAction, j: string) =>
+  `${j}.status in (${BULK_STATUSES[action].map((s) => `'${s}'`).join(", ")}) and ${filterSql(q, j, 1)}`;
+
+function scanSql(q: string, action: BulkAction): string {
+  return `
+      select coalesce(string_agg(c.id::text, ',' order by c.id), '') as ids from (
+        select j.id from ${q}.jobs j
+        where j.id > ${AFTER}::text::bigint and ${eligible(q, action, "j")}
+        order by j.id
+        limit ${LIMIT}::int
+      ) c`;
+}
 
 // Per-row checks, as lateral subqueries that stop at their first row: each is
 // an index probe (jobs_key_idx, job_deps_child_idx, job_deps' primary key),
@@ -143,34 +157,27 @@ function actionSql(q: string, action: BulkAction): { ctes: string; counts: strin
   }
 }
 
-function batchSql(q: string, action: BulkAction, scope: Scope): string {
-  const statuses = BULK_STATUSES[action].map((s) => `'${s}'`).join(", ");
-  const where = `j.status in (${statuses}) and ${filterSql(q, "j", 1)}`;
-  const inScope = scope === "next" ? `j.id > ${SCOPE}::text::bigint` : `j.id = any(string_to_array(${SCOPE}::text, ',')::bigint[])`;
+function batchSql(q: string, action: BulkAction): string {
   const { ctes, counts } = actionSql(q, action);
   return `
       with cand as (
         select j.id from ${q}.jobs j
-        where ${inScope} and ${where}
-        order by j.id
-        limit ${LIMIT}::int
+        where j.id = any(string_to_array(${IDS}::text, ',')::bigint[]) and ${eligible(q, action, "j")}
       ),
       locked as (
         select j.id, j.key, j.parents_left, j.has_children from ${q}.jobs j
-        where j.id = any(array(select cand.id from cand)) and ${where}
+        where j.id = any(array(select cand.id from cand)) and ${eligible(q, action, "j")}
         order by j.id
         for update of j skip locked
       ),${ctes}
       select
         (select count(*) from cand)::int as seen,
-        (select max(cand.id) from cand)::text as last,
         (select string_agg(c.id::text, ',' order by c.id) from cand c where not exists (select 1 from locked l where l.id = c.id)) as busy,
         ${counts}`;
 }
 
 /** A dry run: the jobs an action would find, and those it would skip and why. Locks nothing. */
 function countSql(q: string, action: BulkAction): string {
-  const statuses = BULK_STATUSES[action].map((s) => `'${s}'`).join(", ");
   const [reasons, joins] = {
     retry: [
       `count(*) filter (where b.blocked)::int as parent,
@@ -187,26 +194,24 @@ function countSql(q: string, action: BulkAction): string {
       select count(*)::int as matched, ${reasons}
       from ${q}.jobs l
         ${joins}
-      where l.status in (${statuses}) and ${filterSql(q, "l", 1)}`;
+      where ${eligible(q, action, "l")}`;
 }
 
 export function bulkSql(q: string) {
   const actions = ["retry", "cancel", "delete"] as const;
   const by = <T>(f: (a: BulkAction) => T) => Object.fromEntries(actions.map((a) => [a, f(a)])) as Record<BulkAction, T>;
   return {
-    next: by((a) => batchSql(q, a, "next")),
-    ids: by((a) => batchSql(q, a, "ids")),
+    scan: by((a) => scanSql(q, a)),
+    batch: by((a) => batchSql(q, a)),
     count: by((a) => countSql(q, a)),
   };
 }
 
 /** One batch's outcome. */
 export interface BulkBatch {
-  /** Matching rows found (at most the limit). */
+  /** The batch's ids that still matched. */
   seen: number;
-  /** The largest id found: where the next batch starts. */
-  last: string | null;
-  /** Ids found but held by another transaction, or changed by one so that they no longer match. */
+  /** Ids that still matched but another transaction held. */
   busy: string[];
   changed: number;
   /** Skipped: retry, a live job holds the key; parent, a parent's failure ended the job; children, a child still waits for it. */
@@ -228,19 +233,19 @@ export interface BulkCount {
 
 export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
   return {
-    /**
-     * Runs one batch of an action on the jobs matching the filter: the next
-     * `limit` ids after `scope.after`, or those of `scope.ids` that still match.
-     */
-    async jobBulkBatch(action: BulkAction, filter: JobFilterParams, scope: { after: string } | { ids: string[] }, limit: number): Promise<BulkBatch> {
-      const [text, at] = "after" in scope ? [t.next[action], scope.after] : [t.ids[action], scope.ids.join(",")];
+    /** The next `limit` ids after `after` (in id order) that an action would take; locks nothing. */
+    async jobBulkScan(action: BulkAction, filter: JobFilterParams, after: string, limit: number): Promise<string[]> {
+      const [row] = await run(c, t.scan[action], [...filterValues(filter), after, limit]);
+      return row!.ids ? (row!.ids as string).split(",") : [];
+    },
+    /** Runs an action on those of `ids` that still match the filter and no other transaction holds: one statement. */
+    async jobBulkBatch(action: BulkAction, filter: JobFilterParams, ids: string[]): Promise<BulkBatch> {
       // (delete sends no notification, so its statement takes no schema name)
-      const params = [...filterValues(filter), at, limit, ...(action === "delete" ? [] : [c.schema])];
-      const [row] = await run(c, text, params);
+      const params = [...filterValues(filter), ids.join(","), ...(action === "delete" ? [] : [c.schema])];
+      const [row] = await run(c, t.batch[action], params);
       const r = row!;
       return {
         seen: r.seen as number,
-        last: (r.last as string | null) ?? null,
         busy: r.busy ? (r.busy as string).split(",") : [],
         changed: r.changed as number,
         key: r.key as number,

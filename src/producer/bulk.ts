@@ -88,11 +88,12 @@ const zero = (dryRun: boolean): BulkResult => ({
 
 /**
  * Runs an action on every job a filter matches, batch after batch in id
- * order, then comes back (up to three times) to the rows other transactions
- * held. Each batch is one statement: its locks last as long as it does.
+ * order (a scan that locks nothing finds a batch's ids, one statement locks
+ * and changes them), then comes back (up to three times) to the rows other
+ * transactions held. A batch's locks last as long as its statement.
  */
 export async function runBulk(
-  db: Pick<Db, "jobBulkBatch" | "jobBulkCount">,
+  db: Pick<Db, "jobBulkScan" | "jobBulkBatch" | "jobBulkCount">,
   action: BulkAction,
   parsed: { filter: ParsedJobFilter; options: BulkOptionsParsed },
 ): Promise<BulkResult> {
@@ -119,10 +120,10 @@ export async function runBulk(
     settle();
     options.onProgress?.(structuredClone(result));
   };
-  const batch = async (scope: { after: string } | { ids: string[] }): Promise<BulkBatch> => {
+  const batch = async (ids: string[]): Promise<BulkBatch> => {
     for (let rerun = 0; ; rerun++) {
       try {
-        const b = await db.jobBulkBatch(action, filter, scope, size);
+        const b = await db.jobBulkBatch(action, filter, ids);
         result.batches++;
         return b;
       } catch (error) {
@@ -149,12 +150,14 @@ export async function runBulk(
 
   let after = "0";
   for (;;) {
-    const b = await batch({ after });
+    const ids = await db.jobBulkScan(action, filter, after, size);
+    if (ids.length === 0) break;
+    const b = await batch(ids);
     count(b);
     hold(b.busy);
     progress();
-    if (b.seen < size || b.last === null) break;
-    after = b.last;
+    if (ids.length < size) break;
+    after = ids.at(-1)!;
   }
 
   for (const delayMs of REVISIT_DELAYS_MS) {
@@ -163,7 +166,7 @@ export async function runBulk(
     const again = busy;
     busy = [];
     for (let i = 0; i < again.length; i += size) {
-      const b = await batch({ ids: again.slice(i, i + size) });
+      const b = await batch(again.slice(i, i + size));
       count(b);
       busy.push(...b.busy);
     }
