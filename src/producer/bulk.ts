@@ -18,6 +18,12 @@ export const BULK_BATCH_SIZE_DEFAULT = 1000;
  */
 const REVISIT_DELAYS_MS = [0, 100, 500];
 
+/**
+ * One scan reads at most this many batches' worth of ids (ids, not rows: the
+ * table's gaps count), so that its time is bounded whatever plan it gets.
+ */
+const SCAN_SPAN_BATCHES = 100;
+
 /** Busy ids kept to come back to; past this, the rest are counted busy at once. */
 const MAX_REVISIT_IDS = 100_000;
 
@@ -89,11 +95,12 @@ const zero = (dryRun: boolean): BulkResult => ({
 /**
  * Runs an action on every job a filter matches, batch after batch in id
  * order (a scan that locks nothing finds a batch's ids, one statement locks
- * and changes them), then comes back (up to three times) to the rows other
- * transactions held. A batch's locks last as long as its statement.
+ * and changes them), up to the last job there was when it began; then comes
+ * back (up to three times) to the rows other transactions held. A batch's
+ * locks last as long as its statement.
  */
 export async function runBulk(
-  db: Pick<Db, "jobBulkScan" | "jobBulkBatch" | "jobBulkCount">,
+  db: Pick<Db, "jobLastId" | "jobBulkScan" | "jobBulkBatch" | "jobBulkCount">,
   action: BulkAction,
   parsed: { filter: ParsedJobFilter; options: BulkOptionsParsed },
 ): Promise<BulkResult> {
@@ -148,16 +155,20 @@ export async function runBulk(
     result.matched += Math.max(0, ids.length - room);
   };
 
-  let after = "0";
-  for (;;) {
-    const ids = await db.jobBulkScan(action, filter, after, size);
-    if (ids.length === 0) break;
+  // Jobs enqueued once the run has begun are not its business: it stops at the last id there was.
+  const last = BigInt((await db.jobLastId()) ?? "0");
+  const span = BigInt(size * SCAN_SPAN_BATCHES);
+  let after = 0n;
+  while (after < last) {
+    const upTo = after + span < last ? after + span : last;
+    const ids = await db.jobBulkScan(action, filter, String(after), String(upTo), size);
+    // a full batch goes on after its last id; else the span held no more
+    after = ids.length === size ? BigInt(ids.at(-1)!) : upTo;
+    if (ids.length === 0) continue;
     const b = await batch(ids);
     count(b);
     hold(b.busy);
     progress();
-    if (ids.length < size) break;
-    after = ids.at(-1)!;
   }
 
   for (const delayMs of REVISIT_DELAYS_MS) {
