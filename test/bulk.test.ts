@@ -221,6 +221,38 @@ describe("retryJobs", () => {
   });
 });
 
+describe("retryJobs in a flow, as retry() is", () => {
+  const set = (id: string, status: string) =>
+    sql.unsafe(`update ${s}.jobs set status = $2::text::${s}.job_status, finished_at = now() where id = $1`, [id, status]);
+
+  it("skips a child while its parent stands failed, and makes a child wait again for a parent that runs again", async () => {
+    // cancelled by hand, then its parent fails: the edge still waits, and the parent stands failed
+    const [p, c] = (await queue.enqueueFlow([
+      { name: "p", task: "t", queue: "r-stand" }, { name: "c", task: "t", queue: "r-stand", parents: ["p"] },
+    ])).map((j) => j.id) as [string, string];
+    await queue.cancel(c);
+    await set(p, "failed");
+    expect(counts(await queue.retryJobs({ queue: "r-stand", status: "cancelled" }))).toEqual({
+      matched: 1, changed: 0, skipped: 1, reasons: reasons({ parent: 1 }), stopping: 0,
+    });
+    expect(counts(await queue.retryJobs({ queue: "r-stand", status: "cancelled" }, { dryRun: true }))).toMatchObject({ matched: 1, changed: 0, reasons: { parent: 1 } });
+    expect(await statuses([p, c])).toEqual(["failed", "cancelled"]);
+
+    // mode run: the child ran after its parent failed and failed itself; the parent runs again, then the child is retried
+    const [q, r] = (await queue.enqueueFlow([
+      { name: "q", task: "t", queue: "r-rewait" }, { name: "r", task: "t", queue: "r-rewait", parents: [{ name: "q", onFailure: "run" }] },
+    ])).map((j) => j.id) as [string, string];
+    await set(q, "failed");
+    await set(r, "failed");
+    await queue.retry(q);
+    expect(counts(await queue.retryJobs({ queue: "r-rewait" }))).toMatchObject({ matched: 1, changed: 1 });
+    const [row] = await sql.unsafe(`select status::text, parents_left from ${s}.jobs where id = $1`, [r]);
+    expect(row).toEqual({ status: "pending", parents_left: 1 });
+    await set(q, "completed");
+    expect(await statuses([r])).toEqual(["queued"]);
+  });
+});
+
 describe("cancelJobs", () => {
   it("cancels pending and queued jobs at once and asks running ones to stop, as cancel() does", async () => {
     const started: string[] = [];
@@ -285,6 +317,28 @@ describe("deleteJobs", () => {
     expect(left).toEqual({ orphan_logs: 0, c_edges: 0, w_edges: 1 });
   });
 
+  it("keeps a parent while a child has not completed, as prune does, and takes both sides' edges and an emptied batch with the last job", async () => {
+    const [p, q, c] = (await queue.enqueueFlow([
+      { name: "p", task: "t", queue: "d-flow" }, { name: "q", task: "t", queue: "d-flow" },
+      { name: "c", task: "t", queue: "d-flow", parents: ["p", "q"] },
+    ])).map((j) => j.id) as [string, string, string];
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where id = $1`, [p]);
+    await sql.unsafe(`update ${s}.jobs set status = 'failed', finished_at = now() where id = $1`, [q]);
+    // c failed through q: p and q stay while c may still be retried; c itself goes, with its edges
+    expect(await statuses([p, q, c])).toEqual(["completed", "failed", "failed"]);
+    const first = await queue.deleteJobs({ queue: "d-flow", task: "t" }, { batchSize: 2 });
+    expect(counts(first)).toEqual({ matched: 3, changed: 1, skipped: 2, reasons: reasons({ children: 2 }), stopping: 0 });
+    expect(await statuses([p, q, c])).toEqual(["completed", "failed", "gone"]);
+    expect(counts(await queue.deleteJobs({ queue: "d-flow" }))).toMatchObject({ matched: 2, changed: 2 });
+    const [edges] = await sql.unsafe(`select count(*)::int as n from ${s}.job_deps where parent_id = any($1::text::bigint[]) or child_id = any($1::text::bigint[])`, [`{${p},${q},${c}}`]);
+    expect(edges!.n).toBe(0);
+
+    const batch = await queue.enqueueBatch([{ task: "t", queue: "d-batch" }, { task: "t", queue: "d-batch" }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where batch_id = $1`, [batch.id]);
+    await queue.deleteJobs({ queue: "d-batch" }, { batchSize: 1 });
+    expect(await queue.getBatch(batch.id)).toBeNull();
+  });
+
   it("refuses a filter that names no job with EMPTY_FILTER, changing nothing, unless all: true", async () => {
     await insert([{ queue: "d-all", status: "completed" }, { queue: "d-all", status: "failed" }, { queue: "d-all", status: "queued" }]);
     const before = await snapshot();
@@ -346,7 +400,7 @@ describe("busy rows", () => {
     expect(await statuses(more)).toEqual(["queued", "queued", "failed"]);
   });
 
-  it("holds each batch's locks only as long as its statement: a worker and a writer go on meanwhile", async () => {
+  it("holds each batch's locks only as long as its transaction: a worker and a writer go on meanwhile", async () => {
     await insertMany(20_000, "b-big", "failed");
     const [{ min, max }] = (await sql.unsafe(`select min(id)::int8 as min, max(id)::int8 as max from ${s}.jobs where queue = 'b-big'`)) as unknown as [{ min: string; max: string }];
     const worker = db.worker({ queues: ["b-side"], tasks: { side: async () => "ok" }, concurrency: 2 });

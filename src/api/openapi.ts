@@ -66,7 +66,7 @@ function bulkPaths() {
   return {
     "/jobs/retry": bulk(
       "Retry the jobs a filter matches",
-      "Puts every failed or cancelled job matching the filter back in its queue, as POST /jobs/{id}/retry does one; skips jobs whose key a live job holds, and jobs a parent's failure ended.",
+      "Puts every failed or cancelled job matching the filter back in its queue, as POST /jobs/{id}/retry does one; skips jobs whose key a live job holds, and jobs whose parent stands failed or cancelled (retry the parent).",
       "BulkRequest",
     ),
     "/jobs/cancel": bulk(
@@ -76,7 +76,7 @@ function bulkPaths() {
     ),
     "/jobs/delete": bulk(
       "Delete the finished jobs a filter matches",
-      "Deletes every completed, failed or cancelled job matching the filter, with its log lines; skips a job whose child still waits or runs. An empty filter is refused (400 EMPTY_FILTER) unless all is true.",
+      "Deletes every completed, failed or cancelled job matching the filter, with its log lines and edges; skips a job with a child that has not completed. An empty filter is refused (400 EMPTY_FILTER) unless all is true.",
       "DeleteRequest",
       DELETE_ERRORS,
     ),

@@ -409,8 +409,8 @@ export const bulkResultSchema = v.object({
   skipped: v.pipe(count, v.description("Matched but left as they were: the sum of reasons.")),
   reasons: v.object({
     key: v.pipe(count, v.description("retry: another live job holds the job's key.")),
-    parent: v.pipe(count, v.description("retry: a parent's failure ended the job; retry the parent.")),
-    children: v.pipe(count, v.description("delete: a child of the job still waits or runs.")),
+    parent: v.pipe(count, v.description("retry: a parent stands failed or cancelled, or its failure ended the job; retry the parent.")),
+    children: v.pipe(count, v.description("delete: a child of the job has not completed (it reads the job's result when it runs, and may be retried).")),
     busy: v.pipe(count, v.description("Another transaction held the job each time the operation came to it.")),
   }),
   stopping: v.pipe(count, v.description("cancel: running jobs asked to stop (in changed); each ends as cancelled when its handler stops.")),

@@ -123,8 +123,8 @@ export function renderResult(action: "retry" | "cancel" | "delete", r: BulkResul
   if (action === "cancel" && r.stopping > 0) line += ` (${r.stopping} running, ${r.dryRun ? "to be asked" : "asked"} to stop)`;
   const why = [
     r.reasons.key && `${r.reasons.key} whose key a live job holds`,
-    r.reasons.parent && `${r.reasons.parent} ended by a parent's failure (retry the parent)`,
-    r.reasons.children && `${r.reasons.children} with a child that still waits or runs`,
+    r.reasons.parent && `${r.reasons.parent} held back by a failed parent (retry the parent)`,
+    r.reasons.children && `${r.reasons.children} with a child that has not completed`,
     r.reasons.busy && `${r.reasons.busy} held by another transaction throughout`,
   ].filter(Boolean);
   if (r.skipped > 0) line += `; skipped ${r.skipped}: ${why.join(", ")}`;

@@ -122,9 +122,12 @@ export interface BulkResult {
   reasons: {
     /** retry: another live job holds the job's key, or an earlier job of this retry took it. */
     key: number;
-    /** retry: a parent's failure ended the job; retry the parent, and the job runs after it. */
+    /**
+     * retry: a parent stands failed or cancelled with an edge that fails or cancels the job
+     * (or its failure ended it): retry the parent, and the job runs after it, as `retry` says.
+     */
     parent: number;
-    /** delete: a child of the job still waits or runs (it reads the job's result). */
+    /** delete: a child of the job has not completed (it reads the job's result when it runs, and may be retried), as the pruner keeps it. */
     children: number;
     /** Another transaction held the job every time the operation came to it (three returns). */
     busy: number;
@@ -296,14 +299,14 @@ export interface Queue {
   /**
    * Retries every failed or cancelled job the filter matches, as `retry` does one, in
    * batches of `batchSize` rows, each its own transaction. Skips (and counts) jobs whose
-   * key a live job holds and jobs a parent's failure ended. See docs/bulk-operations.md.
+   * key a live job holds and jobs a failed parent holds back. See docs/bulk-operations.md.
    */
   retryJobs(filter: JobFilter, options?: BulkOptions): Promise<BulkResult>;
   /** Cancels every pending, queued or running job the filter matches, as `cancel` does one, in batches. */
   cancelJobs(filter: JobFilter, options?: BulkOptions): Promise<BulkResult>;
   /**
-   * Deletes every finished job the filter matches, with its log lines, in batches; skips (and
-   * counts) a job whose child still waits or runs. A filter that names no job throws
+   * Deletes every finished job the filter matches, with its log lines and edges, in batches; skips
+   * (and counts) a job with a child that has not completed. A filter that names no job throws
    * EMPTY_FILTER unless `all: true` is given.
    */
   deleteJobs(filter: JobFilter, options?: DeleteJobsOptions): Promise<BulkResult>;

@@ -96,8 +96,8 @@ export function BulkDone(props: { done: string | undefined; counts: string | und
 function skippedText(r: BulkResult["reasons"]): string {
   const parts = [
     r.key && `${count(r.key)} whose key a live job holds`,
-    r.parent && `${count(r.parent)} ended by a parent's failure (retry the parent)`,
-    r.children && `${count(r.children)} with a child that still waits or runs`,
+    r.parent && `${count(r.parent)} held back by a failed parent (retry the parent)`,
+    r.children && `${count(r.children)} with a child that has not completed`,
     r.busy && `${count(r.busy)} held by another transaction throughout`,
   ].filter(Boolean);
   return parts.length === 0 ? "" : `; skipped ${parts.join(", ")}`;
