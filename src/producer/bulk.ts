@@ -8,7 +8,7 @@ import type { BulkResult } from "./types.ts";
 
 export { BULK_STATUSES, type BulkAction } from "../db/bulk.ts";
 
-/** Rows one batch (one statement, one transaction) changes at most, unless `batchSize` says otherwise. */
+/** Rows one batch (one short transaction) changes at most, unless `batchSize` says otherwise. */
 export const BULK_BATCH_SIZE_DEFAULT = 1000;
 
 /**
@@ -94,10 +94,10 @@ const zero = (dryRun: boolean): BulkResult => ({
 
 /**
  * Runs an action on every job a filter matches, batch after batch in id
- * order (a scan that locks nothing finds a batch's ids, one statement locks
+ * order (a scan that locks nothing finds a batch's ids, one transaction locks
  * and changes them), up to the last job there was when it began; then comes
  * back (up to three times) to the rows other transactions held. A batch's
- * locks last as long as its statement.
+ * locks last as long as its transaction.
  */
 export async function runBulk(
   db: Pick<Db, "jobLastId" | "jobBulkScan" | "jobBulkBatch" | "jobBulkCount">,

@@ -95,7 +95,7 @@ export interface ListJobsFilter extends JobFilter {
 
 /** Options of retryJobs, cancelJobs and deleteJobs. */
 export interface BulkOptions {
-  /** Rows one batch changes: one statement, one transaction, and its locks held only that long. @default 1000, at most 10,000 */
+  /** Rows one batch changes: one short transaction, and its locks held only that long. @default 1000, at most 10,000 */
   batchSize?: number;
   /** Change nothing: count the jobs it would find, and those it would skip and why (`changed` is then what it would change). */
   dryRun?: boolean;
@@ -134,7 +134,7 @@ export interface BulkResult {
   };
   /** cancel: running jobs asked to stop (counted in `changed`); each ends as cancelled when its handler stops. */
   stopping: number;
-  /** Batches run (statements, each its own transaction). */
+  /** Batches run, each its own transaction. */
   batches: number;
   /** True for a dry run: nothing was changed, and the counts say what would be. */
   dryRun: boolean;
