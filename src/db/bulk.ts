@@ -186,7 +186,11 @@ function changeSql(q: string, action: BulkAction): string {
       ),
       gone as (delete from ${q}.jobs j using judged k where j.id = k.id and k.skip is null returning j.id, j.batch_id),
       logs as (delete from ${q}.job_logs g using gone where g.job_id = gone.id),
-      edges as (delete from ${q}.job_deps d using gone where d.child_id = gone.id or d.parent_id = gone.id)
+      -- (by the arrays: two index scans, job_deps_child_idx and its primary key, whatever the plan's estimates)
+      edges as (
+        delete from ${q}.job_deps d
+         where d.child_id = any(array(select gone.id from gone)) or d.parent_id = any(array(select gone.id from gone))
+      )
       select (select count(*) from gone)::int as changed, 0 as key, 0 as parent,
         (select count(*) from judged where skip = 'children')::int as children, 0 as stopping,
         (select coalesce(string_agg(distinct gone.batch_id::text, ','), '') from gone) as batches, 0 as notified`;
