@@ -152,7 +152,9 @@ await admin.end({ timeout: 5 });
 
 const m = (f) => median(runs.map(f));
 const fmt = (x) => (x === null ? "–" : String(Math.round(x * 10) / 10));
-const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, "");
+// (the name says what differs from the defaults, so that runs of one minute keep their files)
+const variant = `${completed ? `-among${completed}` : ""}${batchSize !== 1000 ? `-batch${batchSize}` : ""}`;
+const stamp = `${new Date().toISOString().slice(0, 16).replace(/:/g, "")}${variant}`;
 const setup =
   `${n.toLocaleString("en-US")} failed jobs${completed ? ` among ${completed.toLocaleString("en-US")} completed` : ""}, ` +
   `batchSize ${batchSize}, ${rounds} round(s), medians; ${os.cpus().length} cores, Node ${process.versions.node}, PostgreSQL ${version}` +

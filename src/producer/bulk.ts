@@ -19,10 +19,12 @@ export const BULK_BATCH_SIZE_DEFAULT = 1000;
 const REVISIT_DELAYS_MS = [0, 100, 500];
 
 /**
- * One scan reads at most this many batches' worth of ids (ids, not rows: the
- * table's gaps count), so that its time is bounded whatever plan it gets.
+ * One scan reads at most this many ids (ids, not rows: the table's gaps
+ * count), or a batch's worth if that is more, so that its time is bounded
+ * whatever plan it gets (and its estimated cost stays under what would have
+ * Postgres compile it, jit_above_cost).
  */
-const SCAN_SPAN_BATCHES = 100;
+const SCAN_SPAN_IDS = 100_000;
 
 /** Busy ids kept to come back to; past this, the rest are counted busy at once. */
 const MAX_REVISIT_IDS = 100_000;
@@ -157,7 +159,7 @@ export async function runBulk(
 
   // Jobs enqueued once the run has begun are not its business: it stops at the last id there was.
   const last = BigInt((await db.jobLastId()) ?? "0");
-  const span = BigInt(size * SCAN_SPAN_BATCHES);
+  const span = BigInt(Math.max(size, SCAN_SPAN_IDS));
   let after = 0n;
   while (after < last) {
     const upTo = after + span < last ? after + span : last;

@@ -50,24 +50,24 @@ function fakeDb(n: number, o: FakeOptions = {}) {
 const parsed = (options = {}) => checkBulk("retry", {}, options);
 
 describe("runBulk", () => {
-  it("scans spans of 100 batches' ids up to the last id there was, and runs a batch per scan that found any", async () => {
+  it("scans spans of 100,000 ids up to the last id there was, and runs a batch per scan that found any", async () => {
     const { db, calls } = fakeDb(2500);
     const seen: number[] = [];
     const r = await runBulk(db, "retry", parsed({ batchSize: 10, onProgress: (p: { changed: number }) => seen.push(p.changed) }));
     expect(r).toMatchObject({ matched: 2500, changed: 2500, skipped: 0, batches: 250 });
-    expect(calls.scans[0]).toEqual(["0", "1000", 10]);
-    expect(calls.scans[1]).toEqual(["10", "1010", 10]);
+    expect(calls.scans[0]).toEqual(["0", "2500", 10]);
+    expect(calls.scans[1]).toEqual(["10", "2500", 10]);
     expect(calls.scans.at(-1)).toEqual(["2490", "2500", 10]);
     expect(seen.at(-1)).toBe(2500);
     expect(seen).toHaveLength(250);
   });
 
   it("crosses gaps in the ids a span at a time, and stops at once on an empty table", async () => {
-    const { db, calls, done } = fakeDb(5000);
-    for (let id = 1; id <= 4990; id++) done.add(String(id)); // only the last ten still match
+    const { db, calls, done } = fakeDb(250_000);
+    for (let id = 1; id <= 249_990; id++) done.add(String(id)); // only the last ten still match
     const r = await runBulk(db, "retry", parsed({ batchSize: 10 }));
     expect(r).toMatchObject({ matched: 10, changed: 10, batches: 1 });
-    expect(calls.scans.map(([after, upTo]) => `${after}-${upTo}`)).toEqual(["0-1000", "1000-2000", "2000-3000", "3000-4000", "4000-5000"]);
+    expect(calls.scans.map(([after, upTo]) => `${after}-${upTo}`)).toEqual(["0-100000", "100000-200000", "200000-250000"]);
     const empty = fakeDb(0);
     expect(await runBulk(empty.db, "retry", parsed())).toMatchObject({ matched: 0, batches: 0 });
     expect(empty.calls.scans).toEqual([]);
