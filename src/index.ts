@@ -5,9 +5,11 @@
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
 export type {
-  Batch, BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent, JobGraph, JobLogLine, JobSpec, ListJobsFilter,
-  ParentFailureMode, Queue, QueueMiddleware, QueueOptions,
+  Batch, BatchCallbacks, BulkOptions, BulkResult, DeleteJobsOptions, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent,
+  JobFilter, JobGraph, JobLogLine, JobSpec, ListJobsFilter, ParentFailureMode, Queue, QueueMiddleware, QueueOptions,
 } from "./producer/types.ts";
+export { BULK_BATCH_SIZE_DEFAULT } from "./producer/bulk.ts";
+export { JOB_FILTER_FIELDS } from "./producer/job-filter.ts";
 export { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "./producer/flows.ts";
 export { JOB_CHANNEL } from "./producer/watch.ts";
 export { createWorker } from "./worker/worker.ts";

@@ -143,7 +143,7 @@ describe("GET /openapi.json", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
-        "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events", "/jobs/{id}/graph",
+        "/batches", "/batches/{id}", "/flows", "/healthz", "/jobs", "/jobs/cancel", "/jobs/delete", "/jobs/retry", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/events", "/jobs/{id}/graph",
         "/jobs/{id}/logs", "/jobs/{id}/retry", "/metrics", "/openapi.json", "/prune", "/queues", "/queues/{name}", "/queues/{name}/pause",
         "/queues/{name}/resume", "/schedules", "/schedules/{name}", "/schedules/{name}/trigger", "/stats", "/workers",
       ],

@@ -8,6 +8,7 @@ import type { Queue } from "../producer/types.ts";
 import type { Worker } from "../worker/types.ts";
 import { type ApiAuthOptions, type AuthEnv, createAuthenticator, requireBearer } from "./auth.ts";
 import { MAX_BODY_BYTES_DEFAULT } from "./body.ts";
+import { bulkRoutes } from "./bulk.ts";
 import { dashboardRoutes } from "./dashboard/routes.tsx";
 import { ApiError, errorJson, onApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
@@ -94,6 +95,7 @@ export function createApi(options: ApiOptions): Hono {
     app.route("/dashboard", dashboardRoutes({ queue, auth, logger, refreshMs, maxBodyBytes }));
   }
   for (const path of PROTECTED) app.use(path, requireBearer(auth));
+  app.route("/", bulkRoutes(queue, maxBodyBytes));
   app.route("/", jobRoutes(queue, maxBodyBytes));
   app.route("/", workflowRoutes(queue, maxBodyBytes));
   app.route("/", eventRoutes(queue, { keepAliveMs, maxStreams, ...(options.signal ? { signal: options.signal } : {}) }, logger));

@@ -20,6 +20,9 @@ export { API_VERSION, openApiDocument } from "./openapi.ts";
 export {
   batchBodySchema,
   batchSchema,
+  bulkBodySchema,
+  bulkResultSchema,
+  deleteBodySchema,
   enqueueBodySchema,
   enqueuedBatchSchema,
   enqueuedFlowSchema,

@@ -1,4 +1,4 @@
-// Job endpoints: enqueue, read, list, cancel, retry.
+// Job endpoints: enqueue, read, list (filtered as the bulk endpoints are), cancel, retry.
 import { Hono } from "hono";
 import * as v from "valibot";
 import { PgPulseError } from "../shared/errors.ts";
@@ -7,7 +7,7 @@ import type { AuthEnv } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import { readQuery } from "./query.ts";
-import { enqueueBodySchema, jobIdSchema, listJobsQuerySchema, validate } from "./schemas.ts";
+import { enqueueBodySchema, jobIdSchema, parseJobListQuery, validate } from "./schemas.ts";
 
 const emptyBodySchema = v.optional(v.strictObject({}, "this endpoint takes no fields"));
 
@@ -24,8 +24,7 @@ export function jobRoutes(queue: Queue, maxBodyBytes: number): Hono<AuthEnv> {
   });
 
   app.get("/jobs", async (c) => {
-    const filter = validate(listJobsQuerySchema, readQuery(c, ["limit"]), "query");
-    return c.json(await queue.listJobs(filter));
+    return c.json(await queue.listJobs(parseJobListQuery(readQuery(c, ["limit"]), "query")));
   });
 
   app.get("/jobs/:id", async (c) => {

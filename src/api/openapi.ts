@@ -28,6 +28,14 @@ const GRAPH_ERRORS = {
   413: { description: "PAYLOAD_TOO_LARGE: the body is over the limit. GRAPH_TOO_LARGE: too many jobs or edges for one call.", content: json(ref("Error")) },
 };
 
+const DELETE_ERRORS = {
+  400: {
+    description:
+      "INVALID_INPUT: a field is wrong (details lists each path). EMPTY_FILTER: the filter names no job and all is not true. Nothing is changed.",
+    content: json(ref("Error")),
+  },
+};
+
 function responses(ok: Record<string, unknown>, errors: number[], own: Record<number, unknown> = {}) {
   const out: Record<string, unknown> = { ...ok };
   for (const code of [...errors, 503]) out[code] = own[code] ?? { description: ERRORS[code], content: json(ref("Error")) };
@@ -43,6 +51,36 @@ function queryParameters(schema: JsonSchema) {
     ...(typeof p.description === "string" ? { description: p.description } : {}),
     schema: p,
   }));
+}
+
+/** POST /jobs/retry, /jobs/cancel and /jobs/delete. */
+function bulkPaths() {
+  const bulk = (summary: string, description: string, request: string, own: Record<number, unknown> = {}) => ({
+    post: {
+      summary,
+      description: `${description} Runs in batches (batchSize rows per transaction, in id order, skipping rows other transactions hold and coming back to them), so no lock is held long. See docs/bulk-operations.md.`,
+      requestBody: { required: true, content: json(ref(request)) },
+      responses: responses({ 200: { description: "Counts: matched = changed + skipped.", content: json(ref("BulkResult")) } }, [400, 401, 403, 413, 415], own),
+    },
+  });
+  return {
+    "/jobs/retry": bulk(
+      "Retry the jobs a filter matches",
+      "Puts every failed or cancelled job matching the filter back in its queue, as POST /jobs/{id}/retry does one; skips jobs whose key a live job holds, and jobs whose parent stands failed or cancelled (retry the parent).",
+      "BulkRequest",
+    ),
+    "/jobs/cancel": bulk(
+      "Cancel the jobs a filter matches",
+      "Cancels every pending or queued job matching the filter at once, and asks running ones to stop, as POST /jobs/{id}/cancel does one.",
+      "BulkRequest",
+    ),
+    "/jobs/delete": bulk(
+      "Delete the finished jobs a filter matches",
+      "Deletes every completed, failed or cancelled job matching the filter, with its log lines and edges; skips a job with a child that has not completed. An empty filter is refused (400 EMPTY_FILTER) unless all is true.",
+      "DeleteRequest",
+      DELETE_ERRORS,
+    ),
+  };
 }
 
 /** The OpenAPI 3.1 document; `serverUrl` is where the API is mounted. */
@@ -82,7 +120,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
           ),
         },
         get: {
-          summary: "List jobs, newest first",
+          summary: "List jobs, newest first, filtered as the bulk endpoints are",
           parameters: queryParameters(toJsonSchema(s.listJobsQuerySchema)),
           responses: responses({ 200: { description: "A page of jobs; pass nextCursor back as cursor.", content: json(ref("JobList")) } }, [400, 401]),
         },
@@ -94,6 +132,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
           responses: responses({ 200: { description: "The job.", content: json(ref("Job")) } }, [400, 401, 404]),
         },
       },
+      ...bulkPaths(),
       "/jobs/{id}/cancel": { post: transition("Cancel a job", "A queued or pending job is cancelled at once; a running one is asked to stop.") },
       "/jobs/{id}/retry": { post: transition("Retry a job", "Puts a failed or cancelled job back in its queue, to run now.") },
       "/jobs/{id}/graph": {
@@ -273,6 +312,9 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A token from the API's configuration (PGPULSE_API_TOKEN)." } },
       schemas: {
         EnqueueRequest: toJsonSchema(s.enqueueBodySchema),
+        BulkRequest: toJsonSchema(s.bulkBodySchema),
+        DeleteRequest: toJsonSchema(s.deleteBodySchema),
+        BulkResult: toJsonSchema(s.bulkResultSchema),
         Job: toJsonSchema(s.jobSchema),
         EnqueuedJob: toJsonSchema(s.enqueuedJobSchema),
         FlowRequest: toJsonSchema(s.flowBodySchema),

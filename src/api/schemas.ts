@@ -4,8 +4,11 @@
 import * as v from "valibot";
 import { int, name, storable } from "../producer/enqueue-options.ts";
 import { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "../producer/flows.ts";
+import { JOB_FILTER_FIELDS, jobFilterWireEntries, jobFilterWireSchema, MAX_PAYLOAD_FILTER_BYTES, parseTime } from "../producer/job-filter.ts";
+import type { ListJobsFilter } from "../producer/types.ts";
 import { JOB_STATUSES } from "../shared/types.ts";
 import { ApiError } from "./errors.ts";
+import { guardJson } from "./json-guard.ts";
 
 const INT4_MAX = 2_147_483_647;
 const STATUSES = JOB_STATUSES;
@@ -144,23 +147,86 @@ export const batchBodySchema = v.strictObject(
   "unknown field; the body is { jobs, callbacks }",
 );
 
-/** Query of GET /jobs, after numeric parameters were read as numbers. */
-export const listJobsQuerySchema = v.strictObject(
+const cursorSchema = v.pipe(
+  v.string("cursor must be a string"),
+  v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"),
+  v.check(fitsBigint, "cursor must be the nextCursor of a previous page"),
+  v.description("The nextCursor of the previous page."),
+);
+
+type Ranged = { createdFrom?: string; createdTo?: string; finishedFrom?: string; finishedTo?: string };
+
+/** A range whose start is not before its end, refused at its end (as the library's filter does). */
+function ordered(from: "createdFrom" | "finishedFrom", to: "createdTo" | "finishedTo") {
+  return v.forward(
+    v.partialCheck([[from], [to]], (o: Ranged) => o[from] === undefined || o[to] === undefined || parseTime(o[from]) < parseTime(o[to]), `${from} must be before ${to}`),
+    [to],
+  ) as unknown as v.BaseValidation<Ranged, Ranged, v.BaseIssue<unknown>>;
+}
+
+const FILTER_NAMES = JOB_FILTER_FIELDS.join(", ");
+
+const listJobsQueryObject = v.strictObject(
   {
-    status: v.optional(v.picklist(STATUSES, `status must be one of ${STATUSES.join(", ")}`)),
-    queue: v.optional(name("queue")),
-    task: v.optional(name("task")),
-    limit: v.optional(v.pipe(int("limit", 1, 500), v.description("Page size. Default 50."))),
-    cursor: v.optional(
+    ...jobFilterWireEntries,
+    payload: v.optional(
       v.pipe(
-        v.string("cursor must be a string"),
-        v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"),
-        v.check(fitsBigint, "cursor must be the nextCursor of a previous page"),
-        v.description("The nextCursor of the previous page."),
+        v.string("payload must be JSON text"),
+        v.maxLength(MAX_PAYLOAD_FILTER_BYTES, `payload is longer than ${MAX_PAYLOAD_FILTER_BYTES} characters`),
+        v.description('JSON the payload must contain (Postgres\'s @>), URL-encoded: payload={"user":42}.'),
       ),
     ),
+    limit: v.optional(v.pipe(int("limit", 1, 500), v.description("Page size. Default 50."))),
+    cursor: v.optional(cursorSchema),
   },
-  "unknown parameter; the parameters are status, queue, task, limit and cursor",
+  `unknown parameter; the parameters are ${FILTER_NAMES}, limit and cursor`,
+);
+
+/** Query of GET /jobs, after numeric parameters were read as numbers: the job filter (its payload as JSON text), and a page. */
+export const listJobsQuerySchema = v.pipe(listJobsQueryObject, ordered("createdFrom", "createdTo"), ordered("finishedFrom", "finishedTo"));
+
+/** Reads GET /jobs's query (or the dashboard's filter form) into a ListJobsFilter; 400 for anything wrong, payload JSON included. */
+export function parseJobListQuery(input: Record<string, unknown>, what: string): ListJobsFilter {
+  const { payload, ...rest } = validate(listJobsQuerySchema, input, what) as v.InferOutput<typeof listJobsQueryObject>;
+  if (payload === undefined) return rest;
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch (error) {
+    const message = `is not valid JSON: ${(error as Error).message}`;
+    throw new ApiError(400, "INVALID_INPUT", `invalid ${what}: payload: ${message}`, [{ path: "payload", message }]);
+  }
+  try {
+    guardJson({ payload: value });
+  } catch (error) {
+    // what Postgres could not store, with the path to it: a filter's fault, not a job's payload's
+    if (!(error instanceof ApiError)) throw error;
+    throw new ApiError(400, "INVALID_INPUT", `invalid ${what}: ${error.message}`, error.details);
+  }
+  return { ...rest, payload: validate(v.object({ payload: jobFilterWireEntries.payload }), { payload: value }, what).payload };
+}
+
+const bulkFields = {
+  filter: v.pipe(
+    jobFilterWireSchema,
+    v.description(`Which jobs: every field given must match (${FILTER_NAMES}). {} for every job the operation applies to.`),
+  ),
+  batchSize: v.optional(v.pipe(int("batchSize", 1, 10_000), v.description("Rows one batch (one transaction) changes. Default 1000."))),
+  dryRun: v.optional(v.pipe(v.boolean("dryRun must be true or false"), v.description("Change nothing: count what would be found, changed and skipped."))),
+};
+
+/** Body of POST /jobs/retry and POST /jobs/cancel. */
+export const bulkBodySchema = v.strictObject(bulkFields, "unknown field; the fields are filter, batchSize and dryRun");
+
+/** Body of POST /jobs/delete. */
+export const deleteBodySchema = v.strictObject(
+  {
+    ...bulkFields,
+    all: v.optional(
+      v.pipe(v.boolean("all must be true or false"), v.description("Delete every finished job: needed when the filter names none (else 400 EMPTY_FILTER).")),
+    ),
+  },
+  "unknown field; the fields are filter, all, batchSize and dryRun",
 );
 
 /** Query of GET /jobs/:id/graph. */
@@ -336,6 +402,21 @@ const queueConfigEntries = {
 };
 
 export const queueConfigSchema = v.object({ queue: v.string(), ...queueConfigEntries });
+
+export const bulkResultSchema = v.object({
+  matched: v.pipe(count, v.description("Jobs the filter matched in a state the operation applies to (retry: failed, cancelled; cancel: pending, queued, running; delete: completed, failed, cancelled).")),
+  changed: v.pipe(count, v.description("Jobs retried, cancelled (running ones: asked to stop) or deleted; with dryRun, those it would.")),
+  skipped: v.pipe(count, v.description("Matched but left as they were: the sum of reasons.")),
+  reasons: v.object({
+    key: v.pipe(count, v.description("retry: another live job holds the job's key.")),
+    parent: v.pipe(count, v.description("retry: a parent stands failed or cancelled, or its failure ended the job; retry the parent.")),
+    children: v.pipe(count, v.description("delete: a child of the job has not completed (it reads the job's result when it runs, and may be retried).")),
+    busy: v.pipe(count, v.description("Another transaction held the job each time the operation came to it.")),
+  }),
+  stopping: v.pipe(count, v.description("cancel: running jobs asked to stop (in changed); each ends as cancelled when its handler stops.")),
+  batches: v.pipe(count, v.description("Batches run, each its own transaction.")),
+  dryRun: v.boolean(),
+});
 
 const queueSummarySchema = v.object({
   queue: v.string(),

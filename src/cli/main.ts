@@ -7,6 +7,7 @@ import type { Command } from "./command.ts";
 import { unreachable } from "./connect.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { logsCommand } from "./logs.ts";
+import { jobsCommand } from "./jobs.ts";
 import { migrateCommand } from "./migrate.ts";
 import { serveCommand } from "./serve.ts";
 import { pruneCommand } from "./prune.ts";
@@ -19,6 +20,7 @@ const commands: Record<string, Command> = {
   enqueue: enqueueCommand,
   status: statusCommand,
   logs: logsCommand,
+  jobs: jobsCommand,
   serve: serveCommand,
   prune: pruneCommand,
 };
@@ -31,6 +33,7 @@ Commands:
   enqueue    add a job
   status     show queues and live workers
   logs       print a job's log lines, or follow them until it ends
+  jobs       list jobs, or retry, cancel or delete those a filter matches
   serve      serve the HTTP API and dashboard
   prune      delete finished jobs past retention
 

@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import { bulkOps, bulkSql } from "./bulk.ts";
 import { claimOps, claimSql } from "./claim.ts";
 import { type Connection, dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
 import type { DbContext } from "./context.ts";
@@ -34,6 +35,7 @@ export interface DbOptions {
 function texts(q: string) {
   return {
     jobs: jobsSql(q),
+    bulk: bulkSql(q),
     claim: claimSql(q),
     finish: { finish: finishSql(q), progress: progressSql(q) },
     lease: leaseSql(q),
@@ -52,6 +54,7 @@ function texts(q: string) {
 function bind(c: DbContext, t: ReturnType<typeof texts>) {
   return {
     ...jobsOps(c, t.jobs),
+    ...bulkOps(c, t.bulk),
     ...claimOps(c, t.claim),
     ...finishOps(c, t.finish),
     ...leaseOps(c, t.lease),

@@ -2,6 +2,7 @@ import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
 import { type DbContext, inTx, run } from "./context.ts";
+import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
 
 /**
  * The parent that keeps a job from being retried, as a select of parent_id: one
@@ -98,18 +99,15 @@ export function jobsSql(q: string) {
     // Queues that have jobs runnable now.
     runnableQueues: `select distinct queue from ${q}.jobs where status = 'queued' and run_at <= coalesce($1::timestamptz, now())`,
     list: `
-      select * from ${q}.jobs
-      where ($1::text is null or status = $1::${q}.job_status)
-        and ($2::text is null or queue = $2) and ($3::text is null or task = $3)
-        and ($4::bigint is null or id < $4::bigint)
-      order by id desc limit $5`,
+      select * from ${q}.jobs j
+      where ${filterSql(q, "j", 1)}
+        and ($${FILTER_PARAM_COUNT + 1}::bigint is null or j.id < $${FILTER_PARAM_COUNT + 1}::bigint)
+      order by j.id desc limit $${FILTER_PARAM_COUNT + 2}`,
   };
 }
 
 export interface ListJobsParams {
-  status: JobStatus | null;
-  queue: string | null;
-  task: string | null;
+  filter: JobFilterParams;
   /** Only ids below this one (the cursor). */
   before: string | null;
   limit: number;
@@ -172,7 +170,7 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     },
     /** Newest first. */
     async jobList(p: ListJobsParams): Promise<JobRow[]> {
-      const rows = await run(c, t.list, [p.status, p.queue, p.task, p.before, p.limit]);
+      const rows = await run(c, t.list, [...filterValues(p.filter), p.before, p.limit]);
       return rows as unknown as JobRow[];
     },
   };

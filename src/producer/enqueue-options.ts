@@ -81,18 +81,6 @@ export const enqueueOptionsSchema = v.pipe(
   ),
 );
 
-/** Filters for listing jobs. */
-export const listJobsFilterSchema = v.strictObject(
-  {
-    status: v.optional(v.picklist(["pending", "queued", "running", "completed", "failed", "cancelled"], "status must be pending, queued, running, completed, failed or cancelled")),
-    queue: v.optional(name("queue")),
-    task: v.optional(name("task")),
-    limit: v.optional(int("limit", 1, 500)),
-    cursor: v.optional(v.pipe(v.string("cursor must be a string"), v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"))),
-  },
-  "unknown filter; the filters are status, queue, task, limit and cursor",
-);
-
 /** The settings a task definition may carry (checked by defineTask). */
 export const taskSettingsSchema = v.object({
   name: taskNameSchema,

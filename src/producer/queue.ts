@@ -5,8 +5,10 @@ import { MAX_ATTEMPTS_DEFAULT, MAX_PAYLOAD_BYTES_DEFAULT, SCHEMA_DEFAULT } from 
 import { PgPulseError } from "../shared/errors.ts";
 import type { TaskDefinition } from "../shared/task.ts";
 import { type EnqueuedJob, type JobId, jobFromRow } from "../shared/types.ts";
-import { checkCallOptions, listJobsFilterSchema, parseOrThrow } from "./enqueue-options.ts";
+import { checkBulk, runBulk } from "./bulk.ts";
+import { checkCallOptions, parseOrThrow } from "./enqueue-options.ts";
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
+import { filterParams, listJobsFilterSchema } from "./job-filter.ts";
 import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { checkScheduleName, scheduleFromRow, triggerSchedule, upsertSchedule } from "./schedules.ts";
 import { queueStats } from "./stats.ts";
@@ -235,13 +237,22 @@ export function createQueue(options: QueueOptions): Queue {
     async listJobs(filter = {}, opts) {
       ensureOpen();
       const { tx } = checkCallOptions(opts) as { tx?: SqlHandle };
-      const f = parseOrThrow(listJobsFilterSchema, filter, "INVALID_INPUT", "");
-      const limit = f.limit ?? 50;
-      const rows = await on(tx).jobList({
-        status: f.status ?? null, queue: f.queue ?? null, task: f.task ?? null, before: f.cursor ?? null, limit: limit + 1,
-      });
+      const { limit = 50, cursor, ...f } = parseOrThrow(listJobsFilterSchema, filter, "INVALID_INPUT", "");
+      const rows = await on(tx).jobList({ filter: filterParams(f), before: cursor ?? null, limit: limit + 1 });
       const jobs = rows.slice(0, limit).map((r) => jobFromRow(r));
       return { jobs, nextCursor: rows.length > limit ? jobs[jobs.length - 1]!.id : null };
+    },
+    async retryJobs(filter, opts) {
+      ensureOpen();
+      return runBulk(db, "retry", checkBulk("retry", filter, opts));
+    },
+    async cancelJobs(filter, opts) {
+      ensureOpen();
+      return runBulk(db, "cancel", checkBulk("cancel", filter, opts));
+    },
+    async deleteJobs(filter, opts) {
+      ensureOpen();
+      return runBulk(db, "delete", checkBulk("delete", filter, opts));
     },
     async configureQueue(name, limits) {
       ensureOpen();

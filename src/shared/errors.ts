@@ -16,7 +16,9 @@ export type ErrorCode =
   /** A workflow's graph is not one: a cycle, an unknown or repeated name, a bad edge. */
   | "INVALID_GRAPH"
   /** A workflow or batch has more jobs or edges than one call takes. */
-  | "GRAPH_TOO_LARGE";
+  | "GRAPH_TOO_LARGE"
+  /** deleteJobs was given a filter that matches every job, without `all: true`. */
+  | "EMPTY_FILTER";
 
 /** An issue found in user input: where (a dotted path) and what is wrong. */
 export interface InputIssue {

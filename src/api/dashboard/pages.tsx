@@ -1,10 +1,11 @@
 /** @jsxImportSource hono/jsx */
-// Overview, job list, workers, login and error pages. The job page is in job-page.tsx.
+// Overview, job list, workers, login and error pages. The job page is in job-page.tsx, bulk actions in bulk.tsx.
 import type { QueueStats } from "../../producer/stats.ts";
 import type { QueueSummary, WorkerSummary } from "../../producer/status.ts";
 import { JOB_STATUSES, type Job } from "../../shared/types.ts";
 import { queuePath } from "./admin-pages.tsx";
 import { QueueCharts } from "./charts.tsx";
+import { BulkBar, BulkDone, type JobFilters } from "./bulk.tsx";
 import { Card, Notice, query } from "./components.tsx";
 import { age, count } from "./format.ts";
 import { Bare, Layout, type PageContext } from "./layout.tsx";
@@ -90,16 +91,28 @@ function LastHour(props: { ctx: PageContext; queues: QueueSummary[]; stats: Queu
   );
 }
 
-export interface JobFilters {
-  status?: string | undefined;
-  queue?: string | undefined;
-  task?: string | undefined;
-  cursor?: string | undefined;
-}
+/** The filters behind "More filters", with their placeholders. */
+const MORE_FILTERS = [
+  ["group", "Group", "any"],
+  ["key", "Key", "any"],
+  ["createdFrom", "Created from (UTC)", "2026-11-29 08:00"],
+  ["createdTo", "Created before (UTC)", "2026-11-29 09:00"],
+  ["finishedFrom", "Finished from (UTC)", "2026-11-29"],
+  ["finishedTo", "Finished before (UTC)", "2026-11-30"],
+] as const;
 
-export function JobListPage(props: { ctx: PageContext; filters: JobFilters; jobs: Job[]; nextCursor: string | null; error?: string; now: number }) {
+export function JobListPage(props: {
+  ctx: PageContext;
+  filters: JobFilters;
+  jobs: Job[];
+  nextCursor: string | null;
+  error?: string;
+  done?: { done: string | undefined; counts: string | undefined };
+  now: number;
+}) {
   const { ctx, filters } = props;
   const { cursor, ...rest } = filters;
+  const more = MORE_FILTERS.some(([k]) => filters[k] !== undefined) || filters.payload !== undefined;
   return (
     <Layout ctx={ctx} title="Jobs" section="jobs">
       <h1>Jobs</h1>
@@ -125,8 +138,25 @@ export function JobListPage(props: { ctx: PageContext; filters: JobFilters; jobs
         </label>
         <button type="submit" class="primary">Filter</button>
         <a class="button" href={`${ctx.base}/jobs`}>Clear</a>
+        <details class="more-filters" id="more-filters" open={more}>
+          <summary>More filters</summary>
+          <div class="row">
+            {MORE_FILTERS.map(([k, label, placeholder]) => (
+              <label>
+                {label}
+                <input name={k} value={filters[k] ?? ""} placeholder={placeholder} />
+              </label>
+            ))}
+            <label>
+              Payload contains (JSON)
+              <input class="payload" name="payload" value={filters.payload ?? ""} placeholder='{"user": 42}' />
+            </label>
+          </div>
+        </details>
       </form>
+      {props.done ? <BulkDone done={props.done.done} counts={props.done.counts} /> : null}
       {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      {ctx.canWrite && !props.error ? <BulkBar base={ctx.base} filters={filters} /> : null}
       <div data-live>
         <div class="panel">
           <JobsTable base={ctx.base} jobs={props.jobs} now={props.now} />

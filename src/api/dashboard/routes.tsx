@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
-// The dashboard's routes: login with a token kept in a cookie, pages, and the
-// retry / cancel forms. Server-rendered; escaping is JSX's; a CSP with a
+// The dashboard's routes: login with a token kept in a cookie, pages, the
+// retry / cancel forms, and bulk actions on a filtered job list. Server-rendered; escaping is JSX's; a CSP with a
 // per-response nonce allows only the one inline script.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -12,12 +12,15 @@ import { type Authenticator, bearerToken, isWrite, type Role } from "../auth.ts"
 import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { transition } from "../jobs.ts";
-import { jobIdSchema, listJobsQuerySchema, validate } from "../schemas.ts";
+import { jobIdSchema, parseJobListQuery, validate } from "../schemas.ts";
+import type { BulkAction } from "../../producer/bulk.ts";
+import { BULK_ACTIONS, BulkConfirmPage, doneQuery, type JobFilters, filtersFrom } from "./bulk.tsx";
+import { query } from "./components.tsx";
 import { adminRoutes } from "./admin-routes.tsx";
 import { loadJobExtras } from "./job-data.ts";
 import { JobPage } from "./job-page.tsx";
 import type { PageContext } from "./layout.tsx";
-import { ErrorPage, type JobFilters, JobListPage, LoginPage, OverviewPage, WorkersPage } from "./pages.tsx";
+import { ErrorPage, JobListPage, LoginPage, OverviewPage, WorkersPage } from "./pages.tsx";
 
 const SESSION_COOKIE = "pgpulse_token";
 const SESSION_SECONDS = 12 * 3600;
@@ -100,19 +103,57 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
   });
 
   app.get("/jobs", async (c) => {
-    const filters: JobFilters = {};
-    for (const key of ["status", "queue", "task", "cursor"] as const) {
-      const value = c.req.query(key)?.trim();
-      if (value) filters[key] = value;
-    }
+    const filters = filtersFrom((k) => c.req.query(k), true);
+    const done = { done: c.req.query("done"), counts: c.req.query("counts") };
     try {
-      const parsed = validate(listJobsQuerySchema, { ...filters, limit: PAGE_SIZE }, "filter");
-      const result = await queue.listJobs(parsed);
-      return page(c, <JobListPage ctx={ctxOf(c)} filters={filters} jobs={result.jobs} nextCursor={result.nextCursor} now={Date.now()} />);
+      const result = await queue.listJobs(parseJobListQuery({ ...filters, limit: PAGE_SIZE }, "filter"));
+      return page(c, <JobListPage ctx={ctxOf(c)} filters={filters} jobs={result.jobs} nextCursor={result.nextCursor} done={done} now={Date.now()} />);
     } catch (error) {
-      if (!(error instanceof ApiError) || error.status !== 400) throw error;
-      return page(c, <JobListPage ctx={ctxOf(c)} filters={filters} jobs={[]} nextCursor={null} error={error.message} now={Date.now()} />, 400);
+      const e = toApiError(error);
+      if (e.status !== 400) throw error;
+      return page(c, <JobListPage ctx={ctxOf(c)} filters={filters} jobs={[]} nextCursor={null} error={e.message} now={Date.now()} />, 400);
     }
+  });
+
+  // Bulk actions: GET shows what one would do (a dry run) and a form to confirm; POST does it.
+  // Bulk actions: GET shows what one would do (a dry run) and a form to confirm; POST does it.
+  async function confirmPage(c: Context<DashEnv>, action: BulkAction, filters: JobFilters, refused?: string) {
+    try {
+      const filter = parseJobListQuery(filters, "filter");
+      const preview = action === "delete" ? await queue.deleteJobs(filter, { dryRun: true, all: true })
+        : action === "retry" ? await queue.retryJobs(filter, { dryRun: true })
+        : await queue.cancelJobs(filter, { dryRun: true });
+      return page(c, <BulkConfirmPage ctx={ctxOf(c)} action={action} filters={filters} preview={preview} error={refused} />, refused ? 400 : 200);
+    } catch (error) {
+      const e = toApiError(error);
+      if (e.status !== 400) throw error;
+      return page(c, <BulkConfirmPage ctx={ctxOf(c)} action={action} filters={filters} preview={null} error={e.message} />, 400);
+    }
+  }
+
+  app.get("/bulk/:action", async (c) => {
+    const action = bulkAction(c.req.param("action"));
+    if (c.get("role") !== "write") throw new ApiError(403, "FORBIDDEN", "this token is read-only: it cannot change anything");
+    return confirmPage(c, action, filtersFrom((k) => c.req.query(k)));
+  });
+
+  app.post("/bulk/:action", async (c) => {
+    const action = bulkAction(c.req.param("action"));
+    const form = await readForm(c, 256 * 1024);
+    const filters = filtersFrom((k) => form.get(k) ?? undefined);
+    let result;
+    try {
+      const filter = parseJobListQuery(filters, "filter");
+      result = action === "delete" ? await queue.deleteJobs(filter, { all: form.get("all") === "1" })
+        : action === "retry" ? await queue.retryJobs(filter)
+        : await queue.cancelJobs(filter);
+    } catch (error) {
+      const e = toApiError(error);
+      if (e.status !== 400) throw error;
+      const message = e.code === "EMPTY_FILTER" ? "Nothing was deleted: with no filter, tick the box to delete every finished job." : e.message;
+      return confirmPage(c, action, filters, message);
+    }
+    return c.redirect(`${c.get("base")}/jobs${query({ ...filters, ...doneQuery(action, result) })}`, 303);
   });
 
   app.get("/jobs/:id", async (c) => {
@@ -147,6 +188,12 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashEnv> {
   });
 
   return app;
+}
+
+function bulkAction(name: string): BulkAction {
+  const action = BULK_ACTIONS.find((a) => a === name);
+  if (!action) throw new ApiError(404, "NOT_FOUND", `There is no bulk action ${name}: retry, cancel or delete.`);
+  return action;
 }
 
 /** Sends a rendered page as a standards-mode HTML document. */

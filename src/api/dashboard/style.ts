@@ -69,7 +69,24 @@ pre { margin: 0; padding: 14px 16px; background: #0f172a; color: #e2e8f0; border
 button, .button { font: inherit; font-size: 13px; font-weight: 600; border-radius: 7px; padding: 7px 14px; border: 1px solid var(--line); background: #fff; color: var(--ink); cursor: pointer; }
 button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 button.danger { background: #fff; border-color: #f5c2c2; color: var(--failed); }
-button:hover { filter: brightness(.96); }
+button:hover, .button:hover { filter: brightness(.96); }
+.button { display: inline-flex; align-items: center; }
+a.button:hover { text-decoration: none; }
+.button.danger { border-color: #f5c2c2; color: var(--failed); }
+details.more-filters { width: 100%; }
+details.more-filters summary { cursor: pointer; color: var(--muted); font-size: 13px; }
+details.more-filters .row { display: flex; gap: 10px; flex-wrap: wrap; margin-top: 10px; }
+details.more-filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 4px; }
+details.more-filters input.payload { min-width: 280px; font-family: var(--mono); font-size: 13px; }
+.bulk-bar { display: flex; align-items: center; gap: 8px; margin: -4px 0 14px; font-size: 13px; }
+.bulk-bar .button { padding: 4px 12px; }
+.bulk-confirm p { margin: 0 0 12px; }
+.bulk-confirm dl.facts { margin-bottom: 16px; }
+.bulk-count { font-size: 16px; }
+.bulk-count strong { font-size: 22px; }
+.bulk-form { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
+label.check { display: flex; align-items: center; gap: 6px; width: 100%; }
+label.check input { min-width: 0; height: auto; }
 .notice { padding: 10px 14px; border-radius: 8px; margin-bottom: 16px; border: 1px solid; }
 .notice.ok { background: #ecfdf3; border-color: #abefc6; color: #05603a; }
 .notice.error { background: #fef3f2; border-color: #fecdca; color: #b42318; }

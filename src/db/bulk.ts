@@ -1,0 +1,303 @@
+import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
+import { type DbContext, inTx, run } from "./context.ts";
+import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
+
+/**
+ * Bulk operations: retry, cancel or delete the jobs a filter matches, one
+ * batch of rows at a time, in id order:
+ *
+ * 1. scan: the next `limit` matching ids after the last batch's, within a
+ *    span of ids, read without locking anything. The span bounds what one
+ *    scan reads whatever plan Postgres picks (a filter that matches few rows
+ *    of a large table would otherwise have it read the table for each batch):
+ *    the whole run reads the table's ids once.
+ * 2. batch, one short transaction: of those ids, the rows that still match
+ *    and that no other transaction holds are locked by primary key (FOR
+ *    UPDATE SKIP LOCKED, which also re-checks a row another transaction
+ *    changed meanwhile); then a statement of its own changes them, so that
+ *    what it reads of their parents, children and edges is what was committed
+ *    by whoever held them before (as jobs.ts's retry does for one job). Ids
+ *    that still match but were held come back as "busy", for the caller to
+ *    come back to. The row locks last as long as this transaction.
+ *
+ * Each follows its single-job operation:
+ * - retry (jobs.ts): failed or cancelled jobs go back to queued (pending while
+ *   a parent is left), with their errors kept; edges from parents that run
+ *   again wait again. A job whose parent stands failed or cancelled with an
+ *   edge that fails or cancels it is skipped (retry that parent), as is one
+ *   whose key a live job holds (or an earlier job of the same batch took).
+ *   One job_enqueued notification per batch names the queues that got
+ *   runnable jobs.
+ * - cancel (jobs.ts): pending and queued jobs are cancelled at once; running
+ *   ones are asked to stop through pgpulse_control, one message per job.
+ * - delete (prune.ts): finished jobs (completed, failed, cancelled) go with
+ *   their log lines and their edges both ways, and a batch with them once its
+ *   last job is gone; a job with a child that has not completed is skipped
+ *   (the child reads its result when it runs, and may be retried).
+ */
+export type BulkAction = "retry" | "cancel" | "delete";
+
+/** The statuses each action applies to. */
+export const BULK_STATUSES = {
+  retry: ["failed", "cancelled"],
+  cancel: ["pending", "queued", "running"],
+  delete: ["completed", "failed", "cancelled"],
+} as const satisfies Record<BulkAction, readonly string[]>;
+
+// Parameters: $1..$10 the filter (job-filter.ts), then for a scan the id to
+// start after ($11), the last id of its span ($12) and the batch size ($13);
+// for a lock the batch's ids, comma-separated ($11).
+const AFTER = `$${FILTER_PARAM_COUNT + 1}`;
+const UPTO = `$${FILTER_PARAM_COUNT + 2}`;
+const LIMIT = `$${FILTER_PARAM_COUNT + 3}`;
+const IDS = `$${FILTER_PARAM_COUNT + 1}`;
+/** The ids a change statement takes ($1, comma-separated), as a bigint[]. */
+const LOCKED = `string_to_array($1::text, ',')::bigint[]`;
+
+const eligible = (q: string, action: BulkAction, j: string) =>
+  `${j}.status in (${BULK_STATUSES[action].map((s) => `'${s}'`).join(", ")}) and ${filterSql(q, j, 1)}`;
+
+// set_config() makes the scan a statement Postgres never plans in parallel:
+// starting a parallel worker costs more (30 ms and up on a busy machine) than
+// reading a span of ids in index order, and a plan unsure how many rows the
+// filter keeps would start one for every batch.
+function scanSql(q: string, action: BulkAction): string {
+  return `
+      select coalesce(string_agg(c.id::text, ',' order by c.id), '') as ids,
+        set_config('max_parallel_workers_per_gather', '0', true) as serial
+      from (
+        select j.id from ${q}.jobs j
+        where j.id > ${AFTER}::text::bigint and j.id <= ${UPTO}::text::bigint and ${eligible(q, action, "j")}
+        order by j.id
+        limit ${LIMIT}::int
+      ) c`;
+}
+
+function lockSql(q: string, action: BulkAction): string {
+  return `
+      with cand as (
+        select j.id from ${q}.jobs j
+        where j.id = any(string_to_array(${IDS}::text, ',')::bigint[]) and ${eligible(q, action, "j")}
+      ),
+      locked as (
+        select j.id from ${q}.jobs j
+        where j.id = any(array(select cand.id from cand)) and ${eligible(q, action, "j")}
+        order by j.id
+        for update of j skip locked
+      )
+      select (select coalesce(string_agg(c.id::text, ','), '') from cand c) as matching,
+        (select coalesce(string_agg(l.id::text, ','), '') from locked l) as locked`;
+}
+
+// Per-row checks, as lateral subqueries that stop at their first row: each an
+// index probe (jobs_key_idx, job_deps_child_idx, job_deps' primary key), never
+// a scan, and their own first condition skips most rows (no key, no parents,
+// no children) before any probe.
+/** A live job holds the key of row l. */
+const held = (q: string) => `left join lateral (
+          select true as held from ${q}.jobs o
+           where l.key is not null and o.key = l.key and o.status in ('queued', 'running') limit 1) h on true`;
+/**
+ * A parent keeps row l from being retried (as jobs.ts's blockerOf): its failure
+ * ended l (edge 'b'), or it stands failed or cancelled with an edge that fails or cancels l.
+ */
+const blocked = (q: string) => `left join lateral (
+          select true as blocked from ${q}.job_deps e join ${q}.jobs p on p.id = e.parent_id
+           where l.parents_left is not null and e.child_id = l.id
+             and (e.state = 'b' or (e.state = 'w' and e.mode in ('fail', 'cancel') and p.status in ('failed', 'cancelled')))
+           limit 1) b on true`;
+/** A child of row l has not completed (as prune.ts keeps a parent). */
+const waiting = (q: string) => `left join lateral (
+          select true as waiting from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
+           where l.has_children and d.parent_id = l.id and c.status <> 'completed' limit 1) w on true`;
+
+/** The statement that changes a batch's locked rows ($1), and its counts. $2: the schema's name, for notifications. */
+function changeSql(q: string, action: BulkAction): string {
+  switch (action) {
+    case "retry":
+      return `
+      with l as (select j.id, j.key, j.parents_left from ${q}.jobs j where j.id = any(${LOCKED})),
+      judged as (
+        select l.id, l.parents_left, case
+          when b.blocked then 'parent'
+          when l.key is not null and (h.held or row_number() over (partition by l.key order by l.id) > 1) then 'key'
+          end as skip
+        from l
+        ${blocked(q)}
+        ${held(q)}
+      ),
+      -- as jobs.ts's retry: edges from parents that no longer stand ended wait again
+      -- (found through job_deps_child_idx, for the jobs of a flow only)
+      rewait as (
+        update ${q}.job_deps e set state = 'w'
+          from ${q}.jobs p
+         where e.child_id = any(array(select k.id from judged k where k.skip is null and k.parents_left is not null))
+           and e.state = 'd' and p.id = e.parent_id and p.status not in ('completed', 'failed', 'cancelled')
+        returning e.child_id
+      ),
+      rewaited as (select r.child_id as id, count(*)::int as n from rewait r group by r.child_id),
+      upd as (
+        update ${q}.jobs j set
+          parents_left = j.parents_left + coalesce(r.n, 0),
+          status = case when coalesce(j.parents_left, 0) + coalesce(r.n, 0) > 0 then 'pending'::${q}.job_status
+                        else 'queued'::${q}.job_status end,
+          run_at = now(), worker_id = null, started_at = null,
+          finished_at = null, cancel_requested_at = null, progress = 0,
+          max_attempts = greatest(j.max_attempts, j.attempts + 1)
+        from judged k left join rewaited r on r.id = k.id
+        where j.id = k.id and k.skip is null
+        returning j.id, j.queue, j.status
+      ),
+      note as (
+        select ${notifyEnqueued("$2::text", "array_agg(distinct upd.queue)", "count(*)")}
+        from upd where upd.status = 'queued' having count(*) > 0
+      )
+      select (select count(*) from upd)::int as changed,
+        (select count(*) from judged where skip = 'key')::int as key,
+        (select count(*) from judged where skip = 'parent')::int as parent,
+        0 as children, 0 as stopping, '' as batches,
+        (select count(*) from note)::int as notified`;
+    case "cancel":
+      return `
+      with upd as (
+        -- as jobs.ts's cancel: a running job is asked to stop, and ends as cancelled when its handler does
+        update ${q}.jobs j set
+          status = case when j.status <> 'running' then 'cancelled'::${q}.job_status else j.status end,
+          finished_at = case when j.status <> 'running' then now() else j.finished_at end,
+          cancel_requested_at = coalesce(j.cancel_requested_at, now())
+        where j.id = any(${LOCKED})
+        returning j.id, j.status, j.worker_id
+      ),
+      note as (
+        select pg_notify('${CONTROL_CHANNEL}', json_build_object(
+          'schema', $2::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
+        from upd where upd.status = 'running'
+      )
+      select (select count(*) from upd)::int as changed, 0 as key, 0 as parent, 0 as children,
+        (select count(*) from upd where upd.status = 'running')::int as stopping, '' as batches,
+        (select count(*) from note)::int as notified`;
+    case "delete":
+      return `
+      with l as (select j.id, j.has_children from ${q}.jobs j where j.id = any(${LOCKED})),
+      judged as (
+        select l.id, case when w.waiting then 'children' end as skip
+        from l
+        ${waiting(q)}
+      ),
+      gone as (delete from ${q}.jobs j using judged k where j.id = k.id and k.skip is null returning j.id, j.batch_id),
+      logs as (delete from ${q}.job_logs g using gone where g.job_id = gone.id),
+      -- (by the arrays: two index scans, job_deps_child_idx and its primary key, whatever the plan's estimates)
+      edges as (
+        delete from ${q}.job_deps d
+         where d.child_id = any(array(select gone.id from gone)) or d.parent_id = any(array(select gone.id from gone))
+      )
+      select (select count(*) from gone)::int as changed, 0 as key, 0 as parent,
+        (select count(*) from judged where skip = 'children')::int as children, 0 as stopping,
+        (select coalesce(string_agg(distinct gone.batch_id::text, ','), '') from gone) as batches, 0 as notified`;
+  }
+}
+
+/** A dry run: the jobs an action would find, and those it would skip and why. Locks nothing. */
+function countSql(q: string, action: BulkAction): string {
+  const [reasons, joins] = {
+    retry: [
+      `count(*) filter (where b.blocked)::int as parent,
+        -- of the jobs with a key: those whose key a live job holds, and all but one per key of the rest
+        (count(l.key) - count(distinct l.key) filter (where h.held is null))::int as key,
+        0 as children, 0 as stopping`,
+      `${blocked(q)}
+        ${held(q)}`,
+    ],
+    cancel: [`0 as parent, 0 as key, 0 as children, count(*) filter (where l.status = 'running')::int as stopping`, ""],
+    delete: [`0 as parent, 0 as key, count(*) filter (where w.waiting)::int as children, 0 as stopping`, waiting(q)],
+  }[action];
+  return `
+      select count(*)::int as matched, ${reasons}
+      from ${q}.jobs l
+        ${joins}
+      where ${eligible(q, action, "l")}`;
+}
+
+export function bulkSql(q: string) {
+  const actions = ["retry", "cancel", "delete"] as const;
+  const by = <T>(f: (a: BulkAction) => T) => Object.fromEntries(actions.map((a) => [a, f(a)])) as Record<BulkAction, T>;
+  return {
+    lastId: `select max(id)::text as id from ${q}.jobs`,
+    scan: by((a) => scanSql(q, a)),
+    lock: by((a) => lockSql(q, a)),
+    change: by((a) => changeSql(q, a)),
+    count: by((a) => countSql(q, a)),
+    // Batches whose last job a delete took go with it (prune.ts does the same).
+    batches: `
+      delete from ${q}.batches b
+       where b.id = any(string_to_array($1::text, ',')::bigint[]) and not exists (select 1 from ${q}.jobs j where j.batch_id = b.id)`,
+  };
+}
+
+/** One batch's outcome. */
+export interface BulkBatch {
+  /** The batch's ids that still matched. */
+  seen: number;
+  /** Ids that still matched but another transaction held. */
+  busy: string[];
+  changed: number;
+  /** Skipped: retry, a live job holds the key; parent, a parent keeps the job from a retry; children, a child has not completed. */
+  key: number;
+  parent: number;
+  children: number;
+  /** cancel: running jobs asked to stop (counted in changed). */
+  stopping: number;
+}
+
+/** A dry run's counts. */
+export interface BulkCount {
+  matched: number;
+  key: number;
+  parent: number;
+  children: number;
+  stopping: number;
+}
+
+const split = (text: unknown) => (text ? (text as string).split(",") : []);
+
+export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
+  return {
+    /** The largest job id there is (null without jobs): where a bulk run stops. */
+    async jobLastId(): Promise<string | null> {
+      const [row] = await run(c, t.lastId);
+      return (row?.id as string | null) ?? null;
+    },
+    /** The first `limit` ids after `after` and up to `upTo` (in id order) that an action would take; locks nothing. */
+    async jobBulkScan(action: BulkAction, filter: JobFilterParams, after: string, upTo: string, limit: number): Promise<string[]> {
+      const [row] = await run(c, t.scan[action], [...filterValues(filter), after, upTo, limit]);
+      return split(row!.ids);
+    },
+    /**
+     * Runs an action on those of `ids` that still match the filter and that no other
+     * transaction holds, in one transaction: lock, then change. Throws 23505 when a
+     * retry meets a key taken meanwhile (the transaction rolls back).
+     */
+    jobBulkBatch(action: BulkAction, filter: JobFilterParams, ids: string[]): Promise<BulkBatch> {
+      return inTx(c, async (tx) => {
+        const [lock] = await run(tx, t.lock[action], [...filterValues(filter), ids.join(",")]);
+        const matching = split(lock!.matching);
+        const locked = split(lock!.locked);
+        // (the difference is taken here: a plan for it in SQL, unsure of the sizes, could compare every pair)
+        const mine = new Set(locked);
+        const busy = matching.filter((id) => !mine.has(id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+        const out: BulkBatch = { seen: matching.length, busy, changed: 0, key: 0, parent: 0, children: 0, stopping: 0 };
+        if (locked.length === 0) return out;
+        const [row] = await run(tx, t.change[action], action === "delete" ? [locked.join(",")] : [locked.join(","), c.schema]);
+        const r = row!;
+        if (r.batches) await run(tx, t.batches, [r.batches as string]);
+        return { ...out, changed: r.changed as number, key: r.key as number, parent: r.parent as number, children: r.children as number, stopping: r.stopping as number };
+      });
+    },
+    /** Counts what an action would do, changing and locking nothing. */
+    async jobBulkCount(action: BulkAction, filter: JobFilterParams): Promise<BulkCount> {
+      const [row] = await run(c, t.count[action], filterValues(filter));
+      const r = row!;
+      return { matched: r.matched as number, key: r.key as number, parent: r.parent as number, children: r.children as number, stopping: r.stopping as number };
+    },
+  };
+}

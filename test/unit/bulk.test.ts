@@ -1,0 +1,154 @@
+import { describe, expect, it } from "vitest";
+import type { BulkAction, BulkBatch } from "../../src/db/bulk.ts";
+import type { JobFilterParams } from "../../src/db/job-filter.ts";
+import { checkBulk, runBulk } from "../../src/producer/bulk.ts";
+import { filterParams, isEmptyFilter, parseTime } from "../../src/producer/job-filter.ts";
+import { PgPulseError } from "../../src/shared/errors.ts";
+
+// The bulk loop (src/producer/bulk.ts) on a fake database: jobs 1..n, all matching.
+
+interface FakeOptions {
+  /** Ids held by another transaction for this many batch statements that name them. */
+  held?: Map<string, number>;
+  /** Errors thrown by the next batch statements, in order. */
+  failures?: unknown[];
+}
+
+function fakeDb(n: number, o: FakeOptions = {}) {
+  const done = new Set<string>();
+  const calls = { scans: [] as [string, string, number][], batches: [] as string[][] };
+  const db = {
+    async jobLastId() {
+      return n === 0 ? null : String(n);
+    },
+    async jobBulkScan(_a: BulkAction, _f: JobFilterParams, after: string, upTo: string, limit: number) {
+      calls.scans.push([after, upTo, limit]);
+      const ids: string[] = [];
+      for (let id = Number(after) + 1; id <= Number(upTo) && ids.length < limit; id++) if (!done.has(String(id))) ids.push(String(id));
+      return ids;
+    },
+    async jobBulkBatch(_a: BulkAction, _f: JobFilterParams, ids: string[]): Promise<BulkBatch> {
+      calls.batches.push(ids);
+      const failure = o.failures?.shift();
+      if (failure) throw failure;
+      const busy = ids.filter((id) => {
+        const left = o.held?.get(id) ?? 0;
+        if (left > 0) o.held!.set(id, left - 1);
+        return left > 0;
+      });
+      const changed = ids.filter((id) => !busy.includes(id));
+      for (const id of changed) done.add(id);
+      return { seen: ids.length, busy, changed: changed.length, key: 0, parent: 0, children: 0, stopping: 0 };
+    },
+    async jobBulkCount() {
+      return { matched: n, key: 2, parent: 1, children: 0, stopping: 0 };
+    },
+  };
+  return { db, calls, done };
+}
+
+const parsed = (options = {}) => checkBulk("retry", {}, options);
+
+describe("runBulk", () => {
+  it("scans spans of 100,000 ids up to the last id there was, and runs a batch per scan that found any", async () => {
+    const { db, calls } = fakeDb(2500);
+    const seen: number[] = [];
+    const r = await runBulk(db, "retry", parsed({ batchSize: 10, onProgress: (p: { changed: number }) => seen.push(p.changed) }));
+    expect(r).toMatchObject({ matched: 2500, changed: 2500, skipped: 0, batches: 250 });
+    expect(calls.scans[0]).toEqual(["0", "2500", 10]);
+    expect(calls.scans[1]).toEqual(["10", "2500", 10]);
+    expect(calls.scans.at(-1)).toEqual(["2490", "2500", 10]);
+    expect(seen.at(-1)).toBe(2500);
+    expect(seen).toHaveLength(250);
+  });
+
+  it("crosses gaps in the ids a span at a time, and stops at once on an empty table", async () => {
+    const { db, calls, done } = fakeDb(250_000);
+    for (let id = 1; id <= 249_990; id++) done.add(String(id)); // only the last ten still match
+    const r = await runBulk(db, "retry", parsed({ batchSize: 10 }));
+    expect(r).toMatchObject({ matched: 10, changed: 10, batches: 1 });
+    expect(calls.scans.map(([after, upTo]) => `${after}-${upTo}`)).toEqual(["0-100000", "100000-200000", "200000-250000"]);
+    const empty = fakeDb(0);
+    expect(await runBulk(empty.db, "retry", parsed())).toMatchObject({ matched: 0, batches: 0 });
+    expect(empty.calls.scans).toEqual([]);
+  });
+
+  it("comes back to held rows after the run; rows held through three returns are counted busy", async () => {
+    const held = new Map([["3", 1], ["7", 10]]);
+    const { db, calls } = fakeDb(20, { held });
+    const started = Date.now();
+    const r = await runBulk(db, "retry", parsed({ batchSize: 5 }));
+    expect(r).toMatchObject({ matched: 20, changed: 19, skipped: 1, reasons: { busy: 1 }, batches: 4 + 3 });
+    expect(calls.batches.slice(4)).toEqual([["3", "7"], ["7"], ["7"]]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(550); // waited 100 then 500 ms before the last two returns
+  });
+
+  it("reruns a batch after a unique violation, a deadlock or a serialization failure, at most three times", async () => {
+    const codes = ["23505", "40P01", "40001"].map((code) => Object.assign(new Error(code), { code }));
+    const ok = fakeDb(3, { failures: [...codes] });
+    expect(await runBulk(ok.db, "retry", parsed())).toMatchObject({ changed: 3, batches: 1 });
+    expect(ok.calls.batches).toHaveLength(4);
+    const again = fakeDb(3, { failures: [...codes, codes[0]] });
+    await expect(runBulk(again.db, "retry", parsed())).rejects.toMatchObject({ code: "23505" });
+    const other = fakeDb(3, { failures: [Object.assign(new Error("boom"), { code: "XX000" })] });
+    await expect(runBulk(other.db, "retry", parsed())).rejects.toThrow("boom");
+    expect(other.calls.batches).toHaveLength(1);
+  });
+
+  it("a dry run counts, and says what it would change", async () => {
+    const { db, calls } = fakeDb(10);
+    expect(await runBulk(db, "retry", parsed({ dryRun: true }))).toEqual({
+      matched: 10, changed: 7, skipped: 3, reasons: { key: 2, parent: 1, children: 0, busy: 0 }, stopping: 0, batches: 0, dryRun: true,
+    });
+    expect(calls.scans).toEqual([]);
+  });
+});
+
+describe("the filter", () => {
+  it("reads times as UTC unless they say otherwise", () => {
+    expect(parseTime("2026-11-29").toISOString()).toBe("2026-11-29T00:00:00.000Z");
+    expect(parseTime("2026-11-29 10:00").toISOString()).toBe("2026-11-29T10:00:00.000Z");
+    expect(parseTime("2026-11-29T10:00:30.25+02:00").toISOString()).toBe("2026-11-29T08:00:30.250Z");
+    expect(parseTime("2026-11-29T10:00:30-0130").toISOString()).toBe("2026-11-29T11:30:30.000Z");
+    expect(parseTime("2026-11-29T10:00Z").toISOString()).toBe("2026-11-29T10:00:00.000Z");
+    expect(parseTime("2026-11-29T10:00+05").toISOString()).toBe("2026-11-29T05:00:00.000Z");
+  });
+
+  it("is empty with no field, or only a payload every payload contains", () => {
+    const parse = (f: object) => checkBulk("retry", f, {}).filter;
+    expect(isEmptyFilter(parse({}))).toBe(true);
+    expect(isEmptyFilter(parse({ payload: {} }))).toBe(true);
+    expect(isEmptyFilter(parse({ payload: [] }))).toBe(true);
+    expect(isEmptyFilter(parse({ payload: { a: 1 } }))).toBe(false);
+    expect(isEmptyFilter(parse({ payload: null }))).toBe(false);
+    expect(isEmptyFilter(parse({ status: "failed" }))).toBe(false);
+  });
+
+  it("gives the database ISO times and JSON text", () => {
+    const { filter } = checkBulk("delete", { finishedTo: new Date("2026-01-02T03:04:05Z"), createdFrom: "2026-01-01", payload: { a: [1] } }, {});
+    expect(filterParams(filter)).toEqual({
+      status: null, queue: null, task: null, group: null, key: null,
+      createdFrom: "2026-01-01T00:00:00.000Z", createdTo: null, finishedFrom: null, finishedTo: "2026-01-02T03:04:05.000Z", payload: '{"a":[1]}',
+    });
+  });
+
+  it("refuses a delete of everything without all: true, and bad input, before anything is read", () => {
+    expect(() => checkBulk("delete", {}, {})).toThrow(PgPulseError);
+    expect(() => checkBulk("delete", {}, { all: true })).not.toThrow();
+    const codes = [
+      () => checkBulk("delete", { payload: {} }, {}),
+      () => checkBulk("retry", { createdFrom: "2026-13-01" }, {}),
+      () => checkBulk("cancel", { status: "completed" }, {}),
+      () => checkBulk("retry", {}, { batchSize: 1.5 }),
+      () => checkBulk("retry", null, {}),
+    ].map((f) => {
+      try {
+        f();
+        return "none";
+      } catch (e) {
+        return (e as PgPulseError).code;
+      }
+    });
+    expect(codes).toEqual(["EMPTY_FILTER", "INVALID_INPUT", "INVALID_INPUT", "INVALID_INPUT", "INVALID_INPUT"]);
+  });
+});
