@@ -10,7 +10,7 @@ export function flowsSql(q: string) {
         from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
     // A child's parents, in the order they were given (ids grow in input order).
     parents: `
-      select p.id, p.task, p.status, p.result, d.mode
+      select p.id::text as id, p.task, p.status, p.result
         from ${q}.job_deps d join ${q}.jobs p on p.id = d.parent_id
        where d.child_id = $1::bigint
        order by p.id
@@ -66,7 +66,6 @@ export interface ParentRow {
   task: string;
   status: JobRow["status"];
   result: unknown;
-  mode: string;
 }
 
 export interface GraphRow {
@@ -98,6 +97,7 @@ export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
       const [row] = await run(c, t.enqueue, [specs, batch]);
       return { ids: (row!.ids as string).split(","), now: row!.now as Date, batchId: row!.batch_id === null ? null : String(row!.batch_id) };
     },
+    /** A child's parents (id, task, status, result), in the order they were enqueued: what ctx.parents() gives. */
     async flowParents(childId: string, limit: number): Promise<ParentRow[]> {
       return (await run(c, t.parents, [childId, limit])) as unknown as ParentRow[];
     },

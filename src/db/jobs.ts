@@ -90,12 +90,6 @@ export function jobsSql(q: string) {
       )
       select upd.*, (select count(*) from note) as notified from upd`,
     blockedBy: `${blockerOf(q, "$1::bigint")}`,
-    // Jobs matching a task, a queue, a status and a JSON containment of the payload, oldest first.
-    find: `
-      select * from ${q}.jobs
-      where ($1::text is null or task = $1) and ($2::text is null or queue = $2)
-        and ($3::text is null or status = $3::${q}.job_status) and ($4::text is null or payload @> $4::text::jsonb)
-      order by id limit $5`,
     // Queues that have jobs runnable now.
     runnableQueues: `select distinct queue from ${q}.jobs where status = 'queued' and run_at <= coalesce($1::timestamptz, now())`,
     list: `
@@ -110,15 +104,6 @@ export interface ListJobsParams {
   filter: JobFilterParams;
   /** Only ids below this one (the cursor). */
   before: string | null;
-  limit: number;
-}
-
-export interface FindJobsParams {
-  task: string | null;
-  queue: string | null;
-  status: JobStatus | null;
-  /** Matches jobs whose payload contains this JSON (Postgres's @>). */
-  payload: unknown;
   limit: number;
 }
 
@@ -158,11 +143,6 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     async jobBlockedBy(id: string): Promise<string | null> {
       const [row] = await run(c, t.blockedBy, [id]);
       return (row?.parent_id as string | undefined) ?? null;
-    },
-    /** Jobs matching every field given (payload: a JSON containment), oldest first. */
-    async jobFind(p: FindJobsParams): Promise<JobRow[]> {
-      const rows = await run(c, t.find, [p.task, p.queue, p.status, p.payload === null ? null : JSON.stringify(p.payload), p.limit]);
-      return rows as unknown as JobRow[];
     },
     /** The queues with jobs runnable at `now` (the database's clock when null). */
     async jobRunnableQueues(now: Date | null): Promise<string[]> {

@@ -25,7 +25,7 @@ import { Emitter } from "../shared/events.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { silentLogger } from "../shared/logger.ts";
 import { resolveTasks, type TaskMap } from "../shared/task.ts";
-import { type Job, jobFromRow, type JobStatus } from "../shared/types.ts";
+import type { Job, JobStatus } from "../shared/types.ts";
 import type { BackoffOptions } from "../worker/backoff.ts";
 import type { WorkerMiddleware } from "../worker/context.ts";
 import { FinishBatcher } from "../worker/finisher.ts";
@@ -98,7 +98,7 @@ export async function runJobs(queue: Queue, options: RunJobsOptions): Promise<Ru
     finisher,
     progress,
     logs,
-    parents: async (jobId) => (await db.flowParents(jobId, 100_000)).map(({ id, task, status, result }) => ({ id: String(id), task, status, result })),
+    parents: (jobId) => db.flowParents(jobId, 100_000),
     middleware: options.middleware ?? [],
     backoff: options.backoff ?? { baseMs: 0, maxMs: 0 },
     onSlotFree: () => void finisher.flush(),
@@ -145,23 +145,19 @@ export interface JobMatch {
   payload?: unknown;
 }
 
-/** Jobs matching every field given, oldest first (at most `limit`, default 100). */
+/** Jobs matching every field given, newest first (at most `limit`, default 100, at most 500): `queue.listJobs`'s filter. */
 export async function findJobs(queue: Queue, match: JobMatch, options: { tx?: SqlHandle; limit?: number } = {}): Promise<Job[]> {
-  const db: DbOps = options.tx ? queue.db.withTx(options.tx) : queue.db;
-  const rows = await db.jobFind({
-    task: match.task ?? null, queue: match.queue ?? null, status: match.status ?? null,
-    payload: match.payload === undefined ? null : match.payload, limit: options.limit ?? 100,
-  });
-  return rows.map((r) => jobFromRow(r));
+  const { jobs } = await queue.listJobs({ ...match, limit: options.limit ?? 100 }, options.tx ? { tx: options.tx } : undefined);
+  return jobs;
 }
 
 /**
- * Resolves with the jobs matching `match` (oldest first); throws an Error that
+ * Resolves with the jobs matching `match` (newest first, at most 500); throws an Error that
  * says what was there instead when none does, or when `count` is given and
  * that many do not.
  */
 export async function expectEnqueued(queue: Queue, match: JobMatch, options: { tx?: SqlHandle; count?: number } = {}): Promise<Job[]> {
-  const found = await findJobs(queue, match, { ...(options.tx ? { tx: options.tx } : {}), limit: 1000 });
+  const found = await findJobs(queue, match, { ...(options.tx ? { tx: options.tx } : {}), limit: 500 });
   const ok = options.count === undefined ? found.length > 0 : found.length === options.count;
   if (ok) return found;
   const sameTask = match.task ? await findJobs(queue, { task: match.task }, { ...(options.tx ? { tx: options.tx } : {}), limit: 5 }) : [];

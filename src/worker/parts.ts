@@ -94,7 +94,7 @@ export function buildParts(w: PartsContext): Parts {
   const queueStats = opts.stats === false ? undefined : new QueueStatsRecorder();
   const runner: JobRunner = new JobRunner({
     workerId: id, concurrency, tasks, logger, events, stats, queueStats, finisher, progress, logs, clock,
-    parents: async (jobId) => (await db.flowParents(jobId, 100_000)).map(({ id, task, status, result }) => ({ id: String(id), task, status, result })),
+    parents: (jobId) => db.flowParents(jobId, 100_000),
     middleware: w.middleware,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
