@@ -8,7 +8,10 @@ export const MAX_FLOW_JOBS = 20_000;
 /** Most edges one call takes. */
 export const MAX_FLOW_EDGES = 100_000;
 
-const MODES: readonly ParentFailureMode[] = ["fail", "cancel", "run"];
+const MODES: readonly EdgeMode[] = ["fail", "cancel", "run"];
+/** The edge modes enqueue_flow knows: the public ones, and a batch's failure callback's (runs at the first failure). */
+type EdgeMode = ParentFailureMode | "failure";
+const BATCH_MODES: readonly EdgeMode[] = [...MODES, "failure"];
 
 type ToSpec = (spec: FlowJobSpec, path: string) => PreparedSpec | Promise<PreparedSpec>;
 
@@ -26,7 +29,10 @@ interface Node {
  * positions with their modes. Throws INVALID_GRAPH or GRAPH_TOO_LARGE and
  * writes nothing.
  */
-export function orderGraph(specs: readonly FlowJobSpec[]): { order: number[]; parents: [number, ParentFailureMode][][] } {
+export function orderGraph(
+  specs: readonly FlowJobSpec[],
+  modes: readonly EdgeMode[] = MODES,
+): { order: number[]; parents: [number, EdgeMode][][] } {
   if (!Array.isArray(specs)) {
     throw new PgPulseError("INVALID_INPUT", "enqueueFlow takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
   }
@@ -59,14 +65,14 @@ export function orderGraph(specs: readonly FlowJobSpec[]): { order: number[]; pa
     if (!Array.isArray(given)) {
       throw new PgPulseError("INVALID_GRAPH", `[${i}].parents must be an array of names`, { details: { reason: "parents", path: `[${i}].parents` } });
     }
-    const fallback = spec.onParentFailure ?? "fail";
-    if (!MODES.includes(fallback)) {
+    const fallback: EdgeMode = spec.onParentFailure ?? "fail";
+    if (!modes.includes(fallback)) {
       throw new PgPulseError("INVALID_GRAPH", `[${i}].onParentFailure must be fail, cancel or run, got ${JSON.stringify(fallback)}`, {
         details: { reason: "mode", path: `[${i}].onParentFailure` },
       });
     }
     const seen = new Set<number>();
-    const out: [number, ParentFailureMode][] = [];
+    const out: [number, EdgeMode][] = [];
     for (const [k, p] of given.entries()) {
       const name = typeof p === "string" ? p : p?.name;
       const mode = (typeof p === "string" ? undefined : p?.onFailure) ?? fallback;
@@ -79,7 +85,7 @@ export function orderGraph(specs: readonly FlowJobSpec[]): { order: number[]; pa
       if (at === i) {
         throw new PgPulseError("INVALID_GRAPH", `job "${spec.name}" names itself as a parent`, { details: { reason: "cycle", cycle: [spec.name] } });
       }
-      if (!MODES.includes(mode)) {
+      if (!modes.includes(mode)) {
         throw new PgPulseError("INVALID_GRAPH", `[${i}].parents[${k}].onFailure must be fail, cancel or run, got ${JSON.stringify(mode)}`, {
           details: { reason: "mode", path: `[${i}].parents[${k}].onFailure` },
         });
@@ -114,7 +120,7 @@ export function orderGraph(specs: readonly FlowJobSpec[]): { order: number[]; pa
 }
 
 /** A cycle among the jobs Kahn's algorithm could not order (each has a parent among them). */
-function cycleOf(parents: [number, ParentFailureMode][][], waiting: number[]): number[] {
+function cycleOf(parents: [number, EdgeMode][][], waiting: number[]): number[] {
   let at = waiting.findIndex((w) => w > 0);
   const seenAt = new Map<number, number>();
   const path: number[] = [];
@@ -134,8 +140,9 @@ export async function insertFlow(
   toSpec: ToSpec,
   batch: { callbacks: Partial<Record<keyof BatchCallbacks, number>> } | null,
   inBatch: (i: number) => boolean,
+  modes: readonly EdgeMode[] = MODES,
 ): Promise<{ jobs: FlowJob[]; batchId: string | null }> {
-  const { order, parents } = orderGraph(specs);
+  const { order, parents } = orderGraph(specs, modes);
   const prepared: PreparedSpec[] = [];
   for (const [i, spec] of specs.entries()) {
     if (spec.key !== undefined || spec.throttleMs !== undefined || spec.debounceMs !== undefined) {
@@ -155,11 +162,6 @@ export async function insertFlow(
     parents: parents[i]!.map(([p, mode]) => [at[p]!, mode]),
     inBatch: inBatch(i),
   }));
-  // Internal edge modes (a batch's failure callback) come as a fourth mode.
-  if (batch?.callbacks.failure !== undefined) {
-    const node = nodes[at[batch.callbacks.failure]!]!;
-    node.parents = node.parents.map(([p]) => [p, "failure"]);
-  }
   const body = `[${nodes.map((n) => `${n.spec.text.slice(0, -1)},"parents":${JSON.stringify(n.parents)}${n.inBatch ? ',"in_batch":true' : ""}}`).join(",")}]`;
   const batchBody = batch
     ? JSON.stringify({ callbacks: Object.fromEntries(Object.entries(batch.callbacks).map(([k, i]) => [k, at[i!]])) })
@@ -196,7 +198,7 @@ export async function insertBatch(
     return { ...s, name: names[i]! };
   });
   const at: Partial<Record<keyof BatchCallbacks, number>> = {};
-  const modes = { complete: "run", success: "cancel", failure: "fail" } as const;
+  const modes = { complete: "run", success: "cancel", failure: "failure" } as const;
   for (const key of ["complete", "success", "failure"] as const) {
     const spec = callbacks[key];
     if (spec === undefined) continue;
@@ -204,9 +206,10 @@ export async function insertBatch(
       throw new PgPulseError("INVALID_INPUT", `callbacks.${key} must be a job spec`, { details: [{ path: `callbacks.${key}`, message: "not an object" }] });
     }
     at[key] = all.length;
-    all.push({ ...spec, name: `callbacks.${key}`, parents: names, onParentFailure: modes[key] });
+    // ("failure" is not a mode a caller may give; BATCH_MODES lets it through for the callback)
+    all.push({ ...spec, name: `callbacks.${key}`, parents: names, onParentFailure: modes[key] as ParentFailureMode });
   }
-  const { jobs, batchId } = await insertFlow(db, all, toSpec, { callbacks: at }, (i) => i < specs.length);
+  const { jobs, batchId } = await insertFlow(db, all, toSpec, { callbacks: at }, (i) => i < specs.length, BATCH_MODES);
   return {
     id: batchId!,
     jobs: jobs.slice(0, specs.length),
