@@ -1,13 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { createDb } from "../src/db/db.ts";
 import { testDb, untilWaitingOnLock } from "./support/db.ts";
 
-// claim_json() (sql/000005) called as the worker calls it (src/db/claim.ts):
-// the same claims as claim(), one JSON value back.
+// claim_json() (sql/000005, 000006), which workers of versions 5 to 7 call:
+// the same claims as claim(), one JSON value back. (This version's worker
+// calls claim_rows(): test/claim-rows.test.ts.)
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
-const layer = createDb(sql, { schema });
 
 type Tuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null];
 
@@ -95,26 +94,6 @@ describe("claim_json()", () => {
     expect(held.jobs).toBeNull();
     expect(held.wakeMs).toBeGreaterThan(5_000);
     expect(held.wakeMs).toBeLessThanOrEqual(10_000);
-  });
-
-  it("the worker gets the jobs in the database's claim order, to the microsecond", async () => {
-    await addWorker("w-micro");
-    // same millisecond, microseconds in the opposite order to the ids
-    const [early] = await sql.unsafe(`select now() - interval '1 second' as t`);
-    const base = (early!.t as Date).toISOString().slice(0, 23);
-    const ids = await sql.unsafe(
-      `insert into ${s}.jobs (task, queue, run_at) values
-         ('t', 'j-micro', $1::timestamptz + interval '900 microseconds'),
-         ('t', 'j-micro', $1::timestamptz + interval '100 microseconds')
-       returning id::text`,
-      [`${base}Z`],
-    );
-    const claimed = await layer.jobClaim({ queues: ["j-micro"], tasks: ["t"], limit: 2, ahead: 1, workerId: "w-micro", now: null });
-    // the later id runs first: its run_at is 800 us earlier
-    expect(claimed.jobs.map((j) => j.id)).toEqual([ids[1]!.id, ids[0]!.id]);
-    // and it is the one the database started; the other waits in the worker
-    expect([...claimed.unstarted.keys()]).toEqual([ids[0]!.id]);
-    expect(claimed.jobs[0]!.runAt.getTime()).toBe(claimed.jobs[1]!.runAt.getTime());
   });
 
   it("skips a paused queue, and a claim that finds nothing writes nothing", async () => {

@@ -36,16 +36,15 @@ export interface ClaimParams {
 }
 
 /**
- * Claims runnable jobs through the schema's claim_json() function
- * (sql/000005, around claim() of sql/000003): one round trip, whatever mix of
- * limited and unlimited queues the worker serves, and one JSON value back for
- * all the jobs claimed, which the client parses at once rather than column by
- * column. Lists travel as JSON text, not as Postgres arrays: postgres.js can
- * only encode array parameters once it has fetched the connection's types,
- * which on some runtimes (Deno) races the first query.
+ * Claims runnable jobs through the schema's claim_rows() function
+ * (sql/000008, around claim() of sql/000003): one round trip, whatever mix of
+ * limited and unlimited queues the worker serves, a row per job with its times
+ * in microseconds since the epoch. Lists travel as JSON text, not as Postgres
+ * arrays: postgres.js can only encode array parameters once it has fetched the
+ * connection's types, which on some runtimes (Deno) races the first query.
  */
 export function claimSql(q: string): string {
-  return `select * from ${q}.claim_json($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
+  return `select * from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
 export function claimOps(c: DbContext, text: string) {
@@ -55,38 +54,73 @@ export function claimOps(c: DbContext, text: string) {
   };
 }
 
-/** A claimed job as claim_json() encodes it: [id, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_ms, run_ms, waiting_since_ms, meta]. */
-type JobTuple = [string, string, string, unknown, number, number, number, number | null, string | null, number, number, number | null, Record<string, string> | null];
+/** A row of claim_rows(): int8 columns arrive as text, json as values. */
+interface ClaimRow {
+  id: string | null;
+  task: string;
+  queue: string;
+  payload: unknown;
+  priority: number;
+  attempt: number;
+  max_attempts: number;
+  timeout_ms: number | null;
+  key: string | null;
+  created_us: string;
+  run_us: string;
+  waiting_since_us: string | null;
+  meta: Record<string, string> | null;
+  wake_ms: string | null;
+}
+
+/** A claimed job and the microseconds its claim order needs. */
+interface Ranked {
+  job: ClaimedJob;
+  runUs: number;
+  waitingSinceUs: number | null;
+}
 
 async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
-  const [row] = await run(c, text, [
+  const rows = (await run(c, text, [
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
-  ]);
-  const wakeMs = row?.wake_ms === null || row?.wake_ms === undefined ? null : Number(row.wake_ms);
-  const tuples = (row?.jobs ?? []) as JobTuple[];
+  ])) as unknown as ClaimRow[];
+  let wakeMs: number | null = null;
+  const ranked: Ranked[] = [];
+  for (const r of rows) {
+    if (r.id === null) {
+      wakeMs = r.wake_ms === null ? null : Number(r.wake_ms);
+      continue;
+    }
+    // microseconds since the epoch stay exact as numbers (below 2^53)
+    const runUs = Number(r.run_us);
+    ranked.push({
+      job: {
+        id: r.id, task: r.task, queue: r.queue, payload: r.payload, priority: r.priority, attempt: r.attempt,
+        maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, key: r.key,
+        createdAt: new Date(Number(r.created_us) / 1000), runAt: new Date(runUs / 1000), meta: r.meta ?? null,
+      },
+      runUs,
+      waitingSinceUs: r.waiting_since_us === null ? null : Number(r.waiting_since_us),
+    });
+  }
   // The statement's rows come in no set order; hand them out in claim order. The jobs
-  // the database marked started come first, as they did there; run_ms keeps the
-  // microseconds the database ordered by (a Date would not).
+  // the database marked started come first, as they did there.
   const rank = new Map(args.queues.map((name, i) => [name, i]));
-  const later = (t: JobTuple) => (t[11] === null ? 0 : 1);
-  tuples.sort(
+  const later = (t: Ranked) => (t.waitingSinceUs === null ? 0 : 1);
+  ranked.sort(
     (a, b) =>
       later(a) - later(b) ||
-      rank.get(a[2])! - rank.get(b[2])! ||
-      b[4] - a[4] ||
-      a[10] - b[10] ||
+      rank.get(a.job.queue)! - rank.get(b.job.queue)! ||
+      b.job.priority - a.job.priority ||
+      a.runUs - b.runUs ||
       // ids are decimal text without leading zeros: the shorter is the smaller
-      a[0].length - b[0].length || (a[0] < b[0] ? -1 : 1),
+      a.job.id.length - b.job.id.length || (a.job.id < b.job.id ? -1 : 1),
   );
   const unstarted = new Map<string, number>();
   const replyAt = performance.now();
-  const jobs: ClaimedJob[] = tuples.map(([id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdMs, runMs, waitingSinceMs, meta]) => {
-    if (waitingSinceMs !== null) unstarted.set(id, waitingSinceMs - replyAt);
-    return {
-      id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdAt: new Date(createdMs), runAt: new Date(runMs),
-      meta: meta ?? null,
-    };
+  const jobs = ranked.map((t) => {
+    if (t.waitingSinceUs !== null) unstarted.set(t.job.id, t.waitingSinceUs / 1000 - replyAt);
+    return t.job;
   });
   return { jobs, wakeMs, unstarted };
 }

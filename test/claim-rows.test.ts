@@ -1,0 +1,156 @@
+import { describe, expect, it } from "vitest";
+import { createDb } from "../src/db/db.ts";
+import { testDb, untilWaitingOnLock } from "./support/db.ts";
+
+// claim_rows() (sql/000008) as the worker calls it, through the database layer
+// (src/db/claim.ts): the same claims as claim_json(), a row per job back.
+const db = await testDb(import.meta.url);
+const { queue, sql, schema } = db;
+const s = `"${schema}"`;
+const layer = createDb(sql, { schema });
+
+async function addWorker(id: string) {
+  await sql.unsafe(`insert into ${s}.workers (id, queues, tasks, concurrency) values ($1, '{}', '{}', 4)`, [id]);
+}
+
+const claim = (queues: string[], workerId: string, limit: number, ahead = 0) =>
+  layer.jobClaim({ queues, tasks: ["t"], limit, ahead, workerId, now: null });
+
+const statuses = async (queueName: string) =>
+  Object.fromEntries(
+    (await sql.unsafe(`select status::text, count(*)::int as n from ${s}.jobs where queue = $1 group by 1`, [queueName])).map((r) => [r.status, r.n]),
+  );
+
+describe("claim_rows()", () => {
+  it("claims in claim order, a row per job with its times, and starts only the first n - ahead", async () => {
+    await addWorker("w-order");
+    const low = await queue.enqueue("t", { n: 1 }, { queue: "r-order", priority: 0 });
+    const high = await queue.enqueue("t", { n: 2 }, { queue: "r-order", priority: 5, meta: { traceparent: "x" } });
+    const later = await queue.enqueueMany([3, 4].map((n) => ({ task: "t", payload: { n }, queue: "r-order" })));
+    const before = performance.now();
+    const { jobs, unstarted, wakeMs } = await claim(["r-order"], "w-order", 4, 2);
+    expect(jobs.map((j) => j.id)).toEqual([high.id, low.id, ...later.map((j) => j.id)]);
+    expect(jobs[0]).toEqual({
+      id: high.id, task: "t", queue: "r-order", payload: { n: 2 }, priority: 5, attempt: 1, maxAttempts: 10,
+      timeoutMs: null, key: null, createdAt: high.createdAt, runAt: high.runAt, meta: { traceparent: "x" },
+    });
+    expect(jobs[1]!.meta).toBeNull();
+    expect(wakeMs).toBeNull();
+    // the first two in claim order start now; the other two wait in the worker, dated by the database's clock
+    const stored = await sql.unsafe(`select id::text, started_at from ${s}.jobs where queue = 'r-order'`);
+    expect(new Set(stored.filter((r) => r.started_at !== null).map((r) => r.id))).toEqual(new Set([high.id, low.id]));
+    expect([...unstarted.keys()].sort()).toEqual(later.map((j) => j.id).sort());
+    const [clock] = await sql.unsafe(`select extract(epoch from now()) * 1000 as now`);
+    for (const offset of unstarted.values()) expect(Math.abs(offset + before - Number(clock!.now))).toBeLessThan(5000);
+    expect(await statuses("r-order")).toEqual({ running: 4 });
+  });
+
+  it("takes earlier queues first, limited queues through claim() and never ahead, and says when a rate limit lets the next start", async () => {
+    await addWorker("w-mixed");
+    await queue.configureQueue("r-rated", { rateLimit: { max: 1, intervalMs: 60_000 } });
+    await queue.configureQueue("r-capped", { concurrency: 1 });
+    await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-rated" })));
+    const capped = await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-capped", meta: { n: String(n) } })));
+    await queue.enqueueMany([1, 2, 3].map((n) => ({ task: "t", payload: { n }, queue: "r-free" })));
+    const { jobs, unstarted, wakeMs } = await claim(["r-rated", "r-capped", "r-free"], "w-mixed", 6, 2);
+    expect(jobs.map((j) => j.queue)).toEqual(["r-rated", "r-capped", "r-free", "r-free", "r-free"]);
+    // a limited queue's job carries its meta too (read by id beside claim())
+    expect(jobs[1]).toMatchObject({ id: capped[0]!.id, meta: { n: "1" }, createdAt: capped[0]!.createdAt });
+    // the limited queues' jobs started; of the free queue's, n - ahead - 2 = 2 start, 1 waits
+    expect([...unstarted.keys()]).toEqual([jobs[4]!.id]);
+    expect(wakeMs).toBeNull();
+    // the rate's one start in the window is spent: nothing from it, and when to come back
+    const again = await claim(["r-rated"], "w-mixed", 6, 0);
+    expect(again.jobs).toEqual([]);
+    expect(again.wakeMs).toBeGreaterThan(50_000);
+    expect(again.wakeMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it("with several queues held back by rate limits, says when the earliest of them may start again", async () => {
+    await addWorker("w-rates");
+    await queue.configureQueue("r-rate-soon", { rateLimit: { max: 1, intervalMs: 10_000 } });
+    await queue.configureQueue("r-rate-late", { rateLimit: { max: 1, intervalMs: 50_000 } });
+    for (const q of ["r-rate-soon", "r-rate-late"]) await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: q })));
+    expect((await claim(["r-rate-soon", "r-rate-late"], "w-rates", 4)).jobs).toHaveLength(2);
+    const held = await claim(["r-rate-soon", "r-rate-late"], "w-rates", 4);
+    expect(held.jobs).toEqual([]);
+    expect(held.wakeMs).toBeGreaterThan(5_000);
+    expect(held.wakeMs).toBeLessThanOrEqual(10_000);
+  });
+
+  it("the worker gets the jobs in the database's claim order, to the microsecond", async () => {
+    await addWorker("w-micro");
+    // same millisecond, microseconds in the opposite order to the ids
+    const [early] = await sql.unsafe(`select now() - interval '1 second' as t`);
+    const base = (early!.t as Date).toISOString().slice(0, 23);
+    const ids = await sql.unsafe(
+      `insert into ${s}.jobs (task, queue, run_at) values
+         ('t', 'r-micro', $1::timestamptz + interval '900 microseconds'),
+         ('t', 'r-micro', $1::timestamptz + interval '100 microseconds')
+       returning id::text`,
+      [`${base}Z`],
+    );
+    const claimed = await layer.jobClaim({ queues: ["r-micro"], tasks: ["t"], limit: 2, ahead: 1, workerId: "w-micro", now: null });
+    // the later id runs first: its run_at is 800 us earlier
+    expect(claimed.jobs.map((j) => j.id)).toEqual([ids[1]!.id, ids[0]!.id]);
+    // and it is the one the database started; the other waits in the worker
+    expect([...claimed.unstarted.keys()]).toEqual([ids[0]!.id]);
+    expect(claimed.jobs[0]!.runAt.getTime()).toBe(claimed.jobs[1]!.runAt.getTime());
+  });
+
+  it("times come back to the microsecond", async () => {
+    await addWorker("w-exact");
+    const [row] = await sql.unsafe(
+      `insert into ${s}.jobs (task, queue, run_at, created_at) values
+         ('t', 'r-exact', '2026-01-02T03:04:05.678999Z', '2026-01-02T03:04:05.000001Z') returning id::text`,
+    );
+    const rows = await sql.unsafe(`select created_us::text, run_us::text from ${s}.claim_rows('["r-exact"]', '["t"]', 1, 'w-exact')`);
+    expect(rows).toEqual([{ created_us: "1767323045000001", run_us: "1767323045678999" }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'queued', worker_id = null where id = $1`, [row!.id]);
+    const { jobs } = await claim(["r-exact"], "w-exact", 1);
+    expect(jobs[0]!.runAt.toISOString()).toBe("2026-01-02T03:04:05.678Z");
+    expect(jobs[0]!.createdAt.toISOString()).toBe("2026-01-02T03:04:05.000Z");
+  });
+
+  it("skips a paused queue, and a claim that finds nothing writes nothing", async () => {
+    await addWorker("w-idle");
+    await queue.enqueue("t", {}, { queue: "r-paused" });
+    await queue.pauseQueue("r-paused");
+    const xid = await sql.begin(async (tx) => {
+      const rows = await tx.unsafe(`select * from ${s}.claim_rows('["r-paused", "r-empty"]', '["t"]', 4, 'w-idle')`);
+      expect(rows).toEqual([]);
+      const [x] = await tx.unsafe(`select pg_current_xact_id_if_assigned()::text as xid`);
+      return x!.xid;
+    });
+    expect(xid).toBeNull();
+    expect(await statuses("r-paused")).toEqual({ queued: 1 });
+  });
+
+  it("claims nothing for a worker without a lease", async () => {
+    await queue.enqueue("t", {}, { queue: "r-nolease" });
+    expect((await claim(["r-nolease"], "w-gone", 4)).jobs).toEqual([]);
+    expect(await statuses("r-nolease")).toEqual({ queued: 1 });
+  });
+
+  it("undoes a claim whose worker row is deleted meanwhile (55000), leaving its jobs queued", async () => {
+    await addWorker("w-reaped");
+    await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-reaped" })));
+    const reaper = await sql.reserve();
+    try {
+      await reaper.unsafe("begin");
+      await reaper.unsafe(`delete from ${s}.workers where id = 'w-reaped'`);
+      const attempt = claim(["r-reaped"], "w-reaped", 4).then(
+        () => null,
+        (e: { code?: string; message?: string }) => e,
+      );
+      await untilWaitingOnLock(sql, `%${schema}%.claim_rows(%`);
+      await reaper.unsafe("commit");
+      const error = await attempt;
+      expect(error).toMatchObject({ code: "55000" });
+      expect(error!.message).toMatch(/w-reaped lost its lease/);
+    } finally {
+      reaper.release();
+    }
+    expect(await statuses("r-reaped")).toEqual({ queued: 2 });
+  });
+});
