@@ -164,6 +164,35 @@ describe("JobRunner: how an attempt ends", () => {
     expect(written).toEqual([[outcome, { applied: true, status: "completed" }]]);
   });
 
+  it("ctx's functions work taken apart from it, and stop once the attempt has ended", async () => {
+    const set: [string, number, number][] = [];
+    const lines: unknown[][] = [];
+    const { clock, runner, runOf, progress } = setup({
+      deps: {
+        logs: { add: (...a: unknown[]) => void lines.push(a), whenWritten: (_id: string, fn: () => void) => fn() } as unknown as LogWriter,
+        parents: async (id) => [{ id: `parent-of-${id}`, task: "work", status: "completed", result: 1 }],
+      },
+    });
+    progress.writer.set = (id: string, attempt: number, percent: number) => void set.push([id, attempt, percent]);
+    runner.accept(jobs(1));
+    const { progress: report, log, parents, signal, job: j, workerId } = runOf(1).ctx;
+    expect([j.id, workerId, signal.aborted]).toEqual(["1", WORKER_ID, false]);
+    report(41.6);
+    log("hello", { a: 1 });
+    log.warn("careful");
+    expect(await parents()).toEqual([{ id: "parent-of-1", task: "work", status: "completed", result: 1 }]);
+    expect(() => report(Number.NaN)).toThrow(/progress must be a number/);
+    // the same functions each time they are read
+    expect(runOf(1).ctx.progress).toBe(report);
+    expect(runOf(1).ctx.log).toBe(log);
+    runOf(1).done.resolve(undefined);
+    await clock.flush();
+    report(90);
+    log("too late");
+    expect(set).toEqual([["1", 1, 42]]);
+    expect(lines).toEqual([["1", 1, "info", "hello", { a: 1 }], ["1", 1, "warn", "careful", undefined]]);
+  });
+
   it("a result that cannot be stored as JSON fails the job for good", async () => {
     const { clock, finisher, runner, runOf } = setup();
     runner.accept(jobs(1));
