@@ -177,14 +177,14 @@ describe("JobRunner: how an attempt ends", () => {
     runner.accept(jobs(1));
     const { progress: report, log, parents, signal, job: j, workerId } = runOf(1).ctx;
     expect([j.id, workerId, signal.aborted]).toEqual(["1", WORKER_ID, false]);
+    // a copy of ctx (a helper given { ...ctx, more }) has them too
+    const copy = { ...runOf(1).ctx, more: true };
+    expect([typeof copy.progress, typeof copy.log, typeof copy.parents, copy.signal]).toEqual(["function", "function", "function", signal]);
     report(41.6);
     log("hello", { a: 1 });
     log.warn("careful");
     expect(await parents()).toEqual([{ id: "parent-of-1", task: "work", status: "completed", result: 1 }]);
     expect(() => report(Number.NaN)).toThrow(/progress must be a number/);
-    // the same functions each time they are read
-    expect(runOf(1).ctx.progress).toBe(report);
-    expect(runOf(1).ctx.log).toBe(log);
     runOf(1).done.resolve(undefined);
     await clock.flush();
     report(90);
