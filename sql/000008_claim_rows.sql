@@ -1,6 +1,6 @@
 -- pgpulse schema, version 8: a claim that returns rows.
 --
--- claim_rows() claims as claim_json() (version 6) does, the same jobs in the
+-- claim_rows() claims as claim_json() of version 6 did, the same jobs in the
 -- same way, but returns one row per job with its times as integer
 -- microseconds since the epoch, instead of one JSON value. Building that value
 -- was over a quarter of the claim's time in Postgres (numeric epochs, and
@@ -9,9 +9,10 @@
 -- is what every worker shares, so its time per job is what bounds a fleet of
 -- workers (docs/performance.md has the figures).
 --
--- claim_json() stays, for workers of versions 5 to 7.
+-- claim_json() stays for workers of versions 5 to 7, as a wrapper of
+-- claim_rows() (at the end of this file).
 
--- Claims up to n runnable jobs for a worker, as claim_json() does (sql/000005
+-- Claims up to n runnable jobs for a worker, as claim_json() did (sql/000005
 -- says how; the same order, leases, limits and ahead). One row per job, in no
 -- set order (the worker orders them: queue in the order given, started before
 -- claimed ahead, then priority, run time and id); times are microseconds since
@@ -131,4 +132,20 @@ begin
       null::integer, null::integer, null::text, null::bigint, null::bigint, null::bigint, null::jsonb, wake;
   end if;
 end;
+$$;
+
+-- claim_json(), which workers of versions 5 to 7 call, becomes claim_rows()
+-- with its rows gathered into the one JSON value those workers read (the same
+-- tuples, times in ms with the microseconds as decimals, the same wake_ms),
+-- so that one function holds the claim.
+create or replace function :PGPULSE_SCHEMA.claim_json(
+  queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
+  ahead integer default 0
+) returns table (jobs json, wake_ms bigint)
+language sql volatile as $$
+  select json_agg(json_build_array(r.id::text, r.task, r.queue, r.payload, r.priority, r.attempt,
+           r.max_attempts, r.timeout_ms, r.key, r.created_us / 1000.0, r.run_us / 1000.0,
+           r.waiting_since_us / 1000.0, r.meta)) filter (where r.id is not null),
+         max(r.wake_ms)
+    from :PGPULSE_SCHEMA.claim_rows(queue_names, task_names, n, worker, now_, ahead) r
 $$;

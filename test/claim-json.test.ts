@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { testDb, untilWaitingOnLock } from "./support/db.ts";
+import { testDb } from "./support/db.ts";
 
-// claim_json() (sql/000005, 000006), which workers of versions 5 to 7 call:
-// the same claims as claim(), one JSON value back. (This version's worker
-// calls claim_rows(): test/claim-rows.test.ts.)
+// claim_json(), which workers of versions 5 to 7 call: since version 8 it
+// gathers claim_rows()'s rows (test/claim-rows.test.ts tests the claim) into the
+// one JSON value those workers read. These tests hold it to that shape.
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
@@ -84,18 +84,6 @@ describe("claim_json()", () => {
     expect(again.wakeMs).toBeLessThanOrEqual(60_000);
   });
 
-  it("with several queues held back by rate limits, says when the earliest of them may start again", async () => {
-    await addWorker("w-rates");
-    await queue.configureQueue("j-rate-soon", { rateLimit: { max: 1, intervalMs: 10_000 } });
-    await queue.configureQueue("j-rate-late", { rateLimit: { max: 1, intervalMs: 50_000 } });
-    for (const q of ["j-rate-soon", "j-rate-late"]) await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: q })));
-    expect((await claim(["j-rate-soon", "j-rate-late"], "w-rates", 4)).jobs).toHaveLength(2);
-    const held = await claim(["j-rate-soon", "j-rate-late"], "w-rates", 4);
-    expect(held.jobs).toBeNull();
-    expect(held.wakeMs).toBeGreaterThan(5_000);
-    expect(held.wakeMs).toBeLessThanOrEqual(10_000);
-  });
-
   it("skips a paused queue, and a claim that finds nothing writes nothing", async () => {
     await addWorker("w-idle");
     await queue.enqueue("t", {}, { queue: "j-paused" });
@@ -109,27 +97,5 @@ describe("claim_json()", () => {
     await queue.enqueue("t", {}, { queue: "j-nolease" });
     expect((await claim(["j-nolease"], "w-gone", 4)).jobs).toBeNull();
     expect(await statuses("j-nolease")).toEqual({ queued: 1 });
-  });
-
-  it("undoes a claim whose worker row is deleted meanwhile (55000), leaving its jobs queued", async () => {
-    await addWorker("w-reaped");
-    await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "j-reaped" })));
-    const reaper = await sql.reserve();
-    try {
-      await reaper.unsafe("begin");
-      await reaper.unsafe(`delete from ${s}.workers where id = 'w-reaped'`);
-      const attempt = claim(["j-reaped"], "w-reaped", 4).then(
-        () => null,
-        (e: { code?: string; message?: string }) => e,
-      );
-      await untilWaitingOnLock(sql, `%${schema}%.claim_json(%`);
-      await reaper.unsafe("commit");
-      const error = await attempt;
-      expect(error).toMatchObject({ code: "55000" });
-      expect(error!.message).toMatch(/w-reaped lost its lease/);
-    } finally {
-      reaper.release();
-    }
-    expect(await statuses("j-reaped")).toEqual({ queued: 2 });
   });
 });

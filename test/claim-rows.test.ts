@@ -1,6 +1,7 @@
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
-import { testDb, untilWaitingOnLock } from "./support/db.ts";
+import { DATABASE_URL, testDb, untilWaitingOnLock } from "./support/db.ts";
 
 // claim_rows() (sql/000008) as the worker calls it, through the database layer
 // (src/db/claim.ts): the same claims as claim_json(), a row per job back.
@@ -90,11 +91,10 @@ describe("claim_rows()", () => {
        returning id::text`,
       [`${base}Z`],
     );
-    const claimed = await layer.jobClaim({ queues: ["r-micro"], tasks: ["t"], limit: 2, ahead: 1, workerId: "w-micro", now: null });
+    // (ahead 0: both start now, so their run times alone decide the order)
+    const claimed = await layer.jobClaim({ queues: ["r-micro"], tasks: ["t"], limit: 2, ahead: 0, workerId: "w-micro", now: null });
     // the later id runs first: its run_at is 800 us earlier
     expect(claimed.jobs.map((j) => j.id)).toEqual([ids[1]!.id, ids[0]!.id]);
-    // and it is the one the database started; the other waits in the worker
-    expect([...claimed.unstarted.keys()]).toEqual([ids[0]!.id]);
     expect(claimed.jobs[0]!.runAt.getTime()).toBe(claimed.jobs[1]!.runAt.getTime());
   });
 
@@ -110,6 +110,29 @@ describe("claim_rows()", () => {
     const { jobs } = await claim(["r-exact"], "w-exact", 1);
     expect(jobs[0]!.runAt.toISOString()).toBe("2026-01-02T03:04:05.678Z");
     expect(jobs[0]!.createdAt.toISOString()).toBe("2026-01-02T03:04:05.000Z");
+  });
+
+  it("reads the same through a postgres.js given its own types and column transform", async () => {
+    await addWorker("w-own");
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: postgres.camel });
+    try {
+      const ownLayer = createDb(own, { schema });
+      const enqueued = await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-own", maxAttempts: 3 })));
+      await queue.configureQueue("r-own-rated", { rateLimit: { max: 1, intervalMs: 60_000 } });
+      await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-own-rated" })));
+      const { jobs, unstarted, wakeMs } = await ownLayer.jobClaim({
+        queues: ["r-own-rated", "r-own"], tasks: ["t"], limit: 3, ahead: 1, workerId: "w-own", now: null,
+      });
+      expect(jobs.map((j) => j.id)).toEqual([jobs[0]!.id, ...enqueued.map((j) => j.id)]);
+      expect(jobs[1]).toMatchObject({ id: enqueued[0]!.id, maxAttempts: 3, timeoutMs: null, createdAt: enqueued[0]!.createdAt });
+      expect([...unstarted.keys()]).toEqual([enqueued[1]!.id]);
+      expect(wakeMs).toBeNull();
+      const held = await ownLayer.jobClaim({ queues: ["r-own-rated"], tasks: ["t"], limit: 4, ahead: 0, workerId: "w-own", now: null });
+      expect(held.jobs).toEqual([]);
+      expect(held.wakeMs).toBeGreaterThan(50_000);
+    } finally {
+      await own.end();
+    }
   });
 
   it("skips a paused queue, and a claim that finds nothing writes nothing", async () => {

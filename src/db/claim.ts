@@ -44,7 +44,11 @@ export interface ClaimParams {
  * connection's types, which on some runtimes (Deno) races the first query.
  */
 export function claimSql(q: string): string {
-  return `select * from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
+  // int8s as text and rows read as arrays (claimJobs): the same values whatever
+  // types or column transform the caller's own postgres.js was given
+  return `select id::text, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_us::text,
+    run_us::text, waiting_since_us::text, meta, wake_ms::text
+    from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
 export function claimOps(c: DbContext, text: string) {
@@ -54,23 +58,15 @@ export function claimOps(c: DbContext, text: string) {
   };
 }
 
-/** A row of claim_rows(): int8 columns arrive as text, json as values. */
-interface ClaimRow {
-  id: string | null;
-  task: string;
-  queue: string;
-  payload: unknown;
-  priority: number;
-  attempt: number;
-  max_attempts: number;
-  timeout_ms: number | null;
-  key: string | null;
-  created_us: string;
-  run_us: string;
-  waiting_since_us: string | null;
-  meta: Record<string, string> | null;
-  wake_ms: string | null;
-}
+/**
+ * A row of claimSql(), as values in column order: id, task, queue, payload,
+ * priority, attempt, max_attempts, timeout_ms, key, created_us, run_us,
+ * waiting_since_us, meta, wake_ms (int8s as text, json parsed).
+ */
+type ClaimRow = [
+  string | null, string, string, unknown, number, number, number, number | null, string | null,
+  string, string, string | null, Record<string, string> | null, string | null,
+];
 
 /** A claimed job and the microseconds its claim order needs. */
 interface Ranked {
@@ -80,27 +76,28 @@ interface Ranked {
 }
 
 async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
-  const rows = (await run(c, text, [
+  const pending = run(c, text, [
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
-  ])) as unknown as ClaimRow[];
+  ]);
+  // (another driver's transaction, which a worker never claims through, gives objects, columns in order)
+  const rows = ("values" in pending ? await pending.values() : (await pending).map((r) => Object.values(r))) as unknown as ClaimRow[];
   let wakeMs: number | null = null;
   const ranked: Ranked[] = [];
-  for (const r of rows) {
-    if (r.id === null) {
-      wakeMs = r.wake_ms === null ? null : Number(r.wake_ms);
+  for (const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdUs, runUsText, waitingUs, meta, wake] of rows) {
+    if (id === null) {
+      wakeMs = wake === null ? null : Number(wake);
       continue;
     }
     // microseconds since the epoch stay exact as numbers (below 2^53)
-    const runUs = Number(r.run_us);
+    const runUs = Number(runUsText);
     ranked.push({
       job: {
-        id: r.id, task: r.task, queue: r.queue, payload: r.payload, priority: r.priority, attempt: r.attempt,
-        maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, key: r.key,
-        createdAt: new Date(Number(r.created_us) / 1000), runAt: new Date(runUs / 1000), meta: r.meta ?? null,
+        id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key,
+        createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: meta ?? null,
       },
       runUs,
-      waitingSinceUs: r.waiting_since_us === null ? null : Number(r.waiting_since_us),
+      waitingSinceUs: waitingUs === null ? null : Number(waitingUs),
     });
   }
   // The statement's rows come in no set order; hand them out in claim order. The jobs

@@ -173,7 +173,8 @@ describe("JobRunner: how an attempt ends", () => {
         parents: async (id) => [{ id: `parent-of-${id}`, task: "work", status: "completed", result: 1 }],
       },
     });
-    progress.writer.set = (id: string, attempt: number, percent: number) => void set.push([id, attempt, percent]);
+    (progress.writer as { set: (id: string, attempt: number, percent: number) => void }).set = (id, attempt, percent) =>
+      void set.push([id, attempt, percent]);
     runner.accept(jobs(1));
     const { progress: report, log, parents, signal, job: j, workerId } = runOf(1).ctx;
     expect([j.id, workerId, signal.aborted]).toEqual(["1", WORKER_ID, false]);
