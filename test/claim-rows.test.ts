@@ -112,9 +112,16 @@ describe("claim_rows()", () => {
     expect(jobs[0]!.createdAt.toISOString()).toBe("2026-01-02T03:04:05.000Z");
   });
 
-  it("reads the same through a postgres.js given its own types and column transform", async () => {
+  it("reads the same through a postgres.js given its own types and column transform, and one whose queries a wrapper starts", async () => {
     await addWorker("w-own");
     const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: postgres.camel });
+    // as a tracing wrapper might: the query runs before the claim can ask for its rows as arrays
+    const unsafe = own.unsafe.bind(own);
+    own.unsafe = ((text: string, params?: never[], options?: object) => {
+      const query = unsafe(text, params, options);
+      void query.then(() => {}, () => {});
+      return query;
+    }) as typeof own.unsafe;
     try {
       const ownLayer = createDb(own, { schema });
       const enqueued = await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-own", maxAttempts: 3 })));

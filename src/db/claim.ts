@@ -80,8 +80,10 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
   ]);
-  // (another driver's transaction, which a worker never claims through, gives objects, columns in order)
-  const rows = ("values" in pending ? await pending.values() : (await pending).map((r) => Object.values(r))) as unknown as ClaimRow[];
+  // Rows come as arrays; objects, columns in order, where a query cannot give them so
+  // (another driver's transaction, or a postgres.js query already running when asked)
+  const result: unknown[] = "values" in pending ? await pending.values() : await pending;
+  const rows = result.map((r) => (Array.isArray(r) ? r : Object.values(r as object))) as ClaimRow[];
   let wakeMs: number | null = null;
   const ranked: Ranked[] = [];
   for (const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdUs, runUsText, waitingUs, meta, wake] of rows) {

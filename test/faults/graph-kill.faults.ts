@@ -21,10 +21,12 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-// Enough work that the storm cannot miss it on a fast machine: 250 graphs of 15
-// jobs whose handlers sleep 20 to 80 ms (50 on average) keep 30 slots busy for
-// at least 250 * 15 * 50 / 30 ms = 6.25 s, and a kill comes every 1.2 to 2.4 s,
-// so two land by 4.8 s whatever the speed of the machine.
+// Enough work that the storm cannot miss it on a fast machine: the queue is
+// paused while the graphs are enqueued, so all of it runs after the storm's
+// clock starts, and 250 graphs of 15 jobs whose handlers sleep 20 to 79 ms
+// (49.5 on average) keep 30 slots busy for about 250 * 15 * 49.5 / 30 ms =
+// 6.2 s at the very least (the graphs' order only adds to it), while a kill
+// comes every 1.2 to 2.4 s: two land by 4.8 s whatever the machine's speed.
 const GRAPHS = Number(process.env.GRAPH_STORM_GRAPHS ?? 250);
 
 describe("kill storm on workflows", () => {
@@ -45,6 +47,7 @@ describe("kill storm on workflows", () => {
       drainTimeoutMs: 180_000,
       log: (l) => console.log(`[graph-storm] ${l}`),
       async enqueue() {
+        await env.queue.pauseQueue(queueName);
         const ids: string[] = [];
         for (let g = 0; g < GRAPHS; g++) {
           const children = Array.from({ length: 10 }, (_, i) => `c${i}`);
@@ -58,6 +61,7 @@ describe("kill storm on workflows", () => {
           ]);
           ids.push(...jobs.map((j) => j.id));
         }
+        await env.queue.resumeQueue(queueName);
         return ids;
       },
     };

@@ -12,8 +12,8 @@ import { systems as registry } from "../systems/index.mjs";
  * pattern on the normalised text) and to the client (a regexp on the SQL).
  */
 export const CLAIMS = {
-  // claim.ts: select * from "schema".claim_json($1::text::jsonb, ...) (claim() before migration 5)
-  pgpulse: { like: "%.claim%(%", re: /\.claim(_json)?\(/ },
+  // claim.ts: select ... from "schema".claim_rows($1::text::jsonb, ...) (claim_json() before migration 8, claim() before 5)
+  pgpulse: { like: "%.claim%(%", re: /\.claim(_json|_rows)?\(/ },
   // graphile-worker's getJobs (src/sql/getJobs.ts): with j as (select ... from _private_jobs as jobs ... for update skip locked) update ...
   "graphile-worker": { like: "%\\_private\\_jobs as jobs%skip locked%", re: /_private_jobs as jobs[\s\S]*skip locked/i },
   // pg-boss's fetchNextJob (plans.js): ... FOR UPDATE OF j SKIP LOCKED ... UPDATE ... RETURNING

@@ -19,10 +19,10 @@ export async function open({ url, schema, concurrency, pgpulseDir }) {
   const sql = queue.sql;
   return {
     schemas: [schema],
-    // The claim statement (claim.ts): a call of the schema's claim_json()
-    // function (since migration 5), claim() (since the flow-control
-    // migration), before that an UPDATE ... SKIP LOCKED.
-    claimMatcher: /\.claim(_json)?\(|skip locked/i,
+    // The claim statement (claim.ts): a call of the schema's claim_rows()
+    // function (since migration 8), claim_json() (since migration 5), claim()
+    // (since the flow-control migration), before that an UPDATE ... SKIP LOCKED.
+    claimMatcher: /\.claim(_json|_rows)?\(|skip locked/i,
     enqueue: (payload) => queue.enqueue("noop", payload),
     enqueueBulk: (payloads) => queue.enqueueMany(payloads.map((payload) => ({ task: "noop", payload }))),
     async startWorker(handler, { instrument = false } = {}) {
