@@ -4,7 +4,8 @@
 // next. Only the database's work is measured: no handlers, no framework.
 //
 // - pgpulse: the schema pgpulse migrates, and the two statements its worker
-//   sends (claim.ts: claim_json(); finish.ts: finish()).
+//   sends (claim.ts: claim_rows(), or claim_json() in a build before version
+//   8; finish.ts: finish()).
 // - floor-update: a minimal table; claim FOR UPDATE SKIP LOCKED, then mark
 //   done (rows kept): the bench's floor-update system.
 // - floor-delete: the same table; finished rows deleted: the bench's floor.
@@ -17,6 +18,10 @@
 //   only, which a claim deletes. Running jobs are then recorded nowhere an
 //   index can find them (a reaper could not), so this is a bound, not a
 //   design: what the statements cost without any per-job record of a run.
+// - narrow-leased: narrow-queued with the record a reaper needs: each claim
+//   inserts a lease row (the worker and the ids it claimed), which the end of
+//   the claim's last job deletes. A reaper finds a dead worker's running jobs
+//   through its leases; the wide row still needs no index on its status.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -56,11 +61,13 @@ export const DESIGNS = {
       },
       async step(prev, loop) {
         if (prev.length > 0) {
-          const ends = prev.map((j) => ({ id: j[0], attempt: j[5], kind: "completed", result: null, error: null, delay_ms: null, started_ms: null }));
+          const ends = prev.map((j) => ({ id: j.id, attempt: j.attempt, kind: "completed", result: null, error: null, delay_ms: null, started_ms: null }));
           await run(finish, [`w${loop}`, ...endParams(ends), null]);
         }
-        const [row] = await run(claim, ['["default"]', '["noop"]', batch, `w${loop}`, null, 0]);
-        return row.jobs ?? [];
+        const rows = await run(claim, ['["default"]', '["noop"]', batch, `w${loop}`, null, 0]);
+        // claim_rows(): a row per job; claim_json() (before version 8): one row, a JSON array of tuples
+        if (rows.length === 1 && "jobs" in rows[0]) return (rows[0].jobs ?? []).map((t) => ({ id: t[0], attempt: t[5] }));
+        return rows.filter((r) => r.id !== null);
       },
     };
   },
@@ -139,6 +146,36 @@ export const DESIGNS = {
       table: "jobs",
       async step(prev, loop) {
         if (prev.length > 0) await run(done, [ids(prev), `w${loop}`]);
+        return run(claim, [batch, `w${loop}`]);
+      },
+    };
+  },
+
+  async "narrow-leased"({ sql, q, n, batch, run, fillfactor }) {
+    await sql.unsafe(`${WIDE(q, fillfactor)};
+      create table ${q}.queued (id bigint primary key, queue text not null, priority integer not null, run_at timestamptz not null,
+        task text not null);
+      create index queued_claim_idx on ${q}.queued (queue, priority desc, run_at, id);
+      create table ${q}.leases (id bigint generated always as identity primary key, worker_id text not null, job_ids bigint[] not null);
+      create index leases_worker_idx on ${q}.leases (worker_id)`).simple();
+    await sql.unsafe(`insert into ${q}.jobs (id, task, payload) select g, 'noop', jsonb_build_object('i', g) from generate_series(1, ${n}) g`);
+    await sql.unsafe(`insert into ${q}.queued (id, queue, priority, run_at, task) select id, queue, priority, run_at, task from ${q}.jobs`);
+    const claim = `with c as (select id from ${q}.queued where queue = 'default' and run_at <= now() and task = 'noop'
+                     order by priority desc, run_at, id limit $1 for update skip locked),
+      l as (delete from ${q}.queued where id = any(array(select id from c)) returning id),
+      lease as (insert into ${q}.leases (worker_id, job_ids) select $2, array(select id from l) returning id),
+      u as (update ${q}.jobs j set status = 'running', attempts = j.attempts + 1, worker_id = $2, started_at = now(), progress = 0
+             where j.id = any(array(select id from l))
+            returning j.id, j.task, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms, j.key, j.created_at, j.run_at)
+      select u.*, (select id from lease) as lease from u`;
+    // the claim's jobs all end in this statement, so it ends their lease too
+    const done = `with d as (delete from ${q}.leases where id = $3)
+      update ${q}.jobs j set status = 'completed', progress = 100, finished_at = now(), worker_id = null
+       where j.id = any($1::text::bigint[]) and j.worker_id = $2`;
+    return {
+      table: "jobs",
+      async step(prev, loop) {
+        if (prev.length > 0) await run(done, [ids(prev), `w${loop}`, prev[0].lease]);
         return run(claim, [batch, `w${loop}`]);
       },
     };
