@@ -35,7 +35,7 @@ declare
   -- (date_part() computes in float8: at this scale its error is far below half a
   -- microsecond, so the cast to bigint gives the exact microsecond; extract()
   -- is exact too, but computes in numeric at several times the cost)
-  t_us bigint := (date_part('epoch', coalesce(now_, now())) * 1000000)::bigint;
+  t_us bigint := (date_part('epoch', t) * 1000000)::bigint;
   tasks text[] := array(select jsonb_array_elements_text(task_names));
   qname text;
   cfg :PGPULSE_SCHEMA.queues;
