@@ -125,6 +125,55 @@ describe("enqueue", () => {
     expect(got[0]!.queues.sort()).toEqual(["n1", "n2"]);
   });
 
+  describe("the notification of a plain enqueue", () => {
+    // a transaction's id as xmin shows it: the low 32 bits of txid_current()
+    const xidOf = (t: number) => String(t % 2 ** 32);
+
+    it("comes from a transaction of its own, after the insert's commit, on the queue's pool", async () => {
+      const n = await notifications();
+      const job = await queue.enqueue("t", {}, { queue: "own-tx" });
+      const [got] = await n.collect();
+      expect(got).toMatchObject({ schema, queues: ["own-tx"], n: 1 });
+      const [row] = await sql.unsafe(`select xmin::text as xmin from "${schema}".jobs where id = $1`, [job.id]);
+      expect(xidOf((got as unknown as { t: number }).t)).not.toBe(row!.xmin);
+    });
+
+    it("comes with the caller's transaction, and not at all when it rolls back", async () => {
+      const n = await notifications();
+      const job = await sql.begin((tx) => queue.enqueue("t", {}, { queue: "in-tx", tx }));
+      await expect(
+        sql.begin(async (tx) => {
+          await queue.enqueue("t", {}, { queue: "rolled-back", tx });
+          throw new Error("rollback");
+        }),
+      ).rejects.toThrow("rollback");
+      const got = await n.collect();
+      expect(got).toHaveLength(1);
+      expect(got[0]).toMatchObject({ queues: ["in-tx"], n: 1 });
+      const [row] = await sql.unsafe(`select xmin::text as xmin from "${schema}".jobs where id = $1`, [job.id]);
+      expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(row!.xmin);
+    });
+
+    it("is not sent when the insert fails, and the insert changes nothing", async () => {
+      await sql.unsafe(`
+        create function "${schema}".refuse_boom() returns trigger language plpgsql as $$
+        begin raise exception 'boom refused' using errcode = '23514'; end $$;
+        create trigger refuse_boom before insert on "${schema}".jobs
+          for each row when (new.task = 'boom') execute function "${schema}".refuse_boom()`);
+      try {
+        const before = await jobCount();
+        const n = await notifications();
+        await expect(queue.enqueueMany([{ task: "fine", queue: "boom-q" }, { task: "boom", queue: "boom-q" }])).rejects.toThrow(
+          /boom refused/,
+        );
+        expect(await n.collect()).toEqual([]);
+        expect(await jobCount()).toBe(before);
+      } finally {
+        await sql.unsafe(`drop trigger refuse_boom on "${schema}".jobs; drop function "${schema}".refuse_boom()`);
+      }
+    });
+  });
+
   it("commits and rolls back with the caller's transaction", async () => {
     const before = await jobCount();
     await expect(

@@ -118,11 +118,12 @@ function median(xs: number[]): number {
 
 describe("through PgBouncer in transaction mode", () => {
   it("without pooler: \"transaction\", a prepared statement reused in a transaction on another server connection fails", async () => {
-    // One client connection; the insert statement gets prepared on the server connection it ran on.
+    // One client connection; the insert statement gets prepared on the server connection it ran on
+    // (the one an enqueue in a transaction sends: on the pool, an enqueue calls a procedure instead).
     const plain = createQueue({ connection: bouncer.url, schema, poolSize: 1 });
     const fixed = createQueue({ connection: bouncer.url, schema, pooler: "transaction", poolSize: 1 });
     try {
-      await plain.enqueue("noop", {}, { queue: "plain" });
+      await plain.sql.begin((tx) => plain.enqueue("noop", {}, { queue: "plain", tx }));
       // Server connections are closed as they are released: the next transaction runs on a fresh one,
       // as it would on any other server connection a busy bouncer hands out.
       await bouncer.admin(`RECONNECT ${bouncer.database}`);
@@ -132,7 +133,7 @@ describe("through PgBouncer in transaction mode", () => {
       );
 
       // The same with pooler: "transaction": nothing prepared, nothing to miss.
-      await fixed.enqueue("noop", {}, { queue: "plain" });
+      await fixed.sql.begin((tx) => fixed.enqueue("noop", {}, { queue: "plain", tx }));
       await bouncer.admin(`RECONNECT ${bouncer.database}`);
       const job = await fixed.sql.begin((tx) => fixed.enqueue("noop", {}, { queue: "plain", tx }));
       expect((await fixed.getJob(job.id))!.status).toBe("queued");

@@ -1,0 +1,66 @@
+-- pgpulse schema, version 9: an enqueue's notification sent after its commit.
+--
+-- A transaction that notifies takes a lock that Postgres holds from the start
+-- of its commit until the commit is on disk, so that notifications are queued
+-- in commit order. Every notifying transaction of the server waits for it in
+-- turn: enqueues that notify cannot share a WAL flush (group commit), and on
+-- busy cores each hand-over of the lock waits for the next backend to be
+-- scheduled. At 1,000 single enqueues a second beside a working worker, the
+-- enqueues queued on that lock for tens to hundreds of milliseconds
+-- (docs/performance.md has the figures).
+--
+-- enqueue_plain() inserts jobs without keys and commits, then notifies in a
+-- second transaction whose commit does not wait for the disk: the lock is held
+-- for moments, and the inserts group-commit like any other write. A producer
+-- calls it for enqueues that are not in the caller's transaction; one round
+-- trip, as before. In the caller's transaction the notification stays in that
+-- transaction (insert_plain() below, with the notification beside it), since
+-- only its commit may wake a worker.
+
+-- Inserts jobs without keys from a JSON array of specs (as version 1's
+-- enqueue_many() reads them, without key, throttle or debounce): the new ids
+-- in order, comma-separated, the database's clock, and the queues and number
+-- of the jobs runnable now, for the notification.
+create function :PGPULSE_SCHEMA.insert_plain(specs jsonb)
+returns table (ids text, now_ timestamptz, queues text[], runnable bigint)
+language plpgsql volatile as $$
+#variable_conflict use_column
+begin
+  return query
+    with t as (select now() as now),
+    ins as (
+      insert into :PGPULSE_SCHEMA.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at, meta)
+      select coalesce(s.queue, 'default'), s.task, coalesce(s.payload, '{}'), coalesce(s.priority, 0),
+        coalesce(s.run_at, t.now + coalesce(s.delay_ms, 0) * interval '1 millisecond'),
+        coalesce(s.max_attempts, 10), s.timeout_ms, s."group", t.now, s.meta
+      from jsonb_to_recordset(specs) as s(task text, payload jsonb, queue text, priority integer,
+        run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text, meta jsonb), t
+      returning id, queue, run_at
+    )
+    select string_agg(ins.id::text, ',' order by ins.id), (select now from t),
+      array_agg(distinct ins.queue) filter (where ins.run_at <= (select now from t)),
+      count(*) filter (where ins.run_at <= (select now from t))
+    from ins;
+end;
+$$;
+
+-- insert_plain(), committed, then one notification for the jobs runnable now,
+-- from a transaction that does not wait for its commit to reach disk (a
+-- notification lost in a crash costs a worker's sweep, not a job). Must be
+-- called outside a transaction block (CALL in a transaction of its own), as
+-- any procedure that commits. ids and now_ come back as insert_plain() has them.
+create procedure :PGPULSE_SCHEMA.enqueue_plain(specs jsonb, inout ids text default null, inout now_ timestamptz default null)
+language plpgsql as $$
+declare
+  ready text[];
+  n bigint;
+begin
+  select p.ids, p.now_, p.queues, p.runnable into ids, now_, ready, n from :PGPULSE_SCHEMA.insert_plain(specs) p;
+  commit;
+  if n > 0 then
+    perform set_config('synchronous_commit', 'off', true);
+    perform pg_notify('job_enqueued', json_build_object(
+      'schema', :PGPULSE_SCHEMA_NAME, 'queues', ready, 't', txid_current(), 'n', n)::text);
+  end if;
+end;
+$$;
