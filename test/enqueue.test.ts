@@ -154,6 +154,44 @@ describe("enqueue", () => {
       expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(row!.xmin);
     });
 
+    it("writes the same rows on the pool (enqueue_plain()) as in a transaction (the producer's statement)", async () => {
+      const specs = [
+        { task: "same", payload: { a: [1, "x"] } },
+        { task: "same", queue: "same-q", priority: 5, delayMs: 1500, maxAttempts: 3, timeoutMs: 900, group: "g1", meta: { k: "v" } },
+        { task: "same", runAt: new Date("2031-01-02T03:04:05.678Z") },
+      ];
+      const pooled = await queue.enqueueMany(specs);
+      const inTx = await sql.begin((tx) => queue.enqueueMany(specs, { tx }));
+      const rows = (ids: string[]) =>
+        sql.unsafe(
+          `select queue, task, payload, priority, max_attempts, timeout_ms, group_key, meta, status, attempts, key,
+                  case when run_at > created_at + interval '1 year' then run_at end as given_run_at,
+                  case when run_at <= created_at + interval '1 year' then extract(epoch from run_at - created_at) * 1000 end as delay_ms
+             from "${schema}".jobs where id = any($1::bigint[]) order by id`,
+          [ids],
+        );
+      expect(await rows(pooled.map((j) => j.id))).toEqual(await rows(inTx.map((j) => j.id)));
+      expect((await rows(pooled.map((j) => j.id))).map((r) => r.delay_ms && Number(r.delay_ms))).toEqual([0, 1500, null]);
+      expect(pooled.map((j) => j.runAt.getTime() - j.createdAt.getTime()).slice(0, 2)).toEqual([0, 1500]);
+    });
+
+    it("reads the same through the caller's postgres.js with its own types and column transform", async () => {
+      const own = postgres(DATABASE_URL, { max: 2, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: postgres.camel });
+      const q = createQueue({ connection: own, schema });
+      try {
+        const n = await notifications();
+        const [a, b] = await q.enqueueMany([{ task: "t", queue: "own-pg" }, { task: "t", queue: "own-pg", delayMs: 60_000 }]);
+        expect(a).toMatchObject({ queue: "own-pg", status: "queued" });
+        expect(a!.id).toMatch(/^[0-9]+$/);
+        expect(BigInt(b!.id)).toBe(BigInt(a!.id) + 1n);
+        expect(b!.runAt.getTime() - a!.createdAt.getTime()).toBe(60_000);
+        expect(await n.collect()).toEqual([expect.objectContaining({ queues: ["own-pg"], n: 1 })]);
+      } finally {
+        await q.close();
+        await own.end();
+      }
+    });
+
     it("is not sent when the insert fails, and the insert changes nothing", async () => {
       await sql.unsafe(`
         create function "${schema}".refuse_boom() returns trigger language plpgsql as $$

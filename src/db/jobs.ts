@@ -1,3 +1,4 @@
+import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
 import { type DbContext, inTx, run } from "./context.ts";
@@ -21,16 +22,31 @@ export function jobsSql(q: string) {
   return {
     // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce.
     enqueueKeyed: `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`,
-    // Jobs without keys cannot collide: one INSERT (insert_plain(), sql/000009). Only what the
-    // database decides comes back (the ids and its clock): the rest is known.
-    // On the pool, enqueue_plain() commits the insert and then notifies from a transaction of
-    // its own, so the insert's commit does not hold the lock a notifying commit takes.
+    // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
+    // Only what the database decides comes back (the ids and its clock): the rest is known.
+    // On the pool, enqueue_plain() (sql/000009, the same INSERT) commits the insert, then
+    // notifies from a transaction of its own, so that the insert's commit does not hold the
+    // lock Postgres keeps for notifying commits until they are on disk.
     enqueuePlain: `call ${q}.enqueue_plain($1::text::jsonb, null, null)`,
     // In the caller's transaction the notification goes with it: only its commit may wake a worker.
-    insertPlainInTx: `
-      select p.ids, p.now_ as now,
-        case when p.runnable > 0 then ${notifyEnqueued("$2::text", "p.queues", "p.runnable")} end as notified
-      from ${q}.insert_plain($1::text::jsonb) p`,
+    insertPlain: `
+      with t as (select now() as now),
+      ins as (
+        insert into ${q}.jobs (queue, task, payload, priority, run_at, max_attempts, timeout_ms, group_key, created_at, meta)
+        select coalesce(s.queue, 'default'), s.task, coalesce(s.payload, '{}'), coalesce(s.priority, 0),
+          coalesce(s.run_at, t.now + coalesce(s.delay_ms, 0) * interval '1 millisecond'),
+          coalesce(s.max_attempts, ${MAX_ATTEMPTS_DEFAULT}), s.timeout_ms, s."group", t.now, s.meta
+        from jsonb_to_recordset($1::text::jsonb) as s(task text, payload jsonb, queue text, priority integer,
+          run_at timestamptz, delay_ms bigint, max_attempts integer, timeout_ms integer, "group" text, meta jsonb), t
+        returning id, queue, run_at
+      ),
+      note as (
+        select ${notifyEnqueued("$2::text", "array_agg(distinct ins.queue)", "count(*)")}
+        from ins, t where ins.run_at <= t.now having count(*) > 0
+      )
+      select string_agg(ins.id::text, ',' order by ins.id) as ids, (select now from t) as now,
+        (select count(*) from note) as notified
+      from ins`,
     get: `select * from ${q}.jobs where id = $1::bigint`,
     cancel: `
       with upd as (
@@ -100,12 +116,7 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
     async jobInsertMany(specs: string): Promise<{ ids: string[]; now: Date }> {
-      if (c.pool) {
-        const [row] = await run(c, t.enqueuePlain, [specs]);
-        return { ids: (row!.ids as string).split(","), now: row!.now_ as Date };
-      }
-      // (named now: another driver's adapter turns columns so named into dates)
-      const [row] = await run(c, t.insertPlainInTx, [specs, c.schema]);
+      const [row] = c.pool ? await run(c, t.enqueuePlain, [specs]) : await run(c, t.insertPlain, [specs, c.schema]);
       return { ids: (row!.ids as string).split(","), now: row!.now as Date };
     },
     /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */
