@@ -20,9 +20,9 @@
 -- Inserts jobs without keys from a JSON array of specs, as the producer's
 -- statement for a caller's transaction does (src/db/jobs.ts, insertPlain: the
 -- same columns and defaults; test/enqueue.test.ts compares the rows), and
--- commits; then one notification for the jobs runnable now, from a transaction
+-- commits; then the notification for the jobs runnable now, from a transaction
 -- that does not wait for its commit to reach disk (a notification lost in a
--- crash costs a worker's sweep, not a job). ids: the new ids in input order,
+-- crash costs a worker's sweep, not a job; one per 7,000 bytes of queue names). ids: the new ids in input order,
 -- comma-separated; now: the database's clock. Must be called outside a
 -- transaction block (CALL in a transaction of its own), as any procedure that
 -- commits. The insert is written here rather than called as a function: a
@@ -31,6 +31,7 @@ create procedure :PGPULSE_SCHEMA.enqueue_plain(specs jsonb, inout ids text defau
 language plpgsql as $$
 declare
   ready text[];
+  part text[];
   n bigint;
 begin
   with t as (select now() as now),
@@ -51,8 +52,21 @@ begin
   commit;
   if n > 0 then
     perform set_config('synchronous_commit', 'off', true);
-    perform pg_notify('job_enqueued', json_build_object(
-      'schema', :PGPULSE_SCHEMA_NAME, 'queues', ready, 't', txid_current(), 'n', n)::text);
+    -- The jobs are committed: a notification that fails must not fail the call,
+    -- or the caller would take them for not enqueued. Workers' sweeps find them.
+    begin
+      -- A notification holds at most 8,000 bytes: the queues in parts that fit.
+      for part in
+        select array_agg(r order by r) from (
+          select r, sum(octet_length(r) + 3) over (order by r) / 7000 as p from unnest(ready) r
+        ) x group by x.p order by x.p
+      loop
+        perform pg_notify('job_enqueued', json_build_object(
+          'schema', :PGPULSE_SCHEMA_NAME, 'queues', part, 't', txid_current(), 'n', n)::text);
+      end loop;
+    exception when others then
+      raise warning 'pgpulse: jobs % were enqueued, but their notification failed (%): workers find them at their next sweep', ids, sqlerrm;
+    end;
   end if;
 end;
 $$;

@@ -420,10 +420,11 @@ describe("busy rows", () => {
       }
     })();
     const side = (async () => {
-      while (!stop) {
+      for (let n = 0; !stop; n++) {
         const t = performance.now();
-        const job = await queue.enqueue("side", {}, { queue: "b-side" });
-        const done = worker.waitFor("job:completed", (e) => e.job.id === job.id, deadline());
+        // waited for before the enqueue: the job can end before the enqueue call returns
+        const done = worker.waitFor("job:completed", (e) => e.job.queue === "b-side" && (e.job.payload as { n: number }).n === n, deadline());
+        await queue.enqueue("side", { n }, { queue: "b-side" });
         await done;
         latencies.push(performance.now() - t);
         await new Promise((resolve) => setTimeout(resolve, 10));

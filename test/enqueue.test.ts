@@ -192,6 +192,17 @@ describe("enqueue", () => {
       }
     });
 
+    it("names many queues in as many notifications as their names need", async () => {
+      const names = Array.from({ length: 400 }, (_, i) => `many-queues-${String(i).padStart(4, "0")}-${"x".repeat(14)}`);
+      const n = await notifications();
+      const jobs = await queue.enqueueMany(names.map((name) => ({ task: "t", queue: name })));
+      expect(jobs).toHaveLength(400);
+      const got = await n.collect();
+      // 400 names of 30 characters do not fit in one notification's 8,000 bytes
+      expect(got.length).toBeGreaterThan(1);
+      expect(got.flatMap((m) => m.queues).sort()).toEqual(names);
+    });
+
     it("is not sent when the insert fails, and the insert changes nothing", async () => {
       await sql.unsafe(`
         create function "${schema}".refuse_boom() returns trigger language plpgsql as $$
