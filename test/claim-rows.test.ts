@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
+import { migrate } from "../src/index.ts";
 import { DATABASE_URL, testDb, untilWaitingOnLock } from "./support/db.ts";
 
 // claim_rows() (sql/000008) as the worker calls it, through the database layer
@@ -23,6 +24,40 @@ const statuses = async (queueName: string) =>
   );
 
 describe("claim_rows()", () => {
+  it.each([
+    ["a queue without limits (claim_rows())", "plan-free", null],
+    ["a queue with a limit (claim())", "plan-capped", 1000],
+  ])("%s finds the rows it claims without reading the table, after the table grew past what it held at the connection's first claims", async (_, name, concurrency) => {
+    // A connection keeps the plans of a function's statements. Made while the table held a
+    // few rows, the update of the claimed rows was kept as a read of the whole table, and every
+    // claim got slower as finished jobs piled up (until an analyze of the table made it plan again).
+    const fresh = `${schema}_${name.replace("-", "_")}`;
+    const f = `"${fresh}"`;
+    await migrate({ connection: DATABASE_URL, schema: fresh });
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      await own.unsafe(`insert into ${f}.workers (id, queues, tasks, concurrency) values ('w-plan', '{}', '{}', 4)`);
+      if (concurrency !== null) await own.unsafe(`insert into ${f}.queues (name, concurrency) values ($1, $2)`, [name, concurrency]);
+      const claimSome = `select count(*)::int as n from ${f}.claim_rows($1::text::jsonb, '["t"]', 4, 'w-plan') where id is not null`;
+      const queues = JSON.stringify([name]);
+      for (let i = 0; i < 12; i++) {
+        await own.unsafe(`insert into ${f}.jobs (task, queue) select 't', $1 from generate_series(1, 3)`, [name]);
+        expect((await own.unsafe(claimSome, [queues]))[0]!.n).toBe(3);
+      }
+      await own.unsafe(`insert into ${f}.jobs (task, queue, status, finished_at) select 't', $1, 'completed', now() from generate_series(1, 20000)`, [name]);
+      await own.unsafe(`insert into ${f}.jobs (task, queue) values ('t', $1)`, [name]);
+      const seqScans = await own.begin(async (tx) => {
+        expect((await tx.unsafe(claimSome, [queues]))[0]!.n).toBe(1);
+        const [row] = await tx.unsafe(`select seq_scan::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
+        return row!.n;
+      });
+      expect(seqScans).toBe(0);
+    } finally {
+      await own.end();
+      await sql.unsafe(`drop schema ${f} cascade`);
+    }
+  });
+
   it("claims in claim order, a row per job with its times, and starts only the first n - ahead", async () => {
     await addWorker("w-order");
     const low = await queue.enqueue("t", { n: 1 }, { queue: "r-order", priority: 0 });

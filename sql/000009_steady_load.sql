@@ -1,4 +1,6 @@
--- pgpulse schema, version 9: an enqueue's notification sent after its commit.
+-- pgpulse schema, version 9: two fixes for a steady stream of enqueues while
+-- workers run (docs/performance.md has the figures): an enqueue's notification
+-- sent after its commit, and claims that keep finding their rows by address.
 --
 -- A transaction that notifies takes a lock that Postgres holds from the start
 -- of its commit until the commit is on disk, so that notifications are queued
@@ -6,8 +8,7 @@
 -- turn: enqueues that notify cannot share a WAL flush (group commit), and on
 -- busy cores each hand-over of the lock waits for the next backend to be
 -- scheduled. At 1,000 single enqueues a second beside a working worker, the
--- enqueues queued on that lock for tens to hundreds of milliseconds
--- (docs/performance.md has the figures).
+-- enqueues queued on that lock for tens to hundreds of milliseconds.
 --
 -- enqueue_plain() inserts jobs without keys and commits, then notifies in a
 -- second transaction whose commit does not wait for the disk: the lock is held
@@ -70,3 +71,17 @@ begin
   end if;
 end;
 $$;
+
+-- claim_rows() finds the rows it locked by their addresses (ctid = any(...)). A
+-- connection keeps the plans of a function's statements, and the plan made
+-- while the jobs table held a few rows read the whole table for that, a plan
+-- kept as finished jobs piled up: every claim got slower, until an analyze of
+-- the table (autovacuum's, a minute or more later) made the connection plan
+-- again. Without sequential scans the planner picks the lookup by address
+-- whatever the table held; every other statement of the claim reads an index.
+-- claim() (queues with limits, and workers of versions 2 to 4) updates the
+-- rows it picked by id, with the same risk.
+alter function :PGPULSE_SCHEMA.claim_rows(jsonb, jsonb, integer, text, timestamptz, integer)
+  set enable_seqscan = off;
+alter function :PGPULSE_SCHEMA.claim(jsonb, jsonb, integer, text, timestamptz, integer)
+  set enable_seqscan = off;
