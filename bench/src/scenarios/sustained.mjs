@@ -80,10 +80,29 @@ export async function sustained(sys, cfg, { sql }) {
     // included), and from the enqueue's return to the handler (0 if it ran first)
     enqueueCall: summarize(committedAt.flatMap((c, i) => (c === null ? [] : [c - sentAt[i]]))),
     afterEnqueue: summarize(ranAt.flatMap((r, i) => (r === null || committedAt[i] === null ? [] : [Math.max(0, r - committedAt[i])]))),
+    // the same by 5 s of the load (by when the enqueue was called): a tail that grows
+    // through the run (a worker falling behind) shows here, not in the totals
+    timeline: timeline(start, sentAt, committedAt, ranAt),
     mbBefore: mb(bytesBefore),
     mbMax: mb(Math.max(bytesMax, bytesAfter)),
     mbAfter: mb(bytesAfter),
     rowsBefore,
     rowsAfter,
   };
+}
+
+/** Per 5 s of the load: the enqueue call's and the rest's p50 and p99 (ms). */
+function timeline(start, sentAt, committedAt, ranAt) {
+  const buckets = [];
+  sentAt.forEach((sent, i) => {
+    if (sent === null || committedAt[i] === null || ranAt[i] === null) return;
+    const b = (buckets[Math.floor((sent - start) / 5000)] ??= { call: [], after: [] });
+    b.call.push(committedAt[i] - sent);
+    b.after.push(Math.max(0, ranAt[i] - committedAt[i]));
+  });
+  return buckets.map((b, k) => {
+    const call = summarize(b.call);
+    const after = summarize(b.after);
+    return { fromS: k * 5, call: [call.p50, call.p99], afterEnqueue: [after.p50, after.p99] };
+  });
 }
