@@ -27,9 +27,8 @@
 -- comma-separated; now: the database's clock. Must be called outside a
 -- transaction block (CALL in a transaction of its own), as any procedure that
 -- commits. The insert is written here rather than called as a function: a
--- function around it cost about 0.1 ms per call. An error after the commit
--- (Postgres's notification queue full) fails the call with the jobs in, as a
--- connection lost before the reply does.
+-- function around it cost about 0.1 ms per call. Each part of a long list of
+-- queues carries the whole count n (a worker may pass one on needlessly).
 create procedure :PGPULSE_SCHEMA.enqueue_plain(specs jsonb, inout ids text default null, inout now timestamptz default null)
 language plpgsql as $$
 declare
@@ -53,16 +52,21 @@ begin
     into ids, now, ready, n
     from ins;
   commit;
-  if n > 0 then
+  -- Once the insert is in, nothing may fail the call, or the caller would take
+  -- the jobs for not enqueued: no notification while Postgres's notification
+  -- queue is over half full (a listener not reading; sending would fail at the
+  -- commit once it is full), and none over 8,000 bytes. Workers' sweeps find
+  -- jobs not announced.
+  if n > 0 and pg_notification_queue_usage() < 0.5 then
     perform set_config('synchronous_commit', 'off', true);
-    -- A notification holds at most 8,000 bytes: many queues go in parts that fit.
-    if octet_length(array_to_string(ready, '')) + 3 * cardinality(ready) <= 7000 then
+    -- many queues, or names that JSON escapes, go in parts that fit
+    if octet_length(to_json(ready)::text) <= 7000 then
       perform pg_notify('job_enqueued', json_build_object(
         'schema', :PGPULSE_SCHEMA_NAME, 'queues', ready, 't', txid_current(), 'n', n)::text);
     else
       for part in
         select array_agg(r order by r) from (
-          select r, sum(octet_length(r) + 3) over (order by r) / 7000 as p from unnest(ready) r
+          select r, sum(octet_length(to_json(r)::text) + 1) over (order by r) / 7000 as p from unnest(ready) r
         ) x group by x.p order by x.p
       loop
         perform pg_notify('job_enqueued', json_build_object(

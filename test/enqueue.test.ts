@@ -1,8 +1,8 @@
 import postgres from "postgres";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { createQueue, defineTask, PgPulseError } from "../src/index.ts";
-import { DATABASE_URL, testDb } from "./support/db.ts";
+import { createQueue, defineTask, migrate, PgPulseError } from "../src/index.ts";
+import { DATABASE_URL, testDb, until } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
@@ -201,6 +201,56 @@ describe("enqueue", () => {
       // 400 names of 30 characters do not fit in one notification's 8,000 bytes
       expect(got.length).toBeGreaterThan(1);
       expect(got.flatMap((m) => m.queues).sort()).toEqual(names);
+    });
+
+    it("fits queue names that JSON escapes in notifications of at most 8,000 bytes", async () => {
+      // 5,120 bytes as text, about 10,000 as JSON
+      const names = Array.from({ length: 40 }, (_, i) => `${'"'.repeat(126)}${String(i).padStart(2, "0")}`);
+      const n = await notifications();
+      await queue.enqueueMany(names.map((name) => ({ task: "t", queue: name })));
+      const got = await n.collect();
+      expect(got.length).toBeGreaterThan(1);
+      expect(got.flatMap((m) => m.queues).sort()).toEqual([...names].sort());
+    });
+
+    it("on a postgres.js transaction given as the connection, is part of that transaction", async () => {
+      const before = await jobCount();
+      const n = await notifications();
+      await expect(
+        sql.begin(async (tx) => {
+          const inTx = createQueue({ connection: tx as never, schema });
+          await inTx.enqueue("t", {}, { queue: "tx-connection" });
+          expect(await jobCount()).toBe(before);
+          throw new Error("rollback");
+        }),
+      ).rejects.toThrow("rollback");
+      expect(await jobCount()).toBe(before);
+      expect(await n.collect()).toEqual([]);
+    });
+
+    it("is sent in the insert's transaction on a schema without enqueue_plain() (version 8)", async () => {
+      const old = `${schema}_v8`;
+      await migrate({ connection: DATABASE_URL, schema: old });
+      await sql.unsafe(`drop procedure "${old}".enqueue_plain(jsonb, text, timestamptz)`);
+      const q = createQueue({ connection: DATABASE_URL, schema: old });
+      const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        const heard: { t: number }[] = [];
+        await listener.listen("job_enqueued", (text) => {
+          const msg = JSON.parse(text);
+          if (msg.schema === old) heard.push(msg);
+        });
+        const [a] = await q.enqueueMany([{ task: "t" }]);
+        const b = await q.enqueue("t", {});
+        expect(BigInt(b.id)).toBe(BigInt(a!.id) + 1n);
+        await until(() => heard.length === 2);
+        const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
+        expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
+      } finally {
+        await listener.end();
+        await q.close();
+        await sql.unsafe(`drop schema "${old}" cascade`);
+      }
     });
 
     it("is not sent when the insert fails, and the insert changes nothing", async () => {

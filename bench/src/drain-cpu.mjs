@@ -6,10 +6,10 @@
 // the bench database's backends and the server's own processes) and the
 // transactions committed. Medians per build.
 //   npm --prefix bench run drain-cpu -- --pgpulse-dir before=/tmp/a,after=/tmp/b --rounds 6
-import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { parseBuilds, runInterleaved } from "./builds.mjs";
 import { ensureDatabase } from "./db.mjs";
 import { median } from "./stats.mjs";
 import { CpuMeter, postmasterPid } from "./scale/cpu.mjs";
@@ -75,20 +75,10 @@ if (values.child !== undefined) {
 }
 
 await ensureDatabase(url);
-const builds = (values["pgpulse-dir"] ?? "current=").split(",").map((pair) => {
-  const [name, dir] = pair.includes("=") ? pair.split("=") : [pair, pair];
-  return { name, dir };
-});
-const runs = new Map(builds.map((b) => [b.name, []]));
-const me = fileURLToPath(import.meta.url);
-for (let round = 1; round <= Number(values.rounds); round++) {
-  for (const b of round % 2 ? builds : [...builds].reverse()) {
-    const args = [me, "--child", b.dir, "--jobs", String(n), "--concurrency", String(concurrency), "--database-url", url];
-    const r = JSON.parse(execFileSync(process.execPath, args, { encoding: "utf8" }).trim().split("\n").at(-1));
-    runs.get(b.name).push(r);
-    console.log(`[r${round}] ${b.name}: ${r.jobsPerSec} jobs/s, worker ${r.nodeCpuUsPerJob} us and Postgres ${r.pgCpuUsPerJob} us of CPU per job`);
-  }
-}
+const builds = parseBuilds(values["pgpulse-dir"]);
+const args = ["--jobs", String(n), "--concurrency", String(concurrency), "--database-url", url];
+const runs = runInterleaved(builds, Number(values.rounds), fileURLToPath(import.meta.url), args, (round, b, r) =>
+  console.log(`[r${round}] ${b.name}: ${r.jobsPerSec} jobs/s, worker ${r.nodeCpuUsPerJob} us and Postgres ${r.pgCpuUsPerJob} us of CPU per job`));
 console.log(`\n${n} no-op jobs, one worker, concurrency ${concurrency}; medians of ${values.rounds} interleaved rounds\n`);
 console.log("| build | jobs/s | worker CPU per job | Postgres CPU per job | all runs, jobs/s |");
 console.log("|---|---:|---:|---:|---|");

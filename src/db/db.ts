@@ -90,7 +90,10 @@ export interface Db extends DbOps {
 export function createDb(sql: postgres.Sql, options: DbOptions): Db {
   const q = quoteSchema(options.schema);
   const t = texts(q);
-  const base: DbContext = { handle: sql, pool: sql, schema: options.schema, q, prepare: options.prepare ?? true };
+  // A postgres.js transaction given as the connection (sql.begin's handle: it has savepoint(),
+  // not begin()) is the caller's transaction, not a pool to open transactions on.
+  const inTransaction = typeof (sql as { savepoint?: unknown }).savepoint === "function";
+  const base: DbContext = { handle: sql, pool: inTransaction ? null : sql, schema: options.schema, q, prepare: options.prepare ?? true };
   const ops = bind(base, t);
   // A caller that enqueues several times in one transaction binds the operations once.
   const inTxs = new WeakMap<SqlHandle, DbOps>();

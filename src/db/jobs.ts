@@ -112,11 +112,27 @@ export interface ListJobsParams {
   limit: number;
 }
 
+/** Postgres's "function (or procedure) does not exist". */
+const UNDEFINED_FUNCTION = "42883";
+
 export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
+  // A schema still at version 8 has no enqueue_plain(): this producer then notifies in the
+  // insert's transaction, as producers of version 8 did, until it is restarted.
+  let procedure = true;
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
     async jobInsertMany(specs: string): Promise<{ ids: string[]; now: Date }> {
-      const [row] = c.pool ? await run(c, t.enqueuePlain, [specs]) : await run(c, t.insertPlain, [specs, c.schema]);
+      let row;
+      if (c.pool && procedure) {
+        try {
+          [row] = await run(c, t.enqueuePlain, [specs]);
+        } catch (error) {
+          // (nothing was written: the call failed to start)
+          if ((error as { code?: string }).code !== UNDEFINED_FUNCTION || !/enqueue_plain/.test(String((error as Error).message))) throw error;
+          procedure = false;
+        }
+      }
+      row ??= (await run(c, t.insertPlain, [specs, c.schema]))[0];
       return { ids: (row!.ids as string).split(","), now: row!.now as Date };
     },
     /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */

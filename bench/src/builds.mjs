@@ -1,0 +1,26 @@
+// Builds of pgpulse run side by side: `--pgpulse-dir name=DIR,...` parsed, and
+// runs interleaved by round, the order flipped each round, each in a process of
+// its own that prints one JSON line last.
+import { execFileSync } from "node:child_process";
+
+/** "before=/tmp/a,after=/tmp/b" -> [{ name, dir }]; a bare DIR names itself; none: the installed one. */
+export function parseBuilds(text) {
+  return (text ?? "current=").split(",").map((pair) => {
+    const [name, dir] = pair.includes("=") ? pair.split("=") : [pair, pair];
+    return { name, dir };
+  });
+}
+
+/** Runs `script --child DIR ...args` for each build and round; calls report(round, build, result) per run. */
+export function runInterleaved(builds, rounds, script, args, report) {
+  const runs = new Map(builds.map((b) => [b.name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const b of round % 2 ? builds : [...builds].reverse()) {
+      const out = execFileSync(process.execPath, [script, "--child", b.dir, ...args], { encoding: "utf8" });
+      const r = JSON.parse(out.trim().split("\n").at(-1));
+      runs.get(b.name).push(r);
+      report(round, b, r);
+    }
+  }
+  return runs;
+}
