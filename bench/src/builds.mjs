@@ -11,12 +11,12 @@ export function parseBuilds(text) {
   });
 }
 
-/** Runs `script --child DIR ...args` for each build and round; calls report(round, build, result) per run. */
+/** Runs `script --child DIR ...build.args ...args` for each build and round; calls report(round, build, result) per run. */
 export function runInterleaved(builds, rounds, script, args, report) {
   const runs = new Map(builds.map((b) => [b.name, []]));
   for (let round = 1; round <= rounds; round++) {
     for (const b of round % 2 ? builds : [...builds].reverse()) {
-      const out = execFileSync(process.execPath, [script, "--child", b.dir, ...args], { encoding: "utf8" });
+      const out = execFileSync(process.execPath, [script, "--child", b.dir, ...(b.args ?? []), ...args], { encoding: "utf8" });
       const r = JSON.parse(out.trim().split("\n").at(-1));
       runs.get(b.name).push(r);
       report(round, b, r);
