@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { createQueue, defineTask, migrate, PgPulseError } from "../src/index.ts";
+import { createQueue, defineTask, type EnqueuedJob, migrate, PgPulseError } from "../src/index.ts";
 import { DATABASE_URL, testDb, until } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
@@ -269,6 +269,141 @@ describe("enqueue", () => {
         expect(await jobCount()).toBe(before);
       } finally {
         await sql.unsafe(`drop trigger refuse_boom on "${schema}".jobs; drop function "${schema}".refuse_boom()`);
+      }
+    });
+  });
+
+  describe("the notification of a keyed enqueue", () => {
+    const xidOf = (t: number) => String(t % 2 ** 32);
+    const xminOf = async (id: string) =>
+      (await sql.unsafe(`select xmin::text as xmin from "${schema}".jobs where id = $1`, [id]))[0]!.xmin as string;
+
+    it("comes from a transaction of its own, after the insert's commit, on the queue's pool", async () => {
+      const n = await notifications();
+      const job = await queue.enqueue("t", {}, { queue: "keyed-own-tx", key: "keyed-own-tx-1" });
+      const [got] = await n.collect();
+      expect(got).toMatchObject({ schema, queues: ["keyed-own-tx"], n: 1 });
+      expect(xidOf((got as unknown as { t: number }).t)).not.toBe(await xminOf(job.id));
+    });
+
+    it("comes with the caller's transaction, and not at all when it rolls back", async () => {
+      const n = await notifications();
+      const job = await sql.begin((tx) => queue.enqueue("t", {}, { queue: "keyed-in-tx", key: "keyed-in-tx-1", tx }));
+      await expect(
+        sql.begin(async (tx) => {
+          await queue.enqueue("t", {}, { queue: "keyed-rolled-back", key: "keyed-rb-1", tx });
+          throw new Error("rollback");
+        }),
+      ).rejects.toThrow("rollback");
+      const got = await n.collect();
+      expect(got).toEqual([expect.objectContaining({ queues: ["keyed-in-tx"], n: 1 })]);
+      expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(await xminOf(job.id));
+    });
+
+    it("answers on the pool (enqueue_keyed()) as in a transaction (enqueue_many()), new and deduplicated", async () => {
+      const specs = (k: string) => [
+        { task: "kt", key: `${k}-a`, payload: { a: [1, "x"] }, priority: 3, meta: { m: "1" } },
+        { task: "kt", key: `${k}-b`, queue: "keyed-same", delayMs: 1500, maxAttempts: 3, timeoutMs: 900 },
+        { task: "kt", key: `${k}-a`, payload: { second: true } },
+      ];
+      const strip = (j: EnqueuedJob) => {
+        const { id, key, createdAt, runAt, ...rest } = j;
+        return { ...rest, id: typeof id, key: key!.slice(-2), createdAt: createdAt instanceof Date, runAt: runAt instanceof Date };
+      };
+      const pooled = await queue.enqueueMany(specs("pool"));
+      const inTx = await sql.begin((tx) => queue.enqueueMany(specs("tx"), { tx }));
+      expect(pooled.map(strip)).toEqual(inTx.map(strip));
+      expect(pooled.map((j) => j.deduplicated)).toEqual([false, false, true]);
+      expect(pooled[2]!.id).toBe(pooled[0]!.id);
+      expect(pooled[1]!.runAt.getTime() - pooled[1]!.createdAt.getTime()).toBe(1500);
+      // again: every spec finds its live job, with the job as it stands
+      const again = await queue.enqueueMany(specs("pool"));
+      expect(again.map((j) => [j.id, j.deduplicated])).toEqual(pooled.map((j) => [j.id, true]));
+      expect(again[0]).toEqual({ ...pooled[0], deduplicated: true });
+    });
+
+    it("reads the same through the caller's postgres.js with its own types and column transform", async () => {
+      const own = postgres(DATABASE_URL, { max: 2, onnotice: () => {}, types: { bigint: postgres.BigInt }, transform: postgres.camel });
+      const q = createQueue({ connection: own, schema });
+      try {
+        const a = await q.enqueue("t", { x: 1 }, { queue: "keyed-own-pg", key: "keyed-own-pg-1" });
+        const b = await q.enqueue("t", { x: 2 }, { queue: "keyed-own-pg", key: "keyed-own-pg-1" });
+        expect(a).toMatchObject({ queue: "keyed-own-pg", status: "queued", key: "keyed-own-pg-1", payload: { x: 1 }, deduplicated: false });
+        expect(a.id).toMatch(/^[0-9]+$/);
+        expect(a.createdAt).toBeInstanceOf(Date);
+        expect(b).toEqual({ ...a, deduplicated: true });
+      } finally {
+        await q.close();
+        await own.end();
+      }
+    });
+
+    it("notifies once for a debounced or throttled job, after its commit", async () => {
+      const n = await notifications();
+      const d = await queue.enqueue("t", {}, { queue: "keyed-special", key: "keyed-debounce", debounceMs: 0 });
+      const th = await queue.enqueue("t", {}, { queue: "keyed-special", key: "keyed-throttle", throttleMs: 60_000 });
+      const again = await queue.enqueue("t", {}, { queue: "keyed-special", key: "keyed-throttle", throttleMs: 60_000 });
+      expect(again).toMatchObject({ id: th.id, deduplicated: true });
+      const got = await n.collect();
+      // the throttled repeat made no job: no notification
+      expect(got).toEqual([
+        expect.objectContaining({ queues: ["keyed-special"], n: 1 }),
+        expect.objectContaining({ queues: ["keyed-special"], n: 1 }),
+      ]);
+      expect(xidOf((got[0] as unknown as { t: number }).t)).not.toBe(await xminOf(d.id));
+    });
+
+    it("names many queues in as many notifications as their names need", async () => {
+      const names = Array.from({ length: 400 }, (_, i) => `keyed-queues-${String(i).padStart(4, "0")}-${"x".repeat(14)}`);
+      const n = await notifications();
+      await queue.enqueueMany(names.map((name, i) => ({ task: "t", queue: name, key: `keyed-many-${i}` })));
+      const got = await n.collect();
+      expect(got.length).toBeGreaterThan(1);
+      expect(got.flatMap((m) => m.queues).sort()).toEqual(names);
+    });
+
+    it("is not sent when the insert fails, and the insert changes nothing", async () => {
+      await sql.unsafe(`
+        create function "${schema}".refuse_kboom() returns trigger language plpgsql as $$
+        begin raise exception 'kboom refused' using errcode = '23514'; end $$;
+        create trigger refuse_kboom before insert on "${schema}".jobs
+          for each row when (new.task = 'kboom') execute function "${schema}".refuse_kboom()`);
+      try {
+        const before = await jobCount();
+        const n = await notifications();
+        await expect(
+          queue.enqueueMany([{ task: "fine", queue: "kboom-q", key: "kboom-1" }, { task: "kboom", queue: "kboom-q", key: "kboom-2" }]),
+        ).rejects.toThrow(/kboom refused/);
+        expect(await n.collect()).toEqual([]);
+        expect(await jobCount()).toBe(before);
+      } finally {
+        await sql.unsafe(`drop trigger refuse_kboom on "${schema}".jobs; drop function "${schema}".refuse_kboom()`);
+      }
+    });
+
+    it("is sent in the insert's transaction on a schema without enqueue_keyed() (version 9)", async () => {
+      const old = `${schema}_v9`;
+      await migrate({ connection: DATABASE_URL, schema: old });
+      await sql.unsafe(`drop procedure "${old}".enqueue_keyed(jsonb, text)`);
+      const q = createQueue({ connection: DATABASE_URL, schema: old });
+      const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        const heard: { t: number }[] = [];
+        await listener.listen("job_enqueued", (text) => {
+          const msg = JSON.parse(text);
+          if (msg.schema === old) heard.push(msg);
+        });
+        const a = await q.enqueue("t", {}, { key: "v9-a" });
+        const b = await q.enqueue("t", {}, { key: "v9-a" });
+        expect(b).toEqual({ ...a, deduplicated: true });
+        await q.enqueue("t", {}, { key: "v9-b" });
+        await until(() => heard.length === 2);
+        const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
+        expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
+      } finally {
+        await listener.end();
+        await q.close();
+        await sql.unsafe(`drop schema "${old}" cascade`);
       }
     });
   });

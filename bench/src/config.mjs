@@ -5,6 +5,8 @@
 import { parseArgs } from "node:util";
 
 export const SYSTEMS = ["pgpulse", "graphile-worker", "graphile-worker-batched", "pg-boss", "bullmq-pg", "floor", "floor-update"];
+/** Run only when named in --systems. */
+export const EXTRA_SYSTEMS = ["pgpulse-keyed"];
 export const SCENARIOS = ["drain", "latency", "enqueue", "sustained", "depth"];
 
 const FULL = {
@@ -56,10 +58,11 @@ export function readNumbers(keys, values, env, base, prefix) {
 }
 
 /** A comma list of names, each one of `all`; all of them when none is given. */
-export function pickList(raw, all, what) {
+export function pickList(raw, all, what, extra = []) {
   if (!raw) return all;
   const picked = raw.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const p of picked) if (!all.includes(p)) throw new Error(`unknown ${what} "${p}"; known: ${all.join(", ")}`);
+  const known = [...all, ...extra];
+  for (const p of picked) if (!known.includes(p)) throw new Error(`unknown ${what} "${p}"; known: ${known.join(", ")}`);
   return picked;
 }
 
@@ -80,7 +83,7 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
   const quick = values.quick || env.BENCH_QUICK === "1";
   const base = quick ? QUICK : FULL;
   const config = { quick, ...readNumbers(numeric, values, env, base, "BENCH") };
-  config.systems = pickList(values.systems ?? env.BENCH_SYSTEMS, SYSTEMS, "system");
+  config.systems = pickList(values.systems ?? env.BENCH_SYSTEMS, SYSTEMS, "system", EXTRA_SYSTEMS);
   config.scenarios = pickList(values.scenarios ?? env.BENCH_SCENARIOS, SCENARIOS, "scenario");
   config.databaseUrl = values["database-url"] ?? env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/pgpulse_bench";
   config.pgpulseDir = values["pgpulse-dir"] ?? env.BENCH_PGPULSE_DIR ?? null;
@@ -91,7 +94,7 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
 export const HELP = `npm run bench -- [options]
 
   --quick                 small sizes, one round (about 2-4 minutes)
-  --systems a,b           ${SYSTEMS.join(", ")}
+  --systems a,b           ${SYSTEMS.join(", ")}; also ${EXTRA_SYSTEMS.join(", ")}
   --scenarios a,b         ${SCENARIOS.join(", ")}
   --rounds N              rounds of drain, latency and enqueue (interleaved)
   --sustained-rounds N    rounds of sustained;  --depth-rounds N  rounds of depth

@@ -20,7 +20,10 @@ function blockerOf(q: string, id: string): string {
 /** The statements a producer runs on the jobs table. */
 export function jobsSql(q: string) {
   return {
-    // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce.
+    // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce. On the pool,
+    // enqueue_keyed() (sql/000010) calls it, commits, then notifies, as enqueue_plain() does;
+    // its answer is one JSON text. In the caller's transaction the notification goes with it.
+    enqueueKeyedProc: `call ${q}.enqueue_keyed($1::text::jsonb, null)`,
     enqueueKeyed: `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`,
     // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
     // Only what the database decides comes back (the ids and its clock): the rest is known.
@@ -115,10 +118,25 @@ export interface ListJobsParams {
 /** Postgres's "function (or procedure) does not exist". */
 const UNDEFINED_FUNCTION = "42883";
 
+/** Whether error is the database saying that procedure does not exist (a schema older than this producer). */
+function isMissing(error: unknown, procedure: string): boolean {
+  return (error as { code?: string }).code === UNDEFINED_FUNCTION && String((error as Error).message).includes(procedure);
+}
+
+const TIME_COLUMNS = ["run_at", "cancel_requested_at", "created_at", "started_at", "finished_at"] as const;
+
+/** A jobs row as enqueue_keyed() writes it in JSON (ids as strings), with its times as Dates, as a query returns it. */
+function jobRowFromJson(job: Record<string, unknown>): JobRow {
+  for (const k of TIME_COLUMNS) if (typeof job[k] === "string") job[k] = new Date(job[k] as string);
+  return job as unknown as JobRow;
+}
+
 export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
-  // A schema still at version 8 has no enqueue_plain(): this producer then notifies in the
-  // insert's transaction, as producers of version 8 did, until it is restarted.
+  // A schema still at version 8 has no enqueue_plain() (nor, before version 10, enqueue_keyed()):
+  // this producer then notifies in the insert's transaction, as producers of that version did,
+  // until it is restarted.
   let procedure = true;
+  let keyedProcedure = true;
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
     async jobInsertMany(specs: string): Promise<{ ids: string[]; now: Date }> {
@@ -128,7 +146,7 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
           [row] = await run(c, t.enqueuePlain, [specs]);
         } catch (error) {
           // (nothing was written: the call failed to start)
-          if ((error as { code?: string }).code !== UNDEFINED_FUNCTION || !/enqueue_plain/.test(String((error as Error).message))) throw error;
+          if (!isMissing(error, "enqueue_plain")) throw error;
           procedure = false;
         }
       }
@@ -137,6 +155,16 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     },
     /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */
     async jobEnqueueMany(specs: string): Promise<{ row: JobRow; inserted: boolean }[]> {
+      if (c.pool && keyedProcedure) {
+        try {
+          const [row] = await run(c, t.enqueueKeyedProc, [specs]);
+          const made = JSON.parse((row!.jobs as string | null) ?? "[]") as [number, boolean, Record<string, unknown>][];
+          return made.map(([, inserted, job]) => ({ row: jobRowFromJson(job), inserted }));
+        } catch (error) {
+          if (!isMissing(error, "enqueue_keyed")) throw error;
+          keyedProcedure = false;
+        }
+      }
       const rows = await run(c, t.enqueueKeyed, [specs]);
       return rows.map((r) => ({ row: r as unknown as JobRow, inserted: r.inserted as boolean }));
     },

@@ -9,6 +9,7 @@ import * as pgpulse from "./pgpulse.mjs";
 
 export const systems = {
   pgpulse: { open: pgpulse.open, note: "defaults, concurrency 16" },
+  "pgpulse-keyed": { open: pgpulse.opener({ keyed: true }), note: "defaults, concurrency 16, every job enqueued with a key of its own (idempotency keys)" },
   "graphile-worker": { open: graphile.opener({ batching: false }), note: "concurrency 16, maxPoolSize 18 (its advice), defaults otherwise" },
   "graphile-worker-batched": {
     open: graphile.opener({ batching: true }),

@@ -12,7 +12,17 @@ export async function loadPgpulse(dir) {
   return import(pathToFileURL(entry).href);
 }
 
-export async function open({ url, schema, concurrency, pgpulseDir }) {
+export const open = opener({ keyed: false });
+
+// keyed: every enqueue carries a key of its own (an idempotency key that never
+// collides), which takes the keyed path (enqueue_many()) instead of the plain insert.
+export function opener({ keyed }) {
+  let n = 0;
+  const key = () => (keyed ? { key: `bench-${process.pid}-${n++}` } : undefined);
+  return (options) => openWith(options, key);
+}
+
+async function openWith({ url, schema, concurrency, pgpulseDir }, key) {
   const pp = await loadPgpulse(pgpulseDir);
   await pp.migrate({ connection: url, schema });
   const queue = pp.createQueue({ connection: url, schema });
@@ -23,8 +33,8 @@ export async function open({ url, schema, concurrency, pgpulseDir }) {
     // function (since migration 8), claim_json() (since migration 5), claim()
     // (since the flow-control migration), before that an UPDATE ... SKIP LOCKED.
     claimMatcher: /\.claim(_json|_rows)?\(|skip locked/i,
-    enqueue: (payload) => queue.enqueue("noop", payload),
-    enqueueBulk: (payloads) => queue.enqueueMany(payloads.map((payload) => ({ task: "noop", payload }))),
+    enqueue: (payload) => queue.enqueue("noop", payload, key()),
+    enqueueBulk: (payloads) => queue.enqueueMany(payloads.map((payload) => ({ task: "noop", payload, ...key() }))),
     async startWorker(handler, { instrument = false } = {}) {
       // Instrumented runs pass a pool built exactly as pgpulse builds its own
       // (openSql: max 4 for a worker), so its claim statements can be timed.
