@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { createQueue, defineTask, type EnqueuedJob, migrate, PgPulseError } from "../src/index.ts";
+import { createQueue, createWorker, defineTask, type EnqueuedJob, migrate, PgPulseError } from "../src/index.ts";
 import { DATABASE_URL, testDb, until } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
@@ -190,6 +190,32 @@ describe("enqueue", () => {
         await q.close();
         await own.end();
       }
+    });
+
+    it("reads its rows unchanged through a caller's postgres.js that transforms what it reads", async () => {
+      const own = postgres(DATABASE_URL, { max: 2, onnotice: () => {}, transform: postgres.camel });
+      const q = createQueue({ connection: own, schema });
+      const seen: unknown[] = [];
+      const worker = createWorker({
+        connection: own, schema, queues: ["own-pg-reads"], logger: "warn", pollIntervalMs: 50,
+        tasks: { "snake-task": async (payload) => void seen.push(payload) },
+      });
+      try {
+        await worker.start();
+        const job = await q.enqueue("snake-task", { snake_key: { inner_key: 1 } }, { queue: "own-pg-reads", key: "own-pg-reads-1" });
+        expect(job).toMatchObject({ payload: { snake_key: { inner_key: 1 } }, maxAttempts: 10, queue: "own-pg-reads" });
+        expect(job.createdAt).toBeInstanceOf(Date);
+        await until(async () => (await q.getJob(job.id))?.status === "completed");
+        expect(seen).toEqual([{ snake_key: { inner_key: 1 } }]);
+        expect(await q.getJob(job.id)).toMatchObject({ payload: { snake_key: { inner_key: 1 } }, runAt: expect.any(Date), attempts: 1 });
+      } finally {
+        await worker.stop();
+        await q.close();
+      }
+      // the caller's own instance stays open, and keeps its transform
+      const [row] = await own`select 1 as some_column`;
+      expect(row).toEqual({ someColumn: 1 });
+      await own.end();
     });
 
     it("names many queues in as many notifications as their names need", async () => {

@@ -61,6 +61,22 @@ export function checkPoolOptions(options: { pooler?: unknown; poolSize?: unknown
   }
 }
 
+/** Which of a postgres.js instance's transforms change what it reads: "column", "value" or "row". */
+export function readTransforms(sql: postgres.Sql): string[] {
+  const t = (sql as unknown as { options?: { transform?: Record<string, { from?: unknown } | undefined> } }).options?.transform;
+  return t ? ["column", "value", "row"].filter((k) => typeof t[k]?.from === "function") : [];
+}
+
+/**
+ * A postgres.js instance's parsed options (`sql.options`, which postgres() takes
+ * back as they are) get this transform: none on what it reads or writes; what
+ * an undefined parameter becomes is kept.
+ */
+function readsAsSent(options: Record<string, unknown>) {
+  const undef = (options.transform as { undefined?: unknown } | undefined)?.undefined;
+  return { undefined: undef, column: {}, value: {}, row: {} };
+}
+
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Checks a schema name and returns it double-quoted for SQL text. */
@@ -98,6 +114,14 @@ export function openSql(
     return { sql, owned: true };
   }
   if (typeof connection === "function" && typeof (connection as postgres.Sql).unsafe === "function") {
+    // pgpulse reads its own rows by column name and its payloads as stored: an
+    // instance that transforms what it reads (postgres.camel renames columns and
+    // the keys inside JSON values) would hand it changed rows. It gets a pool of
+    // its own with the instance's settings and no transform, ended by close().
+    if (readTransforms(connection as postgres.Sql).length > 0) {
+      const o = (connection as postgres.Sql).options as unknown as Record<string, unknown>;
+      return { sql: postgres({ ...o, transform: readsAsSent(o), ...POOL_DEFAULTS } as unknown as postgres.Options<{}>), owned: true };
+    }
     return { sql: connection, owned: false };
   }
   throw new PgPulseError("INVALID_INPUT", "connection must be a postgres:// URL or a postgres.js sql instance", {
@@ -120,6 +144,7 @@ export function dedicatedSql(source: Connection, applicationName: string): postg
   const options = source.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
   return postgres({
     ...options,
+    transform: readsAsSent(options),
     max: 1,
     idle_timeout: null,
     max_lifetime: null,
