@@ -10,17 +10,29 @@
 -- plain ones, and a worker beside 1,000 keyed enqueues a second fell seconds
 -- behind (docs/performance.md).
 --
+-- It also runs enqueue_many() without sequential scans, as version 9 did
+-- claim_rows(): a connection keeps the plans of a function's statements, and
+-- those made while the jobs table held a few rows read the whole table to
+-- find the jobs enqueue_many() returns (and the keys it looks up), plans kept
+-- as jobs piled up, until an analyze of the table made the connection plan
+-- again. Every keyed enqueue got slower with the table (13 reads of the whole
+-- table for an enqueue of four keyed specs, in test/enqueue.test.ts). Each of
+-- its statements has an index to read.
+--
 -- enqueue_keyed() runs enqueue_many() as before, commits, then notifies from a
 -- second transaction that does not wait for the disk, as enqueue_plain()
--- does. enqueue_many() is the same as in version 4 but for its notification,
--- which it leaves to enqueue_keyed() when that calls it (pgpulse.notify_later
--- set in the transaction); called any other way (SQL enqueue() from a
--- trigger, schedules, a caller's transaction) it notifies in its transaction,
--- as before.
+-- does. enqueue_many() is the same as in version 4 but for that option and
+-- its notification, which it leaves to enqueue_keyed() when that calls it
+-- (pgpulse.notify_later set in the transaction); called any other way (SQL
+-- enqueue() from a trigger, schedules, a caller's transaction) it notifies in
+-- its transaction, as before.
 
 create or replace function :PGPULSE_SCHEMA.enqueue_many(specs jsonb, now_ timestamptz default null)
 returns table (ord integer, inserted boolean, job :PGPULSE_SCHEMA.jobs)
-language plpgsql volatile as $$
+language plpgsql volatile
+-- (see the head of this file)
+set enable_seqscan = off
+as $$
 #variable_conflict use_column
 declare
   t timestamptz := coalesce(now_, now());

@@ -299,6 +299,38 @@ describe("enqueue", () => {
     });
   });
 
+  it("a keyed enqueue finds its jobs without reading the table, after the table grew past what it held at the connection's first calls", async () => {
+    // A connection keeps the plans of a function's statements. Made while the table held a few
+    // rows, enqueue_many()'s read of the jobs it returns was kept as a read of the whole table,
+    // and every keyed enqueue got slower as jobs piled up (until an analyze made it plan again).
+    const fresh = `${schema}_keyed_plan`;
+    const f = `"${fresh}"`;
+    await migrate({ connection: DATABASE_URL, schema: fresh });
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      const specs = (i: number) =>
+        JSON.stringify([
+          { task: "t", key: `new-${i}` },
+          { task: "t", key: "held" },
+          { task: "t", key: "throttled", throttle_ms: 60_000 },
+          { task: "t", key: "debounced", debounce_ms: 60_000 },
+        ]);
+      const enqueueSome = `select count(*)::int as n from ${f}.enqueue_many($1::text::jsonb)`;
+      for (let i = 0; i < 12; i++) expect((await own.unsafe(enqueueSome, [specs(i)]))[0]!.n).toBe(4);
+      await own.unsafe(`insert into ${f}.jobs (task, status, finished_at) select 't', 'completed', now() from generate_series(1, 20000)`);
+      const seqScans = await own.begin(async (tx) => {
+        expect((await tx.unsafe(enqueueSome, [specs(12)]))[0]!.n).toBe(4);
+        const [row] = await tx.unsafe(`select seq_scan::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
+        return row!.n;
+      });
+      expect(seqScans).toBe(0);
+      expect((await sql.unsafe(`select count(*)::int as n from ${f}.jobs where key is not null`))[0]!.n).toBe(16);
+    } finally {
+      await own.end();
+      await sql.unsafe(`drop schema ${f} cascade`);
+    }
+  });
+
   describe("the notification of a keyed enqueue", () => {
     const xidOf = (t: number) => String(t % 2 ** 32);
     const xminOf = async (id: string) =>
