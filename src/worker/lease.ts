@@ -47,7 +47,9 @@ export interface LeaseOptions {
  *   dead): the worker gives back its jobs and registers again.
  * When beats fail for longer than leaseMarginMs, the worker gives its running
  * jobs up before others may reap them, so that no job runs in two places.
- * States: leased; re-registering (`reregistering`, no claims meanwhile).
+ * States: leased; in doubt (`inDoubt`: no beat has landed for longer than
+ * leaseMarginMs; no claims meanwhile); re-registering (`reregistering`, no
+ * claims meanwhile).
  */
 export class Lease implements Service {
   /** When a beat last failed: after an outage every heartbeat is stale, so the reaper holds off. */
@@ -70,6 +72,16 @@ export class Lease implements Service {
 
   get reregistering(): boolean {
     return this.#reregistering;
+  }
+
+  /**
+   * No beat has reached the database for longer than leaseMarginMs: this worker
+   * gives up what it runs when its next beat fails, so it claims nothing new
+   * until a beat gets through (jobs claimed meanwhile would be started, then
+   * given back, and run again).
+   */
+  get inDoubt(): boolean {
+    return this.o.clock.now() - this.#lastBeatOkAt > this.leaseMarginMs;
   }
 
   /** A beat failed within the last staleAfterMs. */
@@ -105,6 +117,7 @@ export class Lease implements Service {
     const { o } = this;
     const { clock, runner } = o;
     const claimInFlight = o.claimer.claiming;
+    const doubted = this.inDoubt;
     const sentAt = clock.now();
     const call = o.db.workerBeat(o.workerId, o.dbNow());
     // A beat that answers late still refreshed the lease, from when it was sent.
@@ -134,6 +147,8 @@ export class Lease implements Service {
     if (result === null) return this.#lost();
     for (const jobId of result.cancel) runner.cancel(jobId);
     if (!claimInFlight && !o.claimer.claiming) this.#reconcile(result.running);
+    // Claims held back while the lease was in doubt (notifications included): claim now.
+    if (doubted) void o.claimer.request("heartbeat back");
     o.events.emit("worker:heartbeat", { workerId: o.workerId });
   }
 

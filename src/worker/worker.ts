@@ -93,7 +93,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     buildParts({
       opts, id, schema, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail, middleware,
       slotFreed: () => slotWaiters.forEach((wake) => wake()),
-      claimsOpen: (lease) => state === "running" && !lease.reregistering,
+      claimsOpen: (lease) => state === "running" && !lease.reregistering && !lease.inDoubt,
       driven: () => mode === "available",
     });
 

@@ -266,6 +266,26 @@ describe("Lease: beats that fail", () => {
     ]);
   });
 
+  it("is in doubt, and so closes claims, once no beat has landed for over leaseMarginMs; a beat that lands ends it and asks for a claim", async () => {
+    const { db, clock, claimer, lease } = setup();
+    const t0 = clock.now();
+    clock.set(t0 + MARGIN_MS);
+    expect(lease.inDoubt).toBe(false);
+    db.fail("workerBeat", new Error("connection reset"));
+    await expect(lease.runOnce()).rejects.toThrow();
+    clock.set(t0 + MARGIN_MS + 1);
+    expect(lease.inDoubt).toBe(true);
+    // (a beat that lands while the lease is sure asks for nothing)
+    expect(claimer.requests).toEqual([]);
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(lease.inDoubt).toBe(false);
+    expect(claimer.requests).toEqual(["heartbeat back"]);
+    db.answer("workerBeat", beat());
+    await lease.runOnce();
+    expect(claimer.requests).toEqual(["heartbeat back"]);
+  });
+
   it("keeps its jobs while the silence is within leaseMarginMs", async () => {
     const { db, clock, runner, lease } = setup();
     runner.size = 2;
