@@ -77,6 +77,16 @@ function readsAsSent(options: Record<string, unknown>) {
   return { undefined: undef, column: {}, value: {}, row: {} };
 }
 
+/**
+ * The per-instance state inside parsed options, fresh for an instance made from
+ * another's: postgres.js counts reconnect attempts there, so sharing it would
+ * tie one pool's reconnect backoff to the other's.
+ */
+function ownState(options: Record<string, unknown>) {
+  const shared = options.shared as { typeArrayMap?: unknown } | undefined;
+  return { shared: { retries: 0, typeArrayMap: shared?.typeArrayMap ?? {} }, parameters: {} };
+}
+
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Checks a schema name and returns it double-quoted for SQL text. */
@@ -119,8 +129,17 @@ export function openSql(
     // the keys inside JSON values) would hand it changed rows. It gets a pool of
     // its own with the instance's settings and no transform, ended by close().
     if (readTransforms(connection as postgres.Sql).length > 0) {
-      const o = (connection as postgres.Sql).options as unknown as Record<string, unknown>;
-      return { sql: postgres({ ...o, transform: readsAsSent(o), ...POOL_DEFAULTS } as unknown as postgres.Options<{}>), owned: true };
+      const o = (connection as postgres.Sql).options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
+      const sql = postgres({
+        ...o,
+        ...ownState(o),
+        transform: readsAsSent(o),
+        max: options.max ?? 10,
+        ...POOL_DEFAULTS,
+        ...(options.pooler === "transaction" ? { prepare: false } : {}),
+        connection: { ...o.connection, application_name: options.applicationName ?? "pgpulse" },
+      } as unknown as postgres.Options<{}>);
+      return { sql, owned: true };
     }
     return { sql: connection, owned: false };
   }
@@ -144,6 +163,7 @@ export function dedicatedSql(source: Connection, applicationName: string): postg
   const options = source.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
   return postgres({
     ...options,
+    ...ownState(options),
     transform: readsAsSent(options),
     max: 1,
     idle_timeout: null,

@@ -75,13 +75,21 @@ export class Lease implements Service {
   }
 
   /**
-   * No beat has reached the database for longer than leaseMarginMs: this worker
-   * gives up what it runs when its next beat fails, so it claims nothing new
-   * until a beat gets through (jobs claimed meanwhile would be started, then
-   * given back, and run again).
+   * A beat has failed since the last one that landed, and none has landed for
+   * longer than leaseMarginMs: this worker gives up what it runs at its next
+   * failed beat, so it claims nothing new until a beat gets through (jobs
+   * claimed meanwhile would be started, then given back, and run again).
    */
   get inDoubt(): boolean {
-    return this.o.clock.now() - this.#lastBeatOkAt > this.leaseMarginMs;
+    return this.#beatFailedAt > this.#lastBeatOkAt && this.o.clock.now() - this.#lastBeatOkAt > this.leaseMarginMs;
+  }
+
+  /** A beat sent at sentAt reached the database (its answer may come late). */
+  #landed(sentAt: number): void {
+    const doubted = this.inDoubt;
+    this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
+    // Claims held back while the lease was in doubt (notifications included): claim now.
+    if (doubted && !this.inDoubt) void this.o.claimer.request("heartbeat back");
   }
 
   /** A beat failed within the last staleAfterMs. */
@@ -117,11 +125,10 @@ export class Lease implements Service {
     const { o } = this;
     const { clock, runner } = o;
     const claimInFlight = o.claimer.claiming;
-    const doubted = this.inDoubt;
     const sentAt = clock.now();
     const call = o.db.workerBeat(o.workerId, o.dbNow());
     // A beat that answers late still refreshed the lease, from when it was sent.
-    void call.then((r) => r !== null && (this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt)), () => {});
+    void call.then((r) => r !== null && this.#landed(sentAt), () => {});
     let result: Awaited<typeof call>;
     try {
       // A heartbeat that does not come back (a silent network) must not stall the loop.
@@ -147,8 +154,6 @@ export class Lease implements Service {
     if (result === null) return this.#lost();
     for (const jobId of result.cancel) runner.cancel(jobId);
     if (!claimInFlight && !o.claimer.claiming) this.#reconcile(result.running);
-    // Claims held back while the lease was in doubt (notifications included): claim now.
-    if (doubted) void o.claimer.request("heartbeat back");
     o.events.emit("worker:heartbeat", { workerId: o.workerId });
   }
 
@@ -181,7 +186,10 @@ export class Lease implements Service {
       await o.claimer.settled();
       o.runner.releaseAll("lease lost");
       o.events.emit("worker:lease-lost", { workerId: o.workerId });
+      const sentAt = o.clock.now();
       await this.register();
+      // (a fresh lease: what failed before it is over)
+      this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
     } finally {
       this.#reregistering = false;
     }

@@ -266,24 +266,55 @@ describe("Lease: beats that fail", () => {
     ]);
   });
 
-  it("is in doubt, and so closes claims, once no beat has landed for over leaseMarginMs; a beat that lands ends it and asks for a claim", async () => {
+  it("is in doubt, and so closes claims, once a beat failed and none has landed for over leaseMarginMs; a beat that lands ends it and asks for a claim", async () => {
     const { db, clock, claimer, lease } = setup();
     const t0 = clock.now();
-    clock.set(t0 + MARGIN_MS);
+    clock.set(t0 + MARGIN_MS + 1);
+    // silence alone (a beat not yet due) is no doubt
     expect(lease.inDoubt).toBe(false);
     db.fail("workerBeat", new Error("connection reset"));
     await expect(lease.runOnce()).rejects.toThrow();
-    clock.set(t0 + MARGIN_MS + 1);
     expect(lease.inDoubt).toBe(true);
-    // (a beat that lands while the lease is sure asks for nothing)
     expect(claimer.requests).toEqual([]);
     db.answer("workerBeat", beat());
     await lease.runOnce();
     expect(lease.inDoubt).toBe(false);
     expect(claimer.requests).toEqual(["heartbeat back"]);
+    // (a beat that lands while the lease is sure asks for nothing)
     db.answer("workerBeat", beat());
     await lease.runOnce();
     expect(claimer.requests).toEqual(["heartbeat back"]);
+  });
+
+  it("a beat whose answer comes after its time limit still ends the doubt, and asks for a claim then", async () => {
+    const { db, clock, claimer, lease } = setup();
+    const t0 = clock.now();
+    clock.set(t0 + MARGIN_MS + 1);
+    db.fail("workerBeat", new Error("connection reset"));
+    await expect(lease.runOnce()).rejects.toThrow();
+    expect(lease.inDoubt).toBe(true);
+    const late = db.hang("workerBeat");
+    const pass = lease.runOnce().catch(() => {});
+    await clock.advance(HEARTBEAT_MS / 2);
+    await pass;
+    expect(lease.inDoubt).toBe(true);
+    expect(claimer.requests).toEqual([]);
+    late.resolve(beat());
+    await clock.flush();
+    expect(lease.inDoubt).toBe(false);
+    expect(claimer.requests).toEqual(["heartbeat back"]);
+  });
+
+  it("is never in doubt while its beats land, even with a margin shorter than the interval", async () => {
+    const { db, clock, lease } = setup({ staleAfterMs: 10_000, heartbeatIntervalMs: 8000 });
+    expect(lease.leaseMarginMs).toBe(5000);
+    for (let i = 1; i <= 3; i++) {
+      clock.set(clock.now() + 8000);
+      expect(lease.inDoubt).toBe(false);
+      db.answer("workerBeat", beat());
+      await lease.runOnce();
+    }
+    expect(lease.inDoubt).toBe(false);
   });
 
   it("keeps its jobs while the silence is within leaseMarginMs", async () => {
