@@ -65,6 +65,15 @@ function claimNarrow(dir) {
     .replace("where j.ctid = any(slice)", "where j.id = any(slice)");
 }
 
+/** Whether the build's migrations run claim_rows() without sequential scans (migration 9 on). */
+function hasSeqscanOff(dir) {
+  try {
+    return readFileSync(join(root(dir), "sql", "000009_steady_load.sql"), "utf8").includes("set enable_seqscan = off");
+  } catch {
+    return false;
+  }
+}
+
 function inSchema(text, schema) {
   return text.replaceAll(":PGPULSE_SCHEMA_NAME", `'${schema}'`).replaceAll(":PGPULSE_SCHEMA", `"${schema}"`);
 }
@@ -75,6 +84,10 @@ export async function applyDesign(sql, design, schema, dir) {
   if (design !== "narrow-queued") throw new Error(`unknown design ${design} (${DESIGNS.join(", ")})`);
   await sql.unsafe(inSchema(TABLES, schema));
   await sql.unsafe(inSchema(claimNarrow(dir), schema));
+  // (create or replace drops the function's settings: keep the build's, from migration 9 on)
+  if (hasSeqscanOff(dir)) {
+    await sql.unsafe(`alter function "${schema}".claim_rows(jsonb, jsonb, integer, text, timestamptz, integer) set enable_seqscan = off`);
+  }
 }
 
 /** Once the jobs are inserted: the design's own record of them. */
