@@ -37,6 +37,27 @@ async function notifications() {
   };
 }
 
+/**
+ * Enqueues specs while a trigger refuses to insert jobs of task "boom": the call
+ * throws the trigger's error, no notification is sent and no job is written.
+ */
+async function expectRefusedInsertChangesNothing(specs: { task: string; queue: string; key?: string }[]) {
+  await sql.unsafe(`
+    create function "${schema}".refuse_boom() returns trigger language plpgsql as $$
+    begin raise exception 'boom refused' using errcode = '23514'; end $$;
+    create trigger refuse_boom before insert on "${schema}".jobs
+      for each row when (new.task = 'boom') execute function "${schema}".refuse_boom()`);
+  try {
+    const before = await jobCount();
+    const n = await notifications();
+    await expect(queue.enqueueMany(specs)).rejects.toThrow(/boom refused/);
+    expect(await n.collect()).toEqual([]);
+    expect(await jobCount()).toBe(before);
+  } finally {
+    await sql.unsafe(`drop trigger refuse_boom on "${schema}".jobs; drop function "${schema}".refuse_boom()`);
+  }
+}
+
 describe("enqueue", () => {
   it("stores a job with defaults and returns it", async () => {
     const job = await queue.enqueue("send-email", { to: "a@b.c" });
@@ -279,24 +300,8 @@ describe("enqueue", () => {
       }
     });
 
-    it("is not sent when the insert fails, and the insert changes nothing", async () => {
-      await sql.unsafe(`
-        create function "${schema}".refuse_boom() returns trigger language plpgsql as $$
-        begin raise exception 'boom refused' using errcode = '23514'; end $$;
-        create trigger refuse_boom before insert on "${schema}".jobs
-          for each row when (new.task = 'boom') execute function "${schema}".refuse_boom()`);
-      try {
-        const before = await jobCount();
-        const n = await notifications();
-        await expect(queue.enqueueMany([{ task: "fine", queue: "boom-q" }, { task: "boom", queue: "boom-q" }])).rejects.toThrow(
-          /boom refused/,
-        );
-        expect(await n.collect()).toEqual([]);
-        expect(await jobCount()).toBe(before);
-      } finally {
-        await sql.unsafe(`drop trigger refuse_boom on "${schema}".jobs; drop function "${schema}".refuse_boom()`);
-      }
-    });
+    it("is not sent when the insert fails, and the insert changes nothing", () =>
+      expectRefusedInsertChangesNothing([{ task: "fine", queue: "boom-q" }, { task: "boom", queue: "boom-q" }]));
   });
 
   it("a keyed enqueue finds its jobs without reading the table, after the table grew past what it held at the connection's first calls", async () => {
@@ -420,24 +425,8 @@ describe("enqueue", () => {
       expect(got.flatMap((m) => m.queues).sort()).toEqual(names);
     });
 
-    it("is not sent when the insert fails, and the insert changes nothing", async () => {
-      await sql.unsafe(`
-        create function "${schema}".refuse_kboom() returns trigger language plpgsql as $$
-        begin raise exception 'kboom refused' using errcode = '23514'; end $$;
-        create trigger refuse_kboom before insert on "${schema}".jobs
-          for each row when (new.task = 'kboom') execute function "${schema}".refuse_kboom()`);
-      try {
-        const before = await jobCount();
-        const n = await notifications();
-        await expect(
-          queue.enqueueMany([{ task: "fine", queue: "kboom-q", key: "kboom-1" }, { task: "kboom", queue: "kboom-q", key: "kboom-2" }]),
-        ).rejects.toThrow(/kboom refused/);
-        expect(await n.collect()).toEqual([]);
-        expect(await jobCount()).toBe(before);
-      } finally {
-        await sql.unsafe(`drop trigger refuse_kboom on "${schema}".jobs; drop function "${schema}".refuse_kboom()`);
-      }
-    });
+    it("is not sent when the insert fails, and the insert changes nothing", () =>
+      expectRefusedInsertChangesNothing([{ task: "fine", queue: "kboom-q", key: "kboom-1" }, { task: "boom", queue: "kboom-q", key: "kboom-2" }]));
 
     it("is sent in the insert's transaction on a schema without enqueue_keyed() (version 9)", async () => {
       const old = `${schema}_v9`;
