@@ -145,6 +145,8 @@ export class Claimer implements Service {
   async claim(reason: string, cap = Infinity): Promise<number> {
     const { o } = this;
     const { runner } = o;
+    // Closed (stopping, re-registering, the lease in doubt): what it claimed it would give back.
+    if (!o.open()) return 0;
     // With a backlog (the last claim came back full), claim a little ahead of
     // the free slots, so slots never wait on a round trip.
     const ahead = this.#more && !o.driven() ? runner.prefetch() : 0;

@@ -33,6 +33,8 @@ export interface LeaseOptions {
    * connection error, not a slow answer) from `since` (clock ms).
    */
   onRecovered?: (since: number) => void;
+  /** The lease is no longer in doubt (a beat landed, or the worker registered again). */
+  onSure?: () => void;
 }
 
 /**
@@ -89,7 +91,10 @@ export class Lease implements Service {
     const doubted = this.inDoubt;
     this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
     // Claims held back while the lease was in doubt (notifications included): claim now.
-    if (doubted && !this.inDoubt) void this.o.claimer.request("heartbeat back");
+    if (doubted && !this.inDoubt) {
+      this.o.onSure?.();
+      void this.o.claimer.request("heartbeat back");
+    }
   }
 
   /** A beat failed within the last staleAfterMs. */
@@ -189,7 +194,9 @@ export class Lease implements Service {
       const sentAt = o.clock.now();
       await this.register();
       // (a fresh lease: what failed before it is over)
+      const doubted = this.inDoubt;
       this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
+      if (doubted && !this.inDoubt) o.onSure?.();
     } finally {
       this.#reregistering = false;
     }

@@ -128,6 +128,8 @@ export function buildParts(w: PartsContext): Parts {
     staleAfterMs,
     // After an outage, a LISTEN that postgres.js failed to re-issue is replaced at once.
     onRecovered: (since) => void listener.recover(since).catch(fail("replacing the LISTEN connection")),
+    // (runAvailable waits for this, as for a free slot)
+    onSure: () => w.slotFreed(),
   });
   const roster = new Roster({
     db, workerId: id, clock, dbNow, onError: fail("reading the roster of workers"),

@@ -166,7 +166,13 @@ export function createWorker(options: d.WorkerOptions): Worker {
     while ((state as State) === "running" && claimed < maxJobs && Date.now() < deadline) {
       const got = await claimer.claim("available", maxJobs - claimed);
       claimed += got;
-      if ((got === 0 && runner.size === 0) || claimed >= maxJobs) break;
+      if (claimed >= maxJobs) break;
+      if (got === 0 && runner.size === 0) {
+        if (!parts!.lease.inDoubt) break;
+        // Claims are closed until a heartbeat lands again: wait for that, not for a slot.
+        await waitFor(() => !parts!.lease.inDoubt, deadline - Date.now());
+        continue;
+      }
       // No await between this check and the waiter's registration: a job that
       // settles in between cannot be missed.
       if (runner.size >= concurrency || got === 0) await waitFor(() => true, deadline - Date.now());

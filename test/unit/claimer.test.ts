@@ -230,6 +230,15 @@ describe("Claimer: one claim in flight", () => {
     expect(db.count("jobClaim")).toBe(0);
   });
 
+  it("a driven claim (runAvailable's) claims nothing while open() is false", async () => {
+    const { db, flags, runner, claimer } = setup();
+    flags.driven = true;
+    flags.open = false;
+    expect(await claimer.claim("available")).toBe(0);
+    expect(db.count("jobClaim")).toBe(0);
+    expect(runner.givenBack).toEqual([]);
+  });
+
   it("a failed claim goes to onError and resolves 0; the next request claims again", async () => {
     const { db, errors, runner, claimer } = setup();
     const error = new Error("connection reset");

@@ -267,7 +267,8 @@ describe("Lease: beats that fail", () => {
   });
 
   it("is in doubt, and so closes claims, once a beat failed and none has landed for over leaseMarginMs; a beat that lands ends it and asks for a claim", async () => {
-    const { db, clock, claimer, lease } = setup();
+    let sure = 0;
+    const { db, clock, claimer, lease } = setup({ onSure: () => void sure++ });
     const t0 = clock.now();
     clock.set(t0 + MARGIN_MS + 1);
     // silence alone (a beat not yet due) is no doubt
@@ -280,6 +281,7 @@ describe("Lease: beats that fail", () => {
     await lease.runOnce();
     expect(lease.inDoubt).toBe(false);
     expect(claimer.requests).toEqual(["heartbeat back"]);
+    expect(sure).toBe(1);
     // (a beat that lands while the lease is sure asks for nothing)
     db.answer("workerBeat", beat());
     await lease.runOnce();
@@ -303,6 +305,20 @@ describe("Lease: beats that fail", () => {
     await clock.flush();
     expect(lease.inDoubt).toBe(false);
     expect(claimer.requests).toEqual(["heartbeat back"]);
+  });
+
+  it("a re-registration after the lease was lost ends the doubt", async () => {
+    let sure = 0;
+    const { db, clock, claimer, lease } = setup({ onSure: () => void sure++ });
+    clock.set(clock.now() + MARGIN_MS + 1);
+    db.fail("workerBeat", new Error("connection reset"));
+    await expect(lease.runOnce()).rejects.toThrow();
+    expect(lease.inDoubt).toBe(true);
+    db.answer("workerBeat", null);
+    await lease.runOnce();
+    expect(lease.inDoubt).toBe(false);
+    expect(sure).toBe(1);
+    expect(claimer.requests).toEqual(["registered again"]);
   });
 
   it("is never in doubt while its beats land, even with a margin shorter than the interval", async () => {
