@@ -6,7 +6,7 @@
 -- of the server waits for it in turn). Enqueues with keys (deduplication,
 -- throttle, debounce; schedules' jobs) still notified in their transaction, so
 -- under a steady stream of them each commit waited for the one before it:
--- 16 producers at once enqueued about half as many keyed jobs a second as
+-- 16 producers at once enqueued about a third as many keyed jobs a second as
 -- plain ones, and a worker beside 1,000 keyed enqueues a second fell seconds
 -- behind (docs/performance.md).
 --

@@ -58,6 +58,34 @@ async function expectRefusedInsertChangesNothing(specs: { task: string; queue: s
   }
 }
 
+/**
+ * On a fresh schema without `procedure` (as an older version has it), runs
+ * `enqueueTwo` with a queue of this version, which must make two jobs; then
+ * each job's notification must have come from the transaction that inserted it.
+ */
+async function onOlderSchema(name: string, procedure: string, enqueueTwo: (q: ReturnType<typeof createQueue>) => Promise<void>) {
+  const old = `${schema}_${name}`;
+  await migrate({ connection: DATABASE_URL, schema: old });
+  await sql.unsafe(`drop procedure "${old}".${procedure}`);
+  const q = createQueue({ connection: DATABASE_URL, schema: old });
+  const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const heard: { t: number }[] = [];
+    await listener.listen("job_enqueued", (text) => {
+      const msg = JSON.parse(text);
+      if (msg.schema === old) heard.push(msg);
+    });
+    await enqueueTwo(q);
+    await until(() => heard.length === 2);
+    const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
+    expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
+  } finally {
+    await listener.end();
+    await q.close();
+    await sql.unsafe(`drop schema "${old}" cascade`);
+  }
+}
+
 describe("enqueue", () => {
   it("stores a job with defaults and returns it", async () => {
     const job = await queue.enqueue("send-email", { to: "a@b.c" });
@@ -275,30 +303,12 @@ describe("enqueue", () => {
       expect(await n.collect()).toEqual([]);
     });
 
-    it("is sent in the insert's transaction on a schema without enqueue_plain() (version 8)", async () => {
-      const old = `${schema}_v8`;
-      await migrate({ connection: DATABASE_URL, schema: old });
-      await sql.unsafe(`drop procedure "${old}".enqueue_plain(jsonb, text, timestamptz)`);
-      const q = createQueue({ connection: DATABASE_URL, schema: old });
-      const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-      try {
-        const heard: { t: number }[] = [];
-        await listener.listen("job_enqueued", (text) => {
-          const msg = JSON.parse(text);
-          if (msg.schema === old) heard.push(msg);
-        });
+    it("is sent in the insert's transaction on a schema without enqueue_plain() (version 8)", () =>
+      onOlderSchema("v8", "enqueue_plain(jsonb, text, timestamptz)", async (q) => {
         const [a] = await q.enqueueMany([{ task: "t" }]);
         const b = await q.enqueue("t", {});
         expect(BigInt(b.id)).toBe(BigInt(a!.id) + 1n);
-        await until(() => heard.length === 2);
-        const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
-        expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
-      } finally {
-        await listener.end();
-        await q.close();
-        await sql.unsafe(`drop schema "${old}" cascade`);
-      }
-    });
+      }));
 
     it("is not sent when the insert fails, and the insert changes nothing", () =>
       expectRefusedInsertChangesNothing([{ task: "fine", queue: "boom-q" }, { task: "boom", queue: "boom-q" }]));
@@ -428,31 +438,13 @@ describe("enqueue", () => {
     it("is not sent when the insert fails, and the insert changes nothing", () =>
       expectRefusedInsertChangesNothing([{ task: "fine", queue: "kboom-q", key: "kboom-1" }, { task: "boom", queue: "kboom-q", key: "kboom-2" }]));
 
-    it("is sent in the insert's transaction on a schema without enqueue_keyed() (version 9)", async () => {
-      const old = `${schema}_v9`;
-      await migrate({ connection: DATABASE_URL, schema: old });
-      await sql.unsafe(`drop procedure "${old}".enqueue_keyed(jsonb, text)`);
-      const q = createQueue({ connection: DATABASE_URL, schema: old });
-      const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-      try {
-        const heard: { t: number }[] = [];
-        await listener.listen("job_enqueued", (text) => {
-          const msg = JSON.parse(text);
-          if (msg.schema === old) heard.push(msg);
-        });
+    it("is sent in the insert's transaction on a schema without enqueue_keyed() (version 9)", () =>
+      onOlderSchema("v9", "enqueue_keyed(jsonb, text)", async (q) => {
         const a = await q.enqueue("t", {}, { key: "v9-a" });
         const b = await q.enqueue("t", {}, { key: "v9-a" });
         expect(b).toEqual({ ...a, deduplicated: true });
         await q.enqueue("t", {}, { key: "v9-b" });
-        await until(() => heard.length === 2);
-        const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
-        expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
-      } finally {
-        await listener.end();
-        await q.close();
-        await sql.unsafe(`drop schema "${old}" cascade`);
-      }
-    });
+      }));
   });
 
   it("commits and rolls back with the caller's transaction", async () => {

@@ -68,7 +68,7 @@ if (values.child !== undefined) {
   worker.on("worker:claimed", (e) => {
     if (steady || e.jobs.length === 0) return;
     steadyMeter.start();
-    steady = { t: performance.now(), cpu: process.cpuUsage(), handled, claimed: e.jobs.length };
+    steady = { t: performance.now(), cpu: process.cpuUsage() };
   });
   meter.start();
   const cpu0 = process.cpuUsage();
@@ -80,7 +80,8 @@ if (values.child !== undefined) {
   const steadyMs = performance.now() - steady.t;
   const steadyNode = process.cpuUsage(steady.cpu);
   const steadyPg = steadyMeter.stop();
-  const steadyJobs = n - steady.handled;
+  // (every job: the first claim's are handled after it returned)
+  const steadyJobs = n;
   const left = () => sql.unsafe(`select count(*)::int as n from "${schema}".jobs where status in ('queued', 'running')`);
   while ((await left())[0].n > 0) await new Promise((r) => setTimeout(r, 5));
   const ms = performance.now() - t0;

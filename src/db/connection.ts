@@ -61,30 +61,31 @@ export function checkPoolOptions(options: { pooler?: unknown; poolSize?: unknown
   }
 }
 
-/** Which of a postgres.js instance's transforms change what it reads: "column", "value" or "row". */
-export function readTransforms(sql: postgres.Sql): string[] {
+/** Whether a postgres.js instance transforms what it reads (columns, values or rows). */
+function transformsReads(sql: postgres.Sql): boolean {
   const t = (sql as unknown as { options?: { transform?: Record<string, { from?: unknown } | undefined> } }).options?.transform;
-  return t ? ["column", "value", "row"].filter((k) => typeof t[k]?.from === "function") : [];
+  return t !== undefined && ["column", "value", "row"].some((k) => typeof t[k]?.from === "function");
 }
 
-/**
- * A postgres.js instance's parsed options (`sql.options`, which postgres() takes
- * back as they are) get this transform: none on what it reads or writes; what
- * an undefined parameter becomes is kept.
- */
-function readsAsSent(options: Record<string, unknown>) {
-  const undef = (options.transform as { undefined?: unknown } | undefined)?.undefined;
-  return { undefined: undef, column: {}, value: {}, row: {} };
-}
+type ParsedOptions = Record<string, unknown> & { connection?: Record<string, unknown> };
 
 /**
- * The per-instance state inside parsed options, fresh for an instance made from
- * another's: postgres.js counts reconnect attempts there, so sharing it would
- * tie one pool's reconnect backoff to the other's.
+ * A new instance from another's parsed options (`sql.options`, which postgres()
+ * takes back as they are), with `over` on top, reading rows as Postgres sends
+ * them (no transform; what an undefined parameter becomes is kept), and with
+ * its own reconnect state: postgres.js counts reconnect attempts inside the
+ * options, so sharing them would tie one pool's backoff to the other's.
  */
-function ownState(options: Record<string, unknown>) {
+function instanceFrom(options: ParsedOptions, over: Record<string, unknown>): postgres.Sql {
+  const transform = options.transform as { undefined?: unknown } | undefined;
   const shared = options.shared as { typeArrayMap?: unknown } | undefined;
-  return { shared: { retries: 0, typeArrayMap: shared?.typeArrayMap ?? {} }, parameters: {} };
+  return postgres({
+    ...options,
+    shared: { retries: 0, typeArrayMap: shared?.typeArrayMap ?? {} },
+    parameters: {},
+    transform: { undefined: transform?.undefined, column: {}, value: {}, row: {} },
+    ...over,
+  } as unknown as postgres.Options<{}>);
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -109,37 +110,24 @@ export function openSql(
   connection: Connection,
   options: { applicationName?: string; max?: number; pooler?: Pooler } = {},
 ): { sql: postgres.Sql; owned: boolean } {
+  const pool = { max: options.max ?? 10, ...POOL_DEFAULTS, ...(options.pooler === "transaction" ? { prepare: false } : {}) };
+  const applicationName = options.applicationName ?? "pgpulse";
   if (typeof connection === "string") {
     if (connection === "") {
       throw new PgPulseError("INVALID_INPUT", "connection is an empty string: give a postgres:// URL", {
         details: [{ path: "connection", message: "empty" }],
       });
     }
-    const sql = postgres(connection, {
-      max: options.max ?? 10,
-      ...POOL_DEFAULTS,
-      ...(options.pooler === "transaction" ? { prepare: false } : {}),
-      connection: { application_name: options.applicationName ?? "pgpulse" },
-    });
-    return { sql, owned: true };
+    return { sql: postgres(connection, { ...pool, connection: { application_name: applicationName } }), owned: true };
   }
   if (typeof connection === "function" && typeof (connection as postgres.Sql).unsafe === "function") {
     // pgpulse reads its own rows by column name and its payloads as stored: an
     // instance that transforms what it reads (postgres.camel renames columns and
     // the keys inside JSON values) would hand it changed rows. It gets a pool of
     // its own with the instance's settings and no transform, ended by close().
-    if (readTransforms(connection as postgres.Sql).length > 0) {
-      const o = (connection as postgres.Sql).options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
-      const sql = postgres({
-        ...o,
-        ...ownState(o),
-        transform: readsAsSent(o),
-        max: options.max ?? 10,
-        ...POOL_DEFAULTS,
-        ...(options.pooler === "transaction" ? { prepare: false } : {}),
-        connection: { ...o.connection, application_name: options.applicationName ?? "pgpulse" },
-      } as unknown as postgres.Options<{}>);
-      return { sql, owned: true };
+    if (transformsReads(connection as postgres.Sql)) {
+      const o = (connection as postgres.Sql).options as unknown as ParsedOptions;
+      return { sql: instanceFrom(o, { ...pool, connection: { ...o.connection, application_name: applicationName } }), owned: true };
     }
     return { sql: connection, owned: false };
   }
@@ -160,15 +148,8 @@ export function dedicatedSql(source: Connection, applicationName: string): postg
       max: 1, idle_timeout: null, max_lifetime: null, ...POOL_DEFAULTS, connection: { application_name: applicationName },
     } as unknown as postgres.Options<{}>);
   }
-  const options = source.options as unknown as Record<string, unknown> & { connection?: Record<string, unknown> };
-  return postgres({
-    ...options,
-    ...ownState(options),
-    transform: readsAsSent(options),
-    max: 1,
-    idle_timeout: null,
-    max_lifetime: null,
-    ...POOL_DEFAULTS,
-    connection: { ...options.connection, application_name: applicationName },
-  } as unknown as postgres.Options<{}>);
+  const options = source.options as unknown as ParsedOptions;
+  return instanceFrom(options, {
+    max: 1, idle_timeout: null, max_lifetime: null, ...POOL_DEFAULTS, connection: { ...options.connection, application_name: applicationName },
+  });
 }

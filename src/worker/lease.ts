@@ -49,9 +49,9 @@ export interface LeaseOptions {
  *   dead): the worker gives back its jobs and registers again.
  * When beats fail for longer than leaseMarginMs, the worker gives its running
  * jobs up before others may reap them, so that no job runs in two places.
- * States: leased; in doubt (`inDoubt`: no beat has landed for longer than
- * leaseMarginMs; no claims meanwhile); re-registering (`reregistering`, no
- * claims meanwhile).
+ * States: leased; in doubt (`inDoubt`: a beat failed and none has landed for
+ * longer than leaseMarginMs; no claims meanwhile); re-registering
+ * (`reregistering`, no claims meanwhile).
  */
 export class Lease implements Service {
   /** When a beat last failed: after an outage every heartbeat is stale, so the reaper holds off. */
@@ -86,15 +86,16 @@ export class Lease implements Service {
     return this.#beatFailedAt > this.#lastBeatOkAt && this.o.clock.now() - this.#lastBeatOkAt > this.leaseMarginMs;
   }
 
-  /** A beat sent at sentAt reached the database (its answer may come late). */
-  #landed(sentAt: number): void {
+  /**
+   * The lease reached the database at sentAt (a beat, whose answer may come
+   * late, or a registration); returns whether that ended a doubt.
+   */
+  #refreshed(sentAt: number): boolean {
     const doubted = this.inDoubt;
     this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
-    // Claims held back while the lease was in doubt (notifications included): claim now.
-    if (doubted && !this.inDoubt) {
-      this.o.onSure?.();
-      void this.o.claimer.request("heartbeat back");
-    }
+    if (!doubted || this.inDoubt) return false;
+    this.o.onSure?.();
+    return true;
   }
 
   /** A beat failed within the last staleAfterMs. */
@@ -133,7 +134,10 @@ export class Lease implements Service {
     const sentAt = clock.now();
     const call = o.db.workerBeat(o.workerId, o.dbNow());
     // A beat that answers late still refreshed the lease, from when it was sent.
-    void call.then((r) => r !== null && this.#landed(sentAt), () => {});
+    void call.then((r) => {
+      // Claims held back while the lease was in doubt (notifications included): claim now.
+      if (r !== null && this.#refreshed(sentAt)) void o.claimer.request("heartbeat back");
+    }, () => {});
     let result: Awaited<typeof call>;
     try {
       // A heartbeat that does not come back (a silent network) must not stall the loop.
@@ -144,8 +148,9 @@ export class Lease implements Service {
       // Others count this worker dead staleAfterMs after its last beat reached the database;
       // give the jobs up two heartbeats before that (this loop may be that late to look), so
       // they never run in two places.
-      const silentMs = clock.now() - this.#lastBeatOkAt;
-      if (silentMs > this.leaseMarginMs && runner.size + runner.waiting.size > 0) {
+      // (this beat failed: in doubt is silent for over leaseMarginMs)
+      if (this.inDoubt && runner.size + runner.waiting.size > 0) {
+        const silentMs = clock.now() - this.#lastBeatOkAt;
         o.logger.warn(`no heartbeat has reached the database for ${silentMs} ms; giving up the running jobs, which other workers may take`);
         runner.releaseAll("lease expired");
       }
@@ -193,10 +198,8 @@ export class Lease implements Service {
       o.events.emit("worker:lease-lost", { workerId: o.workerId });
       const sentAt = o.clock.now();
       await this.register();
-      // (a fresh lease: what failed before it is over)
-      const doubted = this.inDoubt;
-      this.#lastBeatOkAt = Math.max(this.#lastBeatOkAt, sentAt);
-      if (doubted && !this.inDoubt) o.onSure?.();
+      // (a fresh lease: what failed before it is over; the claim is asked for below)
+      this.#refreshed(sentAt);
     } finally {
       this.#reregistering = false;
     }

@@ -161,16 +161,16 @@ export function createWorker(options: d.WorkerOptions): Worker {
     state = "starting";
     starting = boot("available");
     await starting;
-    const { runner, claimer } = parts!;
+    const { runner, claimer, lease } = parts!;
     let claimed = 0;
     while ((state as State) === "running" && claimed < maxJobs && Date.now() < deadline) {
       const got = await claimer.claim("available", maxJobs - claimed);
       claimed += got;
       if (claimed >= maxJobs) break;
       if (got === 0 && runner.size === 0) {
-        if (!parts!.lease.inDoubt) break;
+        if (!lease.inDoubt) break;
         // Claims are closed until a heartbeat lands again: wait for that, not for a slot.
-        await waitFor(() => !parts!.lease.inDoubt, deadline - Date.now());
+        await waitFor(() => !lease.inDoubt, deadline - Date.now());
         continue;
       }
       // No await between this check and the waiter's registration: a job that
