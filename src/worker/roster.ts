@@ -79,6 +79,13 @@ export class Roster extends PeriodicService<void> {
     return this.#loaded;
   }
 
+  /** Ends the loop and waits for a read under way, whoever asked for it (a roster announcement too), so the pool outlives it. */
+  override async stop(): Promise<void> {
+    this.#again = false;
+    await super.stop();
+    await this.#reading?.catch(() => {});
+  }
+
   /** Reads the roster; a call while a read is out folds into one more read after it. */
   runOnce(): Promise<void> {
     if (this.#reading) {
