@@ -68,11 +68,27 @@ type ClaimRow = [
   string, string, string | null, Record<string, string> | null, string | null,
 ];
 
-/** A claimed job and the microseconds its claim order needs. */
+/** A claimed job and what its claim order needs: its queue's place in the list, and microseconds. */
 interface Ranked {
   job: ClaimedJob;
+  queueRank: number;
   runUs: number;
   waitingSinceUs: number | null;
+}
+
+/**
+ * Claim order: the jobs the database marked started first, as they were there;
+ * then earlier queues, higher priority, earlier run time, lower id.
+ */
+function claimOrder(a: Ranked, b: Ranked): number {
+  return (
+    (a.waitingSinceUs === null ? 0 : 1) - (b.waitingSinceUs === null ? 0 : 1) ||
+    a.queueRank - b.queueRank ||
+    b.job.priority - a.job.priority ||
+    a.runUs - b.runUs ||
+    // ids are decimal text without leading zeros: the shorter is the smaller
+    a.job.id.length - b.job.id.length || (a.job.id < b.job.id ? -1 : a.job.id > b.job.id ? 1 : 0)
+  );
 }
 
 async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
@@ -83,38 +99,35 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
   // Rows come as arrays; objects, columns in order, where a query cannot give them so
   // (another driver's transaction, or a postgres.js query already running when asked)
   const result: unknown[] = "values" in pending ? await pending.values() : await pending;
-  const rows = result.map((r) => (Array.isArray(r) ? r : Object.values(r as object))) as ClaimRow[];
+  const rank = new Map(args.queues.map((name, i) => [name, i]));
   let wakeMs: number | null = null;
   const ranked: Ranked[] = [];
-  for (const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdUs, runUsText, waitingUs, meta, wake] of rows) {
+  let inOrder = true;
+  for (const r of result) {
+    const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdUs, runUsText, waitingUs, meta, wake] =
+      (Array.isArray(r) ? r : Object.values(r as object)) as ClaimRow;
     if (id === null) {
       wakeMs = wake === null ? null : Number(wake);
       continue;
     }
     // microseconds since the epoch stay exact as numbers (below 2^53)
     const runUs = Number(runUsText);
-    ranked.push({
+    const t: Ranked = {
       job: {
         id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key,
         createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: meta ?? null,
       },
+      queueRank: rank.get(queue) ?? 0,
       runUs,
       waitingSinceUs: waitingUs === null ? null : Number(waitingUs),
-    });
+    };
+    if (inOrder && ranked.length > 0 && claimOrder(ranked[ranked.length - 1]!, t) > 0) inOrder = false;
+    ranked.push(t);
   }
-  // The statement's rows come in no set order; hand them out in claim order. The jobs
-  // the database marked started come first, as they did there.
-  const rank = new Map(args.queues.map((name, i) => [name, i]));
-  const later = (t: Ranked) => (t.waitingSinceUs === null ? 0 : 1);
-  ranked.sort(
-    (a, b) =>
-      later(a) - later(b) ||
-      rank.get(a.job.queue)! - rank.get(b.job.queue)! ||
-      b.job.priority - a.job.priority ||
-      a.runUs - b.runUs ||
-      // ids are decimal text without leading zeros: the shorter is the smaller
-      a.job.id.length - b.job.id.length || (a.job.id < b.job.id ? -1 : 1),
-  );
+  // The statement's rows come in no set order, though mostly in claim order (a
+  // claim reads the claim index): hand them out in claim order, sorting only
+  // when they are not.
+  if (!inOrder) ranked.sort(claimOrder);
   const unstarted = new Map<string, number>();
   const replyAt = performance.now();
   const jobs = ranked.map((t) => {

@@ -1,19 +1,20 @@
 import * as v from "valibot";
 import { type BackoffOptions, backoffDelay } from "./backoff.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import type { ClaimedJob, JobContext, JobLog, ParentJob, WorkerMiddleware } from "./context.ts";
+import type { ClaimedJob, JobContext, ParentJob, WorkerMiddleware } from "./context.ts";
 import { runWith } from "../shared/middleware.ts";
 import { errorRecord, errorText } from "../shared/error-record.ts";
-import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError, PgPulseError } from "../shared/errors.ts";
+import { JobCancelledError, JobReleasedError, JobSnooze, JobTimeoutError, PermanentError } from "../shared/errors.ts";
 import type { Emitter } from "../shared/events.ts";
 import type { FinishBatcher, FinishResult, Outcome } from "./finisher.ts";
 import { toJsonText } from "../shared/json.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { ProgressWriter } from "./progress.ts";
-import type { JobLogLevel, LogWriter } from "./logs.ts";
+import type { LogWriter } from "./logs.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
-import { abort, type Active, signalOf } from "./attempt.ts";
+import { abort, type Active } from "./attempt.ts";
+import { jobContext } from "./job-context.ts";
 import type { QueueStatsRecorder } from "./queue-stats.ts";
 import { reportOutcome } from "./report.ts";
 
@@ -178,28 +179,7 @@ export class JobRunner {
         this.#fail(entry, task, error);
       }, timeoutMs);
     }
-    const progress = deps.progress;
-    const logAt = (level: JobLogLevel) => (message: string, fields?: Record<string, unknown>) => {
-      if (!entry.settled) deps.logs.add(job.id, job.attempt, level, message, fields);
-    };
-    const log = Object.assign(logAt("info"), { debug: logAt("debug"), info: logAt("info"), warn: logAt("warn"), error: logAt("error") }) as JobLog;
-    const ctx: JobContext = {
-      job,
-      get signal() {
-        return signalOf(entry);
-      },
-      workerId: deps.workerId,
-      logger: deps.logger,
-      log,
-      parents: () => deps.parents(job.id),
-      progress(percent: number) {
-        if (entry.settled) return;
-        if (typeof percent !== "number" || !Number.isFinite(percent)) {
-          throw new PgPulseError("INVALID_INPUT", `progress must be a number from 0 to 100, got ${String(percent)}`);
-        }
-        progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
-      },
-    };
+    const ctx = jobContext(entry, deps);
     deps.queueStats?.started(job.queue, job.runAt);
     if (deps.events.has("job:started")) deps.events.emit("job:started", { workerId: deps.workerId, job });
     void this.#execute(entry, task, ctx);
@@ -233,18 +213,22 @@ export class JobRunner {
 
   async #execute(entry: Active, task: ResolvedTask, ctx: JobContext) {
     try {
-      const result = await runWith(this.deps.middleware ?? [], ctx, async () => {
-        let payload = entry.job.payload;
-        if (task.schema) {
-          const checked = await v.safeParseAsync(task.schema, payload);
-          if (!checked.success) {
-            const what = checked.issues.map((i) => `${v.getDotPath(i) ?? "payload"}: ${i.message}`).join("; ");
-            throw new PermanentError(`payload does not match the task's schema: ${what}`);
-          }
-          payload = checked.output;
+      const middleware = this.deps.middleware ?? [];
+      let result: unknown;
+      if (middleware.length === 0 && !task.schema) {
+        // The common case, without the chain's closures. A handler that throws at once
+        // fails after this turn, as a rejection would, not inside run() (which may be
+        // starting others).
+        let returned: unknown;
+        try {
+          returned = task.handler(entry.job.payload, ctx);
+        } catch (error) {
+          returned = Promise.reject(error);
         }
-        return task.handler(payload, ctx);
-      });
+        result = await returned;
+      } else {
+        result = await runWith(middleware, ctx, () => this.#call(task, entry.job.payload, ctx));
+      }
       if (entry.settled) return;
       let stored: unknown = null;
       if (result !== undefined) {
@@ -258,6 +242,19 @@ export class JobRunner {
     } catch (error) {
       this.#fail(entry, task, error);
     }
+  }
+
+  /** The handler, given the payload its task's schema made of the job's. */
+  async #call(task: ResolvedTask, payload: unknown, ctx: JobContext): Promise<unknown> {
+    if (task.schema) {
+      const checked = await v.safeParseAsync(task.schema, payload);
+      if (!checked.success) {
+        const what = checked.issues.map((i) => `${v.getDotPath(i) ?? "payload"}: ${i.message}`).join("; ");
+        throw new PermanentError(`payload does not match the task's schema: ${what}`);
+      }
+      payload = checked.output;
+    }
+    return task.handler(payload, ctx);
   }
 
   #fail(entry: Active, task: ResolvedTask, error: unknown) {

@@ -194,6 +194,38 @@ describe("JobRunner: how an attempt ends", () => {
     expect(lines).toEqual([["1", 1, "info", "hello", { a: 1 }], ["1", 1, "warn", "careful", undefined]]);
   });
 
+  it("ctx's members are its own: a Proxy of it reads them, and a middleware may replace its functions", async () => {
+    const { runner, runOf } = setup();
+    runner.accept(jobs(1));
+    const ctx = runOf(1).ctx;
+    const proxied = new Proxy(ctx, {});
+    expect([proxied.signal, proxied.job, typeof proxied.log.warn]).toEqual([ctx.signal, ctx.job, "function"]);
+    expect(Object.keys(ctx).sort()).toEqual(["job", "log", "logger", "parents", "progress", "signal", "workerId"]);
+    const reported: number[] = [];
+    ctx.progress = (percent) => void reported.push(percent);
+    ctx.progress(5);
+    expect(reported).toEqual([5]);
+  });
+
+  it("a handler that throws at once fails after accept() returns, and then the next waiting job starts", async () => {
+    const calls: string[] = [];
+    const throwing: ResolvedTask = {
+      name: "work", settings: {}, handler: (_payload, ctx) => {
+        calls.push(ctx.job.id);
+        throw new PermanentError(`no ${ctx.job.id}`);
+      },
+    };
+    const { clock, finisher, runner } = setup({ concurrency: 1, deps: { tasks: new Map([["work", throwing]]) } });
+    runner.accept(jobs(1, 2, 3));
+    // nothing ended inside accept(): one started, two wait
+    expect([calls, finisher.outcomes, runner.waiting.size]).toEqual([["1"], [], 2]);
+    await clock.flush();
+    expect(calls).toEqual(["1", "2", "3"]);
+    expect(finisher.outcomes.map((o) => [o.id, o.kind, "error" in o && o.error.message])).toEqual([
+      ["1", "failed", "no 1"], ["2", "failed", "no 2"], ["3", "failed", "no 3"],
+    ]);
+  });
+
   it("a result that cannot be stored as JSON fails the job for good", async () => {
     const { clock, finisher, runner, runOf } = setup();
     runner.accept(jobs(1));

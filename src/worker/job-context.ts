@@ -1,0 +1,66 @@
+import { PgPulseError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import { type Active, signalOf } from "./attempt.ts";
+import type { JobContext, JobLog, ParentJob } from "./context.ts";
+import type { JobLogLevel, LogWriter } from "./logs.ts";
+import type { ProgressWriter } from "./progress.ts";
+
+export interface JobContextDeps {
+  workerId: string;
+  logger: Logger;
+  progress: Pick<ProgressWriter, "set">;
+  logs: Pick<LogWriter, "add">;
+  parents(jobId: string): Promise<ParentJob[]>;
+}
+
+const ENTRY = Symbol("pgpulse.attempt");
+
+/**
+ * `signal` is an accessor, so that the AbortController is made only for a
+ * handler that reads it (one costs microseconds). It is defined with one
+ * descriptor shared by every context: an object literal with a getter of its
+ * own cost about a microsecond a job to make, most of a no-op job's share.
+ * Like a literal's getter it is own and enumerable (a copy `{ ...ctx }` reads
+ * it) and has no setter.
+ */
+const SIGNAL: PropertyDescriptor = {
+  get(this: { [ENTRY]: Active }) {
+    return signalOf(this[ENTRY]);
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/**
+ * A run's context: the job, its signal, and functions that work taken apart
+ * from it (`const { progress, log } = ctx`) and do nothing once the attempt
+ * has ended. Every member is the context's own, so a copy or a Proxy of it
+ * works as ctx does.
+ */
+export function jobContext(entry: Active, deps: JobContextDeps): JobContext {
+  const { job } = entry;
+  const logAt = (level: JobLogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (!entry.settled) deps.logs.add(job.id, job.attempt, level, message, fields);
+  };
+  const log = logAt("info") as JobLog;
+  log.debug = logAt("debug");
+  log.info = logAt("info");
+  log.warn = logAt("warn");
+  log.error = logAt("error");
+  const ctx = {
+    job,
+    workerId: deps.workerId,
+    logger: deps.logger,
+    log,
+    parents: () => deps.parents(job.id),
+    progress(percent: number) {
+      if (entry.settled) return;
+      if (typeof percent !== "number" || !Number.isFinite(percent)) {
+        throw new PgPulseError("INVALID_INPUT", `progress must be a number from 0 to 100, got ${String(percent)}`);
+      }
+      deps.progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
+    },
+    [ENTRY]: entry,
+  };
+  return Object.defineProperty(ctx, "signal", SIGNAL) as unknown as JobContext;
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { claimOps } from "../../src/db/claim.ts";
+import type { DbContext } from "../../src/db/context.ts";
+
+// claimJobs() (src/db/claim.ts) over a stand-in connection: the claim statement's
+// rows, as postgres.js gives them, turned into jobs in claim order.
+type Row = [string | null, string, string, unknown, number, number, number, number | null, string | null, string, string, string | null, null, string | null];
+
+const row = (id: string, queue: string, o: { priority?: number; runUs?: number; waitingUs?: number } = {}): Row =>
+  [id, "t", queue, { id }, o.priority ?? 0, 1, 10, null, null, "1000000", String(o.runUs ?? 5_000_000), o.waitingUs === undefined ? null : String(o.waitingUs), null, null];
+
+function claimWith(rows: Row[], queues: string[]) {
+  const handle = { unsafe: () => ({ values: async () => rows }) };
+  const c = { handle, pool: null, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
+  return claimOps(c, "claim").jobClaim({ queues, tasks: ["t"], limit: rows.length, workerId: "w", now: null });
+}
+
+describe("a claim's jobs", () => {
+  it("come in claim order whatever order the rows came in: started before waiting, then queue, priority, run time, id", async () => {
+    const rows = [
+      row("12", "b"),
+      row("3", "a", { waitingUs: 9 }),
+      row("11", "b"),
+      row("7", "a", { priority: 5 }),
+      row("9", "a", { runUs: 4_000_000 }),
+      row("10", "a"),
+      row("2", "a"),
+    ];
+    const { jobs, unstarted } = await claimWith(rows, ["a", "b"]);
+    expect(jobs.map((j) => j.id)).toEqual(["7", "9", "2", "10", "11", "12", "3"]);
+    expect([...unstarted.keys()]).toEqual(["3"]);
+  });
+
+  it("rows already in claim order keep it, with their fields and times", async () => {
+    const rows = [row("2", "a", { priority: 1 }), row("10", "a"), row("11", "b", { runUs: 1_000 }), row("4", "a", { waitingUs: 1 })];
+    const { jobs, wakeMs } = await claimWith(rows, ["a", "b"]);
+    expect(jobs.map((j) => j.id)).toEqual(["2", "10", "11", "4"]);
+    expect(jobs[2]).toMatchObject({ id: "11", queue: "b", task: "t", payload: { id: "11" }, attempt: 1, maxAttempts: 10, meta: null });
+    expect(jobs[2]!.runAt.getTime()).toBe(1);
+    expect(jobs[0]!.createdAt.getTime()).toBe(1_000);
+    expect(wakeMs).toBeNull();
+  });
+
+  it("a row without a job carries the rate limit's wake-up", async () => {
+    const wake: Row = [null, "", "", null, 0, 0, 0, null, null, "0", "0", null, null, "2500"];
+    const { jobs, wakeMs } = await claimWith([row("1", "a"), wake], ["a"]);
+    expect(jobs.map((j) => j.id)).toEqual(["1"]);
+    expect(wakeMs).toBe(2500);
+  });
+});
