@@ -43,7 +43,11 @@ if (values.child !== undefined) {
         const rows = [];
         for (let i = 0; i < limit; i++) {
           const id = nextId++;
-          rows.push([String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), i >= limit - ahead ? String(t0us + id) : null, null, null]);
+          const waiting = i >= limit - ahead ? String(t0us + id) : null;
+          // the row as the build's claim statement gives it: its numbers packed in one text, or a column each
+          rows.push(text.includes("concat(")
+            ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, { i: id }, null]
+            : [String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), waiting, null, null]);
         }
         return { values: async () => (await nextTurn(), rows) };
       }

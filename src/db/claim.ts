@@ -44,10 +44,13 @@ export interface ClaimParams {
  * connection's types, which on some runtimes (Deno) races the first query.
  */
 export function claimSql(q: string): string {
-  // int8s as text and rows read as arrays (claimJobs): the same values whatever
-  // types or column transform the caller's own postgres.js was given
-  return `select id::text, task, queue, payload, priority, attempt, max_attempts, timeout_ms, key, created_us::text,
-    run_us::text, waiting_since_us::text, meta, wake_ms::text
+  // The numbers of a row in one text, "id,priority,attempt,max_attempts,timeout_ms,
+  // created_us,run_us,waiting_since_us,wake_ms" (a null as nothing): read as one
+  // column and split, they cost the worker a third of what nine columns did, and
+  // Postgres less. Rows are read as arrays (claimJobs): the same values whatever
+  // types or column transform the caller's own postgres.js was given.
+  return `select concat(id, ',', priority, ',', attempt, ',', max_attempts, ',', timeout_ms, ',', created_us, ',', run_us, ',',
+      waiting_since_us, ',', wake_ms), task, queue, key, payload, meta
     from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
@@ -59,14 +62,14 @@ export function claimOps(c: DbContext, text: string) {
 }
 
 /**
- * A row of claimSql(), as values in column order: id, task, queue, payload,
- * priority, attempt, max_attempts, timeout_ms, key, created_us, run_us,
- * waiting_since_us, meta, wake_ms (int8s as text, json parsed).
+ * A row of claimSql(), as values in column order: the numbers (see claimSql),
+ * task, queue, key, payload, meta (json parsed). A row without a job (its id
+ * empty) carries only wake_ms.
  */
-type ClaimRow = [
-  string | null, string, string, unknown, number, number, number, number | null, string | null,
-  string, string, string | null, Record<string, string> | null, string | null,
-];
+type ClaimRow = [string, string | null, string | null, string | null, unknown, Record<string, string> | null];
+
+/** A number of the packed text; null where it held nothing. */
+const orNull = (text: string | undefined): number | null => (text === undefined || text === "" ? null : Number(text));
 
 /** A claimed job and what its claim order needs: its queue's place in the list, and microseconds. */
 interface Ranked {
@@ -104,22 +107,22 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
   const ranked: Ranked[] = [];
   let inOrder = true;
   for (const r of result) {
-    const [id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key, createdUs, runUsText, waitingUs, meta, wake] =
-      (Array.isArray(r) ? r : Object.values(r as object)) as ClaimRow;
-    if (id === null) {
-      wakeMs = wake === null ? null : Number(wake);
+    const [numbers, task, queue, key, payload, meta] = (Array.isArray(r) ? r : Object.values(r as object)) as ClaimRow;
+    const [id, priority, attempt, maxAttempts, timeoutMs, createdUs, runUsText, waitingUs, wake] = numbers.split(",");
+    if (!id) {
+      wakeMs = orNull(wake);
       continue;
     }
     // microseconds since the epoch stay exact as numbers (below 2^53)
     const runUs = Number(runUsText);
     const t: Ranked = {
       job: {
-        id, task, queue, payload, priority, attempt, maxAttempts, timeoutMs, key,
-        createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: meta ?? null,
+        id, task: task!, queue: queue!, payload, priority: Number(priority), attempt: Number(attempt), maxAttempts: Number(maxAttempts),
+        timeoutMs: orNull(timeoutMs), key, createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: meta ?? null,
       },
-      queueRank: rank.get(queue) ?? 0,
+      queueRank: rank.get(queue!) ?? 0,
       runUs,
-      waitingSinceUs: waitingUs === null ? null : Number(waitingUs),
+      waitingSinceUs: orNull(waitingUs),
     };
     if (inOrder && ranked.length > 0 && claimOrder(ranked[ranked.length - 1]!, t) > 0) inOrder = false;
     ranked.push(t);

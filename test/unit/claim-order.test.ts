@@ -4,10 +4,10 @@ import type { DbContext } from "../../src/db/context.ts";
 
 // claimJobs() (src/db/claim.ts) over a stand-in connection: the claim statement's
 // rows, as postgres.js gives them, turned into jobs in claim order.
-type Row = [string | null, string, string, unknown, number, number, number, number | null, string | null, string, string, string | null, null, string | null];
+type Row = [string, string | null, string | null, string | null, unknown, null];
 
 const row = (id: string, queue: string, o: { priority?: number; runUs?: number; waitingUs?: number } = {}): Row =>
-  [id, "t", queue, { id }, o.priority ?? 0, 1, 10, null, null, "1000000", String(o.runUs ?? 5_000_000), o.waitingUs === undefined ? null : String(o.waitingUs), null, null];
+  [`${id},${o.priority ?? 0},1,10,,1000000,${o.runUs ?? 5_000_000},${o.waitingUs ?? ""},`, "t", queue, null, { id }, null];
 
 function claimWith(rows: Row[], queues: string[]) {
   const handle = { unsafe: () => ({ values: async () => rows }) };
@@ -42,7 +42,7 @@ describe("a claim's jobs", () => {
   });
 
   it("a row without a job carries the rate limit's wake-up", async () => {
-    const wake: Row = [null, "", "", null, 0, 0, 0, null, null, "0", "0", null, null, "2500"];
+    const wake: Row = [",,,,,,,,2500", null, null, null, null, null];
     const { jobs, wakeMs } = await claimWith([row("1", "a"), wake], ["a"]);
     expect(jobs.map((j) => j.id)).toEqual(["1"]);
     expect(wakeMs).toBe(2500);
