@@ -127,9 +127,10 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
     if (inOrder && ranked.length > 0 && claimOrder(ranked[ranked.length - 1]!, t) > 0) inOrder = false;
     ranked.push(t);
   }
-  // The statement's rows come in no set order, though mostly in claim order (a
-  // claim reads the claim index): hand them out in claim order, sorting only
-  // when they are not.
+  // The statement's rows come in the order the rows lie in the table (the
+  // update finds them by address), which for a backlog enqueued in order and
+  // of one priority is claim order: hand them out in claim order, sorting only
+  // when they are not in it (mixed priorities, retried or delayed jobs).
   if (!inOrder) ranked.sort(claimOrder);
   const unstarted = new Map<string, number>();
   const replyAt = performance.now();

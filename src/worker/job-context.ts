@@ -13,19 +13,30 @@ export interface JobContextDeps {
   parents(jobId: string): Promise<ParentJob[]>;
 }
 
+/** Where a context keeps its attempt: a member of its own, not enumerable, so copies leave it behind. */
 const ENTRY = Symbol("pgpulse.attempt");
 
 /**
  * `signal` is an accessor, so that the AbortController is made only for a
- * handler that reads it (one costs microseconds). It is defined with one
- * descriptor shared by every context: an object literal with a getter of its
- * own cost about a microsecond a job to make, most of a no-op job's share.
- * Like a literal's getter it is own and enumerable (a copy `{ ...ctx }` reads
- * it) and has no setter.
+ * handler that reads it (making one and its signal costs microseconds). It is
+ * defined from one descriptor shared by every context: an object literal with
+ * a getter of its own costs about a microsecond a job to make, most of a
+ * no-op job's share. Like a literal's getter it is the context's own and
+ * enumerable (a copy `{ ...ctx }` reads it) and has no setter. Unlike one, it
+ * finds the attempt through `this`: read from an object that is not the
+ * context (a getter copied onto another object, a Proxy that hides the
+ * context's symbols) it throws, saying so.
  */
 const SIGNAL: PropertyDescriptor = {
-  get(this: { [ENTRY]: Active }) {
-    return signalOf(this[ENTRY]);
+  get(this: { [ENTRY]?: Active } | undefined) {
+    const entry = this?.[ENTRY];
+    if (!entry) {
+      throw new PgPulseError(
+        "INVALID_INPUT",
+        "ctx.signal was read from an object that is not the handler's ctx (a getter copied off it, or a Proxy hiding its members): pass ctx itself, or a spread copy { ...ctx }",
+      );
+    }
+    return signalOf(entry);
   },
   enumerable: true,
   configurable: true,
@@ -34,8 +45,8 @@ const SIGNAL: PropertyDescriptor = {
 /**
  * A run's context: the job, its signal, and functions that work taken apart
  * from it (`const { progress, log } = ctx`) and do nothing once the attempt
- * has ended. Every member is the context's own, so a copy or a Proxy of it
- * works as ctx does.
+ * has ended. Every member a handler uses is the context's own: a spread copy
+ * has them all, and a middleware may replace one.
  */
 export function jobContext(entry: Active, deps: JobContextDeps): JobContext {
   const { job } = entry;
@@ -60,7 +71,8 @@ export function jobContext(entry: Active, deps: JobContextDeps): JobContext {
       }
       deps.progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
     },
-    [ENTRY]: entry,
-  };
-  return Object.defineProperty(ctx, "signal", SIGNAL) as unknown as JobContext;
+  } satisfies Omit<JobContext, "signal">;
+  Object.defineProperty(ctx, "signal", SIGNAL);
+  Object.defineProperty(ctx, ENTRY, { value: entry, configurable: true });
+  return ctx as typeof ctx & { readonly signal: AbortSignal };
 }

@@ -4,13 +4,17 @@ import type { DbContext } from "../../src/db/context.ts";
 
 // claimJobs() (src/db/claim.ts) over a stand-in connection: the claim statement's
 // rows, as postgres.js gives them, turned into jobs in claim order.
-type Row = [string, string | null, string | null, string | null, unknown, null];
+type Row = [string, string | null, string | null, string | null, unknown, Record<string, string> | null];
 
-const row = (id: string, queue: string, o: { priority?: number; runUs?: number; waitingUs?: number } = {}): Row =>
-  [`${id},${o.priority ?? 0},1,10,,1000000,${o.runUs ?? 5_000_000},${o.waitingUs ?? ""},`, "t", queue, null, { id }, null];
+const row = (id: string, queue: string, o: { priority?: number; runUs?: number; waitingUs?: number; timeoutMs?: number; key?: string; meta?: Record<string, string> } = {}): Row =>
+  [`${id},${o.priority ?? 0},1,10,${o.timeoutMs ?? ""},1000000,${o.runUs ?? 5_000_000},${o.waitingUs ?? ""},`, "t", queue, o.key ?? null, { id }, o.meta ?? null];
 
-function claimWith(rows: Row[], queues: string[]) {
-  const handle = { unsafe: () => ({ values: async () => rows }) };
+/** As postgres.js answers .values() (arrays); with objects, as a query already running when asked gives them. */
+function claimWith(rows: Row[], queues: string[], asObjects = false) {
+  const columns = ["numbers", "task", "queue", "key", "payload", "meta"];
+  const handle = asObjects
+    ? { unsafe: () => Promise.resolve(rows.map((r) => Object.fromEntries(r.map((v, i) => [columns[i], v])))) }
+    : { unsafe: () => ({ values: async () => rows }) };
   const c = { handle, pool: null, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
   return claimOps(c, "claim").jobClaim({ queues, tasks: ["t"], limit: rows.length, workerId: "w", now: null });
 }
@@ -26,16 +30,26 @@ describe("a claim's jobs", () => {
       row("10", "a"),
       row("2", "a"),
     ];
-    const { jobs, unstarted } = await claimWith(rows, ["a", "b"]);
-    expect(jobs.map((j) => j.id)).toEqual(["7", "9", "2", "10", "11", "12", "3"]);
-    expect([...unstarted.keys()]).toEqual(["3"]);
+    for (const asObjects of [false, true]) {
+      const before = performance.now();
+      const { jobs, unstarted } = await claimWith(rows, ["a", "b"], asObjects);
+      expect(jobs.map((j) => j.id)).toEqual(["7", "9", "2", "10", "11", "12", "3"]);
+      // what to add to performance.now() for the database's clock (ms): 9 us since the epoch, as of the reply
+      expect([...unstarted.keys()]).toEqual(["3"]);
+      expect(unstarted.get("3")! + before).toBeGreaterThanOrEqual(0.009 - (performance.now() - before) - 1e-9);
+      expect(unstarted.get("3")! + before).toBeLessThanOrEqual(0.009 + 1e-9);
+    }
   });
 
   it("rows already in claim order keep it, with their fields and times", async () => {
-    const rows = [row("2", "a", { priority: 1 }), row("10", "a"), row("11", "b", { runUs: 1_000 }), row("4", "a", { waitingUs: 1 })];
+    const rows = [
+      row("2", "a", { priority: 1, timeoutMs: 30_000, key: "k,1", meta: { trace: "x,y" } }), row("10", "a"), row("11", "b", { runUs: 1_000 }),
+      row("4", "a", { waitingUs: 1 }),
+    ];
     const { jobs, wakeMs } = await claimWith(rows, ["a", "b"]);
     expect(jobs.map((j) => j.id)).toEqual(["2", "10", "11", "4"]);
-    expect(jobs[2]).toMatchObject({ id: "11", queue: "b", task: "t", payload: { id: "11" }, attempt: 1, maxAttempts: 10, meta: null });
+    expect(jobs[0]).toMatchObject({ id: "2", priority: 1, timeoutMs: 30_000, key: "k,1", meta: { trace: "x,y" } });
+    expect(jobs[2]).toMatchObject({ id: "11", queue: "b", task: "t", payload: { id: "11" }, priority: 0, attempt: 1, maxAttempts: 10, timeoutMs: null, key: null, meta: null });
     expect(jobs[2]!.runAt.getTime()).toBe(1);
     expect(jobs[0]!.createdAt.getTime()).toBe(1_000);
     expect(wakeMs).toBeNull();

@@ -201,10 +201,24 @@ describe("JobRunner: how an attempt ends", () => {
     const proxied = new Proxy(ctx, {});
     expect([proxied.signal, proxied.job, typeof proxied.log.warn]).toEqual([ctx.signal, ctx.job, "function"]);
     expect(Object.keys(ctx).sort()).toEqual(["job", "log", "logger", "parents", "progress", "signal", "workerId"]);
+    // a copy carries what a handler uses and nothing of the worker's
+    expect(Object.getOwnPropertySymbols({ ...ctx })).toEqual([]);
     const reported: number[] = [];
     ctx.progress = (percent) => void reported.push(percent);
     ctx.progress(5);
     expect(reported).toEqual([5]);
+    // a Proxy that hides ctx's own members from its getter: a clear error, not a TypeError from inside
+    const hiding = new Proxy(ctx, { get: (t, key, receiver) => (typeof key === "symbol" ? undefined : Reflect.get(t, key, receiver)) });
+    expect(() => hiding.signal).toThrow(expect.objectContaining({ code: "INVALID_INPUT", message: expect.stringMatching(/not the handler's ctx/) }));
+  });
+
+  it("makes an attempt's AbortController only when its handler reads ctx.signal", async () => {
+    const { runner, runOf } = setup();
+    runner.accept(jobs(1, 2));
+    expect(runner.active.get("1")!.controller).toBeUndefined();
+    const signal = runOf(2).ctx.signal;
+    expect(runner.active.get("2")!.controller?.signal).toBe(signal);
+    expect(runner.active.get("1")!.controller).toBeUndefined();
   });
 
   it("a handler that throws at once fails after accept() returns, and then the next waiting job starts", async () => {
