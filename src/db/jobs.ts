@@ -123,6 +123,29 @@ function isMissing(error: unknown, procedure: string): boolean {
   return (error as { code?: string }).code === UNDEFINED_FUNCTION && String((error as Error).message).includes(procedure);
 }
 
+/**
+ * A procedure of a newer schema, called on the pool while the database has
+ * it; inside a caller's transaction (a procedure that commits cannot run
+ * there), and once the database said it has no such procedure, `older` is
+ * called instead, as producers of that schema's version did, until this one
+ * is restarted.
+ */
+function whilePresent(c: DbContext, procedure: string) {
+  let present = true;
+  return async <T>(newer: () => Promise<T>, older: () => Promise<T>): Promise<T> => {
+    if (c.pool && present) {
+      try {
+        return await newer();
+      } catch (error) {
+        // (nothing was written: the call failed to start)
+        if (!isMissing(error, procedure)) throw error;
+        present = false;
+      }
+    }
+    return older();
+  };
+}
+
 const TIME_COLUMNS = ["run_at", "cancel_requested_at", "created_at", "started_at", "finished_at"] as const;
 
 /** A jobs row as enqueue_keyed() writes it in JSON (ids as strings), with its times as Dates, as a query returns it. */
@@ -132,41 +155,25 @@ function jobRowFromJson(job: Record<string, unknown>): JobRow {
 }
 
 export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
-  // A schema still at version 8 has no enqueue_plain() (nor, before version 10, enqueue_keyed()):
-  // this producer then notifies in the insert's transaction, as producers of that version did,
-  // until it is restarted.
-  let procedure = true;
-  let keyedProcedure = true;
+  // A schema still at version 8 has no enqueue_plain() (nor, before version 10, enqueue_keyed()).
+  const plain = whilePresent(c, "enqueue_plain");
+  const keyed = whilePresent(c, "enqueue_keyed");
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
     async jobInsertMany(specs: string): Promise<{ ids: string[]; now: Date }> {
-      let row;
-      if (c.pool && procedure) {
-        try {
-          [row] = await run(c, t.enqueuePlain, [specs]);
-        } catch (error) {
-          // (nothing was written: the call failed to start)
-          if (!isMissing(error, "enqueue_plain")) throw error;
-          procedure = false;
-        }
-      }
-      row ??= (await run(c, t.insertPlain, [specs, c.schema]))[0];
+      const [row] = await plain(() => run(c, t.enqueuePlain, [specs]), () => run(c, t.insertPlain, [specs, c.schema]));
       return { ids: (row!.ids as string).split(","), now: row!.now as Date };
     },
     /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */
     async jobEnqueueMany(specs: string): Promise<{ row: JobRow; inserted: boolean }[]> {
-      if (c.pool && keyedProcedure) {
-        try {
+      return keyed(
+        async () => {
           const [row] = await run(c, t.enqueueKeyedProc, [specs]);
           const made = JSON.parse((row!.jobs as string | null) ?? "[]") as [number, boolean, Record<string, unknown>][];
           return made.map(([, inserted, job]) => ({ row: jobRowFromJson(job), inserted }));
-        } catch (error) {
-          if (!isMissing(error, "enqueue_keyed")) throw error;
-          keyedProcedure = false;
-        }
-      }
-      const rows = await run(c, t.enqueueKeyed, [specs]);
-      return rows.map((r) => ({ row: r as unknown as JobRow, inserted: r.inserted as boolean }));
+        },
+        async () => (await run(c, t.enqueueKeyed, [specs])).map((r) => ({ row: r as unknown as JobRow, inserted: r.inserted as boolean })),
+      );
     },
     async jobGet(id: string): Promise<JobRow | null> {
       const [row] = await run(c, t.get, [id]);
