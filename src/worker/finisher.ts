@@ -1,5 +1,6 @@
 import type { Db } from "../db/db.ts";
 import type { FinishRow } from "../db/finish.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import type { JobStatus } from "../shared/types.ts";
 
 /** How an attempt ended, as the worker reports it. */
@@ -31,6 +32,15 @@ export interface FinishResult {
   status: JobStatus | null;
 }
 
+/**
+ * A failed write is tried again after 50 ms, then twice as long each time, at
+ * most this: once the database is back, ends wait at most about as long as a
+ * pool takes to reconnect (src/db/connection.ts). A cap of 5 s left a worker's
+ * ends, and everything ended behind them, unwritten for up to 5 s after a
+ * long outage.
+ */
+export const FINISH_RETRY_MAX_MS = 1000;
+
 interface Pending {
   outcome: Outcome;
   done: (r: FinishResult) => void;
@@ -56,6 +66,7 @@ export class FinishBatcher {
     private now: () => Date | null,
     private onError: (error: unknown, retryInMs: number) => void,
     private maxBatch = 500,
+    private clock: Pick<Clock, "setTimeout"> = systemClock,
   ) {}
 
   get size(): number {
@@ -117,9 +128,9 @@ export class FinishBatcher {
           for (const p of batch) p.done({ applied: false, status: null });
           return;
         }
-        const wait = Math.min(5000, 50 * 2 ** tries);
+        const wait = Math.min(FINISH_RETRY_MAX_MS, 50 * 2 ** tries);
         this.onError(error, wait);
-        await new Promise((r) => setTimeout(r, wait));
+        await new Promise<void>((r) => this.clock.setTimeout(r, wait));
       }
     }
   }

@@ -62,10 +62,11 @@ describe("database restart mid-run", () => {
   });
 
   it("every worker (and the producer) is back at work within 5 s of the server accepting connections, whatever the outage", () => {
-    // The pools pgpulse opens (src/db/connection.ts openSql, dedicatedSql) keep postgres.js's default
-    // reconnect backoff: 3^n / 100 s with n the pool's failed connects so far, capped at 20 s and
-    // reset only by a successful connect. A few seconds of outage leave a pool waiting up to 20 s
-    // after the server is back before it tries again.
+    // postgres.js's default reconnect backoff is 3^n / 100 s with n the pool's failed connects so
+    // far, capped at 20 s and reset only by a successful connect: a few seconds of outage would
+    // leave a pool waiting up to 20 s after the server is back. The pools pgpulse opens
+    // (src/db/connection.ts POOL_DEFAULTS) reconnect within about a second; so does the fixture's
+    // pool that records runs, which every handler waits on.
     expect(result, "the scenario above did not run").toBeDefined();
     // The producer's pool (createQueue) has the same backoff: its next enqueue waits as long.
     const slow = result!.rounds
