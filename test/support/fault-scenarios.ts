@@ -369,9 +369,6 @@ export interface RestartResult {
  * outage. Workers should sweep rarely (pollIntervalMs), so that getting back to work relies on their
  * reconnecting and re-establishing LISTEN, not on polling.
  */
-/** pgpulse's own pools' reconnect backoff (src/db/connection.ts POOL_DEFAULTS), for the test's pools. */
-const FAST_RECONNECT = (attempt: number) => Math.min(1, 0.05 * 2 ** attempt) * (0.75 + Math.random() / 2);
-
 export async function runRestarts(o: {
   env: Env;
   cluster: Cluster;
@@ -387,11 +384,7 @@ export async function runRestarts(o: {
   const workers = await Promise.all(
     Array.from({ length: o.workers }, (_, i) => `restart-${i + 1}`).map((id) =>
       spawnFaultWorker({
-        // The probe's queue first: a worker claims its queues in order, so a probe behind the
-        // producer's queue waited for that queue's jobs too, and measured the backlog as well as
-        // the recovery (seen: a worker claiming again 0.2 s after the server was back, its probe
-        // done at 3.8 s).
-        url: env.url, schema: env.schema, id, queues: [probeQueue(id), o.queueName], concurrency: 8, logLevel: "warn", ...o.timing,
+        url: env.url, schema: env.schema, id, queues: [o.queueName, probeQueue(id)], concurrency: 8, logLevel: "warn", ...o.timing,
       }, { supervise: true }),
     ),
   );
@@ -403,9 +396,7 @@ export async function runRestarts(o: {
    * the workers' recovery and not that of a pool of the test's that also saw the outage.
    */
   async function probeEach(from: number, timeoutMs: number): Promise<number[]> {
-    // (reconnecting as pgpulse's pools do: with postgres.js's default backoff, up to 20 s, a
-    // probe could wait on this pool rather than on the worker)
-    const fresh = postgres(env.url, { max: 2, onnotice: () => {}, backoff: FAST_RECONNECT });
+    const fresh = postgres(env.url, { max: 2, onnotice: () => {} });
     const q = createQueue({ connection: fresh, schema: env.schema });
     try {
       return await Promise.all(
