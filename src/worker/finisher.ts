@@ -1,6 +1,6 @@
 import type { Db } from "../db/db.ts";
 import type { FinishRow } from "../db/finish.ts";
-import { type Clock, systemClock } from "../shared/clock.ts";
+import { type Clock, systemClock, type Timer } from "../shared/clock.ts";
 import type { JobStatus } from "../shared/types.ts";
 
 /** How an attempt ended, as the worker reports it. */
@@ -55,7 +55,7 @@ interface Pending {
  */
 export class FinishBatcher {
   #pending: Pending[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #flushing: Promise<void> | undefined;
   #abandoned = false;
 
@@ -66,7 +66,8 @@ export class FinishBatcher {
     private now: () => Date | null,
     private onError: (error: unknown, retryInMs: number) => void,
     private maxBatch = 500,
-    private clock: Pick<Clock, "setTimeout"> = systemClock,
+    /** The batch window and the waits between tries. */
+    private clock: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
   ) {}
 
   get size(): number {
@@ -81,7 +82,7 @@ export class FinishBatcher {
   add(outcome: Outcome, done: (r: FinishResult) => void): void {
     this.#pending.push({ outcome, done });
     if (this.#pending.length >= this.maxBatch) void this.flush();
-    else this.#timer ??= setTimeout(() => void this.flush(), this.delayMs);
+    else this.#timer ??= this.clock.setTimeout(() => void this.flush(), this.delayMs);
   }
 
   /**
@@ -95,7 +96,7 @@ export class FinishBatcher {
   /** Writes everything pending now; resolves when it has all landed. */
   async flush(): Promise<void> {
     if (this.#timer) {
-      clearTimeout(this.#timer);
+      this.clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
     while (this.#flushing) await this.#flushing;
