@@ -28,6 +28,27 @@ export function run(c: DbContext, text: string, params: Params = []) {
 }
 
 /**
+ * Runs a statement whose rows are each one JSON text, and returns them parsed.
+ * What may run in a caller's transaction is read this way: the caller's driver
+ * may rename columns or the keys inside JSON values (postgres.js with
+ * `transform: postgres.camel`), but a text column's value comes through as it
+ * was sent. From postgres.js the rows come raw (bytes, no parser, no value
+ * transform); from another driver, as its rows' one value, whatever its name.
+ */
+export async function runJson<T>(c: DbContext, text: string, params: Params = []): Promise<T[]> {
+  const pending = run(c, text, params);
+  const rows: unknown[] = "raw" in pending ? await pending.raw() : await pending;
+  return rows.map((r) => JSON.parse(String(Array.isArray(r) ? r[0] : Object.values(r as object)[0])) as T);
+}
+
+/**
+ * A jobs row as JSON, for runJson: every column, ids as text (a bigint past
+ * 2^53 would lose digits as a JSON number). jobRowFromJson reads it back.
+ */
+export const jobJson = (alias: string) =>
+  `(to_jsonb(${alias}) || jsonb_build_object('id', ${alias}.id::text, 'batch_id', ${alias}.batch_id::text))`;
+
+/**
  * Runs fn in a transaction of the context: a new one on the pool, or the
  * caller's own when the context is bound to one.
  */

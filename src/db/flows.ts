@@ -1,12 +1,13 @@
 import type { JobRow } from "../shared/types.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, runJson } from "./context.ts";
 
 /** Workflows and batches (sql/000006): graphs of jobs, their edges and batches' counts. */
 export function flowsSql(q: string) {
   return {
     // Only what the database decides comes back: the ids (in input order), its clock and the batch.
+    // What a caller's transaction may run comes back as JSON text (runJson).
     enqueue: `
-      select string_agg((e.job).id::text, ',' order by e.ord) as ids, min((e.job).created_at) as now, min(e.batch_id) as batch_id
+      select json_build_array(string_agg((e.job).id::text, ',' order by e.ord), min((e.job).created_at), min(e.batch_id)::text)::text
         from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
     // A child's parents, in the order they were given (ids grow in input order).
     parents: `
@@ -26,16 +27,16 @@ export function flowsSql(q: string) {
           select d.child_id from ${q}.job_deps d where d.parent_id = g.id
         ) x
       ), nodes as (select id from g limit $2)
-      select
+      select json_build_object('nodes',
         (select coalesce(json_agg(json_build_object('id', j.id::text, 'task', j.task, 'queue', j.queue,
             'status', j.status, 'progress', j.progress, 'startedAt', j.started_at, 'finishedAt', j.finished_at)
-            order by j.id), '[]') from ${q}.jobs j where j.id in (select id from nodes)) as nodes,
-        (select coalesce(json_agg(json_build_array(d.parent_id::text, d.child_id::text, d.mode, d.state)
+            order by j.id), '[]') from ${q}.jobs j where j.id in (select id from nodes)),
+        'edges', (select coalesce(json_agg(json_build_array(d.parent_id::text, d.child_id::text, d.mode, d.state)
             order by d.parent_id, d.child_id), '[]')
            from ${q}.job_deps d
-          where d.parent_id in (select id from nodes) and d.child_id in (select id from nodes)) as edges,
+          where d.parent_id in (select id from nodes) and d.child_id in (select id from nodes)),
         -- counting stops past the limit: the walk does not go through a large graph to say it is large
-        (select count(*) from (select 1 from g limit $2 + 1) x) > $2 as truncated`,
+        'truncated', (select count(*) from (select 1 from g limit $2 + 1) x) > $2)::text`,
     // A job's direct parents and children, up to a limit each, how many there are, and
     // the first parent whose failure ended the job (which blocks retrying it).
     neighbours: `
@@ -54,9 +55,9 @@ export function flowsSql(q: string) {
             where d.parent_id = $1::bigint order by d.child_id limit $2)
         ) x) as edges`,
     batch: `
-      select b.id, b.size, b.callbacks, b.created_at,
-        (select json_object_agg(c.status, c.n) from (
-          select j.status, count(*)::int as n from ${q}.jobs j where j.batch_id = b.id group by j.status) c) as counts
+      select json_build_object('id', b.id::text, 'size', b.size, 'callbacks', b.callbacks, 'created_at', b.created_at,
+        'counts', (select json_object_agg(c.status, c.n) from (
+          select j.status, count(*)::int as n from ${q}.jobs j where j.batch_id = b.id group by j.status) c))::text
       from ${q}.batches b where b.id = $1::bigint`,
   };
 }
@@ -94,16 +95,17 @@ export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
   return {
     /** Inserts a graph of jobs (specs as enqueue_flow takes them); returns their ids in input order, the database's clock and the batch's id. */
     async flowEnqueue(specs: string, batch: string | null): Promise<{ ids: string[]; now: Date; batchId: string | null }> {
-      const [row] = await run(c, t.enqueue, [specs, batch]);
-      return { ids: (row!.ids as string).split(","), now: row!.now as Date, batchId: row!.batch_id === null ? null : String(row!.batch_id) };
+      const [row] = await runJson<[string, string, string | null]>(c, t.enqueue, [specs, batch]);
+      const [ids, now, batchId] = row!;
+      return { ids: ids.split(","), now: new Date(now), batchId };
     },
     /** A child's parents (id, task, status, result), in the order they were enqueued: what ctx.parents() gives. */
     async flowParents(childId: string, limit: number): Promise<ParentRow[]> {
       return (await run(c, t.parents, [childId, limit])) as unknown as ParentRow[];
     },
     async flowGraph(id: string, limit: number): Promise<GraphRow> {
-      const [row] = await run(c, t.graph, [id, limit]);
-      return row as unknown as GraphRow;
+      const [graph] = await runJson<GraphRow>(c, t.graph, [id, limit]);
+      return graph!;
     },
     /** A job's direct parents and children (up to `limit` of each) and their counts. */
     async flowNeighbours(id: string, limit: number): Promise<NeighboursRow> {
@@ -111,8 +113,8 @@ export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
       return row as unknown as NeighboursRow;
     },
     async batchGet(id: string): Promise<BatchRow | null> {
-      const [row] = await run(c, t.batch, [id]);
-      return (row as BatchRow | undefined) ?? null;
+      const [row] = await runJson<Omit<BatchRow, "created_at"> & { created_at: string }>(c, t.batch, [id]);
+      return row ? { ...row, created_at: new Date(row.created_at) } : null;
     },
   };
 }

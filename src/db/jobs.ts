@@ -1,7 +1,7 @@
 import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
-import { type DbContext, inTx, run } from "./context.ts";
+import { type DbContext, inTx, jobJson, run, runJson } from "./context.ts";
 import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
 
 /**
@@ -24,7 +24,10 @@ export function jobsSql(q: string) {
     // enqueue_keyed() (sql/000010) calls it, commits, then notifies, as enqueue_plain() does;
     // its answer is one JSON text. In the caller's transaction the notification goes with it.
     enqueueKeyedProc: `call ${q}.enqueue_keyed($1::text::jsonb, null)`,
-    enqueueKeyed: `select e.ord, e.inserted, (e.job).* from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`,
+    // (read as enqueue_keyed()'s answer is: [ord, inserted, job] per job, as JSON text)
+    enqueueKeyed: `
+      select json_build_array(e.ord, e.inserted, ${jobJson("(e.job)")})::text
+        from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`,
     // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
     // Only what the database decides comes back (the ids and its clock): the rest is known.
     // On the pool, enqueue_plain() (sql/000009, the same INSERT) commits the insert, then
@@ -47,10 +50,11 @@ export function jobsSql(q: string) {
         select ${notifyEnqueued("$2::text", "array_agg(distinct ins.queue)", "count(*)")}
         from ins, t where ins.run_at <= t.now having count(*) > 0
       )
-      select string_agg(ins.id::text, ',' order by ins.id) as ids, (select now from t) as now,
-        (select count(*) from note) as notified
+      select json_build_array(string_agg(ins.id::text, ',' order by ins.id), (select now from t),
+        (select count(*) from note))::text
       from ins`,
-    get: `select * from ${q}.jobs where id = $1::bigint`,
+    // What a caller's transaction may run comes back as JSON text (runJson).
+    get: `select ${jobJson("j")}::text from ${q}.jobs j where j.id = $1::bigint`,
     cancel: `
       with upd as (
         update ${q}.jobs j set
@@ -64,7 +68,7 @@ export function jobsSql(q: string) {
           'schema', $2::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
         from upd where upd.status = 'running'
       )
-      select upd.*, (select count(*) from note) as notified from upd`,
+      select (${jobJson("upd")} || jsonb_build_object('notified', (select count(*) from note)))::text from upd`,
     // Taken first, in its own statement: what the retry then reads of the job's
     // parents and edges is what was committed by whoever held the job before.
     retryLock: `select 1 from ${q}.jobs where id = $1::bigint and status in ('failed', 'cancelled') for update`,
@@ -96,12 +100,12 @@ export function jobsSql(q: string) {
       ), note as (
         select ${notifyEnqueued("$2::text", "json_build_array(upd.queue)", "1")} from upd where upd.status = 'queued'
       )
-      select upd.*, (select count(*) from note) as notified from upd`,
-    blockedBy: `${blockerOf(q, "$1::bigint")}`,
+      select (${jobJson("upd")} || jsonb_build_object('notified', (select count(*) from note)))::text from upd`,
+    blockedBy: `select to_json(b.parent_id)::text from (${blockerOf(q, "$1::bigint")}) b`,
     // Queues that have jobs runnable now.
     runnableQueues: `select distinct queue from ${q}.jobs where status = 'queued' and run_at <= coalesce($1::timestamptz, now())`,
     list: `
-      select * from ${q}.jobs j
+      select ${jobJson("j")}::text from ${q}.jobs j
       where ${filterSql(q, "j", 1)}
         and ($${FILTER_PARAM_COUNT + 1}::bigint is null or j.id < $${FILTER_PARAM_COUNT + 1}::bigint)
       order by j.id desc limit $${FILTER_PARAM_COUNT + 2}`,
@@ -148,7 +152,7 @@ function whilePresent(c: DbContext, procedure: string) {
 
 const TIME_COLUMNS = ["run_at", "cancel_requested_at", "created_at", "started_at", "finished_at"] as const;
 
-/** A jobs row as enqueue_keyed() writes it in JSON (ids as strings), with its times as Dates, as a query returns it. */
+/** A jobs row as JSON (jobJson(): ids as strings), with its times made Dates, as a query of the row would return it. */
 function jobRowFromJson(job: Record<string, unknown>): JobRow {
   for (const k of TIME_COLUMNS) if (typeof job[k] === "string") job[k] = new Date(job[k] as string);
   return job as unknown as JobRow;
@@ -161,28 +165,38 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
     async jobInsertMany(specs: string): Promise<{ ids: string[]; now: Date }> {
-      const [row] = await plain(() => run(c, t.enqueuePlain, [specs]), () => run(c, t.insertPlain, [specs, c.schema]));
-      return { ids: (row!.ids as string).split(","), now: row!.now as Date };
+      return plain(
+        async () => {
+          const [row] = await run(c, t.enqueuePlain, [specs]);
+          return { ids: (row!.ids as string).split(","), now: row!.now as Date };
+        },
+        async () => {
+          const [row] = await runJson<[string, string, number]>(c, t.insertPlain, [specs, c.schema]);
+          const [ids, now] = row!;
+          return { ids: ids.split(","), now: new Date(now) };
+        },
+      );
     },
     /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */
     async jobEnqueueMany(specs: string): Promise<{ row: JobRow; inserted: boolean }[]> {
-      return keyed(
+      type Made = [number, boolean, Record<string, unknown>];
+      const made = await keyed(
         async () => {
           const [row] = await run(c, t.enqueueKeyedProc, [specs]);
-          const made = JSON.parse((row!.jobs as string | null) ?? "[]") as [number, boolean, Record<string, unknown>][];
-          return made.map(([, inserted, job]) => ({ row: jobRowFromJson(job), inserted }));
+          return JSON.parse((row!.jobs as string | null) ?? "[]") as Made[];
         },
-        async () => (await run(c, t.enqueueKeyed, [specs])).map((r) => ({ row: r as unknown as JobRow, inserted: r.inserted as boolean })),
+        () => runJson<Made>(c, t.enqueueKeyed, [specs]),
       );
+      return made.map(([, inserted, job]) => ({ row: jobRowFromJson(job), inserted }));
     },
     async jobGet(id: string): Promise<JobRow | null> {
-      const [row] = await run(c, t.get, [id]);
-      return (row as JobRow | undefined) ?? null;
+      const [job] = await runJson<Record<string, unknown>>(c, t.get, [id]);
+      return job ? jobRowFromJson(job) : null;
     },
     /** Cancels a pending or queued job, or asks a running one to stop; null when the job has ended. */
     async jobCancel(id: string): Promise<JobRow | null> {
-      const [row] = await run(c, t.cancel, [id, c.schema]);
-      return (row as JobRow | undefined) ?? null;
+      const [job] = await runJson<Record<string, unknown>>(c, t.cancel, [id, c.schema]);
+      return job ? jobRowFromJson(job) : null;
     },
     /**
      * Puts a failed or cancelled job back to run now (or to wait for its parents); null when it is in
@@ -191,14 +205,14 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     async jobRetry(id: string): Promise<JobRow | null> {
       return inTx(c, async (tx) => {
         if ((await run(tx, t.retryLock, [id])).length === 0) return null;
-        const [row] = await run(tx, t.retry, [id, c.schema]);
-        return (row as JobRow | undefined) ?? null;
+        const [job] = await runJson<Record<string, unknown>>(tx, t.retry, [id, c.schema]);
+        return job ? jobRowFromJson(job) : null;
       });
     },
     /** The parent that keeps a job of a flow from being retried, or null (see blockerOf). */
     async jobBlockedBy(id: string): Promise<string | null> {
-      const [row] = await run(c, t.blockedBy, [id]);
-      return (row?.parent_id as string | undefined) ?? null;
+      const [parent] = await runJson<string>(c, t.blockedBy, [id]);
+      return parent ?? null;
     },
     /** The queues with jobs runnable at `now` (the database's clock when null). */
     async jobRunnableQueues(now: Date | null): Promise<string[]> {
@@ -206,8 +220,7 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     },
     /** Newest first. */
     async jobList(p: ListJobsParams): Promise<JobRow[]> {
-      const rows = await run(c, t.list, [...filterValues(p.filter), p.before, p.limit]);
-      return rows as unknown as JobRow[];
+      return (await runJson<Record<string, unknown>>(c, t.list, [...filterValues(p.filter), p.before, p.limit])).map(jobRowFromJson);
     },
   };
 }

@@ -1,12 +1,14 @@
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, runJson } from "./context.ts";
 
 /** Job logs (sql/000006): lines a handler logged, kept with the job. */
 export function logsSql(q: string) {
   return {
     append: `select ${q}.append_logs($1::text::jsonb, $2::integer, $3::integer) as kept`,
     watch: `update ${q}.jobs set watched = true where id = $1::bigint and not watched`,
+    // (JSON text, runJson: a caller's transaction may run it)
     list: `
-      select seq, attempt, at, level, message, fields from ${q}.job_logs
+      select json_build_object('seq', seq, 'attempt', attempt, 'at', at, 'level', level, 'message', message, 'fields', fields)::text
+        from ${q}.job_logs
        where job_id = $1::bigint and seq > $2::integer
        order by seq limit $3`,
   };
@@ -37,7 +39,8 @@ export function logsOps(c: DbContext, t: ReturnType<typeof logsSql>) {
     },
     /** A job's lines after seq `after`, in order. */
     async logList(jobId: string, after: number, limit: number): Promise<LogRow[]> {
-      return (await run(c, t.list, [jobId, after, limit])) as unknown as LogRow[];
+      const rows = await runJson<Omit<LogRow, "at"> & { at: string }>(c, t.list, [jobId, after, limit]);
+      return rows.map((r) => ({ ...r, at: new Date(r.at) }));
     },
   };
 }
