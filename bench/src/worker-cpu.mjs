@@ -1,6 +1,7 @@
 // The worker's own CPU per job, without Postgres or the driver: the parts a
 // worker is made of (claimer, runner, finish batcher, progress and log
-// writers), wired as src/worker/parts.ts wires them, over a stand-in database
+// writers), wired as src/worker/parts.ts wires them (with the build's own
+// refillHooks(), or for a build from before it, a copy of what it was), over a stand-in database
 // whose answers come on the next turn of the event loop. A claim returns rows
 // as postgres.js does (arrays of column values); a finish builds its
 // statement's parameters, as the real one does, and answers "completed" for
@@ -29,8 +30,8 @@ if (values.child !== undefined) {
   const root = values.child ? values.child.replace(/\/$/, "") : fileURLToPath(new URL("../..", import.meta.url));
   const load = (p) => import(`${root}/dist/${p}`);
   const [{ JobRunner }, { FinishBatcher }, { ProgressWriter }, { LogWriter }, { Claimer }, { QueueStatsRecorder }, { claimOps, claimSql }, { finishOps, finishSql, progressSql },
-    { Emitter }, { systemClock }, { silentLogger }] = await Promise.all(["worker/runner.js", "worker/finisher.js", "worker/progress.js", "worker/logs.js",
-    "worker/claimer.js", "worker/queue-stats.js", "db/claim.js", "db/finish.js", "shared/events.js", "shared/clock.js", "shared/logger.js"].map(load));
+    { Emitter }, { systemClock }, { silentLogger }, { refillHooks }] = await Promise.all(["worker/runner.js", "worker/finisher.js", "worker/progress.js", "worker/logs.js",
+    "worker/claimer.js", "worker/queue-stats.js", "db/claim.js", "db/finish.js", "shared/events.js", "shared/clock.js", "shared/logger.js", "worker/parts.js"].map(load));
   const nextTurn = () => new Promise((r) => setImmediate(r));
   let nextId = 1;
   const t0us = Date.now() * 1000;
@@ -73,19 +74,26 @@ if (values.child !== undefined) {
   const runner = new JobRunner({
     workerId: "w", concurrency, tasks, logger: silentLogger, events, stats, queueStats: new QueueStatsRecorder(), finisher, progress, logs, clock: systemClock,
     parents: async () => [], middleware: [],
-    onSlotFree() {
-      if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
-      if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
-    },
-    onWritten() {
+    onSlotFree: () => refill.slotFreed(),
+    onWritten(outcome, result) {
       if (++handled === n) allDone();
-      if (claimer.backlog) void claimer.request("slots freed");
+      refill.written(outcome, result);
     },
   });
   const claimer = new Claimer({
     db, workerId: "w", queues: ["default"], tasks: ["noop"], concurrency, runner, clock: systemClock, dbNow: () => null,
     logger: silentLogger, events, onError: fail, pollIntervalMs: 60_000, open: () => true, driven: () => false,
   });
+  // Builds from before refillHooks() (src/worker/parts.ts) wired the same inline: this is what they did.
+  const refill = refillHooks ? refillHooks(runner, claimer, finisher) : {
+    slotFreed() {
+      if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
+      if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
+    },
+    written() {
+      if (claimer.backlog) void claimer.request("slots freed");
+    },
+  };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   void claimer.request("start");

@@ -12,7 +12,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { Service } from "../shared/service.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import { Claimer } from "./claimer.ts";
-import { FinishBatcher } from "./finisher.ts";
+import { FinishBatcher, type FinishResult, type Outcome } from "./finisher.ts";
 import { Lease } from "./lease.ts";
 import { Listener } from "./listener.ts";
 import * as d from "./options.ts";
@@ -73,6 +73,31 @@ export interface Parts {
   maintenance: Service[];
 }
 
+/**
+ * What keeps a worker's slots fed between the runner, the claimer and the
+ * finish batcher: claim again as the jobs claimed ahead run low, and write
+ * ends at once when nothing is left to overlap with. (The bench's worker-cpu
+ * wires the parts with these too.)
+ */
+export function refillHooks(
+  runner: Pick<JobRunner, "size" | "waiting" | "prefetch">,
+  claimer: Pick<Claimer, "backlog" | "request" | "wakeIn">,
+  finisher: Pick<FinishBatcher, "flush">,
+) {
+  return {
+    slotFreed(): void {
+      // Claim again as soon as the backlog runs low, without waiting for the finish write.
+      if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
+      // Nothing left to overlap with: write what has finished now rather than after the batch window.
+      if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
+    },
+    written(outcome: Outcome, result: FinishResult): void {
+      if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") claimer.wakeIn(outcome.delayMs);
+      if (claimer.backlog) void claimer.request("slots freed");
+    },
+  };
+}
+
 export function buildParts(w: PartsContext): Parts {
   const { opts, id, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail } = w;
   const taskNames = [...tasks.keys()];
@@ -99,15 +124,9 @@ export function buildParts(w: PartsContext): Parts {
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     onSlotFree() {
       w.slotFreed();
-      // Claim again as soon as the backlog runs low, without waiting for the finish write.
-      if (claimer.backlog && runner.waiting.size <= runner.prefetch() / 2) void claimer.request("slots freed");
-      // Nothing left to overlap with: write what has finished now rather than after the batch window.
-      if (runner.size === 0 && runner.waiting.size === 0) void finisher.flush();
+      refill.slotFreed();
     },
-    onWritten(outcome, result) {
-      if ((outcome.kind === "retry" || outcome.kind === "snoozed") && result.status === "queued") claimer.wakeIn(outcome.delayMs);
-      if (claimer.backlog) void claimer.request("slots freed");
-    },
+    onWritten: (outcome, result) => refill.written(outcome, result),
   });
   const pollIntervalMs = opts.pollIntervalMs ?? d.POLL_INTERVAL_MS_DEFAULT;
   const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? d.HEARTBEAT_INTERVAL_MS_DEFAULT;
@@ -119,6 +138,7 @@ export function buildParts(w: PartsContext): Parts {
     open: () => w.claimsOpen(lease),
     driven: w.driven,
   });
+  const refill = refillHooks(runner, claimer, finisher);
   const lease: Lease = new Lease({
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
     // runAvailable and a polling worker hear no notification: they must not be drawn for one.
