@@ -63,10 +63,10 @@ async function expectRefusedInsertChangesNothing(specs: { task: string; queue: s
  * `enqueueTwo` with a queue of this version, which must make two jobs; then
  * each job's notification must have come from the transaction that inserted it.
  */
-async function onOlderSchema(name: string, procedure: string, enqueueTwo: (q: ReturnType<typeof createQueue>) => Promise<void>) {
+async function onOlderSchema(name: string, procedures: string[], enqueueTwo: (q: ReturnType<typeof createQueue>) => Promise<void>) {
   const old = `${schema}_${name}`;
   await migrate({ connection: DATABASE_URL, schema: old });
-  await sql.unsafe(`drop procedure "${old}".${procedure}`);
+  for (const procedure of procedures) await sql.unsafe(`drop procedure "${old}".${procedure}`);
   const q = createQueue({ connection: DATABASE_URL, schema: old });
   const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
@@ -304,7 +304,7 @@ describe("enqueue", () => {
     });
 
     it("is sent in the insert's transaction on a schema without enqueue_plain() (version 8)", () =>
-      onOlderSchema("v8", "enqueue_plain(jsonb, text, timestamptz)", async (q) => {
+      onOlderSchema("v8", ["enqueue_plain(jsonb, text, timestamptz)"], async (q) => {
         const [a] = await q.enqueueMany([{ task: "t" }]);
         const b = await q.enqueue("t", {});
         expect(BigInt(b.id)).toBe(BigInt(a!.id) + 1n);
@@ -389,10 +389,62 @@ describe("enqueue", () => {
       expect(pooled.map((j) => j.deduplicated)).toEqual([false, false, true]);
       expect(pooled[2]!.id).toBe(pooled[0]!.id);
       expect(pooled[1]!.runAt.getTime() - pooled[1]!.createdAt.getTime()).toBe(1500);
+      // a new job is answered from its spec and the database's id and clock: it is the row as stored
+      for (const j of [...pooled, ...inTx]) expect({ ...j, deduplicated: undefined }, j.key!).toEqual(await queue.getJob(j.id));
       // again: every spec finds its live job, with the job as it stands
       const again = await queue.enqueueMany(specs("pool"));
       expect(again.map((j) => [j.id, j.deduplicated])).toEqual(pooled.map((j) => [j.id, true]));
       expect(again[0]).toEqual({ ...pooled[0], deduplicated: true });
+    });
+
+    it("answers a new job that a later spec of the same call debounced as it stands after the call", async () => {
+      for (const tx of [undefined, "tx"] as const) {
+        const specs = [
+          { task: "kt", key: `deb-call-${tx}`, debounceMs: 1000, payload: { n: 1 } },
+          { task: "kt", key: `deb-call-${tx}`, debounceMs: 2000, payload: { n: 2 } },
+          { task: "kt", key: `deb-call-other-${tx}`, debounceMs: 1000, payload: { n: 3 } },
+        ];
+        const made = tx ? await sql.begin((t) => queue.enqueueMany(specs, { tx: t })) : await queue.enqueueMany(specs);
+        expect(made.map((j) => [j.payload, j.deduplicated])).toEqual([[{ n: 2 }, false], [{ n: 2 }, true], [{ n: 3 }, false]]);
+        expect(made[0]).toEqual({ ...made[1], deduplicated: false });
+        expect(made[2]!.runAt.getTime() - made[2]!.createdAt.getTime()).toBe(1000);
+        for (const j of made) expect({ ...j, deduplicated: undefined }).toEqual(await queue.getJob(j.id));
+      }
+    });
+
+    it("answers the same through enqueue_keyed() on a schema without enqueue_keys() (version 10), and notifies after the commit", async () => {
+      const old = `${schema}_v10`;
+      await migrate({ connection: DATABASE_URL, schema: old });
+      await sql.unsafe(`drop procedure "${old}".enqueue_keys(jsonb, text)`);
+      const q = createQueue({ connection: DATABASE_URL, schema: old });
+      const listener = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        const specs = (k: string) => [
+          { task: "kt", key: `${k}-a`, payload: { a: 1 }, priority: 2 },
+          { task: "kt", key: `${k}-a`, payload: { a: 2 } },
+          { task: "kt", key: `${k}-b`, debounceMs: 700 },
+        ];
+        const strip = (j: EnqueuedJob) => ({ ...j, id: undefined, key: j.key!.slice(-2), createdAt: undefined, runAt: j.runAt.getTime() - j.createdAt.getTime() });
+        const older = await q.enqueueMany(specs("v10"));
+        const current = await queue.enqueueMany(specs("v11"));
+        expect(older.map(strip)).toEqual(current.map(strip));
+        expect(older.map((j) => j.deduplicated)).toEqual([false, true, false]);
+        // the notification came from a transaction after the insert's
+        let heard!: (msg: { t: number }) => void;
+        const message = new Promise<{ t: number }>((resolve) => (heard = resolve));
+        await listener.listen("job_enqueued", (text) => {
+          const msg = JSON.parse(text);
+          if (msg.schema === old) heard(msg);
+        });
+        const late = await q.enqueue("kt", {}, { key: "v10-late" });
+        const msg = await message;
+        const [row] = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs where id = $1`, [late.id]);
+        expect(xidOf(msg.t)).not.toBe(row!.xmin);
+      } finally {
+        await listener.end();
+        await q.close();
+        await sql.unsafe(`drop schema "${old}" cascade`);
+      }
     });
 
     it("reads the same through the caller's postgres.js with its own types and column transform", async () => {
@@ -438,8 +490,8 @@ describe("enqueue", () => {
     it("is not sent when the insert fails, and the insert changes nothing", () =>
       expectRefusedInsertChangesNothing([{ task: "fine", queue: "kboom-q", key: "kboom-1" }, { task: "boom", queue: "kboom-q", key: "kboom-2" }]));
 
-    it("is sent in the insert's transaction on a schema without enqueue_keyed() (version 9)", () =>
-      onOlderSchema("v9", "enqueue_keyed(jsonb, text)", async (q) => {
+    it("is sent in the insert's transaction on a schema without enqueue_keys() and enqueue_keyed() (version 9)", () =>
+      onOlderSchema("v9", ["enqueue_keys(jsonb, text)", "enqueue_keyed(jsonb, text)"], async (q) => {
         const a = await q.enqueue("t", {}, { key: "v9-a" });
         const b = await q.enqueue("t", {}, { key: "v9-a" });
         expect(b).toEqual({ ...a, deduplicated: true });

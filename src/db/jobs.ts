@@ -21,13 +21,20 @@ function blockerOf(q: string, id: string): string {
 export function jobsSql(q: string) {
   return {
     // Keys need enqueue_many (sql/000001): deduplication, throttle, debounce. On the pool,
-    // enqueue_keyed() (sql/000010) calls it, commits, then notifies, as enqueue_plain() does;
-    // its answer is one JSON text. In the caller's transaction the notification goes with it.
+    // enqueue_keys() (sql/000011) calls it, commits, then notifies, as enqueue_plain() does;
+    // its answer is one JSON text, per spec [ord, true, id, created_at] for a job it inserted,
+    // [ord, inserted, job] for a live job it found, or inserted and a later spec of the call
+    // changed. On a version-10 schema, enqueue_keyed() does the same but answers
+    // [ord, inserted, job] for every spec. In the caller's transaction, enqueue_many() in a
+    // statement that answers as enqueue_keys() does, a row per spec (runJson), and the
+    // notification goes with the transaction.
+    enqueueKeysProc: `call ${q}.enqueue_keys($1::text::jsonb, null)`,
     enqueueKeyedProc: `call ${q}.enqueue_keyed($1::text::jsonb, null)`,
-    // (read as enqueue_keyed()'s answer is: [ord, inserted, job] per job, as JSON text)
     enqueueKeyed: `
-      select json_build_array(e.ord, e.inserted, ${jobJson("(e.job)")})::text
-        from ${q}.enqueue_many($1::text::jsonb) e order by e.ord`,
+      select (case when e.inserted and e.specs = 1 then json_build_array(e.ord, true, (e.job).id::text, (e.job).created_at)
+                   else json_build_array(e.ord, e.inserted, ${jobJson("(e.job)")}) end)::text
+        from (select m.*, count(*) over (partition by (m.job).id) as specs from ${q}.enqueue_many($1::text::jsonb) m) e
+       order by e.ord`,
     // Jobs without keys cannot collide: one INSERT, and one notification for the statement.
     // Only what the database decides comes back (the ids and its clock): the rest is known.
     // On the pool, enqueue_plain() (sql/000009, the same INSERT) commits the insert, then
@@ -158,9 +165,24 @@ function jobRowFromJson(job: Record<string, unknown>): JobRow {
   return job as unknown as JobRow;
 }
 
+/** What an enqueue with keys made of one spec. */
+export type KeyedMade =
+  /** A job inserted as its spec says, with the database's id and clock. */
+  | { kind: "new"; id: string; createdAt: Date }
+  /** A job as it stands: the live job with the spec's key, found (inserted false), or inserted and changed by a later spec of the call. */
+  | { kind: "row"; inserted: boolean; row: JobRow };
+
+/** One spec's answer: enqueue_keys()'s forms, or enqueue_keyed()'s ([ord, inserted, job] for every spec). */
+function keyedMade([, inserted, job, createdAt]: [number, boolean, string | Record<string, unknown>, string?]): KeyedMade {
+  if (typeof job === "string") return { kind: "new", id: job, createdAt: new Date(createdAt!) };
+  return { kind: "row", inserted, row: jobRowFromJson(job) };
+}
+
 export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
-  // A schema still at version 8 has no enqueue_plain() (nor, before version 10, enqueue_keyed()).
+  // A schema still at version 8 has no enqueue_plain() (nor, before version 10, enqueue_keyed();
+  // nor, before version 11, enqueue_keys()).
   const plain = whilePresent(c, "enqueue_plain");
+  const keys = whilePresent(c, "enqueue_keys");
   const keyed = whilePresent(c, "enqueue_keyed");
   return {
     /** Inserts jobs without keys; `specs` is a JSON array of enqueue specs. Returns their ids, in order, and the database's clock. */
@@ -177,17 +199,18 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
         },
       );
     },
-    /** Inserts jobs through enqueue_many (keys, throttle, debounce); rows in input order. */
-    async jobEnqueueMany(specs: string): Promise<{ row: JobRow; inserted: boolean }[]> {
-      type Made = [number, boolean, Record<string, unknown>];
-      const made = await keyed(
-        async () => {
-          const [row] = await run(c, t.enqueueKeyedProc, [specs]);
-          return JSON.parse((row!.jobs as string | null) ?? "[]") as Made[];
-        },
-        () => runJson<Made>(c, t.enqueueKeyed, [specs]),
+    /** Enqueues through enqueue_many (keys, throttle, debounce): what each spec made, in input order. */
+    async jobEnqueueMany(specs: string): Promise<KeyedMade[]> {
+      type Answer = Parameters<typeof keyedMade>[0];
+      const called = async (text: string) => {
+        const [row] = await run(c, text, [specs]);
+        return JSON.parse((row!.jobs as string | null) ?? "[]") as Answer[];
+      };
+      const made = await keys(
+        () => called(t.enqueueKeysProc),
+        () => keyed(() => called(t.enqueueKeyedProc), () => runJson<Answer>(c, t.enqueueKeyed, [specs])),
       );
-      return made.map(([, inserted, job]) => ({ row: jobRowFromJson(job), inserted }));
+      return made.map(keyedMade);
     },
     async jobGet(id: string): Promise<JobRow | null> {
       const [job] = await runJson<Record<string, unknown>>(c, t.get, [id]);

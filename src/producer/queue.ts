@@ -64,8 +64,10 @@ export function createQueue(options: QueueOptions): Queue {
   async function insert(specs: PreparedSpec[], tx: SqlHandle | undefined): Promise<EnqueuedJob[]> {
     const body = `[${specs.map((s) => s.text).join(",")}]`;
     if (specs.some((s) => s.keyed)) {
-      const rows = await on(tx).jobEnqueueMany(body);
-      return rows.map(({ row, inserted }) => ({ ...jobFromRow(row), deduplicated: !inserted }));
+      // A job inserted is its spec's, with the database's id and clock; a live job found with the key comes whole.
+      const made = await on(tx).jobEnqueueMany(body);
+      return made.map((m, i) =>
+        m.kind === "new" ? { ...newJob(specs[i]!, m.id, m.createdAt), key: specs[i]!.opts.key ?? null } : { ...jobFromRow(m.row), deduplicated: !m.inserted });
     }
     // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.
     const { ids, now } = await on(tx).jobInsertMany(body);

@@ -169,7 +169,7 @@ const triggerOptionsSchema = v.strictObject(
  * (deduplicated) instead of a new one. Throws NOT_FOUND when there is no such schedule.
  */
 export async function triggerSchedule(
-  db: Pick<Db, "scheduleGet" | "jobEnqueueMany">, name: string, options: { key?: string } = {}, now: Date = new Date(),
+  db: Pick<Db, "scheduleGet" | "jobEnqueueMany" | "jobGet">, name: string, options: { key?: string } = {}, now: Date = new Date(),
 ): Promise<EnqueuedJob> {
   checkScheduleName(name);
   const o = parseOrThrow(triggerOptionsSchema, options, "INVALID_INPUT", "");
@@ -177,7 +177,11 @@ export async function triggerSchedule(
   if (!row) throw new PgPulseError("NOT_FOUND", `no schedule named ${JSON.stringify(name)}`, { details: { name } });
   const spec = scheduledJobSpec(scheduleFromRow(row), o.key ?? `schedule:${name}:manual:${now.toISOString()}`);
   const [made] = await db.jobEnqueueMany(JSON.stringify([spec]));
-  return { ...jobFromRow(made!.row), deduplicated: !made!.inserted };
+  if (made!.kind === "row") return { ...jobFromRow(made!.row), deduplicated: !made!.inserted };
+  // (a manual trigger, now and then: the new job is read whole rather than rebuilt from the schedule's spec)
+  const job = await db.jobGet(made!.id);
+  if (!job) throw new PgPulseError("NOT_FOUND", `the job just enqueued for schedule ${JSON.stringify(name)} was deleted at once`, { details: { name, id: made!.id } });
+  return { ...jobFromRow(job), deduplicated: false };
 }
 
 export function scheduleFromRow(r: ScheduleRow): Schedule {
