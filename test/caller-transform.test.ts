@@ -6,6 +6,7 @@
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import type { SqlHandle } from "../src/index.ts";
+import { runJobs } from "../src/testing/index.ts";
 import { DATABASE_URL, testDb } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
@@ -115,6 +116,30 @@ describe.each(Object.entries(transforms))("a transaction of an instance with tra
       expect(r.graph!.edges).toEqual([{ parent: r.batch.jobs[0]!.id, child: r.batch.callbacks.complete!.id, mode: expect.any(String), state: "waiting" }]);
       expect(r.logs).toEqual([expect.objectContaining({ seq: 1, message: "hello", fields: { snake_field: { inner_key: 2 } }, at: expect.any(Date) })]);
       expect(r.withLogs).toMatchObject({ payload, batchId: r.batch.id, logs: r.logs });
+    }
+  });
+
+  it("runJobs of pgpulse/testing runs the jobs of such a transaction, payloads and parents' results as given", async () => {
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {}, transform });
+    const seen: unknown[] = [];
+    try {
+      const ran = await own.begin(async (tx) => {
+        await queue.enqueueFlow([
+          { name: "p", task: "parent", queue: `${q}-run`, payload },
+          { name: "c", task: "child", queue: `${q}-run`, payload, parents: ["p"] },
+        ], { tx });
+        return runJobs(queue, {
+          tx,
+          tasks: {
+            parent: async (p: unknown) => (seen.push(p), { result_key: { inner_key: 2 } }),
+            child: async (p: unknown, ctx) => void seen.push(p, (await ctx.parents()).map((x) => x.result)),
+          },
+        });
+      });
+      expect(ran).toMatchObject({ completed: 2, failed: 0 });
+      expect(seen).toEqual([payload, payload, [{ result_key: { inner_key: 2 } }]]);
+    } finally {
+      await own.end();
     }
   });
 });

@@ -391,10 +391,42 @@ describe("enqueue", () => {
       expect(pooled[1]!.runAt.getTime() - pooled[1]!.createdAt.getTime()).toBe(1500);
       // a new job is answered from its spec and the database's id and clock: it is the row as stored
       for (const j of [...pooled, ...inTx]) expect({ ...j, deduplicated: undefined }, j.key!).toEqual(await queue.getJob(j.id));
+      // every option, on specs of keys of their own (answered in the short form)
+      const every = (k: string) => [
+        { task: "kt", key: `${k}-1`, payload: { big: 2 ** 53 + 2, s: "\u2028" }, priority: -7, meta: { trace: "t" }, group: "g", maxAttempts: 4, timeoutMs: 1234 },
+        { task: "kt", key: `${k}-2`, runAt: new Date("2031-02-03T04:05:06.789Z"), queue: "keyed-every" },
+        { task: "kt", key: `${k}-3`, throttleMs: 60_000, delayMs: 250 },
+        { task: "kt", key: `${k}-4`, debounceMs: 400, payload: [1, { a: null }] },
+      ];
+      const fresh = [...(await queue.enqueueMany(every("every-pool"))), ...(await sql.begin((tx) => queue.enqueueMany(every("every-tx"), { tx })))];
+      expect(fresh.map((j) => j.deduplicated)).toEqual(Array(8).fill(false));
+      for (const j of fresh) expect({ ...j, deduplicated: undefined }, j.key!).toEqual(await queue.getJob(j.id));
       // again: every spec finds its live job, with the job as it stands
       const again = await queue.enqueueMany(specs("pool"));
       expect(again.map((j) => [j.id, j.deduplicated])).toEqual(pooled.map((j) => [j.id, true]));
       expect(again[0]).toEqual({ ...pooled[0], deduplicated: true });
+    });
+
+    it("refuses to answer by position when a job a spec matched by its key was deleted during the call", async () => {
+      const gone = await queue.enqueue("t", {}, { key: "thr-gone", throttleMs: 60_000 });
+      await sql.unsafe(`update "${schema}".jobs set status = 'completed', finished_at = now() where id = $1`, [gone.id]);
+      // the second spec's insert deletes the finished job the first (a throttle) matched
+      await sql.unsafe(`
+        create function "${schema}".delete_gone() returns trigger language plpgsql as $$
+        begin delete from "${schema}".jobs where key = 'thr-gone'; return new; end $$;
+        create trigger delete_gone before insert on "${schema}".jobs
+          for each row when (new.task = 'deleter') execute function "${schema}".delete_gone()`);
+      try {
+        await expect(queue.enqueueMany([
+          { task: "t", key: "thr-gone", throttleMs: 60_000 },
+          { task: "deleter", key: "thr-deleter" },
+        ])).rejects.toMatchObject({ code: "INVALID_STATE", details: { specs: 2, answered: 1 } });
+      } finally {
+        await sql.unsafe(`drop trigger delete_gone on "${schema}".jobs; drop function "${schema}".delete_gone()`);
+      }
+      // the call's job stands; enqueueing the same specs again answers for both
+      const again = await queue.enqueueMany([{ task: "t", key: "thr-gone", throttleMs: 60_000 }, { task: "deleter", key: "thr-deleter" }]);
+      expect(again.map((j) => [j.task, j.deduplicated])).toEqual([["t", false], ["deleter", true]]);
     });
 
     it("answers a new job that a later spec of the same call debounced as it stands after the call", async () => {

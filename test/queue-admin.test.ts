@@ -70,6 +70,8 @@ describe("triggerSchedule", () => {
       task: "report", payload: { kind: "daily" }, queue: "adm-cron", priority: 5, maxAttempts: 2, timeoutMs: 9000, status: "queued", deduplicated: false,
     });
     expect(job.key).toMatch(/^schedule:adm-report:manual:\d{4}-\d\d-\d\dT/);
+    // built from the schedule's spec and the database's id and clock: the row as stored
+    expect({ ...job, deduplicated: undefined }).toEqual(await queue.getJob(job.id));
     expect(Math.abs(job.runAt.getTime() - before)).toBeLessThan(5000);
     expect(await queue.getSchedule("adm-report")).toEqual(added); // next and last tick unchanged
     const again = await queue.triggerSchedule("adm-report");

@@ -49,7 +49,8 @@ if (values.child !== undefined) {
   const claimOnce = async () => {
     let n = 0;
     await sql.begin(async (tx) => {
-      n = (await claimOps({ handle: tx, pool: null, schema, q, prepare: true }, text).jobClaim(args)).jobs.length;
+      // (pool set, as in a worker: the claim that reads payloads as the driver parses them)
+      n = (await claimOps({ handle: tx, pool: sql, schema, q, prepare: true }, text).jobClaim(args)).jobs.length;
       throw new Undo();
     }).catch((error) => {
       if (!(error instanceof Undo)) throw error;

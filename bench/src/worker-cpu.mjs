@@ -45,21 +45,26 @@ if (values.child !== undefined) {
         for (let i = 0; i < limit; i++) {
           const id = nextId++;
           const waiting = i >= limit - ahead ? String(t0us + id) : null;
-          // the row as the build's claim statement gives it: its numbers packed in one text, or a column each
-          rows.push(text.includes("concat(")
-            ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, { i: id }, null]
-            : [String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), waiting, null, null]);
+          // the row as the build's claim statement gives it: its numbers packed in one text, or a column each;
+          // payload and meta as JSON text, or (builds before the claim cast them) parsed
+          rows.push(text.includes("payload::text")
+            ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, `{"i": ${id}}`, null]
+            : text.includes("concat(")
+              ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, { i: id }, null]
+              : [String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), waiting, null, null]);
         }
         return { values: async () => (await nextTurn(), rows) };
       }
       if (text.includes(".finish(")) {
         const count = params[1].split(",").length;
-        return nextTurn().then(() => [{ statuses: "c".repeat(count) }]);
+        // raw (a build that reads the answer by position) or as objects
+        return { values: async () => (await nextTurn(), [["c".repeat(count)]]), then: (f, r) => nextTurn().then(() => [{ statuses: "c".repeat(count) }]).then(f, r) };
       }
       return nextTurn().then(() => []);
     },
   };
-  const c = { handle, pool: null, schema: "bench", q: `"bench"`, prepare: true };
+  // (a pool, as the worker has: its claim reads payloads as the driver parses them)
+  const c = { handle, pool: handle, schema: "bench", q: `"bench"`, prepare: true };
   const db = { ...claimOps(c, claimSql(c.q)), ...finishOps(c, { finish: finishSql(c.q), progress: progressSql(c.q) }), logAppend: async () => {} };
   const events = new Emitter();
   const stats = { completed: 0, failed: 0, retried: 0, cancelled: 0, released: 0, snoozed: 0 };

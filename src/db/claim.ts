@@ -1,5 +1,5 @@
 import type { ClaimedJob } from "../shared/types.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, runRows } from "./context.ts";
 
 /**
  * The claim found its worker's row gone when it came to lock it (the reaper
@@ -43,31 +43,37 @@ export interface ClaimParams {
  * arrays: postgres.js can only encode array parameters once it has fetched the
  * connection's types, which on some runtimes (Deno) races the first query.
  */
-export function claimSql(q: string): string {
+export function claimSql(q: string, asText = false): string {
   // The numbers of a row in one text, "id,priority,attempt,max_attempts,timeout_ms,
   // created_us,run_us,waiting_since_us,wake_ms" (a null as nothing), read as one
   // column and split: about a microsecond of the worker's CPU less per job claimed
   // than nine columns, for the same Postgres CPU (bench: claim-cpu). Rows are read
-  // as arrays (claimJobs): the same values whatever types or column transform the
-  // caller's own postgres.js was given.
+  // by position (runRows). In a caller's transaction (runJobs of pgpulse/testing)
+  // the payload and meta come as JSON text (asText), which the caller's
+  // postgres.js transform cannot change; on pgpulse's own pool the driver parses
+  // them, a little cheaper (claim-cpu: about 0.3 us of the worker's CPU per job).
+  const json = asText ? "payload::text, meta::text" : "payload, meta";
   return `select concat(id, ',', priority, ',', attempt, ',', max_attempts, ',', timeout_ms, ',', created_us, ',', run_us, ',',
-      waiting_since_us, ',', wake_ms), task, queue, key, payload, meta
+      waiting_since_us, ',', wake_ms), task, queue, key, ${json}
     from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
 export function claimOps(c: DbContext, text: string) {
+  // (a context bound to a caller's transaction has no pool)
+  const asText = c.pool === null;
+  const statement = asText ? claimSql(c.q, true) : text;
   return {
     /** Claims runnable jobs for a worker, in claim order. */
-    jobClaim: (args: ClaimParams) => claimJobs(c, text, args),
+    jobClaim: (args: ClaimParams) => claimJobs(c, statement, asText, args),
   };
 }
 
 /**
  * A row of claimSql(), as values in column order: the numbers (see claimSql),
- * task, queue, key, payload, meta (json parsed). A row without a job (its id
- * empty) carries only wake_ms.
+ * task, queue, key, payload and meta (parsed, or JSON text when asText). A row
+ * without a job (its id empty) carries only wake_ms.
  */
-type ClaimRow = [string, string | null, string | null, string | null, unknown, Record<string, string> | null];
+type ClaimRow = [string, string | null, string | null, string | null, unknown, unknown];
 
 /** A number of the packed text; null where it held nothing. */
 const orNull = (text: string | undefined): number | null => (text === undefined || text === "" ? null : Number(text));
@@ -95,20 +101,17 @@ function claimOrder(a: Ranked, b: Ranked): number {
   );
 }
 
-async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise<Claimed> {
-  const pending = run(c, text, [
+async function claimJobs(c: DbContext, text: string, asText: boolean, args: ClaimParams): Promise<Claimed> {
+  const result = await runRows(c, text, [
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
   ]);
-  // Rows come as arrays; objects, columns in order, where a query cannot give them so
-  // (another driver's transaction, or a postgres.js query already running when asked)
-  const result: unknown[] = "values" in pending ? await pending.values() : await pending;
   const rank = new Map(args.queues.map((name, i) => [name, i]));
   let wakeMs: number | null = null;
   const ranked: Ranked[] = [];
   let inOrder = true;
   for (const r of result) {
-    const [numbers, task, queue, key, payload, meta] = (Array.isArray(r) ? r : Object.values(r as object)) as ClaimRow;
+    const [numbers, task, queue, key, payload, meta] = r as ClaimRow;
     const [id, priority, attempt, maxAttempts, timeoutMs, createdUs, runUsText, waitingUs, wake] = numbers.split(",");
     if (!id) {
       wakeMs = orNull(wake);
@@ -118,8 +121,8 @@ async function claimJobs(c: DbContext, text: string, args: ClaimParams): Promise
     const runUs = Number(runUsText);
     const t: Ranked = {
       job: {
-        id, task: task!, queue: queue!, payload, priority: Number(priority), attempt: Number(attempt), maxAttempts: Number(maxAttempts),
-        timeoutMs: orNull(timeoutMs), key, createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: meta ?? null,
+        id, task: task!, queue: queue!, payload: asText ? JSON.parse(payload as string) : payload, priority: Number(priority), attempt: Number(attempt), maxAttempts: Number(maxAttempts),
+        timeoutMs: orNull(timeoutMs), key, createdAt: new Date(Number(createdUs) / 1000), runAt: new Date(runUs / 1000), meta: (meta === null ? null : asText ? JSON.parse(meta as string) : meta) as ClaimedJob["meta"],
       },
       queueRank: rank.get(queue!) ?? 0,
       runUs,

@@ -42,6 +42,22 @@ export async function runJson<T>(c: DbContext, text: string, params: Params = []
 }
 
 /**
+ * Runs a statement and returns its rows as arrays of values in column order,
+ * which a caller's driver cannot rename. Statements read this way give their
+ * json and jsonb columns as text, cast in SQL, and their readers parse them:
+ * postgres.js's transforms (postgres.camel, pascal, kebab) rename the keys
+ * inside JSON values only, and another driver's parsed JSON could not be told
+ * from text. Numbers may come parsed or as text: readers take them with Number().
+ * (The claim reads this way, once per job: .values() costs the worker less than
+ * .raw(), which makes a Buffer per value.)
+ */
+export async function runRows(c: DbContext, text: string, params: Params = []): Promise<unknown[][]> {
+  const pending = run(c, text, params);
+  if (!("values" in pending)) return (await pending).map((r) => Object.values(r as object));
+  return (await pending.values()) as unknown[][];
+}
+
+/**
  * A jobs row as JSON, for runJson: every column, ids as text (a bigint past
  * 2^53 would lose digits as a JSON number). jobRowFromJson reads it back.
  */

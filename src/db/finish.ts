@@ -1,5 +1,5 @@
 import type { JobStatus } from "../shared/types.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, runRows } from "./context.ts";
 
 /** One attempt's end, as the finish statement takes it. */
 export interface FinishRow {
@@ -108,8 +108,9 @@ export function finishOps(c: DbContext, t: { finish: string; progress: string })
      */
     async jobFinishMany(rows: readonly FinishRow[], workerId: string, now: Date | null): Promise<(JobStatus | null)[]> {
       if (rows.length === 0) return [];
-      const [row] = await run(c, t.finish, [workerId, ...endParams(rows), now]);
-      const letters = (row?.statuses ?? "") as string;
+      // (read by position: runJobs of pgpulse/testing writes ends in the caller's transaction)
+      const [row] = await runRows(c, t.finish, [workerId, ...endParams(rows), now]);
+      const letters = (row?.[0] ?? "") as string;
       return rows.map((_, i) => STATUS_OF_LETTER[letters[i]!] ?? null);
     },
     /** Writes progress and starts of jobs still running on this worker. */

@@ -1,5 +1,5 @@
 import type { JobRow } from "../shared/types.ts";
-import { type DbContext, run, runJson } from "./context.ts";
+import { type DbContext, run, runJson, runRows } from "./context.ts";
 
 /** Workflows and batches (sql/000006): graphs of jobs, their edges and batches' counts. */
 export function flowsSql(q: string) {
@@ -10,8 +10,9 @@ export function flowsSql(q: string) {
       select json_build_array(string_agg((e.job).id::text, ',' order by e.ord), min((e.job).created_at), min(e.batch_id)::text)::text
         from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
     // A child's parents, in the order they were given (ids grow in input order).
+    // (read by position, the result as JSON text: runJobs of pgpulse/testing asks in the caller's transaction)
     parents: `
-      select p.id::text as id, p.task, p.status, p.result
+      select p.id::text as id, p.task, p.status::text, p.result::text
         from ${q}.job_deps d join ${q}.jobs p on p.id = d.parent_id
        where d.child_id = $1::bigint
        order by p.id
@@ -101,7 +102,9 @@ export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
     },
     /** A child's parents (id, task, status, result), in the order they were enqueued: what ctx.parents() gives. */
     async flowParents(childId: string, limit: number): Promise<ParentRow[]> {
-      return (await run(c, t.parents, [childId, limit])) as unknown as ParentRow[];
+      return (await runRows(c, t.parents, [childId, limit])).map(([id, task, status, result]) => ({
+        id: id as string, task: task as string, status: status as ParentRow["status"], result: result === null ? null : JSON.parse(result as string),
+      }));
     },
     async flowGraph(id: string, limit: number): Promise<GraphRow> {
       const [graph] = await runJson<GraphRow>(c, t.graph, [id, limit]);

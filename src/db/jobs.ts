@@ -1,7 +1,7 @@
 import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
-import { type DbContext, inTx, jobJson, run, runJson } from "./context.ts";
+import { type DbContext, inTx, jobJson, run, runJson, runRows } from "./context.ts";
 import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
 
 /**
@@ -165,17 +165,17 @@ function jobRowFromJson(job: Record<string, unknown>): JobRow {
   return job as unknown as JobRow;
 }
 
-/** What an enqueue with keys made of one spec. */
+/** What an enqueue with keys made of one spec: `ord` is the spec's place in the call, from 1. */
 export type KeyedMade =
   /** A job inserted as its spec says, with the database's id and clock. */
-  | { kind: "new"; id: string; createdAt: Date }
+  | { kind: "new"; ord: number; id: string; createdAt: Date }
   /** A job as it stands: the live job with the spec's key, found (inserted false), or inserted and changed by a later spec of the call. */
-  | { kind: "row"; inserted: boolean; row: JobRow };
+  | { kind: "row"; ord: number; inserted: boolean; row: JobRow };
 
 /** One spec's answer: enqueue_keys()'s forms, or enqueue_keyed()'s ([ord, inserted, job] for every spec). */
-function keyedMade([, inserted, job, createdAt]: [number, boolean, string | Record<string, unknown>, string?]): KeyedMade {
-  if (typeof job === "string") return { kind: "new", id: job, createdAt: new Date(createdAt!) };
-  return { kind: "row", inserted, row: jobRowFromJson(job) };
+function keyedMade([ord, inserted, job, createdAt]: [number, boolean, string | Record<string, unknown>, string?]): KeyedMade {
+  if (typeof job === "string") return { kind: "new", ord, id: job, createdAt: new Date(createdAt!) };
+  return { kind: "row", ord, inserted, row: jobRowFromJson(job) };
 }
 
 export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
@@ -199,7 +199,11 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
         },
       );
     },
-    /** Enqueues through enqueue_many (keys, throttle, debounce): what each spec made, in input order. */
+    /**
+     * Enqueues through enqueue_many (keys, throttle, debounce): what each spec made, in input
+     * order. A spec whose job was deleted by another session before the call's answer was read
+     * (a throttle matched a finished job, then a prune took it) has no answer: see `ord`.
+     */
     async jobEnqueueMany(specs: string): Promise<KeyedMade[]> {
       type Answer = Parameters<typeof keyedMade>[0];
       const called = async (text: string) => {
@@ -239,7 +243,8 @@ export function jobsOps(c: DbContext, t: ReturnType<typeof jobsSql>) {
     },
     /** The queues with jobs runnable at `now` (the database's clock when null). */
     async jobRunnableQueues(now: Date | null): Promise<string[]> {
-      return (await run(c, t.runnableQueues, [now])).map((r) => r.queue as string);
+      // (runJobs of pgpulse/testing asks in the caller's transaction: read by position)
+      return (await runRows(c, t.runnableQueues, [now])).map((r) => r[0] as string);
     },
     /** Newest first. */
     async jobList(p: ListJobsParams): Promise<JobRow[]> {

@@ -1,5 +1,5 @@
 import { notifyEnqueued } from "./channels.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, runRows } from "./context.ts";
 import { lostJobSet } from "./reaper.ts";
 
 /**
@@ -103,10 +103,11 @@ export function leaseOps(c: DbContext, t: ReturnType<typeof leaseSql>) {
   return {
     /** Registers (or re-registers) a worker; returns how many jobs of a previous run of it were taken back. */
     async workerRegister(p: RegisterParams): Promise<number> {
-      const [row] = await run(c, t.register, [
+      // (read by position: runJobs of pgpulse/testing registers in the caller's transaction)
+      const [row] = await runRows(c, t.register, [
         p.workerId, JSON.stringify(p.queues), JSON.stringify(p.tasks), p.concurrency, JSON.stringify(p.meta), p.now, p.listening,
       ]);
-      return row!.recovered as number;
+      return Number(row![0]);
     },
     /** Refreshes the lease; null when the worker's row is gone (the reaper declared it dead). */
     async workerBeat(workerId: string, now: Date | null): Promise<Beat | null> {

@@ -1,4 +1,4 @@
-import { type DbContext, run, runJson } from "./context.ts";
+import { type DbContext, run, runJson, runRows } from "./context.ts";
 
 /** Job logs (sql/000006): lines a handler logged, kept with the job. */
 export function logsSql(q: string) {
@@ -30,8 +30,9 @@ export function logsOps(c: DbContext, t: ReturnType<typeof logsSql>) {
   return {
     /** Appends lines of running jobs, within each job's caps; returns how many were kept. */
     async logAppend(lines: readonly LogLine[], maxLines: number, maxBytes: number): Promise<number> {
-      const [row] = await run(c, t.append, [JSON.stringify(lines), maxLines, maxBytes]);
-      return row!.kept as number;
+      // (read by position: runJobs of pgpulse/testing appends in the caller's transaction)
+      const [row] = await runRows(c, t.append, [JSON.stringify(lines), maxLines, maxBytes]);
+      return Number(row![0]);
     },
     /** Marks a job followed: from now on its changes are announced on pgpulse_job. */
     async jobWatch(id: string): Promise<void> {

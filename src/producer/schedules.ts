@@ -6,6 +6,7 @@ import { name as nameSchema, parseOrThrow, taskNameSchema, toIssues } from "./en
 import { PgPulseError } from "../shared/errors.ts";
 import { toJsonText, unstorable } from "../shared/json.ts";
 import { isTaskDefinition, type TaskDefinition } from "../shared/task.ts";
+import { newJob } from "./spec.ts";
 import { type EnqueuedJob, jobFromRow } from "../shared/types.ts";
 
 /** A recurring job: `task` with `payload`, enqueued at every tick of `cron`. */
@@ -169,19 +170,22 @@ const triggerOptionsSchema = v.strictObject(
  * (deduplicated) instead of a new one. Throws NOT_FOUND when there is no such schedule.
  */
 export async function triggerSchedule(
-  db: Pick<Db, "scheduleGet" | "jobEnqueueMany" | "jobGet">, name: string, options: { key?: string } = {}, now: Date = new Date(),
+  db: Pick<Db, "scheduleGet" | "jobEnqueueMany">, name: string, options: { key?: string } = {}, now: Date = new Date(),
 ): Promise<EnqueuedJob> {
   checkScheduleName(name);
   const o = parseOrThrow(triggerOptionsSchema, options, "INVALID_INPUT", "");
   const row = await db.scheduleGet(name);
   if (!row) throw new PgPulseError("NOT_FOUND", `no schedule named ${JSON.stringify(name)}`, { details: { name } });
-  const spec = scheduledJobSpec(scheduleFromRow(row), o.key ?? `schedule:${name}:manual:${now.toISOString()}`);
+  const schedule = scheduleFromRow(row);
+  const spec = scheduledJobSpec(schedule, o.key ?? `schedule:${name}:manual:${now.toISOString()}`);
   const [made] = await db.jobEnqueueMany(JSON.stringify([spec]));
-  if (made!.kind === "row") return { ...jobFromRow(made!.row), deduplicated: !made!.inserted };
-  // (a manual trigger, now and then: the new job is read whole rather than rebuilt from the schedule's spec)
-  const job = await db.jobGet(made!.id);
-  if (!job) throw new PgPulseError("NOT_FOUND", `the job just enqueued for schedule ${JSON.stringify(name)} was deleted at once`, { details: { name, id: made!.id } });
-  return { ...jobFromRow(job), deduplicated: false };
+  if (!made) throw new PgPulseError("INVALID_STATE", `schedule ${JSON.stringify(name)}: the job its key matched was deleted while it was triggered; trigger it again`);
+  if (made.kind === "row") return { ...jobFromRow(made.row), deduplicated: !made.inserted };
+  // A new job is the spec's, with the database's id and clock, as the queue builds one.
+  const so = schedule.options;
+  const opts = { queue: so.queue ?? undefined, priority: so.priority ?? undefined, maxAttempts: so.maxAttempts ?? undefined, timeoutMs: so.timeoutMs ?? undefined };
+  const prepared = { text: "", keyed: true, task: spec.task, opts, payloadText: spec.payload === undefined ? "{}" : JSON.stringify(spec.payload) };
+  return { ...newJob(prepared, made.id, made.createdAt), key: spec.key };
 }
 
 export function scheduleFromRow(r: ScheduleRow): Schedule {

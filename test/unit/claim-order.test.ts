@@ -3,13 +3,17 @@ import { claimOps } from "../../src/db/claim.ts";
 import type { DbContext } from "../../src/db/context.ts";
 
 // claimJobs() (src/db/claim.ts) over a stand-in connection: the claim statement's
-// rows, as postgres.js gives them, turned into jobs in claim order.
-type Row = [string, string | null, string | null, string | null, unknown, Record<string, string> | null];
+// rows (every column text; the payload and meta JSON text), turned into jobs in claim order.
+type Row = [string, string | null, string | null, string | null, string | null, string | null];
 
 const row = (id: string, queue: string, o: { priority?: number; runUs?: number; waitingUs?: number; timeoutMs?: number; key?: string; meta?: Record<string, string> } = {}): Row =>
-  [`${id},${o.priority ?? 0},1,10,${o.timeoutMs ?? ""},1000000,${o.runUs ?? 5_000_000},${o.waitingUs ?? ""},`, "t", queue, o.key ?? null, { id }, o.meta ?? null];
+  [`${id},${o.priority ?? 0},1,10,${o.timeoutMs ?? ""},1000000,${o.runUs ?? 5_000_000},${o.waitingUs ?? ""},`, "t", queue, o.key ?? null,
+    JSON.stringify({ id }), o.meta ? JSON.stringify(o.meta) : null];
 
-/** As postgres.js answers .values() (arrays); with objects, as a query already running when asked gives them. */
+/**
+ * In a caller's transaction (no pool: payload and meta as JSON text), as postgres.js answers
+ * .values() (arrays), or with objects, as another driver's transaction gives them.
+ */
 function claimWith(rows: Row[], queues: string[], asObjects = false) {
   const columns = ["numbers", "task", "queue", "key", "payload", "meta"];
   const handle = asObjects
@@ -17,6 +21,14 @@ function claimWith(rows: Row[], queues: string[], asObjects = false) {
     : { unsafe: () => ({ values: async () => rows }) };
   const c = { handle, pool: null, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
   return claimOps(c, "claim").jobClaim({ queues, tasks: ["t"], limit: rows.length, workerId: "w", now: null });
+}
+
+/** On pgpulse's own pool: the statement given, payload and meta parsed by the driver. */
+function claimOnPool(rows: unknown[][]) {
+  const texts: string[] = [];
+  const handle = { unsafe: (text: string) => (texts.push(text), { values: async () => rows }) };
+  const c = { handle, pool: {}, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
+  return { texts, claimed: claimOps(c, "the pool's claim").jobClaim({ queues: ["a"], tasks: ["t"], limit: rows.length, workerId: "w", now: null }) };
 }
 
 describe("a claim's jobs", () => {
@@ -60,5 +72,14 @@ describe("a claim's jobs", () => {
     const { jobs, wakeMs } = await claimWith([row("1", "a"), wake], ["a"]);
     expect(jobs.map((j) => j.id)).toEqual(["1"]);
     expect(wakeMs).toBe(2500);
+  });
+
+  it("on the pool, reads the payload and meta as the driver parsed them; in a transaction, as JSON text", async () => {
+    const [numbers] = row("5", "a");
+    const { texts, claimed } = claimOnPool([[numbers, "t", "a", null, "just text", { trace: "x" }]]);
+    expect((await claimed).jobs[0]).toMatchObject({ id: "5", payload: "just text", meta: { trace: "x" } });
+    expect(texts).toEqual(["the pool's claim"]);
+    const inTx = await claimWith([[numbers, "t", "a", null, JSON.stringify("just text"), JSON.stringify({ trace: "x" })]], ["a"]);
+    expect(inTx.jobs[0]).toMatchObject({ id: "5", payload: "just text", meta: { trace: "x" } });
   });
 });
