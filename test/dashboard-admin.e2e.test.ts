@@ -71,10 +71,15 @@ async function login(p: Page, token: string) {
   await p.locator("h1", { hasText: "Overview" }).waitFor();
 }
 
-/** An hour of figures for a queue, as workers write them, ending `skip` minutes before the current one. */
+/**
+ * An hour of figures for a queue, as workers write them, from 58 minutes ago (i = 1) to `skip`
+ * minutes before the current one: the oldest minute of the charts' hour is left empty, so a
+ * minute that turns between the seeding and the page's reading moves every seeded minute along
+ * and drops none.
+ */
 async function seedHour(name: string, skip: number, f: (i: number) => { completed: number; failed: number; started: number; waitAvg: number; waitMax: number; waiting: number }) {
-  const rows = Array.from({ length: 60 - skip }, (_, k) => {
-    const ago = 59 - k;
+  const rows = Array.from({ length: 59 - skip }, (_, k) => {
+    const ago = 58 - k;
     return { ago, ...f(59 - ago) };
   });
   await sql.unsafe(
@@ -111,7 +116,7 @@ describe("operating queues and schedules in Chromium", () => {
     await charts.locator('[data-testid="chart-throughput"] rect.bar.completed').first().waitFor();
     expect(await page.locator('[data-testid="last-hour"] .charts').count()).toBeGreaterThanOrEqual(3);
     expect(await charts.locator("svg.chart").count()).toBe(3);
-    expect(await charts.locator('[data-testid="chart-throughput"] rect.bar.completed').count()).toBe(58);
+    expect(await charts.locator('[data-testid="chart-throughput"] rect.bar.completed').count()).toBe(57);
     expect(await charts.locator('[data-testid="chart-waiting"] path.line.waiting').count()).toBe(1);
     expect(await charts.locator('[data-testid="chart-latency"] path.line').count()).toBe(2);
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
@@ -135,7 +140,7 @@ describe("operating queues and schedules in Chromium", () => {
 
   it("pauses and resumes a queue, sets and lifts its limits, and prunes after confirming", async () => {
     const billing = (i: number) => 20 + (i % 6) * 3;
-    const seeded = Array.from({ length: 58 }, (_, i) => billing(i)).reduce((a, b) => a + b, 0);
+    const seeded = Array.from({ length: 57 }, (_, i) => billing(i + 1)).reduce((a, b) => a + b, 0);
     await seedHour("e2e-billing", 2, (i) => ({
       completed: billing(i), failed: i === 17 || i === 44 ? 3 : 0, started: 22 + (i % 6) * 3,
       waitAvg: 80 + (i % 10) * 12, waitMax: 600 + (i % 10) * 90, waiting: i >= 50 ? (i - 49) * 4 : 0,
