@@ -1,7 +1,7 @@
 // The API's shared shapes: ids, timestamps, a job's fields as every enqueue takes them,
 // counts, the error body, and validate(), which turns a schema's issues into a 400.
 import * as v from "valibot";
-import { int, name } from "../../producer/enqueue-options.ts";
+import { int, name, storable } from "../../producer/enqueue-options.ts";
 import { JOB_STATUSES } from "../../shared/types.ts";
 import { ApiError } from "../errors.ts";
 
@@ -34,6 +34,16 @@ const idSchema = (what: "job" | "batch") =>
 
 export const jobIdSchema = idSchema("job");
 export const batchIdSchema = idSchema("batch");
+
+/** A job's key (idempotency), as POST /jobs and a schedule's trigger take it. */
+export const jobKey = (description: string) =>
+  v.pipe(
+    v.string("key must be a string"),
+    v.minLength(1, "key must not be empty"),
+    v.maxLength(512, "key is longer than 512 characters"),
+    storable("key"),
+    v.description(description),
+  );
 
 /** The fields of one job, as POST /jobs, a flow's jobs, a batch's jobs and its callbacks take them. */
 export const jobFields = {

@@ -1,25 +1,17 @@
 // The API's shapes for jobs: enqueue, list and filter, bulk operations, a job and its
 // errors, log lines and event streams.
 import * as v from "valibot";
-import { int, storable } from "../../producer/enqueue-options.ts";
+import { int } from "../../producer/enqueue-options.ts";
 import { JOB_FILTER_FIELDS, jobFilterWireEntries, jobFilterWireSchema, MAX_PAYLOAD_FILTER_BYTES, parseTime } from "../../producer/job-filter.ts";
 import type { ListJobsFilter } from "../../producer/types.ts";
 import { ApiError } from "../errors.ts";
 import { guardJson } from "../json-guard.ts";
-import { INT4_MAX, STATUSES, count, dateTime, fitsBigint, jobFields, nullableDateTime, runAtOrDelay, validate } from "./common.ts";
+import { INT4_MAX, STATUSES, count, dateTime, fitsBigint, jobFields, jobKey, nullableDateTime, runAtOrDelay, validate } from "./common.ts";
 
 const enqueueBody = v.strictObject(
   {
     ...jobFields,
-    key: v.optional(
-      v.pipe(
-        v.string("key must be a string"),
-        v.minLength(1, "key must not be empty"),
-        v.maxLength(512, "key is longer than 512 characters"),
-        storable("key"),
-        v.description("Idempotency key: while a job with this key is queued or running, its job is returned (200) instead."),
-      ),
-    ),
+    key: v.optional(jobKey("Idempotency key: while a job with this key is queued or running, its job is returned (200) instead.")),
   },
   "unknown field; the fields are task, payload, queue, priority, runAt, delayMs, maxAttempts, timeoutMs and key",
 );

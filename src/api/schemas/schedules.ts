@@ -2,7 +2,7 @@
 // and a trigger.
 import * as v from "valibot";
 import { int, name, storable } from "../../producer/enqueue-options.ts";
-import { INT4_MAX, nullableDateTime } from "./common.ts";
+import { INT4_MAX, jobKey, nullableDateTime } from "./common.ts";
 
 /** A schedule named in a path. */
 export const scheduleNameSchema = v.pipe(name("name"), v.description("Schedule name (URL-encoded in the path)."));
@@ -44,15 +44,7 @@ export const scheduleListSchema = v.object({ schedules: v.array(scheduleSchema) 
 /** POST /schedules/{name}/trigger. */
 export const triggerBodySchema = v.strictObject(
   {
-    key: v.optional(
-      v.pipe(
-        v.string("key must be a string"),
-        v.minLength(1, "key must not be empty"),
-        v.maxLength(512, "key is longer than 512 characters"),
-        storable("key"),
-        v.description("Idempotency key: while a job with this key is queued or running, it is returned (200) instead. Default schedule:<name>:manual:<time>."),
-      ),
-    ),
+    key: v.optional(jobKey("Idempotency key: while a job with this key is queued or running, it is returned (200) instead. Default schedule:<name>:manual:<time>.")),
   },
   "unknown field; the only field is key",
 );
