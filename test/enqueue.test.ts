@@ -77,7 +77,8 @@ async function onOlderSchema(name: string, procedures: string[], enqueueTwo: (q:
     });
     await enqueueTwo(q);
     await until(() => heard.length === 2);
-    const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs order by id`);
+    // (one transaction per enqueue: a flow's jobs share theirs)
+    const rows = await sql.unsafe(`select xmin::text as xmin from "${old}".jobs group by xmin order by min(id)`);
     expect(heard.map((m) => String(m.t % 2 ** 32))).toEqual(rows.map((r) => r.xmin));
   } finally {
     await listener.end();
@@ -344,6 +345,48 @@ describe("enqueue", () => {
       await own.end();
       await sql.unsafe(`drop schema ${f} cascade`);
     }
+  });
+
+  describe("the notification of a flow or a batch", () => {
+    const xidOf = (t: number) => String(t % 2 ** 32);
+    const xminOf = async (id: string) =>
+      (await sql.unsafe(`select xmin::text as xmin from "${schema}".jobs where id = $1`, [id]))[0]!.xmin as string;
+    const flow = (q: string) => [{ name: "a", task: "t", queue: q }, { name: "b", task: "t", queue: q, parents: ["a"] }, { name: "c", task: "t", queue: `${q}-2` }];
+
+    it("comes from a transaction of its own, after the insert's commit, on the queue's pool, naming the jobs runnable now", async () => {
+      const n = await notifications();
+      const [a, b] = await queue.enqueueFlow(flow("flow-own-tx"));
+      const batch = await queue.enqueueBatch([{ task: "t", queue: "batch-own-tx" }], { callbacks: { complete: { task: "t", queue: "batch-own-tx" } } });
+      const got = await n.collect();
+      expect(got).toEqual([
+        expect.objectContaining({ schema, queues: ["flow-own-tx", "flow-own-tx-2"], n: 2 }),
+        expect.objectContaining({ schema, queues: ["batch-own-tx"], n: 1 }),
+      ]);
+      expect(b!.status).toBe("pending");
+      expect(xidOf((got[0] as unknown as { t: number }).t)).not.toBe(await xminOf(a!.id));
+      expect(xidOf((got[1] as unknown as { t: number }).t)).not.toBe(await xminOf(batch.jobs[0]!.id));
+    });
+
+    it("comes with the caller's transaction, and not at all when it rolls back", async () => {
+      const n = await notifications();
+      const [a] = await sql.begin((tx) => queue.enqueueFlow(flow("flow-in-tx"), { tx }));
+      await expect(
+        sql.begin(async (tx) => {
+          await queue.enqueueFlow(flow("flow-rolled-back"), { tx });
+          throw new Error("rollback");
+        }),
+      ).rejects.toThrow("rollback");
+      const got = await n.collect();
+      expect(got).toEqual([expect.objectContaining({ queues: ["flow-in-tx", "flow-in-tx-2"] })]);
+      expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(await xminOf(a!.id));
+    });
+
+    it("is sent in the insert's transaction on a schema without enqueue_flow_later() (version 10)", () =>
+      onOlderSchema("v10f", ["enqueue_flow_later(jsonb, jsonb, text)"], async (q) => {
+        const jobs = await q.enqueueFlow([{ name: "a", task: "t" }, { name: "b", task: "t", parents: ["a"] }]);
+        expect(jobs.map((j) => j.status)).toEqual(["queued", "pending"]);
+        await q.enqueueBatch([{ task: "t" }]);
+      }));
   });
 
   describe("the notification of a keyed enqueue", () => {

@@ -3,7 +3,9 @@
 // round), each run in a process of its own: --single enqueues one after
 // another, twice as many from 16 callers at once, and 20 enqueueMany calls of
 // 1,000. Medians per build. With --keyed, every job carries a key of its own
-// (an idempotency key that never collides): the keyed path, enqueue_many().
+// (an idempotency key that never collides): the keyed path, enqueue_many(). With
+// --flows, each enqueue is a flow of three jobs (one root, two children), and
+// each bulk call a flow of 1,000 jobs without parents: enqueue_flow().
 //   npm --prefix bench run enqueue-builds -- --pgpulse-dir before=/tmp/a,after=/tmp/b --rounds 4
 //   npm --prefix bench run enqueue-builds -- --pgpulse-dir before=/tmp/a,after=/tmp/b --rounds 4 --keyed
 import { fileURLToPath } from "node:url";
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "4" },
     single: { type: "string", default: "3000" },
     keyed: { type: "boolean", default: false },
+    flows: { type: "boolean", default: false },
     "database-url": { type: "string", default: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/pgpulse_bench" },
     child: { type: "string" },
   },
@@ -38,19 +41,25 @@ if (values.child !== undefined) {
   const queue = pp.createQueue({ connection: url, schema });
   let n = 0;
   const key = () => (values.keyed ? { key: `k${n++}` } : undefined);
-  for (let i = 0; i < 300; i++) await queue.enqueue("noop", { i }, key()); // connections, prepared statements
+  const one = values.flows
+    ? (payload) => queue.enqueueFlow([{ name: "a", task: "noop", payload }, { name: "b", task: "noop", parents: ["a"] }, { name: "c", task: "noop", parents: ["a"] }])
+    : (payload) => queue.enqueue("noop", payload, key());
+  const many = values.flows
+    ? (size) => queue.enqueueFlow(Array.from({ length: size }, (_, i) => ({ name: `j${i}`, task: "noop", payload: { i } })))
+    : (size) => queue.enqueueMany(Array.from({ length: size }, (_, i) => ({ task: "noop", payload: { i }, ...key() })));
+  for (let i = 0; i < 300; i++) await one({ i }); // connections, prepared statements
   let t = performance.now();
-  for (let i = 0; i < single; i++) await queue.enqueue("noop", { i }, key());
+  for (let i = 0; i < single; i++) await one({ i });
   const singlePerSec = single / ((performance.now() - t) / 1000);
   const each = Math.ceil((single * 2) / CLIENTS);
   t = performance.now();
   await Promise.all(Array.from({ length: CLIENTS }, async () => {
-    for (let i = 0; i < each; i++) await queue.enqueue("noop", { i }, key());
+    for (let i = 0; i < each; i++) await one({ i });
   }));
   const parallelPerSec = (each * CLIENTS) / ((performance.now() - t) / 1000);
   t = performance.now();
   for (let b = 0; b < BULK_CALLS; b++) {
-    await queue.enqueueMany(Array.from({ length: BULK_SIZE }, (_, i) => ({ task: "noop", payload: { i }, ...key() })));
+    await many(BULK_SIZE);
   }
   const bulkPerSec = (BULK_CALLS * BULK_SIZE) / ((performance.now() - t) / 1000);
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -64,9 +73,9 @@ if (values.child !== undefined) {
 await ensureDatabase(url);
 const builds = parseBuilds(values["pgpulse-dir"]);
 const runs = runInterleaved(builds, Number(values.rounds), fileURLToPath(import.meta.url),
-  ["--single", String(single), "--database-url", url, ...(values.keyed ? ["--keyed"] : [])],
+  ["--single", String(single), "--database-url", url, ...(values.keyed ? ["--keyed"] : []), ...(values.flows ? ["--flows"] : [])],
   (round, b, r) => console.log(`[r${round}] ${b.name}: single ${r.single}/s, ${CLIENTS} at once ${r.parallel}/s, bulk ${r.bulk} jobs/s`));
-console.log(`\n${values.keyed ? "every job with a key of its own; " : ""}no worker running; medians of ${values.rounds} interleaved rounds\n`);
+console.log(`\n${values.keyed ? "every job with a key of its own; " : ""}${values.flows ? "flows (single and 16 at once: a flow of 3 jobs per call; bulk: a flow of 1,000 jobs per call, counted in jobs); " : ""}no worker running; medians of ${values.rounds} interleaved rounds\n`);
 console.log(`| build | single/s | ${CLIENTS} at once /s | bulk (${BULK_SIZE}) jobs/s |`);
 console.log("|---|---:|---:|---:|");
 for (const [name, rs] of runs) {

@@ -72,3 +72,34 @@ export async function inTx<T>(c: DbContext, fn: (c: DbContext) => Promise<T>): P
   if (!c.pool) return fn(c);
   return c.pool.begin((tx) => fn({ ...c, handle: tx, pool: null })) as Promise<T>;
 }
+
+/** Postgres's "function (or procedure) does not exist". */
+const UNDEFINED_FUNCTION = "42883";
+
+/** Whether error is the database saying that procedure does not exist (a schema older than this producer). */
+function isMissing(error: unknown, procedure: string): boolean {
+  return (error as { code?: string }).code === UNDEFINED_FUNCTION && String((error as Error).message).includes(procedure);
+}
+
+/**
+ * A procedure of a newer schema, called on the pool while the database has
+ * it; inside a caller's transaction (a procedure that commits cannot run
+ * there), and once the database said it has no such procedure, `older` is
+ * called instead, as producers of that schema's version did, until this one
+ * is restarted.
+ */
+export function whilePresent(c: DbContext, procedure: string) {
+  let present = true;
+  return async <T>(newer: () => Promise<T>, older: () => Promise<T>): Promise<T> => {
+    if (c.pool && present) {
+      try {
+        return await newer();
+      } catch (error) {
+        // (nothing was written: the call failed to start)
+        if (!isMissing(error, procedure)) throw error;
+        present = false;
+      }
+    }
+    return older();
+  };
+}

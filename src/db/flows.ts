@@ -1,11 +1,14 @@
 import type { JobRow } from "../shared/types.ts";
-import { type DbContext, run, runJson, runRows } from "./context.ts";
+import { type DbContext, run, runJson, runRows, whilePresent } from "./context.ts";
 
 /** Workflows and batches (sql/000006): graphs of jobs, their edges and batches' counts. */
 export function flowsSql(q: string) {
   return {
-    // Only what the database decides comes back: the ids (in input order), its clock and the batch.
-    // What a caller's transaction may run comes back as JSON text (runJson).
+    // Only what the database decides comes back: the ids (in input order), its clock and the batch,
+    // as one JSON text. On the pool, enqueue_flow_later() (sql/000011) runs enqueue_flow(), commits,
+    // then notifies; in a caller's transaction (or on a schema before version 11) the statement
+    // below, read with runJson, whose notification goes with the transaction.
+    enqueueLater: `call ${q}.enqueue_flow_later($1::text::jsonb, $2::text::jsonb, null)`,
     enqueue: `
       select json_build_array(string_agg((e.job).id::text, ',' order by e.ord), min((e.job).created_at), min(e.batch_id)::text)::text
         from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
@@ -93,11 +96,16 @@ export interface BatchRow {
 }
 
 export function flowsOps(c: DbContext, t: ReturnType<typeof flowsSql>) {
+  // A schema before version 11 has no enqueue_flow_later().
+  const later = whilePresent(c, "enqueue_flow_later");
   return {
     /** Inserts a graph of jobs (specs as enqueue_flow takes them); returns their ids in input order, the database's clock and the batch's id. */
     async flowEnqueue(specs: string, batch: string | null): Promise<{ ids: string[]; now: Date; batchId: string | null }> {
-      const [row] = await runJson<[string, string, string | null]>(c, t.enqueue, [specs, batch]);
-      const [ids, now, batchId] = row!;
+      type Answer = [string, string, string | null];
+      const [ids, now, batchId] = await later(
+        async () => JSON.parse((await run(c, t.enqueueLater, [specs, batch]))[0]!.answer as string) as Answer,
+        async () => (await runJson<Answer>(c, t.enqueue, [specs, batch]))[0]!,
+      );
       return { ids: ids.split(","), now: new Date(now), batchId };
     },
     /** A child's parents (id, task, status, result), in the order they were enqueued: what ctx.parents() gives. */

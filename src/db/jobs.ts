@@ -1,7 +1,7 @@
 import { MAX_ATTEMPTS_DEFAULT } from "../shared/defaults.ts";
 import type { JobRow, JobStatus } from "../shared/types.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
-import { type DbContext, inTx, jobJson, run, runJson, runRows } from "./context.ts";
+import { type DbContext, inTx, jobJson, run, runJson, runRows, whilePresent } from "./context.ts";
 import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
 
 /**
@@ -124,37 +124,6 @@ export interface ListJobsParams {
   /** Only ids below this one (the cursor). */
   before: string | null;
   limit: number;
-}
-
-/** Postgres's "function (or procedure) does not exist". */
-const UNDEFINED_FUNCTION = "42883";
-
-/** Whether error is the database saying that procedure does not exist (a schema older than this producer). */
-function isMissing(error: unknown, procedure: string): boolean {
-  return (error as { code?: string }).code === UNDEFINED_FUNCTION && String((error as Error).message).includes(procedure);
-}
-
-/**
- * A procedure of a newer schema, called on the pool while the database has
- * it; inside a caller's transaction (a procedure that commits cannot run
- * there), and once the database said it has no such procedure, `older` is
- * called instead, as producers of that schema's version did, until this one
- * is restarted.
- */
-function whilePresent(c: DbContext, procedure: string) {
-  let present = true;
-  return async <T>(newer: () => Promise<T>, older: () => Promise<T>): Promise<T> => {
-    if (c.pool && present) {
-      try {
-        return await newer();
-      } catch (error) {
-        // (nothing was written: the call failed to start)
-        if (!isMissing(error, procedure)) throw error;
-        present = false;
-      }
-    }
-    return older();
-  };
 }
 
 const TIME_COLUMNS = ["run_at", "cancel_requested_at", "created_at", "started_at", "finished_at"] as const;
