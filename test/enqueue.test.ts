@@ -381,6 +381,40 @@ describe("enqueue", () => {
       expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(await xminOf(a!.id));
     });
 
+    it("names many queues in as many notifications as their names need, in the caller's transaction too", async () => {
+      const names = (w: string) => Array.from({ length: 400 }, (_, i) => `flow-${w}-${String(i).padStart(4, "0")}-${"x".repeat(14)}`);
+      const specs = (w: string) => names(w).map((q, i) => ({ name: `j${i}`, task: "t", queue: q }));
+      for (const w of ["pool", "tx"]) {
+        const n = await notifications();
+        const jobs = w === "tx" ? await sql.begin((tx) => queue.enqueueFlow(specs(w), { tx })) : await queue.enqueueFlow(specs(w));
+        expect(jobs).toHaveLength(400);
+        const got = await n.collect();
+        // 400 names of 30 characters do not fit in one notification's 8,000 bytes
+        expect(got.length, w).toBeGreaterThan(1);
+        expect(got.flatMap((m) => m.queues).sort(), w).toEqual(names(w));
+        expect(got.every((m) => (m as unknown as { n: number }).n === 400), w).toBe(true);
+      }
+    });
+
+    it("leaves nothing set on the connection when the flow fails", async () => {
+      const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        const q = `"${schema}"`;
+        await expect(own.unsafe(`call ${q}.enqueue_flow_later($1::text::jsonb, null, null)`, [JSON.stringify([{ task: "t", parents: [[5, "fail"]] }])]))
+          .rejects.toMatchObject({ code: "22023" });
+        const [row] = await own.unsafe(`select coalesce(current_setting('pgpulse.notify_later', true), '') as later, coalesce(current_setting('pgpulse.ready', true), '') as ready`);
+        expect(row).toEqual({ later: "", ready: "" });
+        // the next flow on that connection, in a transaction, notifies with it
+        const n = await notifications();
+        const [first] = await own.begin((tx) => queue.enqueueFlow([{ name: "a", task: "t", queue: "flow-after-failure" }], { tx }));
+        const got = await n.collect();
+        expect(got).toEqual([expect.objectContaining({ queues: ["flow-after-failure"] })]);
+        expect(xidOf((got[0] as unknown as { t: number }).t)).toBe(await xminOf(first!.id));
+      } finally {
+        await own.end();
+      }
+    });
+
     it("is sent in the insert's transaction on a schema without enqueue_flow_later() (version 10)", () =>
       onOlderSchema("v10f", ["enqueue_flow_later(jsonb, jsonb, text)"], async (q) => {
         const jobs = await q.enqueueFlow([{ name: "a", task: "t" }, { name: "b", task: "t", parents: ["a"] }]);
