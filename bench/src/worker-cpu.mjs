@@ -45,13 +45,10 @@ if (values.child !== undefined) {
         for (let i = 0; i < limit; i++) {
           const id = nextId++;
           const waiting = i >= limit - ahead ? String(t0us + id) : null;
-          // the row as the build's claim statement gives it: its numbers packed in one text, or a column each;
-          // payload and meta as JSON text, or (builds before the claim cast them) parsed
-          rows.push(text.includes("payload::text")
-            ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, `{"i": ${id}}`, null]
-            : text.includes("concat(")
-              ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, { i: id }, null]
-              : [String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), waiting, null, null]);
+          // the row as the build's claim statement gives it: its numbers packed in one text, or a column each
+          rows.push(text.includes("concat(")
+            ? [`${id},0,1,25,,${t0us},${t0us + id},${waiting ?? ""},`, "noop", "default", null, { i: id }, null]
+            : [String(id), "noop", "default", { i: id }, 0, 1, 25, null, null, String(t0us), String(t0us + id), waiting, null, null]);
         }
         return { values: async () => (await nextTurn(), rows) };
       }

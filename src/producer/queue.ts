@@ -67,14 +67,14 @@ export function createQueue(options: QueueOptions): Queue {
       // A job inserted is its spec's, with the database's id and clock; a live job found with the key comes whole.
       const made = await on(tx).jobEnqueueMany(body);
       if (made.length !== specs.length) {
-        // (the call committed: enqueueing again with the same keys returns its jobs)
+        // (what the call wrote stands, committed or in the caller's transaction: keys make enqueueing again safe)
         throw new PgPulseError("INVALID_STATE", `an enqueue of ${specs.length} jobs with keys answered for ${made.length}: a job a spec matched by its key was deleted while the call ran; the call's jobs stand (in your transaction, if you gave one), and enqueueing the same specs again returns them`, {
           details: { specs: specs.length, answered: made.length },
         });
       }
       return made.map((m) => {
         const spec = specs[m.ord - 1]!;
-        return m.kind === "new" ? { ...newJob(spec, m.id, m.createdAt), key: spec.opts.key ?? null } : { ...jobFromRow(m.row), deduplicated: !m.inserted };
+        return m.kind === "new" ? newJob(spec, m.id, m.createdAt) : { ...jobFromRow(m.row), deduplicated: !m.inserted };
       });
     }
     // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.

@@ -183,9 +183,9 @@ export async function triggerSchedule(
   if (made.kind === "row") return { ...jobFromRow(made.row), deduplicated: !made.inserted };
   // A new job is the spec's, with the database's id and clock, as the queue builds one.
   const so = schedule.options;
-  const opts = { queue: so.queue ?? undefined, priority: so.priority ?? undefined, maxAttempts: so.maxAttempts ?? undefined, timeoutMs: so.timeoutMs ?? undefined };
+  const opts = { queue: so.queue ?? undefined, priority: so.priority ?? undefined, maxAttempts: so.maxAttempts ?? undefined, timeoutMs: so.timeoutMs ?? undefined, key: spec.key };
   const prepared = { text: "", keyed: true, task: spec.task, opts, payloadText: spec.payload === undefined ? "{}" : JSON.stringify(spec.payload) };
-  return { ...newJob(prepared, made.id, made.createdAt), key: spec.key };
+  return newJob(prepared, made.id, made.createdAt);
 }
 
 export function scheduleFromRow(r: ScheduleRow): Schedule {

@@ -100,7 +100,7 @@ export function newJob(
     // (a debounce delays a new job's first run as delayMs would: specText sends it as delay_ms)
     runAt: new Date(opts.runAt ? opts.runAt.getTime() : now.getTime() + (opts.delayMs ?? opts.debounceMs ?? 0)),
     attempts: 0, maxAttempts: opts.maxAttempts ?? MAX_ATTEMPTS_DEFAULT, timeoutMs: opts.timeoutMs ?? null,
-    key: null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
+    key: opts.key ?? null, progress: 0, result: null, errors: [], workerId: null, cancelRequestedAt: null,
     createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null, batchId, meta: opts.meta ?? null,
     deduplicated: false,
   };
