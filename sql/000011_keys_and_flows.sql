@@ -172,9 +172,10 @@ begin
                'schema', :PGPULSE_SCHEMA_NAME, 'queues', x.part, 't', txid_current(), 'n', x.n)::text)
         from (select array_agg(q.name order by q.name) as part, min(q.n) as n
                 from (select u.name, r.n, sum(octet_length(to_json(u.name)::text) + 1) over (order by u.name) / 7000 as p
-                        from ready r, unnest(r.queues) u(name)) q
+                        from ready r, unnest(r.queues) u(name)
+                       -- (here, so that nothing of this is computed when enqueue_flow_later() notifies)
+                       where current_setting('pgpulse.notify_later', true) is distinct from 'on') q
                group by q.p) x
-       where current_setting('pgpulse.notify_later', true) is distinct from 'on'
     ), later as (
       -- enqueue_flow_later() notifies after its commit
       select set_config('pgpulse.ready', json_build_object('queues', r.queues, 'n', r.n)::text, true)
