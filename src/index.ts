@@ -4,10 +4,9 @@
  * (the queue) in edge runtimes.
  */
 export { createQueue, MAX_PAYLOAD_BYTES_DEFAULT } from "./producer/queue.ts";
-export type {
-  Batch, BatchCallbacks, BulkOptions, BulkResult, DeleteJobsOptions, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJob, FlowJobSpec, JobEvent,
-  JobFilter, JobGraph, JobLogLine, JobSpec, ListJobsFilter, ParentFailureMode, Queue, QueueMiddleware, QueueOptions,
-} from "./producer/types.ts";
+export type { EnqueueCall, EnqueueOptions, JobEvent, JobLogLine, JobSpec, Queue, QueueMiddleware, QueueOptions } from "./producer/types.ts";
+export type { BulkOptions, BulkResult, DeleteJobsOptions, JobFilter, ListJobsFilter } from "./producer/bulk-types.ts";
+export type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, JobGraph, ParentFailureMode } from "./producer/workflow-types.ts";
 export { BULK_BATCH_SIZE_DEFAULT } from "./producer/bulk.ts";
 export { JOB_FILTER_FIELDS } from "./producer/job-filter.ts";
 export { MAX_FLOW_EDGES, MAX_FLOW_JOBS } from "./producer/flows.ts";

@@ -1,6 +1,7 @@
 // Workflow endpoints: enqueue a flow or a batch, read a batch, a job's graph and its log lines.
 import { type Context, Hono } from "hono";
-import type { FlowJobSpec, JobLogLine, Queue } from "../producer/types.ts";
+import type { JobLogLine, Queue } from "../producer/types.ts";
+import type { FlowJobSpec } from "../producer/workflow-types.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import type { AuthEnv } from "./auth.ts";
 import { readJson } from "./body.ts";

@@ -1,7 +1,7 @@
 // CLI command: pgpulse jobs list | retry | cancel | delete [filter flags]
 import { PgPulseError } from "../shared/errors.ts";
 import { createQueue } from "../producer/queue.ts";
-import type { BulkResult, JobFilter, ListJobsFilter } from "../producer/types.ts";
+import type { BulkResult, JobFilter, ListJobsFilter } from "../producer/bulk-types.ts";
 import type { Job } from "../shared/types.ts";
 import { writeOut } from "../shared/runtime.ts";
 import { type Flags, parseDuration, parseInteger, poolerOption, UsageError } from "./args.ts";

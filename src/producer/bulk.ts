@@ -4,7 +4,7 @@ import type { Db } from "../db/db.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { int, parseOrThrow } from "./enqueue-options.ts";
 import { filterParams, isEmptyFilter, jobFilterSchema, type ParsedJobFilter } from "./job-filter.ts";
-import type { BulkResult } from "./types.ts";
+import type { BulkResult } from "./bulk-types.ts";
 
 export { BULK_STATUSES, type BulkAction } from "../db/bulk.ts";
 

@@ -1,7 +1,7 @@
 import type { DbOps } from "../db/db.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { newJob, type PreparedSpec } from "./spec.ts";
-import type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, ParentFailureMode } from "./types.ts";
+import type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, ParentFailureMode } from "./workflow-types.ts";
 
 /** Most jobs one enqueueFlow or enqueueBatch call takes (callbacks included). */
 export const MAX_FLOW_JOBS = 20_000;

@@ -1,10 +1,10 @@
 import { checkPoolOptions, openSql, POOL_SIZE_QUEUE_DEFAULT, type SqlHandle } from "../db/connection.ts";
 import { createDb, type DbOps } from "../db/db.ts";
 import { prune } from "../maintenance/pruner.ts";
-import { MAX_ATTEMPTS_DEFAULT, MAX_PAYLOAD_BYTES_DEFAULT, SCHEMA_DEFAULT } from "../shared/defaults.ts";
+import { MAX_PAYLOAD_BYTES_DEFAULT, SCHEMA_DEFAULT } from "../shared/defaults.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import type { TaskDefinition } from "../shared/task.ts";
-import { type EnqueuedJob, type JobId, jobFromRow } from "../shared/types.ts";
+import { type JobId, jobFromRow } from "../shared/types.ts";
 import { checkBulk, runBulk } from "./bulk.ts";
 import { checkCallOptions, parseOrThrow } from "./enqueue-options.ts";
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
@@ -12,12 +12,12 @@ import { filterParams, listJobsFilterSchema } from "./job-filter.ts";
 import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { checkScheduleName, scheduleFromRow, triggerSchedule, upsertSchedule } from "./schedules.ts";
 import { queueStats } from "./stats.ts";
-import { newJob, type PreparedSpec, specChecker } from "./spec.ts";
+import { EnqueueMiddleware } from "./enqueue-middleware.ts";
+import { insertJobs } from "./insert.ts";
+import { type PreparedSpec, specChecker } from "./spec.ts";
 import { listQueueStates, listQueues, listWorkers } from "./status.ts";
-import type {
-  BatchCallbacks, EnqueueCall, EnqueuedBatch, EnqueueOptions, FlowJobSpec, JobGraph, JobSpec, Queue, QueueMiddleware, QueueOptions,
-} from "./types.ts";
-import { runWith } from "../shared/middleware.ts";
+import type { EnqueueOptions, JobSpec, Queue, QueueMiddleware, QueueOptions } from "./types.ts";
+import type { FlowJobSpec, JobGraph } from "./workflow-types.ts";
 import { logFromRow, watchJob } from "./watch.ts";
 
 export { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
@@ -41,60 +41,21 @@ export function createQueue(options: QueueOptions): Queue {
   }
 
   const toSpec = specChecker(maxPayloadBytes);
-  const middleware: QueueMiddleware[] = [...checkMiddleware(options.middleware)];
-
-  /**
-   * Runs an enqueue call through the middleware: `write` gets the specs as the
-   * middleware left them. Without middleware the caller's array goes straight
-   * through, uncopied. The jobs come from `write`, whatever middleware returns.
-   */
-  async function wrapped<J extends EnqueuedJob>(
-    op: EnqueueCall["op"], specs: readonly JobSpec[], tx: SqlHandle | undefined, write: (specs: JobSpec[]) => Promise<J[]>,
-  ): Promise<J[]> {
-    if (middleware.length === 0) return write(specs as JobSpec[]);
-    let jobs: J[] | undefined;
-    const call: EnqueueCall = { op, specs: copies(specs), tx };
-    // each next() resolves with the jobs written, whatever an inner middleware returns
-    await runWith(middleware.map((mw) => (c: EnqueueCall, next: () => Promise<EnqueuedJob[]>) => mw(c, next).then(() => jobs!)), call,
-      async () => (jobs = await write(call.specs)));
-    if (!jobs) throw new PgPulseError("INVALID_STATE", "a queue middleware returned without calling next()");
-    return jobs;
-  }
-
-  async function insert(specs: PreparedSpec[], tx: SqlHandle | undefined): Promise<EnqueuedJob[]> {
-    const body = `[${specs.map((s) => s.text).join(",")}]`;
-    if (specs.some((s) => s.keyed)) {
-      // A job inserted is its spec's, with the database's id and clock; a live job found with the key comes whole.
-      const made = await on(tx).jobEnqueueMany(body);
-      if (made.length !== specs.length) {
-        // (what the call wrote stands, committed or in the caller's transaction: keys make enqueueing again safe)
-        throw new PgPulseError("INVALID_STATE", `an enqueue of ${specs.length} jobs with keys answered for ${made.length}: a job a spec matched by its key was deleted while the call ran; the call's jobs stand (in your transaction, if you gave one), and enqueueing the same specs again returns them`, {
-          details: { specs: specs.length, answered: made.length },
-        });
-      }
-      return made.map((m) => {
-        const spec = specs[m.ord - 1]!;
-        return m.kind === "new" ? newJob(spec, m.id, m.createdAt) : { ...jobFromRow(m.row), deduplicated: !m.inserted };
-      });
-    }
-    // Only what the database decided comes back (the ids and its clock); the rest of a new job is known.
-    const { ids, now } = await on(tx).jobInsertMany(body);
-    return specs.map((spec, i) => newJob(spec, ids[i]!, now));
-  }
+  const middleware = new EnqueueMiddleware(options.middleware);
+  const insert = (specs: PreparedSpec[], tx: SqlHandle | undefined) => insertJobs(on(tx), specs);
 
   const queue: Queue = {
     sql,
     db,
     schema,
     use(mw: QueueMiddleware) {
-      if (typeof mw !== "function") throw new PgPulseError("INVALID_INPUT", "use() takes a middleware function (call, next) => ...");
-      middleware.push(mw);
+      middleware.add(mw);
       return queue;
     },
     async enqueue(task: string | TaskDefinition<any, any>, payload?: unknown, opts: EnqueueOptions = {}) {
       ensureOpen();
       const { tx, ...rest } = checkCallOptions(opts) as EnqueueOptions;
-      const jobs = await wrapped("enqueue", [{ task, payload, ...rest }], tx, async (specs) => insert([await toSpec(specs[0]!, "")], tx));
+      const jobs = await middleware.run("enqueue", [{ task, payload, ...rest }], tx, async (specs) => insert([await toSpec(specs[0]!, "")], tx));
       return jobs[0]!;
     },
     async enqueueMany(specs, opts) {
@@ -109,7 +70,7 @@ export function createQueue(options: QueueOptions): Queue {
         throw new PgPulseError("INVALID_INPUT", "enqueueMany takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
       }
       if (specs.length === 0) return [];
-      return wrapped("enqueueMany", specs, tx, async (checked) => {
+      return middleware.run("enqueueMany", specs, tx, async (checked) => {
         const prepared = [];
         for (const [i, spec] of checked.entries()) {
           if (spec === null || typeof spec !== "object") {
@@ -127,7 +88,7 @@ export function createQueue(options: QueueOptions): Queue {
       if (!Array.isArray(specs)) {
         throw new PgPulseError("INVALID_INPUT", "enqueueFlow takes an array of job specs", { details: [{ path: "", message: "not an array" }] });
       }
-      return wrapped("enqueueFlow", specs, tx, async (checked) => (await insertFlow(on(tx), checked as FlowJobSpec[], toSpec, null, () => false)).jobs);
+      return middleware.run("enqueueFlow", specs, tx, async (checked) => (await insertFlow(on(tx), checked as FlowJobSpec[], toSpec, null, () => false)).jobs);
     },
     async enqueueBatch(specs, opts = {}) {
       ensureOpen();
@@ -144,16 +105,7 @@ export function createQueue(options: QueueOptions): Queue {
           details: [{ path: `callbacks.${unknown[0]}`, message: "unknown callback" }],
         });
       }
-      if (middleware.length === 0) return insertBatch(on(tx), specs as readonly FlowJobSpec[], callbacks ?? {}, toSpec);
-      let batch: EnqueuedBatch | undefined;
-      const call: EnqueueCall = { op: "enqueueBatch", specs: copies(specs), callbacks: { ...copyCallbacks(callbacks) }, tx };
-      const jobs = () => (batch ? [...batch.jobs, ...Object.values(batch.callbacks)] : undefined!);
-      await runWith(middleware.map((mw) => (c: EnqueueCall, next: () => Promise<EnqueuedJob[]>) => mw(c, next).then(jobs)), call, async () => {
-        batch = await insertBatch(on(tx), call.specs as FlowJobSpec[], call.callbacks ?? {}, toSpec);
-        return jobs();
-      });
-      if (!batch) throw new PgPulseError("INVALID_STATE", "a queue middleware returned without calling next()");
-      return batch;
+      return middleware.runBatch(specs as readonly JobSpec[], callbacks ?? {}, tx, (checked, cbs) => insertBatch(on(tx), checked as FlowJobSpec[], cbs, toSpec));
     },
     async getBatch(id, opts) {
       ensureOpen();
@@ -328,24 +280,6 @@ export function createQueue(options: QueueOptions): Queue {
     },
   };
   return queue;
-}
-
-function copies(specs: readonly JobSpec[]): JobSpec[] {
-  return specs.map((spec) => (spec !== null && typeof spec === "object" ? { ...spec, ...(spec.meta ? { meta: { ...spec.meta } } : {}) } : spec));
-}
-
-function copyCallbacks(callbacks: BatchCallbacks | undefined): BatchCallbacks {
-  return Object.fromEntries(Object.entries(callbacks ?? {}).map(([k, spec]) => [k, copies([spec as JobSpec])[0]]));
-}
-
-function checkMiddleware(list: unknown): QueueMiddleware[] {
-  if (list === undefined) return [];
-  if (!Array.isArray(list) || list.some((m) => typeof m !== "function")) {
-    throw new PgPulseError("INVALID_INPUT", "middleware must be an array of functions (call, next) => ...", {
-      details: [{ path: "middleware", message: "not an array of functions" }],
-    });
-  }
-  return list as QueueMiddleware[];
 }
 
 /** Checks a job id and returns its decimal text. */

@@ -6,8 +6,8 @@ import { name as nameSchema, parseOrThrow, taskNameSchema, toIssues } from "./en
 import { PgPulseError } from "../shared/errors.ts";
 import { toJsonText, unstorable } from "../shared/json.ts";
 import { isTaskDefinition, type TaskDefinition } from "../shared/task.ts";
-import { newJob } from "./spec.ts";
-import { type EnqueuedJob, jobFromRow } from "../shared/types.ts";
+import { insertJobs } from "./insert.ts";
+import type { EnqueuedJob } from "../shared/types.ts";
 
 /** A recurring job: `task` with `payload`, enqueued at every tick of `cron`. */
 export interface ScheduleSpec {
@@ -170,7 +170,7 @@ const triggerOptionsSchema = v.strictObject(
  * (deduplicated) instead of a new one. Throws NOT_FOUND when there is no such schedule.
  */
 export async function triggerSchedule(
-  db: Pick<Db, "scheduleGet" | "jobEnqueueMany">, name: string, options: { key?: string } = {}, now: Date = new Date(),
+  db: Pick<Db, "scheduleGet" | "jobEnqueueMany" | "jobInsertMany">, name: string, options: { key?: string } = {}, now: Date = new Date(),
 ): Promise<EnqueuedJob> {
   checkScheduleName(name);
   const o = parseOrThrow(triggerOptionsSchema, options, "INVALID_INPUT", "");
@@ -178,14 +178,12 @@ export async function triggerSchedule(
   if (!row) throw new PgPulseError("NOT_FOUND", `no schedule named ${JSON.stringify(name)}`, { details: { name } });
   const schedule = scheduleFromRow(row);
   const spec = scheduledJobSpec(schedule, o.key ?? `schedule:${name}:manual:${now.toISOString()}`);
-  const [made] = await db.jobEnqueueMany(JSON.stringify([spec]));
-  if (!made) throw new PgPulseError("INVALID_STATE", `schedule ${JSON.stringify(name)}: the job its key matched was deleted while it was triggered; trigger it again`);
-  if (made.kind === "row") return { ...jobFromRow(made.row), deduplicated: !made.inserted };
-  // A new job is the spec's, with the database's id and clock, as the queue builds one.
+  // The job is the schedule's, as a tick makes it: built from the spec when it is new.
   const so = schedule.options;
   const opts = { queue: so.queue ?? undefined, priority: so.priority ?? undefined, maxAttempts: so.maxAttempts ?? undefined, timeoutMs: so.timeoutMs ?? undefined, key: spec.key };
-  const prepared = { text: "", keyed: true, task: spec.task, opts, payloadText: spec.payload === undefined ? "{}" : JSON.stringify(spec.payload) };
-  return newJob(prepared, made.id, made.createdAt);
+  const prepared = { text: JSON.stringify(spec), keyed: true, task: spec.task, opts, payloadText: spec.payload === undefined ? "{}" : JSON.stringify(spec.payload) };
+  const [job] = await insertJobs(db, [prepared], "triggering the schedule again returns the job");
+  return job!;
 }
 
 export function scheduleFromRow(r: ScheduleRow): Schedule {

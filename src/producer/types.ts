@@ -6,8 +6,10 @@ import type { PayloadOf, TaskDefinition } from "../shared/task.ts";
 import type { EnqueuedJob, Job, JobId, JobStatus } from "../shared/types.ts";
 import type { QueueConfig, QueueLimits } from "./queue-config.ts";
 import type { Schedule, ScheduleSpec } from "./schedules.ts";
+import type { BulkOptions, BulkResult, DeleteJobsOptions, JobFilter, ListJobsFilter } from "./bulk-types.ts";
 import type { QueueStats, QueueStatsOptions } from "./stats.ts";
 import type { QueueState, QueueSummary, WorkerSummary } from "./status.ts";
+import type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, JobGraph } from "./workflow-types.ts";
 
 export interface QueueOptions {
   /** A postgres:// URL (the queue opens and closes its own pool) or your postgres.js `sql`. */
@@ -61,148 +63,10 @@ export interface EnqueueOptions {
   tx?: SqlHandle;
 }
 
-/**
- * Which jobs to list, retry, cancel or delete: every field given must match.
- * Times are Dates or ISO 8601 text (`2026-11-29`, `2026-11-29T10:00:00Z`; UTC
- * when it has no offset); ranges include their start and exclude their end.
- */
-export interface JobFilter {
-  status?: JobStatus;
-  queue?: string;
-  task?: string;
-  /** The group given at enqueue (`group`). */
-  group?: string;
-  /** The key given at enqueue (`key`). */
-  key?: string;
-  /** Created at or after this time. */
-  createdFrom?: Date | string;
-  /** Created before this time. */
-  createdTo?: Date | string;
-  /** Finished (completed, failed or cancelled) at or after this time. */
-  finishedFrom?: Date | string;
-  /** Finished before this time. */
-  finishedTo?: Date | string;
-  /** The payload contains this JSON (Postgres's `@>`): `{ user: 42 }` matches `{ user: 42, plan: "pro" }`. */
-  payload?: unknown;
-}
-
-export interface ListJobsFilter extends JobFilter {
-  /** @default 50, at most 500 */
-  limit?: number;
-  /** The `nextCursor` of the previous page. */
-  cursor?: string;
-}
-
-/** Options of retryJobs, cancelJobs and deleteJobs. */
-export interface BulkOptions {
-  /** Rows one batch changes: one short transaction, and its locks held only that long. @default 1000, at most 10,000 */
-  batchSize?: number;
-  /** Change nothing: count the jobs it would find, and those it would skip and why (`changed` is then what it would change). */
-  dryRun?: boolean;
-  /** Called after each batch with the counts so far. A throw stops the operation there; the batches before it stay done. */
-  onProgress?: (progress: BulkResult) => void;
-}
-
-export interface DeleteJobsOptions extends BulkOptions {
-  /** Delete every finished job: needed when the filter names none (else EMPTY_FILTER). */
-  all?: boolean;
-}
-
-/** What retryJobs, cancelJobs and deleteJobs did. `matched` = `changed` + `skipped`. */
-export interface BulkResult {
-  /**
-   * Jobs the filter matched in a state the operation applies to: failed or cancelled
-   * (retry); pending, queued or running (cancel); completed, failed or cancelled (delete).
-   */
-  matched: number;
-  /** Jobs retried, cancelled (a running one: asked to stop), or deleted. */
-  changed: number;
-  /** Matched but left as they were: the sum of `reasons`. */
-  skipped: number;
-  reasons: {
-    /** retry: another live job holds the job's key, or an earlier job of this retry took it. */
-    key: number;
-    /**
-     * retry: a parent stands failed or cancelled with an edge that fails or cancels the job
-     * (or its failure ended it): retry the parent, and the job runs after it, as `retry` says.
-     */
-    parent: number;
-    /** delete: a child of the job has not completed (it reads the job's result when it runs, and may be retried), as the pruner keeps it. */
-    children: number;
-    /** Another transaction held the job every time the operation came to it (three returns). */
-    busy: number;
-  };
-  /** cancel: running jobs asked to stop (counted in `changed`); each ends as cancelled when its handler stops. */
-  stopping: number;
-  /** Batches run, each its own transaction. */
-  batches: number;
-  /** True for a dry run: nothing was changed, and the counts say what would be. */
-  dryRun: boolean;
-}
-
 /** One job for `enqueueMany`. */
 export interface JobSpec<P = unknown> extends Omit<EnqueueOptions, "tx"> {
   task: string | TaskDefinition<any, any>;
   payload?: P;
-}
-
-/** What a parent's failure or cancellation does to a child: fail it, cancel it, or run it anyway. */
-export type ParentFailureMode = "fail" | "cancel" | "run";
-
-/** One job of a flow (`enqueueFlow`): a job spec with a name, and the names of its parents. */
-export interface FlowJobSpec<P = unknown> extends Omit<JobSpec<P>, "key" | "throttleMs" | "debounceMs"> {
-  /** Names the job within the flow, for its children's `parents`. */
-  name: string;
-  /** Jobs of the same flow this one waits for; an entry may set the edge's own failure mode. */
-  parents?: readonly (string | { name: string; onFailure?: ParentFailureMode })[];
-  /** What a parent's failure or cancellation does to this job, for edges that do not say. @default "fail" */
-  onParentFailure?: ParentFailureMode;
-  key?: never;
-  throttleMs?: never;
-  debounceMs?: never;
-}
-
-/** A job of a flow as enqueued, with its name in the flow. */
-export type FlowJob<P = unknown> = EnqueuedJob<P> & { name: string };
-
-/**
- * Jobs that run when a batch's jobs end:
- * - `complete`: once every job has ended, whatever its status;
- * - `success`: once every job has completed (cancelled by the first failure or cancellation);
- * - `failure`: at the first job that fails or is cancelled (cancelled when every job completed).
- */
-export interface BatchCallbacks {
-  complete?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
-  success?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
-  failure?: Omit<JobSpec, "key" | "throttleMs" | "debounceMs">;
-}
-
-export interface EnqueuedBatch {
-  id: string;
-  /** The batch's jobs, in input order. */
-  jobs: EnqueuedJob[];
-  callbacks: { complete?: EnqueuedJob; success?: EnqueuedJob; failure?: EnqueuedJob };
-}
-
-export interface Batch {
-  id: string;
-  size: number;
-  createdAt: Date;
-  /** The batch's jobs (callbacks not included) by status. */
-  counts: Record<JobStatus, number>;
-  /** running until every job has ended; then completed when all completed, else failed. */
-  state: "running" | "completed" | "failed";
-  /** The callbacks' job ids. */
-  callbacks: { complete?: string; success?: string; failure?: string };
-}
-
-/** A job's place in a graph: the jobs connected to it and the edges among them (`getGraph`). */
-export interface JobGraph {
-  nodes: { id: string; task: string; queue: string; status: JobStatus; progress: number; startedAt: string | null; finishedAt: string | null }[];
-  /** parent id, child id, the edge's failure mode ("failure" for a batch's failure callback), and its state. */
-  edges: { parent: string; child: string; mode: string; state: "waiting" | "settled" | "blocked" }[];
-  /** More jobs are connected than the limit asked for. */
-  truncated: boolean;
 }
 
 /** A line a handler logged with `ctx.log`. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_FLOW_EDGES, orderGraph } from "../../src/producer/flows.ts";
-import type { FlowJobSpec } from "../../src/producer/types.ts";
+import type { FlowJobSpec } from "../../src/producer/workflow-types.ts";
 
 const job = (name: string, parents?: FlowJobSpec["parents"], more: Partial<FlowJobSpec> = {}): FlowJobSpec => ({
   name, task: "t", ...(parents ? { parents } : {}), ...more,

@@ -4,7 +4,7 @@
 // what it did. Plain forms: the confirm page posts the filter back.
 import { BULK_STATUSES, type BulkAction } from "../../producer/bulk.ts";
 import { JOB_FILTER_FIELDS, type JobFilterField } from "../../producer/job-filter.ts";
-import type { BulkResult } from "../../producer/types.ts";
+import type { BulkResult } from "../../producer/bulk-types.ts";
 import { Notice, query } from "./components.tsx";
 import { count } from "./format.ts";
 import { Layout, type PageContext } from "./layout.tsx";

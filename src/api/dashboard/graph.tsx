@@ -3,7 +3,7 @@
 // graph-layout.ts), or, when it is too large to draw, the job's direct parents
 // and children as lists. Task names are text nodes and attributes, so JSX
 // escapes them like everything else.
-import type { JobGraph } from "../../producer/types.ts";
+import type { JobGraph } from "../../producer/workflow-types.ts";
 import { StatusBadge } from "./components.tsx";
 import { count } from "./format.ts";
 import { type Point, layoutGraph } from "./graph-layout.ts";

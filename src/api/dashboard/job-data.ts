@@ -2,7 +2,8 @@
 // its direct parents and children when the graph is large), its log lines and
 // its batch. Each is bounded, so that a page of a job in a graph of thousands,
 // or with thousands of lines, stays small and quick to make every refresh.
-import type { Batch, JobGraph, JobLogLine, Queue } from "../../producer/types.ts";
+import type { JobLogLine, Queue } from "../../producer/types.ts";
+import type { Batch, JobGraph } from "../../producer/workflow-types.ts";
 import type { Job, JobStatus } from "../../shared/types.ts";
 
 /** Most jobs drawn; a larger graph is listed as the job's parents and children. */

@@ -3,7 +3,7 @@
 import * as v from "valibot";
 import { int } from "../../producer/enqueue-options.ts";
 import { JOB_FILTER_FIELDS, jobFilterWireEntries, jobFilterWireSchema, MAX_PAYLOAD_FILTER_BYTES, parseTime } from "../../producer/job-filter.ts";
-import type { ListJobsFilter } from "../../producer/types.ts";
+import type { ListJobsFilter } from "../../producer/bulk-types.ts";
 import { ApiError } from "../errors.ts";
 import { guardJson } from "../json-guard.ts";
 import { INT4_MAX, STATUSES, count, dateTime, fitsBigint, jobFields, jobKey, nullableDateTime, runAtOrDelay, validate } from "./common.ts";
