@@ -5,6 +5,7 @@
 import { type Context, Hono } from "hono";
 import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import type { JobEvent, Queue } from "../producer/types.ts";
+import { PgPulseError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Job } from "../shared/types.ts";
 import type { AuthEnv } from "./auth.ts";
@@ -61,12 +62,17 @@ export function eventRoutes(queue: Queue, options: EventStreamOptions, logger: L
     };
 
     // The first event is read before answering: a job deleted meanwhile is a 404, not a stream.
-    const events = queue.watch(id, { signal: stop.signal });
+    let events: AsyncIterableIterator<JobEvent>;
     let first: IteratorResult<JobEvent>;
     try {
+      events = queue.watch(id, { signal: stop.signal });
       first = await events.next();
     } catch (error) {
       release();
+      if (error instanceof PgPulseError && error.code === "INVALID_STATE") {
+        // The queue cannot follow jobs (a transaction-mode pooler carries no LISTEN): not the client's fault, not a crash.
+        throw new ApiError(503, "UNAVAILABLE", error.message, { reason: "no-listen" });
+      }
       throw error;
     }
     if (first.done) {

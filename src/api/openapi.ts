@@ -166,6 +166,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
           responses: responses(
             { 200: { description: "The event stream.", content: { "text/event-stream": { schema: { type: "string" } } } } },
             [400, 401, 404, 429],
+            { 503: { description: "The database is unavailable, or the queue cannot follow jobs (details.reason \"no-listen\": it runs through a transaction-mode pooler, which carries no LISTEN).", content: json(ref("Error")) } },
           ),
         },
       },

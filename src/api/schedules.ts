@@ -27,12 +27,12 @@ export function scheduleJson(s: Schedule) {
   };
 }
 
-/** A PUT body (checked) as the library's spec: null options are left unset. */
+/** A PUT body (checked) as the library's spec: null options are left unset (a null payload is a payload). */
 export function scheduleSpec(name: string, body: v.InferOutput<typeof scheduleBodySchema>): ScheduleSpec {
   const spec: ScheduleSpec = { name, cron: body.cron, task: body.task };
   for (const key of ["payload", "timezone", "queue", "priority", "maxAttempts", "timeoutMs", "catchUp"] as const) {
     const value = body[key];
-    if (value !== undefined && value !== null) (spec as unknown as Record<string, unknown>)[key] = value;
+    if (value !== undefined && (value !== null || key === "payload")) (spec as unknown as Record<string, unknown>)[key] = value;
   }
   return spec;
 }
@@ -58,7 +58,7 @@ export function scheduleRoutes(queue: Queue, maxBodyBytes: number): Hono<AuthEnv
     }
     const spec = scheduleSpec(name, validate(scheduleBodySchema, objectBody(body, "schedule"), "schedule"));
     // Through the database layer the library uses, for whether it was new (201) or replaced (200).
-    const { schedule, created } = await upsertSchedule(queue.db, spec, null);
+    const { schedule, created } = await upsertSchedule(queue.db, spec, null, queue.maxPayloadBytes);
     if (created) c.header("Location", c.req.path);
     return c.json(scheduleJson(schedule), created ? 201 : 200);
   });

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Db } from "../db/db.ts";
-import { parseOrThrow } from "../producer/enqueue-options.ts";
+import { parseOrThrow, span } from "../producer/enqueue-options.ts";
 import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
@@ -17,7 +17,7 @@ export const RETENTION_FAILED_MS_DEFAULT = 14 * 86_400_000;
 /** Rows one prune statement deletes at most: short statements, short locks. */
 export const PRUNE_BATCH = 1000;
 
-const ms = (what: string) => v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(0, `${what} must be at least 0`)));
+const ms = (what: string) => v.optional(span(what));
 const retentionSchema = v.strictObject(
   { completedMs: ms("completedMs"), failedMs: ms("failedMs") },
   "unknown option; retention takes completedMs and failedMs",

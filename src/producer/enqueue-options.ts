@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { type InputIssue, PgPulseError } from "../shared/errors.ts";
+import { MAX_SPAN_MS } from "../shared/defaults.ts";
 import { unstorable } from "../shared/json.ts";
 
 const INT4_MAX = 2_147_483_647;
@@ -38,6 +39,15 @@ export const int = (what: string, min: number, max: number) =>
     v.maxValue(max, `${what} must be at most ${max}`),
   );
 
+/** A span of time in whole ms, from 0 to 100 years (a delay, a retention). */
+export const span = (what: string) =>
+  v.pipe(
+    v.number(`${what} must be a number`),
+    v.integer(`${what} must be an integer`),
+    v.minValue(0, `${what} must be at least 0`),
+    v.maxValue(MAX_SPAN_MS, `${what} must be at most 100 years (${MAX_SPAN_MS} ms)`),
+  );
+
 export const taskNameSchema = name("task");
 
 /** Options for one enqueued job. Unknown keys are rejected. */
@@ -54,7 +64,7 @@ export const enqueueOptionsSchema = v.pipe(
           v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, "runAt must fall in the years 1 to 9999"),
         ),
       ),
-      delayMs: v.optional(int("delayMs", 0, Number.MAX_SAFE_INTEGER)),
+      delayMs: v.optional(span("delayMs")),
       maxAttempts: v.optional(int("maxAttempts", 1, 10_000)),
       timeoutMs: v.optional(int("timeoutMs", 1, INT4_MAX)),
       key: v.optional(v.pipe(v.string("key must be a string"), v.minLength(1, "key must not be empty"), v.maxLength(512, "key is longer than 512 characters"), storable("key"))),

@@ -1,5 +1,6 @@
 import type { DbOps } from "../db/db.ts";
 import { PgPulseError } from "../shared/errors.ts";
+import type { EnqueuedJob } from "../shared/types.ts";
 import { newJob, type PreparedSpec } from "./spec.ts";
 import type { Batch, BatchCallbacks, EnqueuedBatch, FlowJob, FlowJobSpec, ParentFailureMode } from "./workflow-types.ts";
 
@@ -210,10 +211,12 @@ export async function insertBatch(
     all.push({ ...spec, name: `callbacks.${key}`, parents: names, onParentFailure: modes[key] as ParentFailureMode });
   }
   const { jobs, batchId } = await insertFlow(db, all, toSpec, { callbacks: at }, (i) => i < specs.length, BATCH_MODES);
+  // (the names above were the flow's own: a batch's jobs and callbacks come back without them)
+  const unnamed = ({ name: _, ...job }: FlowJob): EnqueuedJob => job;
   return {
     id: batchId!,
-    jobs: jobs.slice(0, specs.length),
-    callbacks: Object.fromEntries(Object.entries(at).map(([k, i]) => [k, jobs[i!]!])) as EnqueuedBatch["callbacks"],
+    jobs: jobs.slice(0, specs.length).map(unnamed),
+    callbacks: Object.fromEntries(Object.entries(at).map(([k, i]) => [k, unnamed(jobs[i!]!)])) as EnqueuedBatch["callbacks"],
   };
 }
 

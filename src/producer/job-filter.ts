@@ -38,8 +38,15 @@ const timeText = (what: string) =>
       if (!m) return true; // the regex says so
       const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4] ?? "0", m[5] ?? "0", m[6] ?? "0"].map(Number);
       const days = new Date(Date.UTC(y!, mo!, 0)).getUTCDate();
-      return y! >= 1 && mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= days && h! <= 23 && mi! <= 59 && sec! <= 59;
-    }, `${what} names a day or time that does not exist`),
+      const zone = m[8] && m[8] !== "Z" ? m[8].replace(":", "") : "+0000";
+      const [zh, zm] = [Number(zone.slice(1, 3)), Number(zone.slice(3) || "0")];
+      return y! >= 1 && mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= days && h! <= 23 && mi! <= 59 && sec! <= 59 && zh <= 23 && zm <= 59;
+    }, `${what} names a day, time or UTC offset that does not exist`),
+    // (an offset can carry a time at the edge of the years Postgres and Date both hold past it)
+    v.check((s: string) => {
+      const year = parseTime(s).getUTCFullYear();
+      return Number.isNaN(year) || (year >= 1 && year <= 9999); // (NaN: the checks above refused it)
+    }, `${what} must fall in the years 1 to 9999 (UTC)`),
   );
 
 /** The moment a time text (as timeText accepts it) names. */
@@ -140,7 +147,13 @@ export const listJobsFilterSchema = withRanges(
     {
       ...jobFilterEntries,
       limit: v.optional(int("limit", 1, 500)),
-      cursor: v.optional(v.pipe(v.string("cursor must be a string"), v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"))),
+      cursor: v.optional(
+        v.pipe(
+          v.string("cursor must be a string"),
+          v.regex(/^[1-9][0-9]{0,18}$/, "cursor must be the nextCursor of a previous page"),
+          v.check((s: string) => s.length < 19 || BigInt(s) <= 9223372036854775807n, "cursor must be the nextCursor of a previous page"),
+        ),
+      ),
     },
     `unknown filter; the filters are ${fieldList}, limit and cursor`,
   ),

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Db } from "../db/db.ts";
 import type { QueueRow } from "../db/queues.ts";
-import { parseOrThrow } from "./enqueue-options.ts";
+import { name, parseOrThrow } from "./enqueue-options.ts";
 
 /** Limits a queue keeps across every worker. `null` removes a limit. */
 export interface QueueLimits {
@@ -25,7 +25,12 @@ const INT4_MAX = 2_147_483_647;
 const positive = (what: string) =>
   v.nullable(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(1, `${what} must be at least 1`), v.maxValue(INT4_MAX)));
 
-const queueNameSchema = v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty"), v.maxLength(128));
+const queueNameSchema = name("queue");
+
+/** Checks a queue's name as given to the queue's settings; returns it. */
+export function checkQueueName(queue: string): string {
+  return parseOrThrow(queueNameSchema, queue, "INVALID_INPUT", "queue");
+}
 
 const limitsSchema = v.strictObject(
   {
@@ -40,13 +45,13 @@ const limitsSchema = v.strictObject(
 
 /** Sets a queue's limits; limits left out keep their value, `null` removes one. */
 export async function configureQueue(db: Pick<Db, "queueConfigure">, name: string, limits: QueueLimits): Promise<QueueConfig> {
-  parseOrThrow(queueNameSchema, name, "INVALID_INPUT", "queue");
+  checkQueueName(name);
   const l = parseOrThrow(limitsSchema, limits, "INVALID_INPUT", "");
   return configFromRow(await db.queueConfigure(name, l as QueueLimits));
 }
 
 export async function setPaused(db: Pick<Db, "queueSetPaused">, name: string, paused: boolean): Promise<QueueConfig> {
-  parseOrThrow(queueNameSchema, name, "INVALID_INPUT", "queue");
+  checkQueueName(name);
   return configFromRow(await db.queueSetPaused(name, paused));
 }
 

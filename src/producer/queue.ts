@@ -9,7 +9,7 @@ import { checkBulk, runBulk } from "./bulk.ts";
 import { checkCallOptions, parseOrThrow } from "./enqueue-options.ts";
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
 import { filterParams, listJobsFilterSchema } from "./job-filter.ts";
-import { configFromRow, configureQueue, setPaused } from "./queue-config.ts";
+import { checkQueueName, configFromRow, configureQueue, setPaused } from "./queue-config.ts";
 import { checkScheduleName, scheduleFromRow, triggerSchedule, upsertSchedule } from "./schedules.ts";
 import { queueStats } from "./stats.ts";
 import { EnqueueMiddleware } from "./enqueue-middleware.ts";
@@ -48,6 +48,7 @@ export function createQueue(options: QueueOptions): Queue {
     sql,
     db,
     schema,
+    maxPayloadBytes,
     use(mw: QueueMiddleware) {
       middleware.add(mw);
       return queue;
@@ -134,9 +135,10 @@ export function createQueue(options: QueueOptions): Queue {
       ensureOpen();
       const { tx, after = 0, limit = 1000 } = opts;
       checkCallOptions({ tx });
-      if (!Number.isInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-        throw new PgPulseError("INVALID_INPUT", "after must be a whole number from 0, limit one from 1 to 10000", {
-          details: [{ path: Number.isInteger(after) && after >= 0 ? "limit" : "after", message: "out of range" }],
+      const afterOk = Number.isInteger(after) && after >= 0 && after <= 2_147_483_647;
+      if (!afterOk || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        throw new PgPulseError("INVALID_INPUT", "after must be a whole number from 0 to 2147483647, limit one from 1 to 10000", {
+          details: [{ path: afterOk ? "limit" : "after", message: "out of range" }],
         });
       }
       return (await on(tx).logList(idText(id), after, limit)).map(logFromRow);
@@ -222,7 +224,7 @@ export function createQueue(options: QueueOptions): Queue {
     },
     async getQueueConfig(name) {
       ensureOpen();
-      return configFromRow(await db.queueGet(name), name);
+      return configFromRow(await db.queueGet(checkQueueName(name)), name);
     },
     async pauseQueue(name) {
       ensureOpen();
@@ -238,7 +240,7 @@ export function createQueue(options: QueueOptions): Queue {
     },
     async addSchedule(spec) {
       ensureOpen();
-      return (await upsertSchedule(db, spec, null)).schedule;
+      return (await upsertSchedule(db, spec, null, maxPayloadBytes)).schedule;
     },
     async getSchedule(name) {
       ensureOpen();
@@ -255,7 +257,7 @@ export function createQueue(options: QueueOptions): Queue {
     },
     async removeSchedule(name) {
       ensureOpen();
-      return db.scheduleRemove(name);
+      return db.scheduleRemove(checkScheduleName(name));
     },
     async listQueues() {
       ensureOpen();

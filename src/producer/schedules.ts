@@ -3,6 +3,7 @@ import * as v from "valibot";
 import type { Db } from "../db/db.ts";
 import type { ScheduleRow } from "../db/schedules.ts";
 import { name as nameSchema, parseOrThrow, taskNameSchema, toIssues } from "./enqueue-options.ts";
+import { MAX_PAYLOAD_BYTES_DEFAULT } from "../shared/defaults.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { toJsonText, unstorable } from "../shared/json.ts";
 import { isTaskDefinition, type TaskDefinition } from "../shared/task.ts";
@@ -44,12 +45,12 @@ const int = (what: string, min: number, max = INT4_MAX) =>
 
 const specSchema = v.strictObject(
   {
-    name: v.pipe(v.string("name must be a string"), v.minLength(1, "name must not be empty"), v.maxLength(128)),
+    name: nameSchema("name"),
     cron: v.string("cron must be a string"),
     task: v.unknown(),
     payload: v.optional(v.unknown()),
     timezone: v.optional(v.pipe(v.string("timezone must be a string"), v.minLength(1))),
-    queue: v.optional(v.pipe(v.string(), v.minLength(1, "queue must not be empty"), v.maxLength(128))),
+    queue: v.optional(nameSchema("queue")),
     priority: int("priority", -INT4_MAX),
     maxAttempts: int("maxAttempts", 1, 10_000),
     timeoutMs: int("timeoutMs", 1),
@@ -73,7 +74,7 @@ function knownTimezone(zone: string): boolean {
 }
 
 /** Checks a spec and returns the row to store. Throws INVALID_INPUT / INVALID_PAYLOAD. */
-async function scheduleRow(spec: ScheduleSpec, path = "") {
+async function scheduleRow(spec: ScheduleSpec, maxPayloadBytes: number, path = "") {
   const s = parseOrThrow(specSchema, spec, "INVALID_INPUT", path);
   const def = isTaskDefinition(s.task) ? (s.task as TaskDefinition) : undefined;
   const task = def ? def.name : s.task;
@@ -90,7 +91,8 @@ async function scheduleRow(spec: ScheduleSpec, path = "") {
       details: [{ path: "cron", message: (error as Error).message }],
     });
   }
-  const payload = s.payload ?? {};
+  // (only a payload left out is {}: an explicit null is a payload, as an enqueue's is)
+  const payload = s.payload === undefined ? {} : s.payload;
   if (def?.schema) {
     const checked = await v.safeParseAsync(def.schema, payload);
     if (!checked.success) {
@@ -109,15 +111,17 @@ async function scheduleRow(spec: ScheduleSpec, path = "") {
     cron: s.cron,
     timezone: s.timezone ?? null,
     task: task as string,
-    payload: toJsonText(payload, "payload"),
+    payload: toJsonText(payload, "payload", maxPayloadBytes),
     options: JSON.stringify(Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined))),
     catchUp: s.catchUp ?? 1,
   };
 }
 
 /** Adds or replaces a schedule; a new one first fires at its next tick after now. `created` says it was new. */
-export async function upsertSchedule(db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null): Promise<{ schedule: Schedule; created: boolean }> {
-  const row = await scheduleRow(spec);
+export async function upsertSchedule(
+  db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null, maxPayloadBytes: number = MAX_PAYLOAD_BYTES_DEFAULT,
+): Promise<{ schedule: Schedule; created: boolean }> {
+  const row = await scheduleRow(spec, maxPayloadBytes);
   const first = nextTick(row.cron, row.timezone, now ?? new Date());
   const stored = await db.scheduleUpsert(row, first);
   return { schedule: scheduleFromRow(stored), created: stored.inserted };

@@ -228,4 +228,6 @@ export interface Queue {
   /** The database layer under the queue: every statement pgpulse runs on this schema, as named operations. */
   readonly db: Db;
   readonly schema: string;
+  /** Largest payload the queue takes, in bytes of JSON (`maxPayloadBytes`), schedules' included. */
+  readonly maxPayloadBytes: number;
 }

@@ -10,3 +10,10 @@ export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
 
 /** Schema that holds pgpulse's tables. @default "pgpulse" */
 export const SCHEMA_DEFAULT = "pgpulse";
+
+/**
+ * The longest delay (`delayMs`) or retention (`completedMs`, `failedMs`) taken:
+ * 100 years of 365.25 days. Longer ones would carry a time past what Postgres
+ * and a Date both hold.
+ */
+export const MAX_SPAN_MS = 3_155_760_000_000;

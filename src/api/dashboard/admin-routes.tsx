@@ -186,7 +186,7 @@ export function adminRoutes(app: Hono<DashEnv>, deps: AdminRouteDeps): void {
           </ConfirmPage>,
         );
       }
-      const { created } = await upsertSchedule(queue.db, scheduleSpec(checked.name, checked.body), null);
+      const { created } = await upsertSchedule(queue.db, scheduleSpec(checked.name, checked.body), null, queue.maxPayloadBytes);
       return c.redirect(`${base(c)}/schedules?done=${created ? "added" : "replaced"}`, 303);
     } catch (error) {
       const name = f.get("name") ?? "";

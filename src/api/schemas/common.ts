@@ -1,7 +1,7 @@
 // The API's shared shapes: ids, timestamps, a job's fields as every enqueue takes them,
 // counts, the error body, and validate(), which turns a schema's issues into a 400.
 import * as v from "valibot";
-import { int, name, storable } from "../../producer/enqueue-options.ts";
+import { int, name, span, storable } from "../../producer/enqueue-options.ts";
 import { JOB_STATUSES } from "../../shared/types.ts";
 import { ApiError } from "../errors.ts";
 
@@ -52,7 +52,7 @@ export const jobFields = {
   queue: v.optional(v.pipe(name("queue"), v.description('Queue name. Default "default".'))),
   priority: v.optional(v.pipe(int("priority", -INT4_MAX, INT4_MAX), v.description("Higher runs first within a queue. Default 0."))),
   runAt: v.optional(v.pipe(timestamp("runAt"), v.description("Not before this time. Give runAt or delayMs, not both."))),
-  delayMs: v.optional(v.pipe(int("delayMs", 0, Number.MAX_SAFE_INTEGER), v.description("Not before this many ms from now (database time)."))),
+  delayMs: v.optional(v.pipe(span("delayMs"), v.description("Not before this many ms from now (database time); at most 100 years."))),
   maxAttempts: v.optional(v.pipe(int("maxAttempts", 1, 10_000), v.description("Attempts before the job fails for good. Default 10."))),
   timeoutMs: v.optional(v.pipe(int("timeoutMs", 1, INT4_MAX), v.description("Time one attempt may take."))),
 };

@@ -156,6 +156,7 @@ const jobEntries = {
   startedAt: nullableDateTime,
   finishedAt: nullableDateTime,
   batchId: v.pipe(v.nullable(v.string()), v.description("The batch the job belongs to (POST /batches), or null.")),
+  meta: v.pipe(v.nullable(v.record(v.string(), v.string())), v.description("String pairs stored with the job by the library's `meta` option (a trace context, a request id), or null.")),
 };
 
 export const jobSchema = v.object(jobEntries);

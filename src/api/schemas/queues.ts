@@ -1,7 +1,7 @@
 // The API's shapes for queues and workers: limits, summaries, prune, per-minute
 // figures, the workers' list and health.
 import * as v from "valibot";
-import { int, name } from "../../producer/enqueue-options.ts";
+import { int, name, span } from "../../producer/enqueue-options.ts";
 import { INT4_MAX, count, dateTime } from "./common.ts";
 
 /** A limit: a whole number from 1, or null for none. */
@@ -55,8 +55,8 @@ export const queueLimitsBodySchema = v.strictObject(
 /** POST /prune: how long finished jobs are kept. */
 export const pruneBodySchema = v.strictObject(
   {
-    completedMs: v.optional(v.pipe(int("completedMs", 0, Number.MAX_SAFE_INTEGER), v.description("Completed jobs that finished longer ago than this are deleted. Default one day."))),
-    failedMs: v.optional(v.pipe(int("failedMs", 0, Number.MAX_SAFE_INTEGER), v.description("Failed and cancelled jobs that finished longer ago than this are deleted. Default 14 days."))),
+    completedMs: v.optional(v.pipe(span("completedMs"), v.description("Completed jobs that finished longer ago than this are deleted. Default one day; at most 100 years."))),
+    failedMs: v.optional(v.pipe(span("failedMs"), v.description("Failed and cancelled jobs that finished longer ago than this are deleted. Default 14 days; at most 100 years."))),
   },
   "unknown field; the fields are completedMs and failedMs",
 );
