@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
 import type { FinishRow } from "../src/db/finish.ts";
-import { testDb, until } from "./support/db.ts";
+import { deadline, testDb, until } from "./support/db.ts";
 
 // finish() (sql/000005) through the database layer, as the worker's finish batcher calls it.
 const db = await testDb(import.meta.url);
@@ -138,6 +138,44 @@ describe("finish()", () => {
       expect(mine).toEqual([expect.objectContaining({ queues: ["f-notify"], t: expect.any(Number) })]);
     } finally {
       await listener.unlisten();
+    }
+  });
+});
+
+describe("a handler's error with text Postgres cannot store", () => {
+  it("ends the job failed with the text made visible, and the other ends of its batch land too", async () => {
+    const w = db.worker({
+      queues: ["unstorable"],
+      finishBatchMs: 50, // both ends in one batch
+      tasks: {
+        nul: async () => {
+          throw new Error("could not parse record: \u0000\u0001");
+        },
+        cut: async () => {
+          throw new Error("upstream said: 😀😀".slice(0, -1)); // a string cut in the middle of an emoji
+        },
+        good: async () => "ok",
+      },
+    });
+    await w.start();
+    try {
+      const [nul, cut, good] = await queue.enqueueMany([
+        { task: "nul", queue: "unstorable", maxAttempts: 1 },
+        { task: "cut", queue: "unstorable", maxAttempts: 1 },
+        { task: "good", queue: "unstorable" },
+      ]);
+      await Promise.all([
+        w.waitFor("job:failed", (e) => e.job.id === nul!.id, deadline(5000)),
+        w.waitFor("job:failed", (e) => e.job.id === cut!.id, deadline(5000)),
+        w.waitFor("job:completed", (e) => e.job.id === good!.id, deadline(5000)),
+      ]);
+      const [a, b, c] = await Promise.all([nul, cut, good].map((j) => queue.getJob(j!.id)));
+      expect([a!.status, b!.status, c!.status]).toEqual(["failed", "failed", "completed"]);
+      expect(a!.errors[0]!.message).toBe("could not parse record: \\0\u0001");
+      expect(b!.errors[0]!.message).toBe("upstream said: 😀\uFFFD");
+      expect(c!.result).toBe("ok");
+    } finally {
+      await w.stop();
     }
   });
 });

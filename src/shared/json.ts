@@ -43,6 +43,17 @@ const wellFormed: (text: string) => boolean =
     : (text) => !LONE_SURROGATE.test(text);
 
 /**
+ * The text with what Postgres cannot store made visible instead: a NUL as the
+ * two characters `\0`, half a surrogate pair as U+FFFD. For text pgpulse
+ * stores on a handler's behalf (a thrown error's message), where refusing is
+ * not an option.
+ */
+export function storableText(text: string): string {
+  if (!text.includes("\u0000") && wellFormed(text)) return text;
+  return text.replaceAll("\u0000", "\\0").replace(new RegExp(LONE_SURROGATE.source, "g"), "\uFFFD");
+}
+
+/**
  * True when check() would accept the value. No paths, no set of visited
  * objects: a cycle runs into the depth cap, and the slow pass then names it.
  */

@@ -46,6 +46,11 @@ interface Pending {
   done: (r: FinishResult) => void;
 }
 
+/** An error record that only says what it was: for an end whose own record Postgres refused. */
+function plainError(e: ErrorRecord): ErrorRecord {
+  return { attempt: e.attempt, name: "UnstorableError", message: "the attempt's error could not be stored as it was given", worker: e.worker };
+}
+
 /**
  * Collects attempt ends for a few milliseconds and writes them together: one
  * round trip for a batch, which is most of a queue's throughput. A failed
@@ -64,7 +69,8 @@ export class FinishBatcher {
     private workerId: string,
     private delayMs: number,
     private now: () => Date | null,
-    private onError: (error: unknown, retryInMs: number) => void,
+    /** A write failed: tried again in retryInMs, or (null) a value was refused and the rows are written apart. */
+    private onError: (error: unknown, retryInMs: number | null) => void,
     private maxBatch = 500,
     /** The batch window and the waits between tries. */
     private clock: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
@@ -107,13 +113,13 @@ export class FinishBatcher {
     if (this.#pending.length > 0) await this.flush();
   }
 
-  async #write(batch: Pending[]): Promise<void> {
+  async #write(batch: Pending[], plain = false): Promise<void> {
     const rows: FinishRow[] = batch.map(({ outcome: o }) => ({
       id: o.id,
       attempt: o.attempt,
       kind: o.kind,
-      result: o.kind === "completed" ? (o.result ?? null) : null,
-      error: "error" in o ? o.error : null,
+      result: o.kind === "completed" && !plain ? (o.result ?? null) : null,
+      error: "error" in o ? (plain ? plainError(o.error) : o.error) : null,
       delay_ms: o.kind === "retry" || o.kind === "snoozed" ? o.delayMs : null,
       started_ms: o.startedMs ?? null,
     }));
@@ -125,9 +131,22 @@ export class FinishBatcher {
         return;
       } catch (error) {
         // An ended pool can never take the write: leave it to the reaper at once.
-        if (this.#abandoned || (error as { code?: string }).code === "CONNECTION_ENDED") {
+        const code = (error as { code?: string }).code;
+        if (this.#abandoned || code === "CONNECTION_ENDED") {
           for (const p of batch) p.done({ applied: false, status: null });
           return;
+        }
+        // Postgres refused a value (a data exception): trying the same rows again would never land,
+        // and every end behind them would wait. The other rows are written without the one refused,
+        // and that one with its error as plain text and no result. Refused even so, it is left
+        // unwritten: the worker's next heartbeat finds the job held by no run here and gives it back.
+        if (typeof code === "string" && code.startsWith("22")) {
+          this.onError(error, null);
+          if (plain) return batch.forEach((p) => p.done({ applied: false, status: null }));
+          if (batch.length === 1) return this.#write(batch, true);
+          const half = Math.ceil(batch.length / 2);
+          await this.#write(batch.slice(0, half));
+          return this.#write(batch.slice(half));
         }
         const wait = Math.min(FINISH_RETRY_MAX_MS, 50 * 2 ** tries);
         this.onError(error, wait);

@@ -111,7 +111,9 @@ export function buildParts(w: PartsContext): Parts {
   });
   const db = createDb(sql, { schema: w.schema, prepare: !pooled, ...(opts.listenConnection ? { session: opts.listenConnection } : {}) });
   const finisher = new FinishBatcher(db, id, finishBatchMs, dbNow, (error, wait) =>
-    logger.warn(`writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`), undefined, clock);
+    logger.warn(wait === null
+      ? `the database refused a value of a finished job; writing the rows apart (the refused one with a plain error and no result): ${errorText(error)}`
+      : `writing finished jobs failed, retrying in ${wait} ms: ${errorText(error)}`), undefined, clock);
   const progress = new ProgressWriter(db, id, opts.progressIntervalMs ?? d.PROGRESS_INTERVAL_MS_DEFAULT, finishBatchMs, fail("writing progress"));
   const logs = new LogWriter(db, opts.logIntervalMs ?? d.LOG_INTERVAL_MS_DEFAULT, opts.logMaxLines ?? d.LOG_MAX_LINES_DEFAULT,
     opts.logMaxBytes ?? d.LOG_MAX_BYTES_DEFAULT, fail("writing job logs"));

@@ -17,7 +17,7 @@ describe("FinishBatcher", () => {
         return rows.map(() => "completed" as const);
       },
     };
-    const waits: number[] = [];
+    const waits: (number | null)[] = [];
     const finisher = new FinishBatcher(db, "w", 0, () => null, (_error, wait) => void waits.push(wait), 500, clock);
     const landed: [string, FinishResult][] = [];
     finisher.add({ kind: "completed", id: "1", attempt: 1, result: null }, (r) => void landed.push(["1", r]));
@@ -29,11 +29,63 @@ describe("FinishBatcher", () => {
     await clock.advance(10_000);
     await Promise.all([first, second]);
     expect(waits).toEqual([50, 100, 200, 400, 800, 1000, 1000, 1000, 1000]);
-    expect(Math.max(...waits)).toBe(FINISH_RETRY_MAX_MS);
+    expect(Math.max(...(waits as number[]))).toBe(FINISH_RETRY_MAX_MS);
     const start = writes[0]!.at;
     expect(writes.map((w) => w.at - start)).toEqual([0, 50, 150, 350, 750, 1550, 2550, 3550, 4550, 5550, 5550]);
     expect(writes.at(-2)!.ids).toEqual(["1"]);
     expect(writes.at(-1)!.ids).toEqual(["2"]);
     expect(landed).toEqual([["1", { applied: true, status: "completed" }], ["2", { applied: true, status: "completed" }]]);
+  });
+
+  it("writes the other ends of a batch when Postgres refuses a value in one, and that one with a plain error, never trying it as it was again", async () => {
+    const clock = new FakeClock();
+    const writes: string[][] = [];
+    const errorOf = (r: FinishRow) => r.error as { name: string; message: string } | null;
+    const refused = (r: FinishRow) => errorOf(r)?.message.includes("bad") === true;
+    const db = {
+      async jobFinishMany(rows: readonly FinishRow[]) {
+        writes.push(rows.map((r) => `${r.id}${errorOf(r)?.name === "UnstorableError" ? " plain" : ""}`));
+        if (rows.some(refused)) throw Object.assign(new Error("unsupported Unicode escape sequence"), { code: "22P05" });
+        return rows.map((r) => (r.kind === "completed" ? ("completed" as const) : ("failed" as const)));
+      },
+    };
+    const warned: (number | null)[] = [];
+    const finisher = new FinishBatcher(db, "w", 0, () => null, (_error, wait) => void warned.push(wait), 500, clock);
+    const landed = new Map<string, FinishResult>();
+    const error = (message: string) => ({ attempt: 1, name: "Error", message, worker: "w" });
+    for (const id of ["1", "2", "3", "4"]) {
+      const outcome = id === "3"
+        ? { kind: "failed" as const, id, attempt: 1, error: error("bad") }
+        : { kind: "completed" as const, id, attempt: 1, result: { id } };
+      finisher.add(outcome, (r) => void landed.set(id, r));
+    }
+    await finisher.flush();
+    // halves until the refused row stands alone, then that row written plain; no waits, no row tried as it was twice alone
+    expect(writes).toEqual([["1", "2", "3", "4"], ["1", "2"], ["3", "4"], ["3"], ["3 plain"], ["4"]]);
+    expect(warned).toEqual([null, null, null]);
+    expect([...landed.keys()].sort()).toEqual(["1", "2", "3", "4"]);
+    expect(landed.get("3")).toEqual({ applied: true, status: "failed" });
+  });
+
+  it("gives up a row refused even written plain (the heartbeat gives its job back), and still writes the rest", async () => {
+    const clock = new FakeClock();
+    const writes: string[][] = [];
+    const db = {
+      async jobFinishMany(rows: readonly FinishRow[]) {
+        writes.push(rows.map((r) => r.id));
+        if (rows.some((r) => r.id === "2")) throw Object.assign(new Error("value out of range"), { code: "22003" });
+        return rows.map(() => "completed" as const);
+      },
+    };
+    const finisher = new FinishBatcher(db, "w", 0, () => null, () => {}, 500, clock);
+    const landed = new Map<string, FinishResult>();
+    for (const id of ["1", "2", "3"]) finisher.add({ kind: "completed", id, attempt: 1, result: null }, (r) => void landed.set(id, r));
+    await finisher.flush();
+    expect(writes).toEqual([["1", "2", "3"], ["1", "2"], ["1"], ["2"], ["2"], ["3"]]);
+    expect(Object.fromEntries(landed)).toEqual({
+      "1": { applied: true, status: "completed" },
+      "2": { applied: false, status: null },
+      "3": { applied: true, status: "completed" },
+    });
   });
 });
