@@ -91,6 +91,23 @@ describe("heartbeats and the reaper", () => {
     expect((await queue.getJob(ghost.jobId))!.status).toBe("queued");
   });
 
+  it("a reaper never declares its own worker dead, even when its row looks stale; another worker's does", async () => {
+    const w = db.worker({ queues: ["self-reap"], reaperIntervalMs: 60_000, heartbeatIntervalMs: 60_000, staleAfterMs: 120_000, tasks: { r: async () => 1 } });
+    const other = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
+    await w.start();
+    await other.start();
+    try {
+      // its row as a stalled event loop or a skewed clock would leave it: its last beat long ago
+      await sql.unsafe(`update ${s}.workers set heartbeat_at = now() - interval '1 hour' where id = $1`, [w.id]);
+      expect((await w.reap()).workers).toEqual([]);
+      expect(await sql.unsafe(`select 1 from ${s}.workers where id = $1`, [w.id])).toHaveLength(1);
+      expect((await other.reap()).workers).toEqual([w.id]);
+    } finally {
+      await other.stop();
+      await w.stop();
+    }
+  });
+
   it("only one reaper works at a time", async () => {
     const w = db.worker({ queues: ["none"], reaperIntervalMs: 60_000, tasks: { r: async () => 1 } });
     await w.start();

@@ -46,6 +46,7 @@ export function reaperSql(q: string) {
       dead as (
         delete from ${q}.workers w using t
         where w.heartbeat_at < t.now - $1::bigint * interval '1 millisecond'
+          and w.id is distinct from $4::text -- the worker reaping is alive: its lease covers its own doubt
         returning w.id
       ),
       lost as (
@@ -84,11 +85,12 @@ export interface ReapResult {
 export function reaperOps(c: DbContext, t: ReturnType<typeof reaperSql>) {
   return {
     /** One reaper pass, unless another worker's is under way. */
-    workerReap(p: { staleAfterMs: number; now: Date | null }): Promise<ReapResult> {
+    /** `self`: the reaping worker, never declared dead by its own pass. */
+    workerReap(p: { staleAfterMs: number; now: Date | null; self?: string | null }): Promise<ReapResult> {
       return inTx(c, async (tx) => {
         const [lock] = await run(tx, t.lock, [`pgpulse:reaper:${c.schema}`]);
         if (!lock!.locked) return { ran: false, workers: [], jobs: [] };
-        const [row] = await run(tx, t.reap, [p.staleAfterMs, p.now, c.schema]);
+        const [row] = await run(tx, t.reap, [p.staleAfterMs, p.now, c.schema, p.self ?? null]);
         return { ran: true, workers: row!.workers as string[], jobs: row!.jobs as ReapResult["jobs"] };
       });
     },

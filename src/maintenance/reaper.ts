@@ -32,7 +32,7 @@ export class Reaper extends PeriodicService<ReapResult> {
 
   async runOnce(): Promise<ReapResult> {
     const { o } = this;
-    const result = await o.db.workerReap({ staleAfterMs: o.staleAfterMs, now: o.dbNow() });
+    const result = await o.db.workerReap({ staleAfterMs: o.staleAfterMs, now: o.dbNow(), self: o.workerId });
     if (result.workers.length > 0 || result.jobs.length > 0) {
       o.logger.info(`reaper: ${result.workers.length} dead worker(s), ${result.jobs.length} job(s) taken back`, {
         workers: result.workers,

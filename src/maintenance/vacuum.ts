@@ -29,7 +29,7 @@ export class Vacuum extends PeriodicService<boolean> {
   /** One pass: whether it vacuumed. */
   async runOnce(): Promise<boolean> {
     const { o } = this;
-    const state = await o.db.jobsVacuumState(o.intervalMs / 2);
+    const state = await o.db.jobsVacuumState(Math.floor(o.intervalMs / 2));
     if (!state || !state.autovacuumOff || state.recent || state.deadRows < VACUUM_DEAD_ROWS) return false;
     await o.db.jobsVacuum();
     o.events.emit("jobs:vacuumed", { workerId: o.workerId });

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
 import { checkPoolOptions, type Connection, type Pooler } from "../db/connection.ts";
-import { parseOrThrow } from "../producer/enqueue-options.ts";
+import { parseOrThrow, span } from "../producer/enqueue-options.ts";
 import type { Logger, LogLevel } from "../shared/logger.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
 import type { ScheduleSpec } from "../producer/schedules.ts";
@@ -175,7 +175,7 @@ const workerOptionsSchema = v.pipe(
     logMaxLines: v.optional(v.pipe(v.number(), v.integer("logMaxLines must be an integer"), v.minValue(0), v.maxValue(1_000_000))),
     logMaxBytes: v.optional(v.pipe(v.number(), v.integer("logMaxBytes must be an integer"), v.minValue(0), v.maxValue(100_000_000))),
     backoff: v.optional(v.strictObject({ baseMs: ms("backoff.baseMs", 0), maxMs: ms("backoff.maxMs", 0) })),
-    timeoutMs: ms("timeoutMs", 1),
+    timeoutMs: v.optional(v.pipe(v.number("timeoutMs must be a number"), v.integer("timeoutMs must be an integer"), v.minValue(1), v.maxValue(2_147_483_647, "timeoutMs must be at most 2147483647 (about 24.8 days), as a job's is"))),
     logger: v.optional(
       v.union([
         v.picklist(["debug", "info", "warn", "error", "silent"]),
@@ -187,7 +187,7 @@ const workerOptionsSchema = v.pipe(
     schedules: v.optional(v.array(v.custom<ScheduleSpec>((x) => typeof x === "object" && x !== null, "each schedule must be an object"))),
     scheduleIntervalMs: ms("scheduleIntervalMs", 10),
     retention: v.optional(
-      v.union([v.literal(false), v.strictObject({ completedMs: ms("retention.completedMs", 0), failedMs: ms("retention.failedMs", 0) })]),
+      v.union([v.literal(false), v.strictObject({ completedMs: v.optional(span("retention.completedMs")), failedMs: v.optional(span("retention.failedMs")) })]),
     ),
     pruneIntervalMs: ms("pruneIntervalMs", 10),
     stats: v.optional(v.boolean("stats must be true or false")),
@@ -195,8 +195,10 @@ const workerOptionsSchema = v.pipe(
     clock: v.optional(v.custom<() => Date>((x) => typeof x === "function", "clock must be a function returning a Date")),
   }),
   v.check(
-    (o) => (o.staleAfterMs ?? STALE_AFTER_MS_DEFAULT) > (o.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT),
-    "staleAfterMs must be longer than heartbeatIntervalMs, or live workers would be reaped",
+    // (each beat comes an interval after the last one ended, and may take up to half an interval:
+    // beats are further apart than the interval, and a margin just over it reaped live workers)
+    (o) => (o.staleAfterMs ?? STALE_AFTER_MS_DEFAULT) >= 2 * (o.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT),
+    "staleAfterMs must be at least twice heartbeatIntervalMs, or live workers would be reaped between their beats",
   ),
   v.check(
     (o) => (o.pollIntervalMaxMs ?? Infinity) >= (o.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT),

@@ -20,16 +20,16 @@ function setup(over: Partial<ReaperOptions> = {}) {
 }
 
 describe("Reaper.runOnce", () => {
-  it("reaps with staleAfterMs and the database clock's stand-in", async () => {
+  it("reaps with staleAfterMs and the database clock's stand-in, never its own worker", async () => {
     const { db, reaper } = setup({ staleAfterMs: 12_345 });
     await reaper.runOnce();
-    expect(db.params("workerReap")).toEqual([{ staleAfterMs: 12_345, now: DB_NOW }]);
+    expect(db.params("workerReap")).toEqual([{ staleAfterMs: 12_345, now: DB_NOW, self: WORKER_ID }]);
   });
 
   it("passes now: null when the worker has no clock override", async () => {
     const { db, reaper } = setup({ dbNow: () => null });
     await reaper.runOnce();
-    expect(db.params("workerReap")).toEqual([{ staleAfterMs: 30_000, now: null }]);
+    expect(db.params("workerReap")).toEqual([{ staleAfterMs: 30_000, now: null, self: WORKER_ID }]);
   });
 
   it("emits reaper:reaped with what it took back, and returns it", async () => {

@@ -8,12 +8,12 @@ import { serviceLoopContract } from "./service-contract.ts";
 
 const NEEDED: VacuumState = { autovacuumOff: true, deadRows: VACUUM_DEAD_ROWS, recent: false };
 
-function setup(state: VacuumState | null) {
+function setup(state: VacuumState | null, intervalMs = 600_000) {
   const db = new FakeDb().on("jobsVacuumState", () => state);
   const rec = recordingEvents();
   const vacuum = new Vacuum({
     db, clock: new FakeClock(), workerId: WORKER_ID, dbNow: () => null, logger: recordingLogger(), events: rec.events,
-    onError: () => {}, intervalMs: 600_000,
+    onError: () => {}, intervalMs,
   });
   return { db, rec, vacuum };
 }
@@ -30,6 +30,12 @@ describe("Vacuum.runOnce", () => {
     const { db, vacuum } = setup(NEEDED);
     await vacuum.runOnce();
     expect(db.calls.jobsVacuumState).toEqual([[300_000]]);
+  });
+
+  it("asks in whole milliseconds when its interval is odd (the database takes a bigint)", async () => {
+    const { db, vacuum } = setup(NEEDED, 1001);
+    await vacuum.runOnce();
+    expect(db.calls.jobsVacuumState).toEqual([[500]]);
   });
 
   it.each([
