@@ -57,6 +57,86 @@ describe("pause and resume", () => {
   });
 });
 
+describe("a queue paused or limited while a worker holds jobs of it claimed ahead", () => {
+  /**
+   * A worker draining short jobs of `name` until it claims ahead of its slots; then its jobs
+   * take 20 ms. `onStart` is told how many of its handlers run, this one included.
+   */
+  async function claimingAhead(name: string, onStart: (running: number) => void = () => {}) {
+    let slow = false;
+    let running = 0;
+    const w = db.worker({
+      queues: [name],
+      concurrency: 2,
+      tasks: {
+        quick: async () => {
+          onStart(++running);
+          try {
+            if (slow) await new Promise((r) => setTimeout(r, 20));
+          } finally {
+            running--;
+          }
+        },
+      },
+    });
+    const warm = completions([w], 300);
+    await queue.enqueueMany(Array.from({ length: 5000 }, () => ({ task: "quick", queue: name })));
+    await w.start();
+    await warm;
+    slow = true;
+    // (jobs claimed ahead are running in the database, with no start yet)
+    await until(async () => (await aheadIn(name)) > 0);
+    return w;
+  }
+  const aheadIn = async (name: string) => {
+    const [r] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = $1 and status = 'running' and started_at is null`, [name]);
+    return r!.n as number;
+  };
+
+  it("pausing gives them back unstarted, attempts not counted", async () => {
+    const w = await claimingAhead("pz");
+    try {
+      await queue.pauseQueue("pz");
+      const [{ at }] = (await sql.unsafe(`select now() as at`)) as unknown as [{ at: Date }];
+      await until(async () => (await runningIn("pz")) === 0);
+      const [after] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = 'pz' and started_at > $1::timestamptz`, [at]);
+      // Only jobs started in the moments before the worker heard of the pause (it hears by notification);
+      // before, the worker ran its whole buffer (250 jobs here, over 2.6 s).
+      expect(after!.n).toBeLessThan(20);
+      const left = await sql.unsafe(`select status::text, attempts, count(*)::int as n from ${s}.jobs where queue = 'pz' and status <> 'completed' group by 1, 2`);
+      expect(left.map((r) => [r.status, r.attempts])).toEqual([["queued", 0]]);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it("a concurrency limit set applies to them: the worker gives them back, and from then on no more than the limit run", async () => {
+    let phase: "before" | "giving back" | "after" = "before";
+    let startedGivingBack = 0;
+    let startsAfter = 0;
+    let most = 0;
+    const w = await claimingAhead("later-lim", (running) => {
+      if (phase === "giving back") startedGivingBack++;
+      if (phase !== "after") return;
+      startsAfter++;
+      most = Math.max(most, running);
+    });
+    try {
+      await queue.configureQueue("later-lim", { concurrency: 1 });
+      phase = "giving back";
+      await until(async () => (await aheadIn("later-lim")) === 0);
+      phase = "after";
+      // Only jobs started in the moments before the worker heard of the limit; before, the
+      // worker ran its whole buffer (hundreds of jobs, 2 at a time) before the limit held.
+      expect(startedGivingBack).toBeLessThan(20);
+      await until(() => startsAfter >= 40, 20_000);
+      expect(most).toBe(1);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
 describe("global limits, enforced in the claim across workers", () => {
   it("never runs more than the queue's concurrency, however many workers claim", async () => {
     await queue.configureQueue("capped", { concurrency: 3 });

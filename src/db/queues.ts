@@ -1,4 +1,4 @@
-import { notifyEnqueued } from "./channels.ts";
+import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
 import { type DbContext, run } from "./context.ts";
 
 /** A queue's settings row. */
@@ -13,13 +13,19 @@ export interface QueueRow {
 
 export function queuesSql(q: string) {
   // A change can let more jobs start: announce the queue so waiting workers claim.
+  // One that pauses or limits the queue tells workers too, so that the jobs they
+  // claimed ahead of it before the change go back rather than start.
   const announce = (upsert: string, schemaParam: string) => `
       with x as (${upsert} returning *),
       n as (
         select ${notifyEnqueued(schemaParam, "json_build_array(x.name)")}
         from x where not x.paused
+      ),
+      held as (
+        select pg_notify('${CONTROL_CHANNEL}', json_build_object('schema', ${schemaParam}, 'type', 'queue', 'queue', x.name)::text)
+        from x where x.paused or x.concurrency is not null or x.group_concurrency is not null or x.rate_max is not null
       )
-      select x.*, (select count(*) from n) as notified from x`;
+      select x.*, (select count(*) from n) as notified, (select count(*) from held) as held from x`;
   return {
     // Only the limits given change; the others keep their value.
     configure: announce(`

@@ -17,7 +17,7 @@ export interface ClaimerOptions {
   queues: readonly string[];
   tasks: readonly string[];
   concurrency: number;
-  runner: Pick<JobRunner, "size" | "waiting" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan">;
+  runner: Pick<JobRunner, "size" | "waiting" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan" | "releaseWaitingOf">;
   /** The sweep: how often to claim when no notification came. */
   pollIntervalMs: number;
   /**
@@ -62,6 +62,9 @@ export class Claimer implements Service {
   #sweep: Periodic;
   /** Sweeps in a row that found nothing to do. */
   #idleSweeps = 0;
+  /** Counts restrict() calls; each queue restricted remembers the count it was restricted at. */
+  #changes = 0;
+  #restricted = new Map<string, number>();
 
   constructor(private o: ClaimerOptions) {
     this.#sweep = new Periodic(() => this.runOnce(), () => this.sweepIntervalMs, o.clock, (e) => o.onError("a background task", e));
@@ -119,6 +122,18 @@ export class Claimer implements Service {
     return got;
   }
 
+  /**
+   * A queue was paused or limited: the jobs of it claimed ahead and not started go
+   * back, and so do those a claim out now brings (it may have read the queue before
+   * the change); then claim again, under the queue's new settings.
+   */
+  restrict(queue: string): void {
+    this.#restricted.set(queue, ++this.#changes);
+    const n = this.o.runner.releaseWaitingOf(queue);
+    if (n > 0) this.o.logger.debug(`gave back ${n} job(s) of queue ${queue}, paused or limited since they were claimed`);
+    void this.request("queue changed");
+  }
+
   /** Asks for a claim; resolves with how many jobs the claim it joined took. */
   request(reason: string): Promise<number> {
     const { o } = this;
@@ -157,6 +172,7 @@ export class Claimer implements Service {
     }
     let jobs: ClaimedJob[];
     let unstarted: Map<string, number>;
+    const changes = this.#changes;
     try {
       const slots = Math.max(0, o.concurrency - runner.size - runner.waiting.size);
       const claimed = await o.db.jobClaim({
@@ -183,6 +199,12 @@ export class Claimer implements Service {
     }
     this.#more = jobs.length === free;
     if (jobs.length > 0) this.#idleSweeps = 0;
+    if (this.#changes !== changes) {
+      // A queue was paused or limited while this claim was out: its jobs go back unstarted.
+      const changed = (job: ClaimedJob) => (this.#restricted.get(job.queue) ?? 0) > changes;
+      runner.giveBack(jobs.filter(changed));
+      jobs = jobs.filter((job) => !changed(job));
+    }
     o.events.emit("worker:claimed", { workerId: o.workerId, jobs, requested: free, reason });
     runner.accept(jobs, unstarted);
     return jobs.length;

@@ -8,7 +8,9 @@ export type ControlMessage =
   | { schema: string; type: "cancel"; job: string; worker: string | null }
   | { schema: string; type: "ping"; worker: string; n: number }
   /** A worker joined or left: read the roster again. */
-  | { schema: string; type: "roster" };
+  | { schema: string; type: "roster" }
+  /** A queue was paused or limited: jobs of it claimed ahead, not started, go back. */
+  | { schema: string; type: "queue"; queue: string };
 
 export interface ListenerOptions {
   db: Pick<Db, "schema" | "dedicated" | "notifyControl">;

@@ -198,6 +198,7 @@ export function buildParts(w: PartsContext): Parts {
     },
     onControl(message) {
       if (message.type === "cancel") runner.cancel(message.job);
+      else if (message.type === "queue" && typeof message.queue === "string") claimer.restrict(message.queue);
       // With claims closed (starting, re-registering its lease, stopping) the worker skips the
       // read: a stopping one draws for nobody, and its pool may end under the read; the others
       // read the roster at their next heartbeat.

@@ -147,6 +147,18 @@ export class JobRunner {
     return n;
   }
 
+  /** Gives back the jobs of a queue waiting for a slot (it was paused or limited); returns how many. */
+  releaseWaitingOf(queue: string): number {
+    let n = 0;
+    for (const [id, w] of this.waiting) {
+      if (w.job.queue !== queue) continue;
+      this.waiting.delete(id);
+      this.#endUnstarted(w.job, { kind: "released", id, attempt: w.job.attempt });
+      n++;
+    }
+    return n;
+  }
+
   /** Gives back every job waiting for a slot. */
   releaseWaiting(): void {
     this.releaseWaitingOlderThan(-Infinity);

@@ -4,7 +4,7 @@ import type { ClaimedJob } from "../../src/shared/types.ts";
 import { Claimer, type ClaimerOptions, WAITING_MAX_MS } from "../../src/worker/claimer.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { FakeDb } from "../support/fake-db.ts";
-import { jobs, recordingEvents, recordingLogger, WORKER_ID } from "./helpers.ts";
+import { job, jobs, recordingEvents, recordingLogger, WORKER_ID } from "./helpers.ts";
 
 const DB_NOW = new Date("2024-03-01T10:00:00.000Z");
 const POLL_MS = 2000;
@@ -30,6 +30,13 @@ function fakeRunner(concurrency: number) {
     releaseWaitingOlderThan(ms: number) {
       runner.releasedOlderThan.push(ms);
       return 0;
+    },
+    releasedOf: [] as string[][],
+    releaseWaitingOf(queue: string) {
+      const ids = [...runner.waiting].filter(([, w]) => w.job.queue === queue).map(([id]) => id);
+      for (const id of ids) runner.waiting.delete(id);
+      runner.releasedOf.push(ids);
+      return ids.length;
     },
   };
   return runner;
@@ -372,3 +379,34 @@ describe("Claimer: the sweep backs off while idle (a worker without LISTEN)", ()
     expect(claimer.sweepIntervalMs).toBe(POLL_MS);
   });
 });
+
+describe("Claimer: a queue paused or limited", () => {
+  it("gives back that queue's jobs claimed ahead (not the others'), then claims again", async () => {
+    const { db, runner, claimer } = setup({ concurrency: 2 });
+    runner.size = 2;
+    runner.waiting.set("a1", { job: job("a1", { queue: "a" }), since: 0 });
+    runner.waiting.set("b1", { job: job("b1", { queue: "b" }), since: 0 });
+    runner.waiting.set("a2", { job: job("a2", { queue: "a" }), since: 0 });
+    claimer.restrict("a");
+    expect(runner.releasedOf).toEqual([["a1", "a2"]]);
+    expect([...runner.waiting.keys()]).toEqual(["b1"]);
+    await claimer.settled();
+    // (the slots are full and b1 waits: the claim it asked for found nothing free, and keeps a backlog)
+    expect(claimer.backlog).toBe(true);
+    expect(db.count("jobClaim")).toBe(0);
+  });
+
+  it("gives back that queue's jobs from a claim that was out when it changed, and takes in the rest", async () => {
+    const { db, clock, runner, claimer } = setup({ concurrency: 4 });
+    const hung = db.hang("jobClaim");
+    void claimer.request("notify");
+    claimer.restrict("a"); // joins the claim out as one more after it
+    hung.resolve(claimed([job("1", { queue: "a" }), job("2", { queue: "b" }), job("3", { queue: "a" })]));
+    await clock.flush();
+    expect(runner.givenBack.map((list) => list.map((j) => j.id))).toEqual([["1", "3"]]);
+    expect(runner.accepted.map((a) => a.jobs.map((j) => j.id))).toEqual([["2"], []]);
+    // the claim after it, sent after the change, keeps what it gets
+    expect(db.count("jobClaim")).toBe(2);
+  });
+});
+
