@@ -137,6 +137,34 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
   });
 });
 
+describe("a rate limit's next start wakes the worker", () => {
+  it("after a claim that took the window's last starts, not only after one that found it full", async () => {
+    await queue.configureQueue("rl-wake", { rateLimit: { max: 2, intervalMs: 300 } });
+    // The sweep is an hour away and nothing more is enqueued: only the limit's wake-ups start the later jobs.
+    const w = db.worker({ queues: ["rl-wake"], concurrency: 8, pollIntervalMs: 3_600_000, tasks: { work: async () => null } });
+    const claims: { got: number; at: number }[] = [];
+    w.on("worker:claimed", (e) => void (e.jobs.length > 0 && claims.push({ got: e.jobs.length, at: Date.now() })));
+    const all = completions([w], 6);
+    await queue.enqueueMany(Array.from({ length: 6 }, () => ({ task: "work", queue: "rl-wake" })));
+    await w.start();
+    try {
+      await all; // (before, the later four waited for the sweep: an hour)
+      expect(claims.map((c) => c.got)).toEqual([2, 2, 2]);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it("runAvailable waits for the limit's next start before its deadline, rather than end with jobs left", async () => {
+    await queue.configureQueue("ra-rated", { rateLimit: { max: 2, intervalMs: 200 } });
+    await queue.enqueueMany(Array.from({ length: 6 }, () => ({ task: "t", queue: "ra-rated" })));
+    const w = db.worker({ queues: ["ra-rated"], concurrency: 4, tasks: { t: async () => null } });
+    const summary = await w.runAvailable({ deadlineMs: 30_000 });
+    expect(summary).toMatchObject({ claimed: 6, completed: 6 });
+    expect(await runningIn("ra-rated")).toBe(0);
+  });
+});
+
 describe("global limits, enforced in the claim across workers", () => {
   it("never runs more than the queue's concurrency, however many workers claim", async () => {
     await queue.configureQueue("capped", { concurrency: 3 });

@@ -65,6 +65,8 @@ export class Claimer implements Service {
   /** Counts restrict() calls; each queue restricted remembers the count it was restricted at. */
   #changes = 0;
   #restricted = new Map<string, number>();
+  /** When a rate limit allows the next start, as the last claim said. */
+  #rateWakeAt: number | null = null;
 
   constructor(private o: ClaimerOptions) {
     this.#sweep = new Periodic(() => this.runOnce(), () => this.sweepIntervalMs, o.clock, (e) => o.onError("a background task", e));
@@ -93,6 +95,11 @@ export class Claimer implements Service {
   /** There may be more jobs than slots: claim again as slots free up. */
   get backlog(): boolean {
     return this.#more;
+  }
+
+  /** Milliseconds until the next start a rate limit allows, as the last claim said (null: it said none). */
+  get rateWakeInMs(): number | null {
+    return this.#rateWakeAt === null ? null : Math.max(0, this.#rateWakeAt - this.o.clock.now());
   }
 
   /** A notification came while the slots were full. */
@@ -180,6 +187,7 @@ export class Claimer implements Service {
       });
       jobs = claimed.jobs;
       unstarted = claimed.unstarted;
+      this.#rateWakeAt = claimed.wakeMs === null ? null : o.clock.now() + claimed.wakeMs;
       if (claimed.wakeMs !== null) this.wakeIn(claimed.wakeMs);
     } catch (error) {
       // Undone, nothing claimed: the next heartbeat finds the lease gone and re-registers.

@@ -168,9 +168,17 @@ export function createWorker(options: d.WorkerOptions): Worker {
       claimed += got;
       if (claimed >= maxJobs) break;
       if (got === 0 && runner.size === 0) {
-        if (!lease.inDoubt) break;
-        // Claims are closed until a heartbeat lands again: wait for that, not for a slot.
-        await waitFor(() => !lease.inDoubt, deadline - Date.now());
+        if (lease.inDoubt) {
+          // Claims are closed until a heartbeat lands again: wait for that, not for a slot.
+          await waitFor(() => !lease.inDoubt, deadline - Date.now());
+          continue;
+        }
+        // Jobs are runnable but a rate limit holds them back: wait for its next start if it
+        // comes before the deadline, rather than end with them left. (A retry's backoff is
+        // not waited for: runAvailable runs what is runnable now.)
+        const wake = claimer.rateWakeInMs;
+        if (wake === null || Date.now() + wake >= deadline) break;
+        await waitFor(() => false, wake);
         continue;
       }
       // No await between this check and the waiter's registration: a job that

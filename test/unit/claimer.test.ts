@@ -410,3 +410,18 @@ describe("Claimer: a queue paused or limited", () => {
   });
 });
 
+describe("Claimer: the rate limit's next start", () => {
+  it("rateWakeInMs follows the last claim's wakeMs on the clock, and clears with a claim that says none", async () => {
+    const { db, clock, claimer } = setup();
+    expect(claimer.rateWakeInMs).toBeNull();
+    db.answer("jobClaim", claimed([], { wakeMs: 300 }), claimed(jobs(1)));
+    await claimer.request("notify");
+    expect(claimer.rateWakeInMs).toBe(300);
+    await clock.advance(100);
+    expect(claimer.rateWakeInMs).toBe(200);
+    await clock.advance(200); // the wake-up claims: its answer says nothing of a limit
+    expect(db.count("jobClaim")).toBe(2);
+    expect(claimer.rateWakeInMs).toBeNull();
+  });
+});
+
