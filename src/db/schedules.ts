@@ -15,7 +15,9 @@ export function schedulesSql(q: string) {
     get: `select * from ${q}.schedules where name = $1`,
     list: `select * from ${q}.schedules order by name`,
     remove: `delete from ${q}.schedules where name = $1 returning name`,
-    due: `select * from ${q}.schedules where next_tick <= coalesce($1::timestamptz, now()) order by next_tick`,
+    // (each row carries the time it was due by, so that ticks are counted on the clock that found them due)
+    due: `select s.*, t.at as due_at from (select coalesce($1::timestamptz, now()) as at) t
+          join ${q}.schedules s on s.next_tick <= t.at order by s.next_tick`,
     // Compare-and-set on the next_tick this worker read: one worker takes each tick.
     advance: `
       update ${q}.schedules set last_tick = $3::timestamptz, next_tick = $4::timestamptz, updated_at = now()
@@ -77,8 +79,10 @@ export function schedulesOps(c: DbContext, t: ReturnType<typeof schedulesSql>) {
     async scheduleRemove(name: string): Promise<boolean> {
       return (await run(c, t.remove, [name])).length > 0;
     },
-    async scheduleDue(now: Date | null): Promise<ScheduleRow[]> {
-      return (await run(c, t.due, [now])) as unknown as ScheduleRow[];
+    /** The schedules whose next tick has come by `now` (null: the database's clock), and that time. */
+    async scheduleDue(now: Date | null): Promise<{ at: Date | null; schedules: ScheduleRow[] }> {
+      const rows = (await run(c, t.due, [now])) as unknown as (ScheduleRow & { due_at: Date })[];
+      return { at: rows[0]?.due_at ?? now, schedules: rows.map(({ due_at: _, ...row }) => row) };
     },
     /**
      * Moves a schedule past its due ticks and enqueues their jobs, in one

@@ -1,5 +1,6 @@
 import type { Db } from "../db/db.ts";
-import { nextTick, scheduledJobSpec, scheduleFromRow } from "../producer/schedules.ts";
+import { Cron } from "croner";
+import { scheduledJobSpec, scheduleFromRow, type Schedule } from "../producer/schedules.ts";
 import { PeriodicService } from "../shared/service.ts";
 import type { MaintenanceDeps } from "./deps.ts";
 
@@ -7,9 +8,6 @@ export interface SchedulerOptions extends MaintenanceDeps {
   db: Pick<Db, "scheduleDue" | "scheduleTake">;
   intervalMs: number;
 }
-
-/** Ticks missed while nobody looked are counted up to this many (only the last catchUp run). */
-const TICKS_COUNTED_MAX = 100_000;
 
 /**
  * Enqueues the jobs of every schedule whose next tick has come. Each worker
@@ -26,20 +24,16 @@ export class Scheduler extends PeriodicService<{ name: string; ticks: Date[] }[]
   async runOnce(): Promise<{ name: string; ticks: Date[] }[]> {
     const { o } = this;
     const now = o.dbNow();
-    const at = now ?? new Date(o.clock.now());
     const done: { name: string; ticks: Date[] }[] = [];
-    for (const row of await o.db.scheduleDue(now)) {
+    // Ticks are counted up to the time the database found them due by: a worker whose own
+    // clock is off neither skips ticks nor enqueues ones that have not come.
+    const due = await o.db.scheduleDue(now);
+    for (const row of due.schedules) {
       const s = scheduleFromRow(row);
-      const ticks: Date[] = [s.nextTick!];
-      let next = nextTick(s.cron, s.timezone, s.nextTick!);
-      while (next && next <= at && ticks.length < TICKS_COUNTED_MAX) {
-        ticks.push(next);
-        next = nextTick(s.cron, s.timezone, next);
-      }
-      const run = ticks.slice(-s.catchUp);
+      const { run, next } = dueTicks(s, s.nextTick!, due.at ?? new Date(o.clock.now()));
       const specs = run.map((tick) => scheduledJobSpec(s, `schedule:${s.name}:${tick.toISOString()}`, tick));
       const took = await o.db.scheduleTake({
-        name: s.name, expected: s.nextTick!, lastTick: ticks[ticks.length - 1]!, nextTick: next, specs: JSON.stringify(specs), now,
+        name: s.name, expected: s.nextTick!, lastTick: run[run.length - 1]!, nextTick: next, specs: JSON.stringify(specs), now,
       });
       if (!took) continue;
       done.push({ name: s.name, ticks: run });
@@ -48,4 +42,17 @@ export class Scheduler extends PeriodicService<{ name: string; ticks: Date[] }[]
     }
     return done;
   }
+}
+
+/**
+ * The ticks to run for a schedule due since `expected`, up to `at`: the latest
+ * catchUp of them, oldest first (found from `at` backwards, so a schedule down
+ * for days costs no more than one down for a minute), and the tick after `at`.
+ */
+export function dueTicks(s: Pick<Schedule, "cron" | "timezone" | "catchUp">, expected: Date, at: Date): { run: Date[]; next: Date | null } {
+  const cron = new Cron(s.cron, { paused: true, ...(s.timezone ? { timezone: s.timezone } : {}) });
+  const latest = cron.previousRuns(s.catchUp, new Date(at.getTime() + 1)).filter((tick) => tick >= expected).reverse();
+  // (expected is due by the database's word: it runs even if the pattern, read back, skips it)
+  const run = latest.length > 0 ? latest : [expected];
+  return { run, next: cron.nextRun(new Date(Math.max(at.getTime(), run[run.length - 1]!.getTime()))) };
 }

@@ -71,7 +71,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     jobPruneBatch: () => 0,
     jobsVacuumState: () => ({ autovacuumOff: false, deadRows: 0, recent: false }),
     jobsVacuum: () => undefined,
-    scheduleDue: () => [],
+    scheduleDue: (now) => ({ at: now, schedules: [] }),
     scheduleTake: () => true,
     jobFinishMany: (rows) => rows.map(() => null),
     jobProgressMany: () => undefined,

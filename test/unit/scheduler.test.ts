@@ -23,8 +23,9 @@ function row(over: Partial<ScheduleRow> = {}): ScheduleRow {
   };
 }
 
-function setup(rows: ScheduleRow[], dbNow: Date | null) {
-  const db = new FakeDb().on("scheduleDue", () => rows);
+/** `dbNow`: the worker's clock override (null: none); `dbAt`: the time the database finds the rows due by. */
+function setup(rows: ScheduleRow[], dbNow: Date | null, dbAt: Date | null = dbNow) {
+  const db = new FakeDb().on("scheduleDue", () => ({ at: dbAt, schedules: rows }));
   const clock = new FakeClock();
   const rec = recordingEvents();
   const scheduler = new Scheduler({
@@ -111,12 +112,23 @@ describe("Scheduler.runOnce", () => {
     expect(rec.of("schedule:enqueued").map((e) => e.name)).toEqual(["b"]);
   });
 
-  it("without a clock override, counts ticks up to the clock's now and passes now: null", async () => {
-    const { db, clock, scheduler } = setup([row()], null);
-    clock.set(Date.parse("2024-03-01T10:02:30.000Z"));
+  it("without a clock override, passes now: null and counts ticks up to the database's time, not the worker's clock", async () => {
+    const { db, clock, scheduler } = setup([row()], null, at("2024-03-01T10:02:30.000Z"));
+    clock.set(Date.parse("2024-03-01T10:12:30.000Z")); // the worker's clock is 10 minutes fast
     await scheduler.runOnce();
     expect(db.calls.scheduleDue).toEqual([[null]]);
-    expect(db.params("scheduleTake")[0]).toMatchObject({ lastTick: at("2024-03-01T10:02:00.000Z"), now: null });
+    expect(db.params("scheduleTake")[0]).toMatchObject({
+      lastTick: at("2024-03-01T10:02:00.000Z"), nextTick: at("2024-03-01T10:03:00.000Z"), now: null,
+    });
+  });
+
+  it("after days down, runs the latest catchUp ticks, found without counting every tick missed", async () => {
+    const perSecond = row({ cron: "* * * * * *", catch_up: 2, next_tick: at("2024-03-01T00:00:00.000Z") });
+    const { db, scheduler } = setup([perSecond], at("2024-03-04T00:00:00.500Z")); // 259,200 ticks later
+    // (counting every tick stopped at 100,000 of them, so it ran the wrong ticks, and took seconds a pass)
+    await scheduler.runOnce();
+    expect(specsOf(db).map((s) => s.run_at)).toEqual(["2024-03-03T23:59:59.000Z", "2024-03-04T00:00:00.000Z"]);
+    expect(db.params("scheduleTake")[0]).toMatchObject({ lastTick: at("2024-03-04T00:00:00.000Z"), nextTick: at("2024-03-04T00:00:01.000Z") });
   });
 
   it("does nothing when nothing is due", async () => {
@@ -131,7 +143,7 @@ describe("Scheduler loop", () => {
   serviceLoopContract({
     intervalMs: 1000,
     op: "scheduleDue",
-    idle: [],
+    idle: { at: null, schedules: [] },
     make: ({ db, clock, onError }) =>
       new Scheduler({
         db, clock, onError, workerId: WORKER_ID, dbNow: () => null, logger: recordingLogger(),
