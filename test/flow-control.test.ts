@@ -137,6 +137,31 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
   });
 });
 
+describe("earlier queues first, when the earlier one has a limit", () => {
+  it("its job is not starved by a later queue's backlog that the worker claims ahead of its slots", async () => {
+    await queue.configureQueue("hi-lim", { concurrency: 5 });
+    const w = db.worker({ queues: ["hi-lim", "lo-free"], concurrency: 2, tasks: { lo: async () => null, hi: async () => "hi" } });
+    let lo = 0;
+    w.on("job:completed", (e) => void (e.job.task === "lo" && lo++));
+    const warm = new Promise<void>((resolve) => w.on("job:completed", () => lo === 500 && resolve()));
+    await queue.enqueueMany(Array.from({ length: 20_000 }, () => ({ task: "lo", queue: "lo-free" })));
+    await w.start();
+    try {
+      await warm; // short jobs backed up: the worker claims ahead of its slots
+      const before = lo;
+      const hi = await queue.enqueue("hi", {}, { queue: "hi-lim" });
+      await w.waitFor("job:completed", (e) => e.job.id === hi.id, deadline(60_000));
+      // The jobs the worker held when it heard of it, and those of the claim then out (two buffers
+      // of at most 500 jobs, about 50 ms of work each; 750 to 1,020 in six runs); before, the
+      // whole backlog (19,500 jobs) ran first.
+      expect(lo - before).toBeLessThan(2000);
+      expect(await sql.unsafe(`select 1 from ${s}.jobs where queue = 'lo-free' and status = 'queued' limit 1`)).toHaveLength(1);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
 describe("a rate limit's next start wakes the worker", () => {
   it("after a claim that took the window's last starts, not only after one that found it full", async () => {
     await queue.configureQueue("rl-wake", { rateLimit: { max: 2, intervalMs: 300 } });

@@ -17,7 +17,9 @@ export interface ClaimerOptions {
   queues: readonly string[];
   tasks: readonly string[];
   concurrency: number;
-  runner: Pick<JobRunner, "size" | "waiting" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan" | "releaseWaitingOf">;
+  runner: Pick<JobRunner, "size" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan" | "releaseWaitingOf"> & {
+    readonly waiting: { readonly size: number };
+  };
   /** The sweep: how often to claim when no notification came. */
   pollIntervalMs: number;
   /**

@@ -21,7 +21,7 @@ export interface LeaseOptions {
   heartbeatIntervalMs: number;
   /** Others count this worker dead when its heartbeat is older than this. */
   staleAfterMs: number;
-  runner: Pick<JobRunner, "size" | "waiting" | "releaseAll" | "cancel" | "holds" | "releaseStray">;
+  runner: Pick<JobRunner, "size" | "releaseAll" | "cancel" | "holds" | "releaseStray"> & { readonly waiting: { readonly size: number } };
   claimer: Pick<Claimer, "claiming" | "settled" | "request">;
   clock: Clock;
   dbNow: () => Date | null;

@@ -80,7 +80,7 @@ export interface Parts {
  * wires the parts with these too.)
  */
 export function refillHooks(
-  runner: Pick<JobRunner, "size" | "waiting" | "prefetch">,
+  runner: Pick<JobRunner, "size" | "prefetch"> & { readonly waiting: { readonly size: number } },
   claimer: Pick<Claimer, "backlog" | "request" | "wakeIn">,
   finisher: Pick<FinishBatcher, "flush">,
 ) {
@@ -119,7 +119,7 @@ export function buildParts(w: PartsContext): Parts {
     opts.logMaxBytes ?? d.LOG_MAX_BYTES_DEFAULT, fail("writing job logs"));
   const queueStats = opts.stats === false ? undefined : new QueueStatsRecorder();
   const runner: JobRunner = new JobRunner({
-    workerId: id, concurrency, tasks, logger, events, stats, queueStats, finisher, progress, logs, clock,
+    workerId: id, concurrency, queues, tasks, logger, events, stats, queueStats, finisher, progress, logs, clock,
     parents: (jobId) => db.flowParents(jobId, 100_000),
     middleware: w.middleware,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),

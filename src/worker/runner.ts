@@ -14,6 +14,7 @@ import type { LogWriter } from "./logs.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 import { abort, type Active } from "./attempt.ts";
+import { WaitingJobs } from "./waiting.ts";
 import { jobContext } from "./job-context.ts";
 import type { QueueStatsRecorder } from "./queue-stats.ts";
 import { reportOutcome } from "./report.ts";
@@ -26,6 +27,8 @@ const PREFETCH_MAX = 500;
 export interface JobRunnerDeps {
   workerId: string;
   concurrency: number;
+  /** The worker's queues, earliest first: jobs waiting for a slot start in this order. @default one list, in claim order */
+  queues?: readonly string[];
   tasks: Map<string, ResolvedTask>;
   logger: Logger;
   events: Emitter<WorkerEvents>;
@@ -59,8 +62,8 @@ export interface JobRunnerDeps {
  */
 export class JobRunner {
   readonly active = new Map<string, Active>();
-  /** Claimed ahead, waiting for a slot, oldest first. */
-  readonly waiting = new Map<string, { job: ClaimedJob; since: number; clockOffset?: number }>();
+  /** Claimed ahead, waiting for a slot: started earlier queues first, then oldest first. */
+  readonly waiting: WaitingJobs;
   /** Jobs ended here whose outcome has not been written yet. */
   readonly finishing = new Set<string>();
   /** Moving average of how long a run takes, in ms; null before the first. */
@@ -70,6 +73,7 @@ export class JobRunner {
 
   constructor(private deps: JobRunnerDeps) {
     this.#clock = deps.clock ?? systemClock;
+    this.waiting = new WaitingJobs(deps.queues);
   }
 
   /** Jobs running now. */
@@ -127,8 +131,10 @@ export class JobRunner {
 
   #startWaiting(): void {
     if (this.closed) return;
-    for (const [id, { job, clockOffset }] of this.waiting) {
-      if (this.active.size >= this.deps.concurrency) return;
+    while (this.active.size < this.deps.concurrency) {
+      const next = this.waiting.next();
+      if (next === undefined) return;
+      const [id, { job, clockOffset }] = next;
       this.waiting.delete(id);
       this.run(job, clockOffset);
     }

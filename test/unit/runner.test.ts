@@ -96,6 +96,20 @@ afterEach(() => {
 });
 
 describe("JobRunner.accept", () => {
+  it("starts jobs waiting for a slot in the order of the worker's queues, then in claim order", async () => {
+    const { clock, runner, runOf, started } = setup({ concurrency: 1, deps: { queues: ["hi", "lo"] } });
+    runner.accept([job(1, { queue: "lo" }), job(2, { queue: "lo" }), job(3, { queue: "lo" })]);
+    // a job of the earlier queue, claimed behind the later queue's backlog
+    runner.accept([job(4, { queue: "hi" }), job(5, { queue: "lo" }), job(6, { queue: "hi" })]);
+    expect(started()).toEqual(["1"]);
+    for (const id of [1, 4, 6, 2, 3]) {
+      runOf(id).done.resolve(undefined);
+      await clock.flush();
+    }
+    expect(started()).toEqual(["1", "4", "6", "2", "3", "5"]);
+    expect(runner.waiting.size).toBe(0);
+  });
+
   it("starts up to concurrency and keeps the rest waiting, in claim order", async () => {
     const { clock, rec, runner, runOf, started } = setup({ concurrency: 2 });
     runner.accept(jobs(1, 2, 3, 4));

@@ -1,13 +1,21 @@
 -- pgpulse schema, version 12: a claim that fills a rate limit's window says
--- when the next start is allowed.
+-- when the next start is allowed; queues with limits are not starved by later
+-- queues' backlogs.
 --
 -- claim() (version 3) computes a wake-up only when the window was already full
 -- before it claimed. A claim that took the window's last starts returned none,
 -- so a worker with a backlog and no new enqueues waited for its next sweep (2 s
 -- by default) instead of the window: a queue limited to 2 starts per 300 ms ran
 -- 2 per sweep. (Steady enqueues hid it: their notifications woke the workers.)
--- claim_rows() is version 8's with that wake-up added, for queues with a rate
--- limit, after claim() returns.
+--
+-- A queue with limits was given only the worker's free slots. A worker draining
+-- a later queue's backlog of short jobs claims ahead of its slots, and its free
+-- slots fill from what it holds, so they were never free at a claim: an earlier
+-- queue with a concurrency limit waited until the later queue's backlog was gone
+-- (29,478 jobs ran before its one job, in a test). With no slot free, it now takes
+-- from the claim ahead, and the worker starts jobs of earlier queues first.
+--
+-- claim_rows() is version 8's with those two changes.
 
 create or replace function :PGPULSE_SCHEMA.claim_rows(
   queue_names jsonb, task_names jsonb, n integer, worker text, now_ timestamptz default null,
@@ -39,6 +47,7 @@ declare
   slice tid[];
   wake bigint;
   spent bigint;
+  limited integer;
   r record;
 begin
   -- The lease, checked without a lock, as claim() does: a reaped worker claims nothing.
@@ -86,13 +95,20 @@ begin
       continue;
     end if;
 
-    continue when n - ahead - got <= 0;
-    -- A queue with limits: claim() (version 3), one row per job and each with
-    -- wake_ms (a row with a null id when it claimed nothing). It does not
-    -- return meta: read it by id, rows this transaction just locked.
+    -- A queue with limits takes the free slots. With none free it takes from the
+    -- claim ahead: a worker claims ahead only while its runs are short, and it
+    -- starts such a job (started as claim() marks it, counted against the limit)
+    -- at its next free slot, before the jobs of later queues it holds. Given only
+    -- free slots, an earlier queue with limits starved behind a later queue's
+    -- backlog, which the worker kept claiming ahead of its slots.
+    limited := case when n - ahead - got > 0 then n - ahead - got else n - got end;
+    continue when limited <= 0;
+    -- claim() (version 3), one row per job and each with wake_ms (a row with a
+    -- null id when it claimed nothing). It does not return meta: read it by id,
+    -- rows this transaction just locked.
     for r in
       select c.*, m.meta as job_meta
-        from :PGPULSE_SCHEMA.claim(jsonb_build_array(qname), task_names, n - ahead - got, worker, t, 0) c
+        from :PGPULSE_SCHEMA.claim(jsonb_build_array(qname), task_names, limited, worker, t, 0) c
         left join :PGPULSE_SCHEMA.jobs m on m.id = c.id
     loop
       wake := least(wake, r.wake_ms);
