@@ -332,6 +332,34 @@ describe("dedupe modes", () => {
     expect((await queue.getJob(batch[0]!.id))!.payload).toEqual({ n: 5 });
   });
 
+  it("debounce: the queued job also takes the queue, group and meta given, and keeps those not given", async () => {
+    const first = await queue.enqueue("t", { n: 1 }, { key: "deb-opts", debounceMs: 60_000, queue: "deb-a", group: "tenant-a", meta: { trace: "1" } });
+    const second = await queue.enqueue("t", { n: 2 }, { key: "deb-opts", debounceMs: 60_000, queue: "deb-b", group: "tenant-b", meta: { trace: "2" } });
+    const [row] = await sql.unsafe(`select queue, group_key, meta, payload from ${s}.jobs where id = $1`, [first.id]);
+    expect({ same: second.id === first.id, ...row }).toEqual({ same: true, queue: "deb-b", group_key: "tenant-b", meta: { trace: "2" }, payload: { n: 2 } });
+    expect(second).toMatchObject({ queue: "deb-b", meta: { trace: "2" } });
+    await queue.enqueue("t", { n: 3 }, { key: "deb-opts", debounceMs: 60_000 });
+    const [kept] = await sql.unsafe(`select queue, group_key, meta, payload from ${s}.jobs where id = $1`, [first.id]);
+    expect(kept).toEqual({ queue: "deb-b", group_key: "tenant-b", meta: { trace: "2" }, payload: { n: 3 } });
+  });
+
+  it("keys within one call go in input order: a plain keyed spec before a throttled one with its key makes the job", async () => {
+    const [first, second, other] = await queue.enqueueMany([
+      { task: "t", payload: { n: 1 }, key: "mix-thr" },
+      { task: "t", payload: { n: 2 }, key: "mix-thr", throttleMs: 60_000 },
+      { task: "t", payload: { n: 3 }, key: "mix-other" },
+    ]);
+    expect([first!.deduplicated, second!.deduplicated, second!.id === first!.id, other!.deduplicated]).toEqual([false, true, true, false]);
+    expect((await queue.getJob(first!.id))!.payload).toEqual({ n: 1 });
+    // and a debounced spec after a plain one with its key: the debounce takes the job the plain spec made
+    const [plain, debounced] = await queue.enqueueMany([
+      { task: "t", payload: { n: 1 }, key: "mix-deb" },
+      { task: "t", payload: { n: 2 }, key: "mix-deb", debounceMs: 60_000 },
+    ]);
+    expect([plain!.deduplicated, debounced!.deduplicated, debounced!.id === plain!.id]).toEqual([false, true, true]);
+    expect((await queue.getJob(plain!.id))!.payload).toEqual({ n: 2 });
+  });
+
   it("refuses dedupe options that do not fit together", async () => {
     for (const bad of [{ throttleMs: 10 }, { key: "k", throttleMs: 10, debounceMs: 10 }, { key: "k", debounceMs: 10, delayMs: 5 }]) {
       await expect(queue.enqueue("t", {}, bad), JSON.stringify(bad)).rejects.toMatchObject({ code: "INVALID_INPUT" });

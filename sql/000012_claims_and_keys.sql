@@ -1,6 +1,7 @@
 -- pgpulse schema, version 12: a claim that fills a rate limit's window says
 -- when the next start is allowed; queues with limits are not starved by later
--- queues' backlogs.
+-- queues' backlogs; keys within one enqueue go in input order, and a debounce
+-- moves the job's queue, group and meta too.
 --
 -- claim() (version 3) computes a wake-up only when the window was already full
 -- before it claimed. A claim that took the window's last starts returned none,
@@ -149,5 +150,174 @@ begin
     return query select null::bigint, null::text, null::text, null::jsonb, null::integer, null::integer,
       null::integer, null::integer, null::text, null::bigint, null::bigint, null::bigint, null::jsonb, wake;
   end if;
+end;
+$$;
+
+-- enqueue_many(), version 10's with two changes:
+-- - Throttled and debounced specs went one by one before every other spec of
+--   the call, so [{key K, payload 1}, {key K, throttle}] stored payload 2 and
+--   answered the first spec as the one deduplicated. A spec whose key a
+--   throttled or debounced spec of the call names now goes one by one with
+--   them, in input order; specs with other keys, or none, still go together.
+-- - A debounce gave the queued job the new payload, run time, priority,
+--   attempts and timeout, not the queue, group or meta given; it now gives
+--   those too (each left as it was when the spec does not give it).
+create or replace function :PGPULSE_SCHEMA.enqueue_many(specs jsonb, now_ timestamptz default null)
+returns table (ord integer, inserted boolean, job :PGPULSE_SCHEMA.jobs)
+language plpgsql volatile
+-- (see the head of this file)
+set enable_seqscan = off
+as $$
+#variable_conflict use_column
+declare
+  t timestamptz := coalesce(now_, now());
+  seq regclass := pg_get_serial_sequence(':PGPULSE_SCHEMA.jobs', 'id')::regclass;
+  ids bigint[];
+  keys text[];
+  fresh boolean[];
+  plain integer[];
+  special integer[];
+  pending integer[];
+  retry integer[];
+  missed integer[];
+  got bigint[];
+  ready text[] := '{}';
+  nready integer := 0;
+  existing bigint;
+  spec jsonb;
+  tries integer;
+  i integer;
+begin
+  if jsonb_typeof(specs) is distinct from 'array' then
+    raise exception 'pgpulse: enqueue_many expects a JSON array' using errcode = '22023';
+  end if;
+
+  -- Ids are drawn up front so that each spec keeps its position through the insert.
+  -- A spec whose key a throttled or debounced spec of the call also names goes one
+  -- by one with them, in input order (version 12: before, all throttled and
+  -- debounced specs went first, so one could take the key from an earlier plain spec).
+  with s as (select v, o from jsonb_array_elements(specs) with ordinality as x(v, o)),
+  held as (select distinct v->>'key' as k from s where v ? 'throttle_ms' or v ? 'debounce_ms')
+  select array_agg(nextval(seq) order by s.o), array_agg(s.v->>'key' order by s.o),
+         array_agg(false order by s.o),
+         coalesce(array_agg(s.o::integer order by s.o) filter (where held.k is null), '{}'),
+         coalesce(array_agg(s.o::integer order by s.o) filter (where held.k is not null), '{}')
+    into ids, keys, fresh, plain, special
+    from s left join held on held.k = s.v->>'key';
+  if ids is null then
+    return;
+  end if;
+
+  -- Throttled and debounced specs (and the others with their keys) go one by one,
+  -- inserts included, so that a later spec in the batch sees what an earlier one
+  -- did to the same key.
+  foreach i in array special loop
+    spec := specs->(i - 1);
+    existing := null;
+    tries := 0;
+    loop
+      tries := tries + 1;
+      if spec ? 'throttle_ms' then
+        select j.id into existing from :PGPULSE_SCHEMA.jobs j
+         where j.key = keys[i] and j.created_at > t - (spec->>'throttle_ms')::bigint * interval '1 millisecond'
+         order by j.created_at desc limit 1;
+      elsif spec ? 'debounce_ms' then
+        -- (version 12: the queue, group and meta given move with the rest)
+        update :PGPULSE_SCHEMA.jobs j set
+            payload = coalesce(spec->'payload', '{}'::jsonb),
+            run_at = t + (spec->>'debounce_ms')::bigint * interval '1 millisecond',
+            priority = coalesce((spec->>'priority')::integer, j.priority),
+            max_attempts = greatest(j.attempts + 1, coalesce((spec->>'max_attempts')::integer, j.max_attempts)),
+            timeout_ms = coalesce((spec->>'timeout_ms')::integer, j.timeout_ms),
+            queue = coalesce(spec->>'queue', j.queue),
+            group_key = coalesce(spec->>'group', j.group_key),
+            meta = coalesce(spec->'meta', j.meta)
+          where j.key = keys[i] and j.status = 'queued'
+          returning j.id into existing;
+      end if;
+      if existing is not null then
+        ids[i] := existing;
+        exit;
+      end if;
+      select coalesce(array_agg(x.id), '{}'),
+             ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}'),
+             nready + count(*) filter (where x.run_at <= t)
+        into got, ready, nready
+        from :PGPULSE_SCHEMA.insert_specs(specs, array[i], ids, t) x;
+      if cardinality(got) > 0 then
+        fresh[i] := true;
+        exit;
+      end if;
+      -- a live job holds the key (running, or queued when this spec neither throttles nor debounces)
+      select j.id into existing from :PGPULSE_SCHEMA.jobs j
+       where j.key = keys[i] and j.status in ('queued', 'running');
+      if existing is not null then
+        ids[i] := existing;
+        exit;
+      end if;
+      if tries >= 5 then
+        raise exception 'pgpulse: could not settle key % after % tries', keys[i], tries using errcode = '40001';
+      end if;
+    end loop;
+  end loop;
+
+  pending := plain;
+  tries := 0;
+  while cardinality(pending) > 0 loop
+    tries := tries + 1;
+    select coalesce(array_agg(x.id), '{}'),
+           ready || coalesce(array_agg(distinct x.queue) filter (where x.run_at <= t), '{}'),
+           nready + count(*) filter (where x.run_at <= t)
+      into got, ready, nready
+      from :PGPULSE_SCHEMA.insert_specs(specs, pending, ids, t) x;
+
+    -- A spec that was not inserted collided with a live job's key (in the table
+    -- or earlier in this batch): it resolves to that job. This statement sees
+    -- jobs committed after the insert began; if the colliding job has ended
+    -- meanwhile, the spec is inserted on the next pass.
+    -- (a join, not "= any" per spec: a batch of thousands stays linear)
+    select coalesce(array_agg(p.o), '{}') into missed
+      from unnest(pending) p(o) left join unnest(got) g(id) on g.id = ids[p.o]
+     where g.id is null;
+    foreach i in array pending loop
+      fresh[i] := true;
+    end loop;
+    retry := '{}';
+    foreach i in array missed loop
+      fresh[i] := false;
+      select j.id into existing from :PGPULSE_SCHEMA.jobs j
+       where j.key = keys[i] and j.status in ('queued', 'running');
+      if existing is null then
+        retry := retry || i;
+      else
+        ids[i] := existing;
+      end if;
+    end loop;
+    if cardinality(retry) > 0 and tries >= 5 then
+      raise exception 'pgpulse: could not settle key % after % tries', keys[retry[1]], tries
+        using errcode = '40001';
+    end if;
+    pending := retry;
+  end loop;
+
+  if cardinality(ready) > 0 then
+    if current_setting('pgpulse.notify_later', true) = 'on' then
+      -- enqueue_keyed() notifies after its commit
+      perform set_config('pgpulse.ready', json_build_object(
+        'queues', (select array_agg(distinct r) from unnest(ready) r), 'n', nready)::text, true);
+    else
+      perform pg_notify('job_enqueued', json_build_object(
+        'schema', :PGPULSE_SCHEMA_NAME, 'queues', (select array_agg(distinct r) from unnest(ready) r),
+        't', txid_current(), 'n', nready)::text);
+    end if;
+  end if;
+
+  -- Joined through unnest so the planner looks each id up in the primary key;
+  -- a join on ids[o] was planned as a sequential scan of the whole table.
+  return query
+    select u.o::integer, fresh[u.o], j
+      from unnest(ids) with ordinality as u(id, o)
+      join :PGPULSE_SCHEMA.jobs j on j.id = u.id
+     order by u.o;
 end;
 $$;
