@@ -369,6 +369,22 @@ describe("batches", () => {
   });
 });
 
+describe("batches and retention", () => {
+  it("prunes a batch's jobs together: a failed job past its retention waits for the others, so the batch never reads as completed", async () => {
+    const batch = await queue.enqueueBatch([{ task: "t", queue: "b-prune" }, { task: "t", queue: "b-prune" }]);
+    const [failed, done] = batch.jobs.map((j) => j.id);
+    // one failed two hours ago, the other completed an hour ago
+    await sql.unsafe(`update ${s}.jobs set status = 'failed', finished_at = now() - interval '2 hours' where id = $1`, [failed]);
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() - interval '1 hour' where id = $1`, [done]);
+    // failed jobs are kept an hour and a half, completed ones a day: the completed one holds the failed one
+    expect(await queue.prune({ completedMs: 86_400_000, failedMs: 5_400_000 })).toBe(0);
+    expect(await queue.getBatch(batch.id)).toMatchObject({ state: "failed", counts: { failed: 1, completed: 1 } });
+    // once every job of it is past retention, they go together, and the batch with them
+    expect(await queue.prune({ completedMs: 1_800_000, failedMs: 5_400_000 })).toBe(2);
+    expect(await queue.getBatch(batch.id)).toBeNull();
+  });
+});
+
 describe("job logs and watch", () => {
   it("keeps a job's lines in order across attempts, with levels and fields", async () => {
     const w = db.worker({

@@ -19,6 +19,13 @@ export function pruneSql(q: string) {
           and not (j.has_children and exists (
             select 1 from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
              where d.parent_id = j.id and c.status <> 'completed'))
+          -- a batch's jobs go together: pruned one by one, a batch whose failed job
+          -- went first would read as completed (its state comes from the jobs left)
+          and not (j.batch_id is not null and exists (
+            select 1 from ${q}.jobs b
+             where b.batch_id = j.batch_id
+               and not ((b.status = 'completed' and b.finished_at < t.now - $1::bigint * interval '1 millisecond')
+                     or (b.status in ('failed', 'cancelled') and b.finished_at < t.now - $2::bigint * interval '1 millisecond'))))
         order by j.id
         limit $3
         for update of j skip locked
