@@ -372,7 +372,7 @@ describe("batches", () => {
 describe("batches and retention", () => {
   it("prunes a batch's jobs together: a failed job past its retention waits for the others, so the batch never reads as completed", async () => {
     const batch = await queue.enqueueBatch([{ task: "t", queue: "b-prune" }, { task: "t", queue: "b-prune" }]);
-    const [failed, done] = batch.jobs.map((j) => j.id);
+    const [failed, done] = batch.jobs.map((j) => j.id) as [string, string];
     // one failed two hours ago, the other completed an hour ago
     await sql.unsafe(`update ${s}.jobs set status = 'failed', finished_at = now() - interval '2 hours' where id = $1`, [failed]);
     await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() - interval '1 hour' where id = $1`, [done]);

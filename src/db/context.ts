@@ -70,7 +70,36 @@ export const jobJson = (alias: string) =>
  */
 export async function inTx<T>(c: DbContext, fn: (c: DbContext) => Promise<T>): Promise<T> {
   if (!c.pool) return fn(c);
-  return c.pool.begin((tx) => fn({ ...c, handle: tx, pool: null })) as Promise<T>;
+  return begin(c.pool, (tx) => fn({ ...c, handle: tx, pool: null }));
+}
+
+/** Errors after which the transaction's connection is certainly closed. */
+const CLOSED = new Set(["CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED", "57P01", "57P02", "ECONNRESET", "EPIPE"]);
+
+/**
+ * sql.begin(fn), safe when the connection dies under the transaction.
+ * postgres.js (3.4.9, porsager/postgres#1154, #1208) sends ROLLBACK when fn
+ * rejects, and on a connection already closed that write throws from a
+ * setImmediate, outside any promise: the process dies. So when fn fails because
+ * its connection is gone, its error is passed on here and fn's own promise is
+ * left pending, so that postgres.js sends nothing more on that connection (the
+ * server has ended the transaction with it).
+ */
+export function begin<T>(pool: postgres.Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  let lost!: (error: unknown) => void;
+  const gone = new Promise<never>((_, reject) => (lost = reject));
+  const run = pool.begin(async (tx) => {
+    try {
+      return await fn(tx);
+    } catch (error) {
+      if (!CLOSED.has((error as { code?: string } | null)?.code ?? "")) throw error;
+      lost(error);
+      return new Promise<never>(() => {});
+    }
+  }) as Promise<T>;
+  // (postgres.js rejects begin() too once the connection's close is handled: after this, unread)
+  run.catch(() => {});
+  return Promise.race([run, gone]);
 }
 
 /** Postgres's "function (or procedure) does not exist". */

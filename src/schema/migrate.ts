@@ -1,4 +1,5 @@
 import { type Connection, openSql, quoteSchema, SCHEMA_DEFAULT } from "../db/connection.ts";
+import { begin } from "../db/context.ts";
 import { migrateLockKey, migrationsSql, migrationsSqlLiteral } from "../db/migrations.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { type Migration, migrations } from "./migrations.generated.ts";
@@ -35,7 +36,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const s = migrationsSql(q);
   const { sql, owned } = openSql(options.connection, { max: 1 });
   try {
-    return await sql.begin(async (tx) => {
+    return await begin(sql, async (tx) => {
       await tx.unsafe(s.lock, [migrateLockKey(schema)]);
       await tx.unsafe(s.createSchema);
       await tx.unsafe(s.createTable);
