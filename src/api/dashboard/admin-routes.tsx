@@ -14,7 +14,8 @@ import { readForm } from "../body.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { queueNameSchema, scheduleNameSchema, validate } from "../schemas.ts";
 import { scheduleSpec } from "../schedules.ts";
-import { ConfirmPage, hourTotals, QueuePage, QueuesPage, queuePath, schedulePath, SchedulesPage } from "./admin-pages.tsx";
+import { ConfirmPage, hourTotals, QueuePage, QueuesPage, queuePath } from "./admin-pages.tsx";
+import { schedulePath, SchedulesPage } from "./schedules-page.tsx";
 import type { QueueState } from "../../producer/status.ts";
 import {
   type FormValues, LIMIT_FIELDS, limitsValues, PRUNE_FIELDS, readLimits, readPrune, readSchedule, SCHEDULE_FIELDS, scheduleValues, valuesOf,
