@@ -14,7 +14,8 @@
 -- slots fill from what it holds, so they were never free at a claim: an earlier
 -- queue with a concurrency limit waited until the later queue's backlog was gone
 -- (29,478 jobs ran before its one job, in a test). With no slot free, it now takes
--- from the claim ahead, and the worker starts jobs of earlier queues first.
+-- one job a claim from the claim ahead (not started until the worker starts it),
+-- and the worker starts jobs of earlier queues first.
 --
 -- claim_rows() is version 8's with those two changes.
 
@@ -49,6 +50,7 @@ declare
   wake bigint;
   spent bigint;
   limited integer;
+  one_ahead boolean;
   r record;
 begin
   -- The lease, checked without a lock, as claim() does: a reaped worker claims nothing.
@@ -96,13 +98,17 @@ begin
       continue;
     end if;
 
-    -- A queue with limits takes the free slots. With none free it takes from the
-    -- claim ahead: a worker claims ahead only while its runs are short, and it
-    -- starts such a job (started as claim() marks it, counted against the limit)
-    -- at its next free slot, before the jobs of later queues it holds. Given only
-    -- free slots, an earlier queue with limits starved behind a later queue's
-    -- backlog, which the worker kept claiming ahead of its slots.
-    limited := case when n - ahead - got > 0 then n - ahead - got else n - got end;
+    -- A queue with limits takes the free slots. With none free it takes one job
+    -- from the claim ahead. Given only free slots, an earlier queue with limits
+    -- starved behind a later queue's backlog, which the worker kept claiming
+    -- ahead of its slots. A worker claims ahead only while its runs are short,
+    -- and it starts such a job at its next free slot, before the jobs of later
+    -- queues it holds. Until then the job waits as jobs claimed ahead do
+    -- (started_at null: a worker that dies first costs it no attempt), counted
+    -- against the queue's limits from its claim. One a claim: a busy worker
+    -- takes no more of a limited queue than it is about to start.
+    one_ahead := n - ahead - got <= 0;
+    limited := case when one_ahead then least(n - got, 1) else n - ahead - got end;
     continue when limited <= 0;
     -- claim() (version 3), one row per job and each with wake_ms (a row with a
     -- null id when it claimed nothing). It does not return meta: read it by id,
@@ -119,19 +125,28 @@ begin
       created_us := (date_part('epoch', r.created_at) * 1000000)::bigint;
       run_us := (date_part('epoch', r.run_at) * 1000000)::bigint;
       waiting_since_us := (r.waiting_since_ms * 1000)::bigint;
+      if one_ahead then
+        update :PGPULSE_SCHEMA.jobs j set started_at = null where j.id = r.id;
+        waiting_since_us := t_us;
+      end if;
       meta := r.job_meta; wake_ms := null;
       return next;
       got := got + 1;
     end loop;
     -- claim() sets a wake-up only for a window that was full before it claimed.
-    -- One this claim filled says when too: when its oldest start leaves it.
+    -- One this claim filled says when too, if jobs are left: when its oldest
+    -- start leaves it.
     if cfg.rate_max is not null then
-      select case when count(*) >= cfg.rate_max
-                  then ceil(extract(epoch from min(s) + cfg.rate_interval_ms * interval '1 millisecond' - t) * 1000)::bigint end
-        into spent
-        from :PGPULSE_SCHEMA.queues q, unnest(q.rate_starts) s
-       where q.name = qname and s > t - cfg.rate_interval_ms * interval '1 millisecond';
-      wake := least(wake, spent);
+      perform 1 from :PGPULSE_SCHEMA.jobs j
+       where j.status = 'queued' and j.queue = qname and j.run_at <= t and j.task = any(tasks) limit 1;
+      if found then
+        select case when count(*) >= cfg.rate_max
+                    then ceil(extract(epoch from min(s) + cfg.rate_interval_ms * interval '1 millisecond' - t) * 1000)::bigint end
+          into spent
+          from :PGPULSE_SCHEMA.queues q, unnest(q.rate_starts) s
+         where q.name = qname and s > t - cfg.rate_interval_ms * interval '1 millisecond';
+        wake := least(wake, spent);
+      end if;
     end if;
   end loop;
 

@@ -8,7 +8,7 @@ import { DATABASE_URL, until } from "./support/db.ts";
 // the dead connection when the transaction's function rejects, and that write throws outside any
 // promise (porsager/postgres#1154): without begin()'s guard this file's process dies, which vitest
 // reports as an unhandled error.
-const pool = postgres(DATABASE_URL, { max: 2, onnotice: () => {} });
+const pool = postgres(DATABASE_URL, { max: 2, onnotice: () => {}, connection: { application_name: "pgpulse begin.test" } });
 const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
 afterAll(async () => {
   await pool.end({ timeout: 1 });
@@ -43,7 +43,8 @@ describe("begin(): a transaction whose connection the server ends", () => {
   it("passes other errors on after rolling back, and commits what succeeds", async () => {
     await expect(begin(pool, async (t) => t`select 1/0`)).rejects.toMatchObject({ code: "22012" });
     expect(await begin(pool, async (t) => (await t`select 2 as two`)[0])).toEqual({ two: 2 });
-    const [{ open }] = (await admin`select count(*)::int as open from pg_stat_activity where state like 'idle in transaction%' and datname = current_database()`) as unknown as [{ open: number }];
+    const [{ open }] = (await admin`select count(*)::int as open from pg_stat_activity
+      where state like 'idle in transaction%' and application_name = 'pgpulse begin.test'`) as unknown as [{ open: number }];
     expect(open).toBe(0);
   });
 });

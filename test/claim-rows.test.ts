@@ -104,6 +104,32 @@ describe("claim_rows()", () => {
     expect(again.wakeMs).toBeLessThanOrEqual(60_000);
   });
 
+  it("with no slot free, takes one job of a queue with limits, waiting as jobs claimed ahead do (version 12)", async () => {
+    await addWorker("w-lim-ahead");
+    await queue.configureQueue("r-lim-ahead", { concurrency: 5 });
+    await queue.enqueueMany([1, 2, 3].map((n) => ({ task: "t", payload: { n }, queue: "r-lim-ahead", maxAttempts: 1 })));
+    // every slot taken (limit 4, all of it ahead): one job, not started
+    const { jobs, unstarted } = await claim(["r-lim-ahead"], "w-lim-ahead", 4, 4);
+    expect(jobs).toHaveLength(1);
+    expect([...unstarted.keys()]).toEqual([jobs[0]!.id]);
+    expect(await sql.unsafe(`select status::text, started_at from ${s}.jobs where id = $1`, [jobs[0]!.id])).toEqual([{ status: "running", started_at: null }]);
+    // its worker dies before starting it: it goes back without losing its one attempt
+    await sql.unsafe(`delete from ${s}.workers where id = 'w-lim-ahead'`);
+    expect((await layer.workerReap({ staleAfterMs: 30_000, now: null })).jobs).toEqual([{ id: jobs[0]!.id, status: "queued" }]);
+  });
+
+  it("says nothing of a rate limit's window once the claim took the queue's last job", async () => {
+    await addWorker("w-rate-drained");
+    await queue.configureQueue("r-rate-drained", { rateLimit: { max: 2, intervalMs: 60_000 } });
+    await queue.enqueueMany([1, 2].map((n) => ({ task: "t", payload: { n }, queue: "r-rate-drained" })));
+    const first = await claim(["r-rate-drained"], "w-rate-drained", 10);
+    expect([first.jobs.length, first.wakeMs]).toEqual([2, null]);
+    await queue.enqueue("t", {}, { queue: "r-rate-drained" });
+    const held = await claim(["r-rate-drained"], "w-rate-drained", 10);
+    expect(held.jobs).toHaveLength(0);
+    expect(held.wakeMs).toBeGreaterThan(50_000);
+  });
+
   it("with several queues held back by rate limits, says when the earliest of them may start again", async () => {
     await addWorker("w-rates");
     await queue.configureQueue("r-rate-soon", { rateLimit: { max: 1, intervalMs: 10_000 } });

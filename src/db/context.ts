@@ -73,8 +73,18 @@ export async function inTx<T>(c: DbContext, fn: (c: DbContext) => Promise<T>): P
   return begin(c.pool, (tx) => fn({ ...c, handle: tx, pool: null }));
 }
 
-/** Errors after which the transaction's connection is certainly closed. */
-const CLOSED = new Set(["CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED", "57P01", "57P02", "ECONNRESET", "EPIPE"]);
+/** Socket and postgres.js errors after which the transaction's connection is certainly closed. */
+const CLOSED = new Set([
+  "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED",
+  "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH",
+]);
+
+/** Whether error means the connection is gone: a socket error, or the server ending the session (FATAL, class 08). */
+function connectionGone(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  if (typeof e?.code !== "string") return false;
+  return CLOSED.has(e.code) || e.code.startsWith("08") || e.severity === "FATAL" || e.severity === "PANIC";
+}
 
 /**
  * sql.begin(fn), safe when the connection dies under the transaction.
@@ -83,7 +93,8 @@ const CLOSED = new Set(["CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION
  * setImmediate, outside any promise: the process dies. So when fn fails because
  * its connection is gone, its error is passed on here and fn's own promise is
  * left pending, so that postgres.js sends nothing more on that connection (the
- * server has ended the transaction with it).
+ * server has ended the transaction with it). fn must query through `tx` only:
+ * an error it passes on from another connection is taken for its own.
  */
 export function begin<T>(pool: postgres.Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
   let lost!: (error: unknown) => void;
@@ -92,7 +103,7 @@ export function begin<T>(pool: postgres.Sql, fn: (tx: postgres.TransactionSql) =
     try {
       return await fn(tx);
     } catch (error) {
-      if (!CLOSED.has((error as { code?: string } | null)?.code ?? "")) throw error;
+      if (!connectionGone(error)) throw error;
       lost(error);
       return new Promise<never>(() => {});
     }

@@ -137,9 +137,11 @@ export class Claimer implements Service {
    * the change); then claim again, under the queue's new settings.
    */
   restrict(queue: string): void {
+    if (!this.o.queues.includes(queue)) return;
     this.#restricted.set(queue, ++this.#changes);
     const n = this.o.runner.releaseWaitingOf(queue);
-    if (n > 0) this.o.logger.debug(`gave back ${n} job(s) of queue ${queue}, paused or limited since they were claimed`);
+    if (n === 0) return;
+    this.o.logger.debug(`gave back ${n} job(s) of queue ${queue}, paused or limited since they were claimed`);
     void this.request("queue changed");
   }
 
@@ -210,10 +212,15 @@ export class Claimer implements Service {
     this.#more = jobs.length === free;
     if (jobs.length > 0) this.#idleSweeps = 0;
     if (this.#changes !== changes) {
-      // A queue was paused or limited while this claim was out: its jobs go back unstarted.
+      // A queue was paused or limited while this claim was out: its jobs go back unstarted,
+      // to be claimed again under its new settings.
       const changed = (job: ClaimedJob) => (this.#restricted.get(job.queue) ?? 0) > changes;
-      runner.giveBack(jobs.filter(changed));
-      jobs = jobs.filter((job) => !changed(job));
+      const back = jobs.filter(changed);
+      if (back.length > 0) {
+        runner.giveBack(back);
+        jobs = jobs.filter((job) => !changed(job));
+        this.#again = true;
+      }
     }
     o.events.emit("worker:claimed", { workerId: o.workerId, jobs, requested: free, reason });
     runner.accept(jobs, unstarted);

@@ -120,7 +120,8 @@ export class FinishBatcher {
       kind: o.kind,
       result: o.kind === "completed" && !plain ? (o.result ?? null) : null,
       error: "error" in o ? (plain ? plainError(o.error) : o.error) : null,
-      delay_ms: o.kind === "retry" || o.kind === "snoozed" ? o.delayMs : null,
+      // (written plain, a retry or a snooze runs again now: its delay may be what was refused)
+      delay_ms: o.kind === "retry" || o.kind === "snoozed" ? (plain ? 0 : o.delayMs) : null,
       started_ms: o.startedMs ?? null,
     }));
     for (let tries = 0; ; tries++) {
@@ -138,8 +139,8 @@ export class FinishBatcher {
         }
         // Postgres refused a value (a data exception): trying the same rows again would never land,
         // and every end behind them would wait. The other rows are written without the one refused,
-        // and that one with its error as plain text and no result. Refused even so, it is left
-        // unwritten: the worker's next heartbeat finds the job held by no run here and gives it back.
+        // and that one with its error as plain text, no result and no delay. Refused even so, it is
+        // left unwritten: the worker's next heartbeat finds the job held by no run here and gives it back.
         if (typeof code === "string" && code.startsWith("22")) {
           this.onError(error, null);
           if (plain) return batch.forEach((p) => p.done({ applied: false, status: null }));

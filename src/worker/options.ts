@@ -130,6 +130,12 @@ export interface WorkerOptions {
 
 const ms = (what: string, min = 1) =>
   v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`)));
+/** At most 2147483647 ms (about 24.8 days), as a job's and a task's settings are; a longer timer fires at once. */
+const int4 = (what: string, min: number) =>
+  v.optional(v.pipe(
+    v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`),
+    v.maxValue(2_147_483_647, `${what} must be at most 2147483647 (about 24.8 days), as a job's is`),
+  ));
 const queueName = v.pipe(v.string("queue names must be strings"), v.minLength(1, "queue names must not be empty"), v.maxLength(128));
 
 const workerOptionsSchema = v.pipe(
@@ -174,8 +180,9 @@ const workerOptionsSchema = v.pipe(
     logIntervalMs: ms("logIntervalMs", 1),
     logMaxLines: v.optional(v.pipe(v.number(), v.integer("logMaxLines must be an integer"), v.minValue(0), v.maxValue(1_000_000))),
     logMaxBytes: v.optional(v.pipe(v.number(), v.integer("logMaxBytes must be an integer"), v.minValue(0), v.maxValue(100_000_000))),
-    backoff: v.optional(v.strictObject({ baseMs: ms("backoff.baseMs", 0), maxMs: ms("backoff.maxMs", 0) })),
-    timeoutMs: v.optional(v.pipe(v.number("timeoutMs must be a number"), v.integer("timeoutMs must be an integer"), v.minValue(1), v.maxValue(2_147_483_647, "timeoutMs must be at most 2147483647 (about 24.8 days), as a job's is"))),
+    // (at most 2^31-1 ms, as a task's: a longer delay could carry a retry's run time past what Postgres holds)
+    backoff: v.optional(v.strictObject({ baseMs: int4("backoff.baseMs", 0), maxMs: int4("backoff.maxMs", 0) })),
+    timeoutMs: int4("timeoutMs", 1),
     logger: v.optional(
       v.union([
         v.picklist(["debug", "info", "warn", "error", "silent"]),

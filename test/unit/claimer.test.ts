@@ -384,10 +384,10 @@ describe("Claimer: a queue paused or limited", () => {
   it("gives back that queue's jobs claimed ahead (not the others'), then claims again", async () => {
     const { db, runner, claimer } = setup({ concurrency: 2 });
     runner.size = 2;
-    runner.waiting.set("a1", { job: job("a1", { queue: "a" }), since: 0 });
-    runner.waiting.set("b1", { job: job("b1", { queue: "b" }), since: 0 });
-    runner.waiting.set("a2", { job: job("a2", { queue: "a" }), since: 0 });
-    claimer.restrict("a");
+    runner.waiting.set("a1", { job: job("a1", { queue: "high" }), since: 0 });
+    runner.waiting.set("b1", { job: job("b1", { queue: "default" }), since: 0 });
+    runner.waiting.set("a2", { job: job("a2", { queue: "high" }), since: 0 });
+    claimer.restrict("high");
     expect(runner.releasedOf).toEqual([["a1", "a2"]]);
     expect([...runner.waiting.keys()]).toEqual(["b1"]);
     await claimer.settled();
@@ -396,12 +396,22 @@ describe("Claimer: a queue paused or limited", () => {
     expect(db.count("jobClaim")).toBe(0);
   });
 
-  it("gives back that queue's jobs from a claim that was out when it changed, and takes in the rest", async () => {
+  it("ignores a queue it does not serve, and asks for no claim when it held none of the queue's jobs", async () => {
+    const { db, runner, claimer } = setup({ concurrency: 2 });
+    runner.waiting.set("o1", { job: job("o1", { queue: "other" }), since: 0 });
+    claimer.restrict("other");
+    claimer.restrict("high");
+    await claimer.settled();
+    expect(runner.releasedOf).toEqual([[]]);
+    expect(db.count("jobClaim")).toBe(0);
+  });
+
+  it("gives back that queue's jobs from a claim that was out when it changed, takes in the rest, and claims again", async () => {
     const { db, clock, runner, claimer } = setup({ concurrency: 4 });
     const hung = db.hang("jobClaim");
     void claimer.request("notify");
-    claimer.restrict("a"); // joins the claim out as one more after it
-    hung.resolve(claimed([job("1", { queue: "a" }), job("2", { queue: "b" }), job("3", { queue: "a" })]));
+    claimer.restrict("high");
+    hung.resolve(claimed([job("1", { queue: "high" }), job("2", { queue: "default" }), job("3", { queue: "high" })]));
     await clock.flush();
     expect(runner.givenBack.map((list) => list.map((j) => j.id))).toEqual([["1", "3"]]);
     expect(runner.accepted.map((a) => a.jobs.map((j) => j.id))).toEqual([["2"], []]);

@@ -44,9 +44,9 @@ describe("FinishBatcher", () => {
     const refused = (r: FinishRow) => errorOf(r)?.message.includes("bad") === true;
     const db = {
       async jobFinishMany(rows: readonly FinishRow[]) {
-        writes.push(rows.map((r) => `${r.id}${errorOf(r)?.name === "UnstorableError" ? " plain" : ""}`));
+        writes.push(rows.map((r) => `${r.id}${errorOf(r)?.name === "UnstorableError" ? ` plain, delay ${r.delay_ms}` : ""}`));
         if (rows.some(refused)) throw Object.assign(new Error("unsupported Unicode escape sequence"), { code: "22P05" });
-        return rows.map((r) => (r.kind === "completed" ? ("completed" as const) : ("failed" as const)));
+        return rows.map((r) => (r.kind === "completed" ? ("completed" as const) : ("queued" as const)));
       },
     };
     const warned: (number | null)[] = [];
@@ -55,16 +55,16 @@ describe("FinishBatcher", () => {
     const error = (message: string) => ({ attempt: 1, name: "Error", message, worker: "w" });
     for (const id of ["1", "2", "3", "4"]) {
       const outcome = id === "3"
-        ? { kind: "failed" as const, id, attempt: 1, error: error("bad") }
+        ? { kind: "retry" as const, id, attempt: 1, error: error("bad"), delayMs: 9e15 }
         : { kind: "completed" as const, id, attempt: 1, result: { id } };
       finisher.add(outcome, (r) => void landed.set(id, r));
     }
     await finisher.flush();
     // halves until the refused row stands alone, then that row written plain; no waits, no row tried as it was twice alone
-    expect(writes).toEqual([["1", "2", "3", "4"], ["1", "2"], ["3", "4"], ["3"], ["3 plain"], ["4"]]);
+    expect(writes).toEqual([["1", "2", "3", "4"], ["1", "2"], ["3", "4"], ["3"], ["3 plain, delay 0"], ["4"]]);
     expect(warned).toEqual([null, null, null]);
     expect([...landed.keys()].sort()).toEqual(["1", "2", "3", "4"]);
-    expect(landed.get("3")).toEqual({ applied: true, status: "failed" });
+    expect(landed.get("3")).toEqual({ applied: true, status: "queued" });
   });
 
   it("gives up a row refused even written plain (the heartbeat gives its job back), and still writes the rest", async () => {
