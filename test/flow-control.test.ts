@@ -93,6 +93,39 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
     return r!.n as number;
   };
 
+  it("workers are told of a pause or a tighter limit, not of a resume or a looser limit", async () => {
+    const heard: string[] = [];
+    const listener = await sql.listen("pgpulse_control", (text) => {
+      const msg = JSON.parse(text) as { type?: string; queue?: string; marker?: string };
+      if (msg.marker) heard.push(msg.marker);
+      else if (msg.type === "queue" && msg.queue === "told") heard.push("told");
+    });
+    /** What the change sent, up to a marker sent after it (notifications come in commit order). */
+    const told = async (change: () => Promise<unknown>) => {
+      heard.length = 0;
+      await change();
+      const marker = crypto.randomUUID();
+      await sql`select pg_notify('pgpulse_control', ${JSON.stringify({ marker })})`;
+      await until(() => heard.includes(marker));
+      return heard.filter((m) => m === "told").length;
+    };
+    try {
+      expect(await told(() => queue.configureQueue("told", { concurrency: 5 }))).toBe(1);
+      expect(await told(() => queue.configureQueue("told", { concurrency: 10 }))).toBe(0);
+      expect(await told(() => queue.configureQueue("told", { concurrency: 3 }))).toBe(1);
+      expect(await told(() => queue.configureQueue("told", { concurrency: null }))).toBe(0);
+      expect(await told(() => queue.pauseQueue("told"))).toBe(1);
+      expect(await told(() => queue.pauseQueue("told"))).toBe(0);
+      expect(await told(() => queue.resumeQueue("told"))).toBe(0);
+      expect(await told(() => queue.configureQueue("told", { rateLimit: { max: 10, intervalMs: 1000 } }))).toBe(1);
+      expect(await told(() => queue.configureQueue("told", { rateLimit: { max: 20, intervalMs: 1000 } }))).toBe(0);
+      expect(await told(() => queue.configureQueue("told", { rateLimit: { max: 20, intervalMs: 2000 } }))).toBe(1);
+      expect(await told(() => queue.configureQueue("told", { groupConcurrency: 2 }))).toBe(1);
+    } finally {
+      await listener.unlisten();
+    }
+  });
+
   it("pausing gives them back unstarted, attempts not counted", async () => {
     const w = await claimingAhead("pz");
     try {

@@ -13,17 +13,24 @@ export interface QueueRow {
 
 export function queuesSql(q: string) {
   // A change can let more jobs start: announce the queue so waiting workers claim.
-  // One that pauses or limits the queue tells workers too, so that the jobs they
-  // claimed ahead of it before the change go back rather than start.
+  // One that pauses the queue or tightens a limit tells workers too, so that the
+  // jobs they claimed ahead of it before the change go back rather than start.
+  // (old: the row as it was; the statement's CTEs all read the snapshot before it)
+  const tighter = (now: string, was: string) => `(x.${now} is not null and (old.${was} is null or x.${now} < old.${was}))`;
   const announce = (upsert: string, schemaParam: string) => `
-      with x as (${upsert} returning *),
+      with old as (select * from ${q}.queues where name = $1),
+      x as (${upsert} returning *),
       n as (
         select ${notifyEnqueued(schemaParam, "json_build_array(x.name)")}
         from x where not x.paused
       ),
       held as (
         select pg_notify('${CONTROL_CHANNEL}', json_build_object('schema', ${schemaParam}, 'type', 'queue', 'queue', x.name)::text)
-        from x where x.paused or x.concurrency is not null or x.group_concurrency is not null or x.rate_max is not null
+        from x left join old on true
+        where (x.paused and not coalesce(old.paused, false))
+           or ${tighter("concurrency", "concurrency")} or ${tighter("group_concurrency", "group_concurrency")}
+           or ${tighter("rate_max", "rate_max")}
+           or (x.rate_interval_ms is not null and old.rate_interval_ms is not null and x.rate_interval_ms > old.rate_interval_ms)
       )
       select x.*, (select count(*) from n) as notified, (select count(*) from held) as held from x`;
   return {

@@ -142,7 +142,8 @@ export class Claimer implements Service {
     const n = this.o.runner.releaseWaitingOf(queue);
     if (n === 0) return;
     this.o.logger.debug(`gave back ${n} job(s) of queue ${queue}, paused or limited since they were claimed`);
-    void this.request("queue changed");
+    // Claim again once they are written back (a written end claims again while there is a backlog).
+    this.#more = true;
   }
 
   /** Asks for a claim; resolves with how many jobs the claim it joined took. */
@@ -219,7 +220,7 @@ export class Claimer implements Service {
       if (back.length > 0) {
         runner.giveBack(back);
         jobs = jobs.filter((job) => !changed(job));
-        this.#again = true;
+        this.#more = true; // claimed again once they are written back
       }
     }
     o.events.emit("worker:claimed", { workerId: o.workerId, jobs, requested: free, reason });
