@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { PermanentError } from "../src/index.ts";
-import { DATABASE_URL, deadline, distinctJobIds, gate, testDb, until } from "./support/db.ts";
+import { DATABASE_URL, deadline, distinctJobIds, gate, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 import { run, type Running, start } from "./support/spawn.ts";
 
 const db = await testDb(import.meta.url);
@@ -249,6 +249,53 @@ describe("pgpulse worker on each runtime", () => {
       expect((await queue.listWorkers()).map((x) => x.id)).not.toContain(`cli-${name}`);
     }, 60_000);
   }
+});
+
+describe("a stop that comes before the worker started", () => {
+  /** Holds `lock` (an advisory lock's key, or a table to lock) in a transaction until released. */
+  function hold(statement: string) {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const held = db.sql.begin(async (tx) => {
+      await tx.unsafe(statement);
+      locked();
+      await released;
+    });
+    return { isLocked, release: async () => (release(), await held) };
+  }
+
+  it("SIGTERM while migrate waits for another's migration: exits 0 without starting, the queued job untouched", async () => {
+    const job = await queue.enqueue("resize-image", { url: "slow", stepMs: 60_000 }, { queue: "cli-stop-migrate", timeoutMs: 300_000 });
+    const lock = hold(`select pg_advisory_xact_lock(hashtext('pgpulse:migrate:${schema}'))`);
+    await lock.isLocked;
+    const w = start(process.execPath, [bin, "worker", "--tasks", tasks, "--queues", "cli-stop-migrate", "--id", "cli-stop-migrate"], env);
+    running.push(w);
+    await untilWaitingOnLock(db.sql, "%pg_advisory_xact_lock%");
+    w.child.kill("SIGTERM");
+    await w.waitForOutput(/SIGTERM: stopping before the worker starts/);
+    await lock.release();
+    expect(await w.exited).toBe(0);
+    expect(w.output()).not.toMatch(/worker cli-stop-migrate started/);
+    expect(await queue.getJob(job.id)).toMatchObject({ status: "queued", attempts: 0 });
+    expect((await queue.listWorkers()).map((x) => x.id)).not.toContain("cli-stop-migrate");
+  });
+
+  it("SIGTERM while the worker registers: exits 0, and leaves no worker row", async () => {
+    const lock = hold(`lock table "${schema}".workers in access exclusive mode`);
+    await lock.isLocked;
+    const w = start(process.execPath, [bin, "worker", "--tasks", tasks, "--queues", "cli-stop-register", "--id", "cli-stop-register", "--skip-migrate"], env);
+    running.push(w);
+    // (its registration, waiting on the table)
+    await until(async () => (await db.sql`select 1 from pg_stat_activity
+      where wait_event_type = 'Lock' and application_name = 'pgpulse cli' and query like ${`%${schema}%`}`).length > 0);
+    w.child.kill("SIGTERM");
+    await w.waitForOutput(/SIGTERM: stopping/);
+    await lock.release();
+    expect(await w.exited).toBe(0);
+    expect((await queue.listWorkers()).map((x) => x.id)).not.toContain("cli-stop-register");
+  });
 });
 
 describe("the worker scripts a new user runs", () => {

@@ -9,7 +9,7 @@ import {
   PgPulseError,
   type WorkerEvents,
 } from "../src/index.ts";
-import { deadline, gate, testDb, until } from "./support/db.ts";
+import { deadline, gate, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
@@ -448,5 +448,37 @@ describe("runAvailable", () => {
     });
     expect(await w2.runAvailable({ deadlineMs: 100 })).toMatchObject({ claimed: 1, released: 1 });
     expect(await queue.getJob(stuck.id)).toMatchObject({ status: "queued", attempts: 0 });
+  });
+});
+
+describe("stop", () => {
+  it("a second stop with no grace gives the running job back at once, even while the first waits on a claim", async () => {
+    const release = gate();
+    const started = gate();
+    const w = db.worker({ queues: ["stop-twice"], pollIntervalMs: 50, gracefulStopMs: 120_000, tasks: { long: async () => (started.open(), await release.promise) } });
+    const job = await queue.enqueue("long", {}, { queue: "stop-twice" });
+    await w.start();
+    await started.promise;
+    // a claim held up by a lock on the table, so the first stop waits on it
+    let unlock!: () => void;
+    const unlocked = new Promise<void>((r) => (unlock = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holding = sql.begin(async (tx) => {
+      await tx.unsafe(`lock table ${jobs} in access exclusive mode`);
+      locked();
+      await unlocked;
+    });
+    await isLocked;
+    await untilWaitingOnLock(sql, "%claim%");
+    const first = w.stop();
+    const second = w.stop({ gracefulStopMs: 0 });
+    unlock();
+    await holding;
+    // (before, the second stop was lost, and this waited out the first one's 120 s grace)
+    await second;
+    await first;
+    expect(await queue.getJob(job.id)).toMatchObject({ status: "queued", attempts: 0 });
+    release.open();
   });
 });

@@ -63,10 +63,12 @@ export const workerCommand: Command = {
     const sql = connect(url, poolSize, pooler);
     let worker: Worker | undefined;
     let stopRequested = false;
+    const log = consoleLogger("cli", level as LogLevel);
     const stopped = new Promise<void>((resolve) => {
       const off = onStopSignals(
-        () => {
+        (signal) => {
           stopRequested = true;
+          log.info(`${signal}: stopping${worker ? "" : " before the worker starts"}`);
           if (!worker) return resolve();
           void worker.stop().then(() => (off(), resolve()));
         },
@@ -78,12 +80,20 @@ export const workerCommand: Command = {
       if (!values["skip-migrate"]) {
         await retryTransient(() => migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) }), {
           what: "migrate",
-          logger: consoleLogger("cli", level as LogLevel),
+          logger: log,
           stopped: () => stopRequested,
         });
       }
+      // Stopped while migrate waited (for the database, or another process's migration): nothing to start.
+      if (stopRequested) return 0;
       worker = createWorker({ connection: sql, tasks, ...options });
-      await worker.start();
+      try {
+        await worker.start();
+      } catch (error) {
+        // A stop that came while it was starting ended the start: that is the stop asked for.
+        if (stopRequested) return 0;
+        throw error;
+      }
       await stopped;
       return 0;
     } finally {

@@ -81,7 +81,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let stopRequested = false;
-  let cutGrace: (() => void) | undefined;
+  /** A second stop with no grace (a second Ctrl-C): ends the first one's waits, whenever it comes. */
+  let cutGrace!: () => void;
+  const graceCut = new Promise<void>((resolve) => (cutGrace = resolve));
   const slotWaiters = new Set<() => void>();
 
   const fail = (during: string) => (error: unknown) => {
@@ -100,12 +102,14 @@ export function createWorker(options: d.WorkerOptions): Worker {
   async function boot(bootMode: Mode): Promise<void> {
     mode = bootMode;
     const p = (parts = build());
+    let registered = false;
     try {
       // A database that is down (or full) at start is waited for, with backoff.
       const recovered = await retryTransient(
         async () => {
           for (const spec of opts.schedules ?? []) await upsertSchedule(p.db, spec, dbNow());
           const n = await p.lease.register();
+          registered = true;
           if (mode === "listen" && p.listens) {
             await p.listener.start();
             await p.roster.runOnce();
@@ -134,6 +138,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       await p.claimer.request("start");
     } catch (error) {
       state = "stopped";
+      // Stopped (or failed) after it registered: its row goes, as a stop's would.
+      if (registered) await within(p.lease.unregister().then(() => {}, fail("unregistering")), STOP_IO_TIMEOUT_MS);
       await p.listener.stop();
       if (p.owned) await p.sql.end({ timeout: 1 });
       throw error;
@@ -210,7 +216,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     stopRequested = true;
     // A second stop with no grace (a second Ctrl-C) cuts the first one's wait short.
-    if (stopping && stopOptions.gracefulStopMs === 0) cutGrace?.();
+    if (stopping && stopOptions.gracefulStopMs === 0) cutGrace();
     stopping ??= (async () => {
       await starting?.catch(() => {});
       if (state === "stopped") return;
@@ -221,12 +227,11 @@ export function createWorker(options: d.WorkerOptions): Worker {
       runner.releaseWaiting();
       // Claiming, the sweep and the maintenance loops end here (a pass under way finishes).
       const looping = Promise.all(p.maintenance.map((service) => service.stop()));
-      await within(p.claimer.settled(), STOP_IO_TIMEOUT_MS);
+      await Promise.race([within(p.claimer.settled(), STOP_IO_TIMEOUT_MS), graceCut]);
       const grace = stopOptions.gracefulStopMs ?? opts.gracefulStopMs ?? d.GRACEFUL_STOP_MS_DEFAULT;
       if (runner.size > 0) {
         logger.info(`stopping: waiting up to ${grace} ms for ${runner.size} running job(s)`);
-        await Promise.race([waitFor(() => runner.size === 0, grace), new Promise<void>((r) => (cutGrace = r))]);
-        cutGrace = undefined;
+        await Promise.race([waitFor(() => runner.size === 0, grace), graceCut]);
       }
       runner.releaseAll("worker stopping");
       // One budget for the last writes, so a database that is gone cannot hold stop() up.
