@@ -5,6 +5,7 @@ import pg from "pg";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { fromDrizzle } from "../src/adapters/drizzle.ts";
+import { runJobs } from "../src/testing/index.ts";
 import { fromKysely } from "../src/adapters/kysely.ts";
 import { fromPg } from "../src/adapters/pg.ts";
 import type { Job } from "../src/index.ts";
@@ -123,6 +124,30 @@ describe("pgpulse/drizzle", () => {
         }),
       ).rejects.toThrow("roll back");
       expect(await jobsIn(`${q}-rollback`)).toBe(0);
+    });
+
+    it(`on ${driver}: errors keep their codes (a taken key is INVALID_TRANSITION), and Dates go as parameters (runJobs with now)`, async () => {
+      const q = `drizzle-codes-${driver}`;
+      const first = await queue.enqueue("receipt", {}, { queue: q, key: `${q}-k` });
+      await sql.unsafe(`update "${schema}".jobs set status = 'failed', finished_at = now() where id = $1`, [first.id]);
+      await queue.enqueue("receipt", {}, { queue: q, key: `${q}-k` });
+      const rolledBack = new Error("roll back");
+      const refused = await (drizzleDb as typeof drizzleOnPg).transaction(async (tx) => {
+        const caught = await queue.retry(first.id, { tx: fromDrizzle(tx) }).catch((e: unknown) => e);
+        expect(caught).toMatchObject({ code: "INVALID_TRANSITION", details: { reason: "key" } });
+        throw rolledBack;
+      }).catch((e: unknown) => e);
+      expect(refused).toBe(rolledBack);
+      const outcome = await (drizzleDb as typeof drizzleOnPg).transaction(async (tx) => {
+        const wrapped = fromDrizzle(tx);
+        // a job due in a minute, run by a test clock an hour ahead: the clock goes as a parameter
+        const later = await queue.enqueue("receipt", { n: 2 }, { queue: `${q}-later`, delayMs: 60_000, tx: wrapped });
+        const ran = await runJobs(queue, { tasks: { receipt: async () => "sent" }, tx: wrapped, queues: [`${q}-later`], now: () => new Date(Date.now() + 3_600_000) });
+        expect(ran.completed).toBe(1);
+        expect(await queue.getJob(later.id, { tx: wrapped })).toMatchObject({ status: "completed", result: "sent" });
+        throw rolledBack;
+      }).catch((e: unknown) => e);
+      expect(outcome).toBe(rolledBack);
     });
   }
 });

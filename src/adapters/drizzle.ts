@@ -27,7 +27,9 @@ export function toDrizzleSql(text: string, params: readonly unknown[]): SQL {
     chunks.push(sql.raw(text.slice(last, m.index)));
     const n = Number(m[1]);
     if (n < 1 || n > params.length) throw new PgPulseError("INVALID_INPUT", `statement refers to $${n} of ${params.length} parameters`);
-    chunks.push(sql`${params[n - 1]}`);
+    // (a Date as its ISO text: Drizzle's postgres.js driver passes timestamps through to a writer that takes strings)
+    const value = params[n - 1];
+    chunks.push(sql`${value instanceof Date ? value.toISOString() : value}`);
     last = m.index! + m[0].length;
   }
   chunks.push(sql.raw(text.slice(last)));
@@ -60,7 +62,14 @@ export function fromDrizzle(tx: DrizzleLike): ForeignTx {
   return {
     foreign: true,
     async unsafe(text, params = []) {
-      const result = await tx.execute(toDrizzleSql(text, params));
+      let result: unknown;
+      try {
+        result = await tx.execute(toDrizzleSql(text, params));
+      } catch (error) {
+        // Drizzle wraps the driver's error, keeping it as the cause: pgpulse reads its Postgres code.
+        const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+        throw typeof cause?.code === "string" ? cause : error;
+      }
       // node-postgres answers a QueryResult, postgres.js the rows themselves
       const rows = (Array.isArray(result) ? result : (result as { rows: Record<string, unknown>[] }).rows) as Record<string, unknown>[];
       return rows.map(withDates);
