@@ -369,6 +369,34 @@ describe("batches", () => {
   });
 });
 
+describe("retrying a graph by filter", () => {
+  const set = (id: string, status: string) =>
+    sql.unsafe(`update ${s}.jobs set status = $2::text::${s}.job_status,
+      finished_at = case when $2 in ('completed', 'failed', 'cancelled') then now() end where id = $1`, [id, status]);
+
+  it("retryJobs of a failed parent and its failed child: the child waits for the parent, as retrying one then the other does", async () => {
+    const ids = async (q: string) => (await queue.enqueueFlow([
+      { name: "a", task: "t", queue: q }, { name: "c", task: "t", queue: q, parents: [{ name: "a", onFailure: "run" }] },
+    ])).map((j) => j.id) as [string, string];
+    // one by one
+    const [a1, c1] = await ids("retry-one");
+    await set(a1, "failed"); // (c's edge runs it anyway: it is queued)
+    await set(c1, "failed");
+    await queue.retry(a1);
+    await queue.retry(c1);
+    expect(await statusOf([a1, c1])).toEqual(["queued", "pending"]);
+    // together, in one statement
+    const [a, c] = await ids("retry-together");
+    await set(a, "failed");
+    await set(c, "failed");
+    expect((await queue.retryJobs({ queue: "retry-together", status: "failed" })).changed).toBe(2);
+    expect(await statusOf([a, c])).toEqual(["queued", "pending"]);
+    // and c runs once a has ended
+    await set(a, "completed");
+    expect(await statusOf([c])).toEqual(["queued"]);
+  });
+});
+
 describe("batches and retention", () => {
   it("prunes a batch's jobs together: a failed job past its retention waits for the others, so the batch never reads as completed", async () => {
     const batch = await queue.enqueueBatch([{ task: "t", queue: "b-prune" }, { task: "t", queue: "b-prune" }]);

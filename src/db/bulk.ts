@@ -127,12 +127,15 @@ function changeSql(q: string, action: BulkAction): string {
         ${held(q)}
       ),
       -- as jobs.ts's retry: edges from parents that no longer stand ended wait again
-      -- (found through job_deps_child_idx, for the jobs of a flow only)
+      -- (found through job_deps_child_idx, for the jobs of a flow only); a parent this
+      -- statement retries counts as one that runs again (the statement's reads see it ended)
       rewait as (
         update ${q}.job_deps e set state = 'w'
           from ${q}.jobs p
          where e.child_id = any(array(select k.id from judged k where k.skip is null and k.parents_left is not null))
-           and e.state = 'd' and p.id = e.parent_id and p.status not in ('completed', 'failed', 'cancelled')
+           and e.state = 'd' and p.id = e.parent_id
+           and (p.status not in ('completed', 'failed', 'cancelled')
+                or p.id = any(array(select k.id from judged k where k.skip is null)))
         returning e.child_id
       ),
       rewaited as (select r.child_id as id, count(*)::int as n from rewait r group by r.child_id),

@@ -12,7 +12,7 @@ export function flowsSql(q: string) {
     enqueue: `
       select json_build_array(string_agg((e.job).id::text, ',' order by e.ord), min((e.job).created_at), min(e.batch_id)::text)::text
         from ${q}.enqueue_flow($1::text::jsonb, $2::text::jsonb) e`,
-    // A child's parents, in the order they were given (ids grow in input order).
+    // A child's parents, by id (ids are drawn parents before children, not in the specs' order).
     // (read by position, the result as JSON text: runJobs of pgpulse/testing asks in the caller's transaction)
     parents: `
       select p.id::text as id, p.task, p.status::text, p.result::text

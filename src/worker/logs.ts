@@ -17,6 +17,8 @@ interface JobLines {
   dropped: number;
   /** Calls waiting for this job's lines to be written (its end). */
   after: (() => void)[];
+  /** Writes under way that carry lines of the job: its end waits for them too. */
+  writing: number;
 }
 
 /**
@@ -55,7 +57,7 @@ export class LogWriter {
     if (fields !== undefined) toJsonText(fields, "ctx.log fields");
     let job = this.#jobs.get(id);
     if (!job || job.attempt !== attempt) {
-      job = { attempt, lines: [], count: 0, dropped: 0, after: [] };
+      job = { attempt, lines: [], count: 0, dropped: 0, after: [], writing: 0 };
       this.#jobs.set(id, job);
     }
     job.count++;
@@ -71,7 +73,8 @@ export class LogWriter {
    */
   whenWritten(id: string, fn: () => void, waitMs = END_WAIT_MS): void {
     const job = this.#jobs.get(id);
-    if (!job || (job.lines.length === 0 && job.dropped === 0)) {
+    // (lines taken by a write still under way count as held: the next write, one at a time, follows it)
+    if (!job || (job.lines.length === 0 && job.dropped === 0 && job.writing === 0)) {
       this.#jobs.delete(id);
       return fn();
     }
@@ -95,7 +98,12 @@ export class LogWriter {
     this.#timer = undefined;
     const lines: LogLine[] = [];
     const after: (() => void)[] = [];
+    const carried: JobLines[] = [];
     for (const [id, job] of this.#jobs) {
+      if (job.lines.length > 0 || job.dropped > 0) {
+        job.writing++;
+        carried.push(job);
+      }
       lines.push(...job.lines);
       // lines counted past the cap travel as one line of level "dropped" that says how many
       if (job.dropped > 0) lines.push([id, job.attempt, this.nowMs(), "dropped", "", { dropped: job.dropped }]);
@@ -111,6 +119,7 @@ export class LogWriter {
     } catch (error) {
       this.onError(error);
     } finally {
+      for (const job of carried) job.writing--;
       for (const fn of after) fn();
     }
   }
@@ -118,7 +127,7 @@ export class LogWriter {
   /** Forgets a job whose end needs no wait (its lines, if any, go with the next write). */
   forget(id: string): void {
     const job = this.#jobs.get(id);
-    if (job && job.lines.length === 0 && job.dropped === 0 && job.after.length === 0) this.#jobs.delete(id);
+    if (job && job.lines.length === 0 && job.dropped === 0 && job.after.length === 0 && job.writing === 0) this.#jobs.delete(id);
   }
 
   stop(): void {

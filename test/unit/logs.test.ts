@@ -90,6 +90,31 @@ describe("LogWriter", () => {
     w.stop();
   });
 
+  it("a job's end waits for a write already under way that carries its lines", async () => {
+    let landed!: () => void;
+    const writes: LogLine[][] = [];
+    const db = {
+      async logAppend(lines: readonly LogLine[]) {
+        writes.push([...lines]);
+        if (writes.length === 1) await new Promise<void>((resolve) => (landed = resolve));
+        return lines.length;
+      },
+    };
+    const w = new LogWriter(db, 60_000, 100, 1000, (e) => { throw e; }, () => at);
+    w.add("6", 1, "info", "taken by the timed write", undefined);
+    const first = w.flush(); // the interval's write takes the line, and is held
+    let ended = false;
+    w.whenWritten("6", () => (ended = true)); // the job ends while that write is under way
+    await Promise.resolve();
+    expect(ended).toBe(false);
+    landed();
+    await first;
+    await w.flush();
+    expect(ended).toBe(true);
+    expect(writes[0]!.map((l) => l[4])).toEqual(["taken by the timed write"]);
+    w.stop();
+  });
+
   it("a failed write is reported, and the ends waiting on it still go on", async () => {
     const f = fakeDb();
     const errors: unknown[] = [];
