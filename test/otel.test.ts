@@ -3,9 +3,9 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterAll, describe, expect, it } from "vitest";
-import { createQueue } from "../src/index.ts";
+import { createQueue, JobSnooze } from "../src/index.ts";
 import { otelEnqueue, otelRun } from "../src/otel/index.ts";
-import { DATABASE_URL, deadline, testDb, until } from "./support/db.ts";
+import { DATABASE_URL, deadline, gate, testDb, until } from "./support/db.ts";
 
 // pgpulse/otel with the OpenTelemetry SDK's in-memory exporter: a span per
 // enqueue and one per run, the run's a child of the enqueue's, across retries.
@@ -90,6 +90,44 @@ describe("pgpulse/otel", () => {
       await expect(queue.enqueue("", {})).rejects.toMatchObject({ code: "INVALID_INPUT" });
       const refused = exporter.getFinishedSpans().at(-1)!;
       expect(refused.status.code).toBe(SpanStatusCode.ERROR);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it("a run that times out ends its span as an error when the attempt ends, not when a handler that ignores its signal returns", async () => {
+    exporter.reset();
+    const stuck = gate();
+    const w = db.worker({ queues: ["otel-timeout"], tasks: { slow: async () => (await stuck.promise, "late") } }).use(otelRun());
+    const queue = createQueue({ connection: DATABASE_URL, schema: db.schema });
+    try {
+      const job = await queue.enqueue("slow", {}, { queue: "otel-timeout", timeoutMs: 100, maxAttempts: 1 });
+      const failed = w.waitFor("job:failed", (e) => e.job.id === job.id, deadline());
+      await w.start();
+      await failed;
+      // (the handler is still stuck: the span ended with the attempt)
+      await until(() => exporter.getFinishedSpans().some((s) => s.name === "process otel-timeout"));
+      const span = exporter.getFinishedSpans().find((s) => s.name === "process otel-timeout")!;
+      expect(span.status).toMatchObject({ code: SpanStatusCode.ERROR, message: expect.stringContaining("timed out") });
+    } finally {
+      stuck.open();
+      await queue.close();
+    }
+  });
+
+  it("a snooze is not an error: the span records it as an event", async () => {
+    exporter.reset();
+    const w = db.worker({ queues: ["otel-snooze"], tasks: { napper: async (_p, ctx) => { if (ctx.job.attempt === 1) throw new JobSnooze(0); return "ok"; } } }).use(otelRun());
+    const queue = createQueue({ connection: DATABASE_URL, schema: db.schema });
+    try {
+      const job = await queue.enqueue("napper", {}, { queue: "otel-snooze" });
+      const snoozed = w.waitFor("job:snoozed", (e) => e.job.id === job.id, deadline());
+      await w.start();
+      await snoozed;
+      await until(() => exporter.getFinishedSpans().some((s) => s.name === "process otel-snooze"));
+      const span = exporter.getFinishedSpans().find((s) => s.name === "process otel-snooze")!;
+      expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+      expect(span.events.map((e) => e.name)).toEqual(["snoozed"]);
     } finally {
       await queue.close();
     }

@@ -16,7 +16,7 @@
  * trace of the request that enqueued the job.
  */
 import { context, propagation, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api";
-import type { EnqueueCall, EnqueuedJob, JobSpec, QueueMiddleware, WorkerMiddleware } from "../index.ts";
+import { type EnqueueCall, type EnqueuedJob, JobReleasedError, JobSnooze, type JobSpec, type QueueMiddleware, type WorkerMiddleware } from "../index.ts";
 
 const SYSTEM = "pgpulse";
 const TRACER_NAME = "pgpulse";
@@ -84,10 +84,20 @@ export function otelRun(options: OtelOptions = {}): WorkerMiddleware {
       },
       parent,
     );
+    // The attempt ends when the handler returns, or when it is aborted (a timeout, a cancel, a
+    // release): the span ends with the attempt, not with a handler that ignores its signal.
+    const { signal } = ctx;
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
     try {
-      return await context.with(trace.setSpan(parent, span), next);
+      return await Promise.race([context.with(trace.setSpan(parent, span), next), aborted]);
     } catch (error) {
-      fail(span, error);
+      // A snooze or a release is not a failure: the job runs again, unspent.
+      if (error instanceof JobSnooze) span.addEvent("snoozed", { "pgpulse.delay_ms": error.delayMs });
+      else if (error instanceof JobReleasedError) span.addEvent("released");
+      else fail(span, error);
       throw error;
     } finally {
       span.end();
