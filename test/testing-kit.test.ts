@@ -109,3 +109,16 @@ describe("pgpulse/testing", () => {
     });
   });
 });
+
+describe("runJobs order", () => {
+  it("in a transaction, jobs due now in several queues start oldest first", async () => {
+    await withRollback(sql, async (tx) => {
+      const order: string[] = [];
+      const a = await queue.enqueue("ordered", { n: 1 }, { queue: "zz-emails", tx });
+      const b = await queue.enqueue("ordered", { n: 2 }, { queue: "aa-billing", tx });
+      const c = await queue.enqueue("ordered", { n: 3 }, { queue: "mm-other", tx });
+      await runJobs(queue, { tasks: { ordered: async (_p, ctx) => void order.push(ctx.job.id) }, tx });
+      expect(order).toEqual([a.id, b.id, c.id]);
+    });
+  });
+});

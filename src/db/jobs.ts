@@ -109,8 +109,9 @@ export function jobsSql(q: string) {
       )
       select (${jobJson("upd")} || jsonb_build_object('notified', (select count(*) from note)))::text from upd`,
     blockedBy: `select to_json(b.parent_id)::text from (${blockerOf(q, "$1::bigint")}) b`,
-    // Queues that have jobs runnable now.
-    runnableQueues: `select distinct queue from ${q}.jobs where status = 'queued' and run_at <= coalesce($1::timestamptz, now())`,
+    // Queues that have jobs runnable now, the one with the oldest such job first.
+    runnableQueues: `select queue from ${q}.jobs where status = 'queued' and run_at <= coalesce($1::timestamptz, now())
+      group by queue order by min(id)`,
     list: `
       select ${jobJson("j")}::text from ${q}.jobs j
       where ${filterSql(q, "j", 1)}
