@@ -414,6 +414,39 @@ describe("batches and retention", () => {
 });
 
 describe("job logs and watch", () => {
+  it("a follower sees the count of dropped lines as it finally stands, not only as it first read it", async () => {
+    const seenDropped = gate();
+    const w = db.worker({
+      queues: ["dropped"],
+      logIntervalMs: 5,
+      logMaxLines: 2,
+      tasks: {
+        t: async (_p, ctx) => {
+          for (let i = 0; i < 3; i++) ctx.log(`early ${i}`);
+          await seenDropped.promise;
+          for (let i = 0; i < 10; i++) ctx.log(`late ${i}`);
+          return "ok";
+        },
+      },
+    });
+    const job = await queue.enqueue("t", {}, { queue: "dropped" });
+    const events: JobEvent[] = [];
+    const watching = (async () => {
+      for await (const e of queue.watch(job.id, { signal: deadline() })) {
+        events.push(e);
+        if (e.logs.some((l) => l.level === "dropped")) seenDropped.open();
+      }
+    })();
+    await w.start();
+    await watching;
+    const stored = await queue.getJobLogs(job.id);
+    const watched = events.flatMap((e) => e.logs);
+    const shown = (l: { level: string; message: string; fields: unknown }) => (l.level === "dropped" ? l.fields : l.message);
+    expect(stored.map(shown)).toEqual(["early 0", "early 1", { dropped: 11 }]);
+    // the lines once each, and the count each time it changed, the last as stored
+    expect(watched.map(shown)).toEqual(["early 0", "early 1", { dropped: 1 }, { dropped: 11 }]);
+  });
+
   it("keeps a job's lines in order across attempts, with levels and fields", async () => {
     const w = db.worker({
       queues: ["logs"],

@@ -9,6 +9,8 @@ export const JOB_CHANNEL = "pgpulse_job";
 
 const FINAL: ReadonlySet<JobStatus> = new Set(["completed", "failed", "cancelled"]);
 const LOG_PAGE = 1000;
+/** The seq of the line that counts a job's lines past the caps (sql/000006, append_logs). */
+const DROPPED_SEQ = 2_147_483_647;
 
 export function logFromRow(row: LogRow): JobLogLine {
   return { seq: row.seq, attempt: row.attempt, at: row.at, level: row.level as JobLogLine["level"], message: row.message, fields: row.fields };
@@ -43,6 +45,7 @@ export async function* watchJob(db: Db, id: string, signal?: AbortSignal): Async
     }, poke);
     await db.jobWatch(id);
     let seq = 0;
+    let droppedSeen: string | undefined;
     let last: Job | undefined;
     while (!signal?.aborted) {
       if (!dirty) {
@@ -59,10 +62,15 @@ export async function* watchJob(db: Db, id: string, signal?: AbortSignal): Async
       const job = jobFromRow(row);
       const logs: JobLogLine[] = [];
       for (;;) {
-        const page = await db.logList(id, seq, LOG_PAGE);
-        logs.push(...page.map(logFromRow));
+        // The line counting the lines past the caps is the last by seq, and its count is
+        // updated in place: once it has been read, it is read again, and sent when it changed.
+        const page = (await db.logList(id, seq === DROPPED_SEQ ? seq - 1 : seq, LOG_PAGE)).map(logFromRow);
+        for (const line of page) {
+          if (line.seq !== DROPPED_SEQ) logs.push(line);
+          else if (JSON.stringify(line.fields) !== droppedSeen) (droppedSeen = JSON.stringify(line.fields), logs.push(line));
+        }
         if (page.length > 0) seq = page[page.length - 1]!.seq;
-        if (page.length < LOG_PAGE) break;
+        if (page.length < LOG_PAGE || seq === DROPPED_SEQ) break;
       }
       const changed = !last || logs.length > 0 || job.status !== last.status || job.progress !== last.progress || job.attempts !== last.attempts;
       last = job;
