@@ -14,7 +14,7 @@ import type { LogWriter } from "./logs.ts";
 import type { ResolvedTask } from "../shared/task.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 import { abort, type Active } from "./attempt.ts";
-import { WaitingJobs } from "./waiting.ts";
+import { type Waiting, WaitingJobs } from "./waiting.ts";
 import { jobContext } from "./job-context.ts";
 import type { QueueStatsRecorder } from "./queue-stats.ts";
 import { reportOutcome } from "./report.ts";
@@ -143,21 +143,18 @@ export class JobRunner {
   /** Gives back jobs that waited longer than ms for a slot (the runs got slower). */
   releaseWaitingOlderThan(ms: number): number {
     const cutoff = this.#clock.now() - ms;
-    let n = 0;
-    for (const [id, w] of this.waiting) {
-      if (w.since > cutoff) continue;
-      this.waiting.delete(id);
-      this.#endUnstarted(w.job, { kind: "released", id, attempt: w.job.attempt });
-      n++;
-    }
-    return n;
+    return this.#releaseWaitingWhere((w) => w.since <= cutoff);
   }
 
   /** Gives back the jobs of a queue waiting for a slot (it was paused or limited); returns how many. */
   releaseWaitingOf(queue: string): number {
+    return this.#releaseWaitingWhere((w) => w.job.queue === queue);
+  }
+
+  #releaseWaitingWhere(given: (w: Waiting) => boolean): number {
     let n = 0;
     for (const [id, w] of this.waiting) {
-      if (w.job.queue !== queue) continue;
+      if (!given(w)) continue;
       this.waiting.delete(id);
       this.#endUnstarted(w.job, { kind: "released", id, attempt: w.job.attempt });
       n++;
