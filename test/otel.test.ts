@@ -98,7 +98,16 @@ describe("pgpulse/otel", () => {
   it("a run that times out ends its span as an error when the attempt ends, not when a handler that ignores its signal returns", async () => {
     exporter.reset();
     const stuck = gate();
-    const w = db.worker({ queues: ["otel-timeout"], tasks: { slow: async () => (await stuck.promise, "late") } }).use(otelRun());
+    let outerSettled = false;
+    const w = db.worker({ queues: ["otel-timeout"], tasks: { slow: async () => (await stuck.promise, "late") } })
+      .use(async (_ctx, next) => {
+        try {
+          return await next();
+        } finally {
+          outerSettled = true;
+        }
+      })
+      .use(otelRun());
     const queue = createQueue({ connection: DATABASE_URL, schema: db.schema });
     try {
       const job = await queue.enqueue("slow", {}, { queue: "otel-timeout", timeoutMs: 100, maxAttempts: 1 });
@@ -109,6 +118,10 @@ describe("pgpulse/otel", () => {
       await until(() => exporter.getFinishedSpans().some((s) => s.name === "process otel-timeout"));
       const span = exporter.getFinishedSpans().find((s) => s.name === "process otel-timeout")!;
       expect(span.status).toMatchObject({ code: SpanStatusCode.ERROR, message: expect.stringContaining("timed out") });
+      // the middleware around it still sees the handler's own promise, unsettled while it runs
+      expect(outerSettled).toBe(false);
+      stuck.open();
+      await until(() => outerSettled);
     } finally {
       stuck.open();
       await queue.close();

@@ -122,10 +122,13 @@ function stopping(c: Context): Response {
   return errorJson(c, new ApiError(503, "UNAVAILABLE", "the server is stopping", { reason: "stopping" }));
 }
 
+/** The seq of the line that counts the lines past the caps: updated in place, so sent whenever it comes. */
+const DROPPED_SEQ = 2_147_483_647;
+
 /** A change: its new log lines (each with its seq as the event id), then the job. */
 async function send(stream: SSEStreamingApi, event: JobEvent, after: number): Promise<void> {
   for (const line of event.logs) {
-    if (line.seq > after) await stream.writeSSE({ event: "log", id: String(line.seq), data: JSON.stringify(line) });
+    if (line.seq > after || line.seq === DROPPED_SEQ) await stream.writeSSE({ event: "log", id: String(line.seq), data: JSON.stringify(line) });
   }
   await stream.writeSSE({ event: "job", data: JSON.stringify(event.job) });
 }

@@ -78,11 +78,17 @@ export const workerCommand: Command = {
     try {
       // A database that is down at start is waited for, as the worker itself does.
       if (!values["skip-migrate"]) {
-        await retryTransient(() => migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) }), {
-          what: "migrate",
-          logger: log,
-          stopped: () => stopRequested,
-        });
+        try {
+          await retryTransient(() => migrate({ connection: sql, ...(options.schema ? { schema: options.schema } : {}) }), {
+            what: "migrate",
+            logger: log,
+            stopped: () => stopRequested,
+          });
+        } catch (error) {
+          // (a database still away when the stop came: the wait ends, as asked)
+          if (stopRequested) return 0;
+          throw error;
+        }
       }
       // Stopped while migrate waited (for the database, or another process's migration): nothing to start.
       if (stopRequested) return 0;

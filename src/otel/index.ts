@@ -86,21 +86,28 @@ export function otelRun(options: OtelOptions = {}): WorkerMiddleware {
     );
     // The attempt ends when the handler returns, or when it is aborted (a timeout, a cancel, a
     // release): the span ends with the attempt, not with a handler that ignores its signal.
-    const { signal } = ctx;
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-    });
-    try {
-      return await Promise.race([context.with(trace.setSpan(parent, span), next), aborted]);
-    } catch (error) {
+    // (The handler's own promise is left as it is: middleware around this one see it unchanged.)
+    let ended = false;
+    const end = (error?: unknown) => {
+      if (ended) return;
+      ended = true;
       // A snooze or a release is not a failure: the job runs again, unspent.
       if (error instanceof JobSnooze) span.addEvent("snoozed", { "pgpulse.delay_ms": error.delayMs });
       else if (error instanceof JobReleasedError) span.addEvent("released");
-      else fail(span, error);
+      else if (error !== undefined) fail(span, error);
+      span.end();
+    };
+    const { signal } = ctx;
+    const onAbort = () => end(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await context.with(trace.setSpan(parent, span), next);
+    } catch (error) {
+      end(error);
       throw error;
     } finally {
-      span.end();
+      signal.removeEventListener("abort", onAbort);
+      end();
     }
   };
 }

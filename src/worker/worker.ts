@@ -103,6 +103,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
     mode = bootMode;
     const p = (parts = build());
     let registered = false;
+    let announced = false;
     try {
       // A database that is down (or full) at start is waited for, with backoff.
       const recovered = await retryTransient(
@@ -115,6 +116,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
             await p.roster.runOnce();
             // The others read the roster again, so that notifications are drawn among this worker too.
             await p.announceRoster();
+            announced = true;
           }
           await p.reaper.runOnce();
           return n;
@@ -138,8 +140,11 @@ export function createWorker(options: d.WorkerOptions): Worker {
       await p.claimer.request("start");
     } catch (error) {
       state = "stopped";
-      // Stopped (or failed) after it registered: its row goes, as a stop's would.
-      if (registered) await within(p.lease.unregister().then(() => {}, fail("unregistering")), STOP_IO_TIMEOUT_MS);
+      // Stopped (or failed) after it registered: its row goes, as a stop's would, and the others
+      // that read it into their roster stop drawing it.
+      if (registered && (await within(p.lease.unregister().then(() => {}, fail("unregistering")), STOP_IO_TIMEOUT_MS)) && announced) {
+        await within(p.announceRoster(), STOP_IO_TIMEOUT_MS);
+      }
       await p.listener.stop();
       if (p.owned) await p.sql.end({ timeout: 1 });
       throw error;
