@@ -4,6 +4,7 @@
 // stream's watch stops as soon as its client goes away.
 import { type Context, Hono } from "hono";
 import { type SSEStreamingApi, streamSSE } from "hono/streaming";
+import { DROPPED_SEQ } from "../db/logs.ts";
 import type { JobEvent, Queue } from "../producer/types.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -122,10 +123,7 @@ function stopping(c: Context): Response {
   return errorJson(c, new ApiError(503, "UNAVAILABLE", "the server is stopping", { reason: "stopping" }));
 }
 
-/** The seq of the line that counts the lines past the caps: updated in place, so sent whenever it comes. */
-const DROPPED_SEQ = 2_147_483_647;
-
-/** A change: its new log lines (each with its seq as the event id), then the job. */
+/** A change: its new log lines (each with its seq as the event id; the dropped line, updated in place, whenever it comes), then the job. */
 async function send(stream: SSEStreamingApi, event: JobEvent, after: number): Promise<void> {
   for (const line of event.logs) {
     if (line.seq > after || line.seq === DROPPED_SEQ) await stream.writeSSE({ event: "log", id: String(line.seq), data: JSON.stringify(line) });

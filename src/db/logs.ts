@@ -14,6 +14,12 @@ export function logsSql(q: string) {
   };
 }
 
+/**
+ * The seq of a job's "dropped" line, which counts its lines past the caps:
+ * append_logs (sql/000006) keeps it last and updates its count in place.
+ */
+export const DROPPED_SEQ = 2_147_483_647;
+
 /** One line to append: [job id, attempt, at (ms since the epoch), level, message, fields]. */
 export type LogLine = [string, number, number, string, string, Record<string, unknown> | null];
 

@@ -3,7 +3,7 @@ import { type InputIssue, PgPulseError } from "../shared/errors.ts";
 import { MAX_SPAN_MS } from "../shared/defaults.ts";
 import { unstorable } from "../shared/json.ts";
 
-const INT4_MAX = 2_147_483_647;
+export const INT4_MAX = 2_147_483_647;
 
 export const storable = (what: string) => v.check((s: string) => unstorable(s) === null, (issue) => `${what} ${unstorable(issue.input as string)}`);
 

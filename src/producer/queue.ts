@@ -6,7 +6,7 @@ import { PgPulseError } from "../shared/errors.ts";
 import type { TaskDefinition } from "../shared/task.ts";
 import { type JobId, jobFromRow } from "../shared/types.ts";
 import { checkBulk, runBulk } from "./bulk.ts";
-import { checkCallOptions, parseOrThrow } from "./enqueue-options.ts";
+import { checkCallOptions, INT4_MAX, parseOrThrow } from "./enqueue-options.ts";
 import { batchFromRow, insertBatch, insertFlow } from "./flows.ts";
 import { filterParams, listJobsFilterSchema } from "./job-filter.ts";
 import { checkQueueName, configFromRow, configureQueue, setPaused } from "./queue-config.ts";
@@ -135,7 +135,7 @@ export function createQueue(options: QueueOptions): Queue {
       ensureOpen();
       const { tx, after = 0, limit = 1000 } = opts;
       checkCallOptions({ tx });
-      const afterOk = Number.isInteger(after) && after >= 0 && after <= 2_147_483_647;
+      const afterOk = Number.isInteger(after) && after >= 0 && after <= INT4_MAX;
       if (!afterOk || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
         throw new PgPulseError("INVALID_INPUT", "after must be a whole number from 0 to 2147483647, limit one from 1 to 10000", {
           details: [{ path: afterOk ? "limit" : "after", message: "out of range" }],

@@ -1,5 +1,5 @@
 import type { Db } from "../db/db.ts";
-import type { LogRow } from "../db/logs.ts";
+import { DROPPED_SEQ, type LogRow } from "../db/logs.ts";
 import { PgPulseError } from "../shared/errors.ts";
 import { type Job, jobFromRow, type JobStatus } from "../shared/types.ts";
 import type { JobEvent, JobLogLine } from "./types.ts";
@@ -9,8 +9,6 @@ export const JOB_CHANNEL = "pgpulse_job";
 
 const FINAL: ReadonlySet<JobStatus> = new Set(["completed", "failed", "cancelled"]);
 const LOG_PAGE = 1000;
-/** The seq of the line that counts a job's lines past the caps (sql/000006, append_logs). */
-const DROPPED_SEQ = 2_147_483_647;
 
 export function logFromRow(row: LogRow): JobLogLine {
   return { seq: row.seq, attempt: row.attempt, at: row.at, level: row.level as JobLogLine["level"], message: row.message, fields: row.fields };

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { BackoffOptions } from "./backoff.ts";
 import { checkPoolOptions, type Connection, type Pooler } from "../db/connection.ts";
-import { parseOrThrow, span } from "../producer/enqueue-options.ts";
+import { INT4_MAX, int, parseOrThrow, span } from "../producer/enqueue-options.ts";
 import type { Logger, LogLevel } from "../shared/logger.ts";
 import type { RetentionOptions } from "../maintenance/pruner.ts";
 import type { ScheduleSpec } from "../producer/schedules.ts";
@@ -130,12 +130,8 @@ export interface WorkerOptions {
 
 const ms = (what: string, min = 1) =>
   v.optional(v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`)));
-/** At most 2147483647 ms (about 24.8 days), as a job's and a task's settings are; a longer timer fires at once. */
-const int4 = (what: string, min: number) =>
-  v.optional(v.pipe(
-    v.number(`${what} must be a number`), v.integer(`${what} must be an integer`), v.minValue(min, `${what} must be at least ${min}`),
-    v.maxValue(2_147_483_647, `${what} must be at most 2147483647 (about 24.8 days), as a job's is`),
-  ));
+/** At most INT4_MAX ms (about 24.8 days), as a job's and a task's settings are; a longer timer fires at once. */
+const int4 = (what: string, min: number) => v.optional(int(what, min, INT4_MAX));
 const queueName = v.pipe(v.string("queue names must be strings"), v.minLength(1, "queue names must not be empty"), v.maxLength(128));
 
 const workerOptionsSchema = v.pipe(

@@ -2,6 +2,7 @@
 // its direct parents and children when the graph is large), its log lines and
 // its batch. Each is bounded, so that a page of a job in a graph of thousands,
 // or with thousands of lines, stays small and quick to make every refresh.
+import { DROPPED_SEQ } from "../../db/logs.ts";
 import type { JobLogLine, Queue } from "../../producer/types.ts";
 import type { Batch, JobGraph } from "../../producer/workflow-types.ts";
 import type { Job, JobStatus } from "../../shared/types.ts";
@@ -12,8 +13,6 @@ export const GRAPH_MAX_NODES = 60;
 export const NEIGHBOURS_SHOWN = 50;
 /** Most log lines shown. */
 export const LOG_LINES_SHOWN = 500;
-/** The seq of a job's "dropped" line, which append_logs (sql/000006) keeps last. */
-const DROPPED_SEQ = 2_147_483_647;
 
 export type EdgeState = JobGraph["edges"][number]["state"];
 
