@@ -58,10 +58,10 @@ export function claimSql(q: string, asText = false): string {
     from ${q}.claim_rows($1::text::jsonb, $2::text::jsonb, $3::integer, $4::text, $5::timestamptz, $6::integer)`;
 }
 
-export function claimOps(c: DbContext, text: string) {
+export function claimOps(c: DbContext, t: { pool: string; tx: string }) {
   // (a context bound to a caller's transaction has no pool)
   const asText = c.pool === null;
-  const statement = asText ? claimSql(c.q, true) : text;
+  const statement = asText ? t.tx : t.pool;
   return {
     /** Claims runnable jobs for a worker, in claim order. */
     jobClaim: (args: ClaimParams) => claimJobs(c, statement, asText, args),

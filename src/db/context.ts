@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import { isTransient } from "../shared/retry.ts";
 import type { SqlHandle } from "./connection.ts";
 
 /**
@@ -43,11 +44,11 @@ export async function runJson<T>(c: DbContext, text: string, params: Params = []
 
 /**
  * Runs a statement and returns its rows as arrays of values in column order,
- * which a caller's driver cannot rename. Statements read this way give their
- * json and jsonb columns as text, cast in SQL, and their readers parse them:
- * postgres.js's transforms (postgres.camel, pascal, kebab) rename the keys
+ * which a caller's driver cannot rename. What may run in a caller's transaction
+ * gives its json and jsonb columns as text, cast in SQL, and its reader parses
+ * them: postgres.js's transforms (postgres.camel, pascal, kebab) rename the keys
  * inside JSON values only, and another driver's parsed JSON could not be told
- * from text. Numbers may come parsed or as text: readers take them with Number().
+ * from text. (The claim on pgpulse's own pool leaves them to the driver: claimSql.) Numbers may come parsed or as text: readers take them with Number().
  * (The claim reads this way, once per job: .values() costs the worker less than
  * .raw(), which makes a Buffer per value.)
  */
@@ -73,17 +74,14 @@ export async function inTx<T>(c: DbContext, fn: (c: DbContext) => Promise<T>): P
   return begin(c.pool, (tx) => fn({ ...c, handle: tx, pool: null }));
 }
 
-/** Socket and postgres.js errors after which the transaction's connection is certainly closed. */
-const CLOSED = new Set([
-  "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED",
-  "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH",
-]);
-
-/** Whether error means the connection is gone: a socket error, or the server ending the session (FATAL, class 08). */
+/**
+ * Whether error means the transaction's connection is gone: one of the errors that
+ * mean the database is not there (isTransient: socket errors, class 08, the
+ * server shutting down), the pool ended, or the server ending the session (FATAL).
+ */
 function connectionGone(error: unknown): boolean {
   const e = error as { code?: unknown; severity?: unknown } | null;
-  if (typeof e?.code !== "string") return false;
-  return CLOSED.has(e.code) || e.code.startsWith("08") || e.severity === "FATAL" || e.severity === "PANIC";
+  return isTransient(error) || e?.code === "CONNECTION_ENDED" || e?.severity === "FATAL" || e?.severity === "PANIC";
 }
 
 /**

@@ -36,7 +36,7 @@ function texts(q: string) {
   return {
     jobs: jobsSql(q),
     bulk: bulkSql(q),
-    claim: claimSql(q),
+    claim: { pool: claimSql(q), tx: claimSql(q, true) },
     finish: { finish: finishSql(q), progress: progressSql(q) },
     lease: leaseSql(q),
     flows: flowsSql(q),

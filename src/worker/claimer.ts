@@ -5,7 +5,7 @@ import type { Clock, Timer } from "../shared/clock.ts";
 import type { Emitter } from "../shared/events.ts";
 import { Periodic, type Service } from "../shared/service.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { JobRunner } from "./runner.ts";
+import type { JobRunner, WaitingCount } from "./runner.ts";
 import type { WorkerEvents } from "./types.ts";
 
 /** A job claimed ahead that has waited this long for a slot goes back to the queue. */
@@ -17,9 +17,7 @@ export interface ClaimerOptions {
   queues: readonly string[];
   tasks: readonly string[];
   concurrency: number;
-  runner: Pick<JobRunner, "size" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan" | "releaseWaitingOf"> & {
-    readonly waiting: { readonly size: number };
-  };
+  runner: Pick<JobRunner, "size" | "prefetch" | "accept" | "giveBack" | "releaseWaitingOlderThan" | "releaseWaitingOf"> & WaitingCount;
   /** The sweep: how often to claim when no notification came. */
   pollIntervalMs: number;
   /**

@@ -6,7 +6,7 @@ import { Periodic, type Service } from "../shared/service.ts";
 import { isTransient } from "../shared/retry.ts";
 import { timeLimit } from "../shared/timing.ts";
 import type { Claimer } from "./claimer.ts";
-import type { JobRunner } from "./runner.ts";
+import type { JobRunner, WaitingCount } from "./runner.ts";
 import type { WorkerEvents } from "./types.ts";
 
 export interface LeaseOptions {
@@ -21,7 +21,7 @@ export interface LeaseOptions {
   heartbeatIntervalMs: number;
   /** Others count this worker dead when its heartbeat is older than this. */
   staleAfterMs: number;
-  runner: Pick<JobRunner, "size" | "releaseAll" | "cancel" | "holds" | "releaseStray"> & { readonly waiting: { readonly size: number } };
+  runner: Pick<JobRunner, "size" | "releaseAll" | "cancel" | "holds" | "releaseStray"> & WaitingCount;
   claimer: Pick<Claimer, "claiming" | "settled" | "request">;
   clock: Clock;
   dbNow: () => Date | null;

@@ -21,7 +21,7 @@ import { LogWriter } from "./logs.ts";
 import type { WorkerMiddleware } from "./context.ts";
 import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
 import { QueueStatsRecorder, QueueStatsWriter } from "./queue-stats.ts";
-import { JobRunner } from "./runner.ts";
+import { JobRunner, type WaitingCount } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 
 /** What the parts share with the worker that composes them. */
@@ -80,7 +80,7 @@ export interface Parts {
  * wires the parts with these too.)
  */
 export function refillHooks(
-  runner: Pick<JobRunner, "size" | "prefetch"> & { readonly waiting: { readonly size: number } },
+  runner: Pick<JobRunner, "size" | "prefetch"> & WaitingCount,
   claimer: Pick<Claimer, "backlog" | "request" | "wakeIn">,
   finisher: Pick<FinishBatcher, "flush">,
 ) {

@@ -52,6 +52,9 @@ export interface JobRunnerDeps {
   onWritten(outcome: Outcome, result: FinishResult): void;
 }
 
+/** What other parts read of the jobs waiting for a slot: how many. */
+export type WaitingCount = { readonly waiting: { readonly size: number } };
+
 /**
  * Runs claimed jobs to an outcome: validates the payload, calls the handler
  * with its context, enforces the timeout, turns cancel and release requests

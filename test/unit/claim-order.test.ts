@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { claimOps } from "../../src/db/claim.ts";
+import { claimOps, claimSql } from "../../src/db/claim.ts";
 import type { DbContext } from "../../src/db/context.ts";
 
 // claimJobs() (src/db/claim.ts) over a stand-in connection: the claim statement's
@@ -20,7 +20,7 @@ function claimWith(rows: Row[], queues: string[], asObjects = false) {
     ? { unsafe: () => Promise.resolve(rows.map((r) => Object.fromEntries(r.map((v, i) => [columns[i], v])))) }
     : { unsafe: () => ({ values: async () => rows }) };
   const c = { handle, pool: null, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
-  return claimOps(c, "claim").jobClaim({ queues, tasks: ["t"], limit: rows.length, workerId: "w", now: null });
+  return claimOps(c, { pool: "the pool's claim", tx: claimSql(`"s"`, true) }).jobClaim({ queues, tasks: ["t"], limit: rows.length, workerId: "w", now: null });
 }
 
 /** On pgpulse's own pool: the statement given, payload and meta parsed by the driver. */
@@ -28,7 +28,7 @@ function claimOnPool(rows: unknown[][]) {
   const texts: string[] = [];
   const handle = { unsafe: (text: string) => (texts.push(text), { values: async () => rows }) };
   const c = { handle, pool: {}, schema: "s", q: `"s"`, prepare: true } as unknown as DbContext;
-  return { texts, claimed: claimOps(c, "the pool's claim").jobClaim({ queues: ["a"], tasks: ["t"], limit: rows.length, workerId: "w", now: null }) };
+  return { texts, claimed: claimOps(c, { pool: "the pool's claim", tx: "the transaction's claim" }).jobClaim({ queues: ["a"], tasks: ["t"], limit: rows.length, workerId: "w", now: null }) };
 }
 
 describe("a claim's jobs", () => {

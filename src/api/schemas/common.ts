@@ -1,11 +1,11 @@
 // The API's shared shapes: ids, timestamps, a job's fields as every enqueue takes them,
 // counts, the error body, and validate(), which turns a schema's issues into a 400.
 import * as v from "valibot";
-import { int, name, span, storable } from "../../producer/enqueue-options.ts";
+import { INT4_MAX, int, name, span, storable } from "../../producer/enqueue-options.ts";
 import { JOB_STATUSES } from "../../shared/types.ts";
 import { ApiError } from "../errors.ts";
 
-export const INT4_MAX = 2_147_483_647;
+export { INT4_MAX };
 export const STATUSES = JOB_STATUSES;
 
 /** A calendar date that exists: 2026-02-30 would otherwise roll over to March. */
