@@ -1,7 +1,9 @@
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
-import type { FinishRow } from "../src/db/finish.ts";
-import { deadline, testDb, until } from "./support/db.ts";
+import { endParams, type FinishRow, finishSql } from "../src/db/finish.ts";
+import { migrate } from "../src/index.ts";
+import { DATABASE_URL, deadline, testDb, until } from "./support/db.ts";
 
 // finish() (sql/000005) through the database layer, as the worker's finish batcher calls it.
 const db = await testDb(import.meta.url);
@@ -120,6 +122,42 @@ describe("finish()", () => {
       expect(heard).toEqual([expect.objectContaining({ queues: ["f-capped"] })]);
     } finally {
       await listener.unlisten();
+    }
+  });
+
+  it("finds the jobs it ends without reading the table, after the table grew past what it held at the connection's first ends", async () => {
+    // A connection keeps the plans of a function's statements. Made while the table held a few
+    // rows, finish()'s update was kept as a hash join over a read of the whole table: a worker
+    // that started on an empty table and then met a backlog read every row at every end, fell
+    // thousands of ends behind its handlers, and a stop gave up on the ends it could not write.
+    const fresh = `${schema}_finish_plan`;
+    const f = `"${fresh}"`;
+    await migrate({ connection: DATABASE_URL, schema: fresh });
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      await own.unsafe(`insert into ${f}.workers (id, queues, tasks, concurrency) values ('w-plan', '{}', '{}', 4)`);
+      const claimSome = `select id::text from ${f}.claim_rows('["default"]', '["t"]', 4, 'w-plan') where id is not null`;
+      const finish = async (on: postgres.Sql | postgres.TransactionSql, ids: string[]) => {
+        const [row] = await on.unsafe(finishSql(f), ["w-plan", ...endParams(ids.map((id) => end(id, "completed"))), null], { prepare: true });
+        return row!.statuses as string;
+      };
+      for (let i = 0; i < 12; i++) {
+        await own.unsafe(`insert into ${f}.jobs (task) select 't' from generate_series(1, 3)`);
+        const ids = (await own.unsafe(claimSome)).map((r) => r.id as string);
+        expect(await finish(own, ids)).toBe("ccc");
+      }
+      await own.unsafe(`insert into ${f}.jobs (task, status, finished_at) select 't', 'completed', now() from generate_series(1, 20000)`);
+      await own.unsafe(`insert into ${f}.jobs (task) values ('t')`);
+      const ids = (await own.unsafe(claimSome)).map((r) => r.id as string);
+      const seqScans = await own.begin(async (tx) => {
+        expect(await finish(tx, ids)).toBe("c");
+        const [row] = await tx.unsafe(`select seq_scan::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
+        return row!.n;
+      });
+      expect(seqScans).toBe(0);
+    } finally {
+      await own.end();
+      await sql.unsafe(`drop schema ${f} cascade`);
     }
   });
 
