@@ -114,7 +114,7 @@ function headline(scenario, r) {
     case "drain": return `${r.jobsPerSec} jobs/s${r.finished ? "" : ` (only ${r.handled} of ${r.jobs} in time)`}`;
     case "latency": return `p50 ${r.p50} p95 ${r.p95} p99 ${r.p99} ms (${r.received}/${r.jobs})`;
     case "enqueue": return `single ${r.singlePerSec}/s, ×${r.parallelClients} ${r.parallelPerSec}/s, bulk ${r.bulkJobsPerSec} jobs/s`;
-    case "sustained": return `e2e p50 ${r.e2e.p50} p99 ${r.e2e.p99} ms, ${r.mbBefore} → ${r.mbAfter} MB, sent ${r.sent} skipped ${r.skipped}${r.drained ? "" : " NOT DRAINED"}`;
+    case "sustained": return `e2e p50 ${r.e2e.p50} p99 ${r.e2e.p99} ms, ${r.pgCpuUsPerJob ?? "?"} us of Postgres CPU per job, ${r.mbBefore} → ${r.mbAfter} MB, sent ${r.sent} skipped ${r.skipped}${r.drained ? "" : " NOT DRAINED"}`;
     case "depth": return `claim p50 ${r.small.claim.p50} ms @${r.small.waiting}, ${r.large.claim.p50} ms @${r.large.waiting} (×${r.claimP50Ratio}); ${r.small.jobsPerSec} / ${r.large.jobsPerSec} jobs/s`;
     default: return JSON.stringify(r);
   }

@@ -67,8 +67,8 @@ export function markdown({ meta, medians, systems }) {
   }
   lines.push("");
   lines.push(
-    `| system | sustained ${k(c.sustainedRate)}/s × ${c.sustainedSeconds}s: e2e p50 / p99 ms | enqueue-return → handler p50 / p99 ms | tables MB before → after | claim p50 / p99 ms @${k(c.depthSmall)} | @${k(c.depthLarge)} | @${k(c.depthLarge)} ÷ @${k(c.depthSmall)} | jobs/s @${k(c.depthSmall)} / @${k(c.depthLarge)} |`,
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    `| system | sustained ${k(c.sustainedRate)}/s × ${c.sustainedSeconds}s: e2e p50 / p99 ms | Postgres CPU per job | enqueue-return → handler p50 / p99 ms | tables MB before → after | claim p50 / p99 ms @${k(c.depthSmall)} | @${k(c.depthLarge)} | @${k(c.depthLarge)} ÷ @${k(c.depthSmall)} | jobs/s @${k(c.depthSmall)} / @${k(c.depthLarge)} |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const s of systems) {
     const m = medians[s] ?? {};
@@ -77,7 +77,7 @@ export function markdown({ meta, medians, systems }) {
     const size = su ? `${num(su.mbBefore)} → ${num(su.mbAfter)}` : "–";
     const lag = !su ? "" : !su.drained ? " (backlog left)" : su.skipped > 0 ? ` (producer reached ${num(Math.round(su.sent / su.seconds))}/s)` : "";
     lines.push(
-      `| ${s} | ${trio(su?.e2e?.p50, su?.e2e?.p99)}${lag} | ${trio(su?.afterEnqueue?.p50, su?.afterEnqueue?.p99)} | ${size} | ${trio(dp?.small?.claim?.p50, dp?.small?.claim?.p99)} | ` +
+      `| ${s} | ${trio(su?.e2e?.p50, su?.e2e?.p99)}${lag} | ${su?.pgCpuUsPerJob != null ? `${num(su.pgCpuUsPerJob)} us` : "–"} | ${trio(su?.afterEnqueue?.p50, su?.afterEnqueue?.p99)} | ${size} | ${trio(dp?.small?.claim?.p50, dp?.small?.claim?.p99)} | ` +
         `${trio(dp?.large?.claim?.p50, dp?.large?.claim?.p99)} | ${num(dp?.claimP50Ratio)} | ${trio(dp?.small?.jobsPerSec, dp?.large?.jobsPerSec)} |`,
     );
   }

@@ -1,7 +1,11 @@
 // sustained: a producer enqueues `sustainedRate` single jobs per second for
-// `sustainedSeconds` while the worker runs; end-to-end latency per job, and the
-// size of the system's tables (with indexes and TOAST) before and after.
+// `sustainedSeconds` while the worker runs; end-to-end latency per job, the
+// size of the system's tables (with indexes and TOAST) before and after, and
+// Postgres's CPU per job over the load (the bench database's backends and the
+// server's own processes, from /proc: what every worker and producer of a
+// fleet share). Where /proc cannot be read, the CPU is left out.
 import { schemaBytes, schemaTuples } from "../db.mjs";
+import { CpuMeter, postmasterPid } from "../scale/cpu.mjs";
 import { now, sleep, summarize, until } from "../stats.mjs";
 
 const MAX_OUTSTANDING = 2000; // enqueues in flight before the producer skips ticks
@@ -27,6 +31,8 @@ export async function sustained(sys, cfg, { sql }) {
   const bytesBefore = await schemaBytes(sql, sys.schemas);
   const rowsBefore = await schemaTuples(sql, sys.schemas);
 
+  const meter = await cpuMeter(sql);
+  meter?.start();
   let sent = 0;
   let skipped = 0;
   let outstanding = 0;
@@ -61,6 +67,7 @@ export async function sustained(sys, cfg, { sql }) {
   await until(() => received >= sent - errors, { timeoutMs: 60_000, what: "the sustained backlog" }).catch(() => (drained = false));
   const drainSeconds = (now() - start) / 1000 - producerSeconds;
   await sleep(100); // completions of the last jobs
+  const cpu = meter?.stop();
   const bytesAfter = await schemaBytes(sql, sys.schemas);
   await sleep(600); // the statistics collector reports with a delay
   const rowsAfter = await schemaTuples(sql, sys.schemas);
@@ -88,7 +95,18 @@ export async function sustained(sys, cfg, { sql }) {
     mbAfter: mb(bytesAfter),
     rowsBefore,
     rowsAfter,
+    // (the admin connection's size checks count too: one query every 5 s)
+    pgCpuUsPerJob: cpu && sent > 0 ? Math.round(((cpu.benchDbMs + cpu.serverMs) * 1000) / sent) : null,
   };
+}
+
+async function cpuMeter(sql) {
+  try {
+    const [{ dir, db }] = await sql`select current_setting('data_directory') as dir, current_database() as db`;
+    return new CpuMeter({ postmaster: postmasterPid(dir), database: db });
+  } catch {
+    return null;
+  }
 }
 
 /** Per 5 s of the load: the enqueue call's and the rest's p50 and p99 (ms). */
