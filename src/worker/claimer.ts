@@ -11,6 +11,16 @@ import type { WorkerEvents } from "./types.ts";
 /** A job claimed ahead that has waited this long for a slot goes back to the queue. */
 export const WAITING_MAX_MS = 5000;
 
+/**
+ * The most ends a worker holds that it ran but has not written: at this many it
+ * claims nothing until some are written. Each is a job that runs again if the
+ * worker dies (the reaper puts it back), and that a stop must write within its
+ * 5 s. A healthy drain holds at most a few thousand (a write or two of 500 under
+ * way, and what ran meanwhile); one whose writes fall behind (a slow or busy
+ * database) held 25,000.
+ */
+export const UNWRITTEN_MAX = 5000;
+
 export interface ClaimerOptions {
   db: Pick<Db, "jobClaim">;
   workerId: string;
@@ -39,6 +49,8 @@ export interface ClaimerOptions {
   open(): boolean;
   /** runAvailable drives the claims itself: requests do nothing and nobody claims ahead. */
   driven(): boolean;
+  /** Ends run and not yet written (at UNWRITTEN_MAX no claim is made; a written end claims again). @default none */
+  unwritten?: () => number;
 }
 
 /**
@@ -175,7 +187,8 @@ export class Claimer implements Service {
     // With a backlog (the last claim came back full), claim a little ahead of
     // the free slots, so slots never wait on a round trip.
     const ahead = this.#more && !o.driven() ? runner.prefetch() : 0;
-    const free = Math.min(o.concurrency + ahead - runner.size - runner.waiting.size, cap);
+    const room = UNWRITTEN_MAX - (o.unwritten?.() ?? 0);
+    const free = Math.min(o.concurrency + ahead - runner.size - runner.waiting.size, cap, room);
     if (free <= 0) {
       this.#more = true;
       return 0;

@@ -41,6 +41,9 @@ export interface FinishResult {
  */
 export const FINISH_RETRY_MAX_MS = 1000;
 
+/** What an end that was not written reports. */
+const notWritten = (): FinishResult => ({ applied: false, status: null });
+
 interface Pending {
   outcome: Outcome;
   done: (r: FinishResult) => void;
@@ -62,6 +65,8 @@ export class FinishBatcher {
   #pending: Pending[] = [];
   #timer: Timer | undefined;
   #flushing: Promise<void> | undefined;
+  /** Ends of the write under way, until each is written (or given up). */
+  #writing = 0;
   #abandoned = false;
 
   constructor(
@@ -78,6 +83,11 @@ export class FinishBatcher {
 
   get size(): number {
     return this.#pending.length;
+  }
+
+  /** Ends not yet written: those waiting for the batch window, and the write under way's. */
+  get unwritten(): number {
+    return this.#pending.length + this.#writing;
   }
 
   /**
@@ -108,6 +118,7 @@ export class FinishBatcher {
     while (this.#flushing) await this.#flushing;
     if (this.#pending.length === 0) return;
     const batch = this.#pending.splice(0, this.maxBatch);
+    this.#writing = batch.length;
     this.#flushing = this.#write(batch).finally(() => (this.#flushing = undefined));
     await this.#flushing;
     if (this.#pending.length > 0) await this.flush();
@@ -128,22 +139,19 @@ export class FinishBatcher {
       try {
         // one status per row, in order (a batch can hold a stale attempt's end beside the current one's)
         const statuses = await this.db.jobFinishMany(rows, this.workerId, this.now());
-        batch.forEach((p, i) => p.done({ applied: statuses[i] != null, status: statuses[i] ?? null }));
+        this.#settled(batch, (i) => ({ applied: statuses[i] != null, status: statuses[i] ?? null }));
         return;
       } catch (error) {
         // An ended pool can never take the write: leave it to the reaper at once.
         const code = (error as { code?: string }).code;
-        if (this.#abandoned || code === "CONNECTION_ENDED") {
-          for (const p of batch) p.done({ applied: false, status: null });
-          return;
-        }
+        if (this.#abandoned || code === "CONNECTION_ENDED") return this.#settled(batch, notWritten);
         // Postgres refused a value (a data exception): trying the same rows again would never land,
         // and every end behind them would wait. The other rows are written without the one refused,
         // and that one with its error as plain text, no result and no delay. Refused even so, it is
         // left unwritten: the worker's next heartbeat finds the job held by no run here and gives it back.
         if (typeof code === "string" && code.startsWith("22")) {
           this.onError(error, null);
-          if (plain) return batch.forEach((p) => p.done({ applied: false, status: null }));
+          if (plain) return this.#settled(batch, notWritten);
           if (batch.length === 1) return this.#write(batch, true);
           const half = Math.ceil(batch.length / 2);
           await this.#write(batch.slice(0, half));
@@ -154,5 +162,11 @@ export class FinishBatcher {
         await new Promise<void>((r) => this.clock.setTimeout(r, wait));
       }
     }
+  }
+
+  /** A part of the write under way ended: no longer counted unwritten when its callbacks run. */
+  #settled(batch: Pending[], result: (i: number) => FinishResult): void {
+    this.#writing -= batch.length;
+    batch.forEach((p, i) => p.done(result(i)));
   }
 }

@@ -139,6 +139,7 @@ export function buildParts(w: PartsContext): Parts {
     ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT }),
     open: () => w.claimsOpen(lease),
     driven: w.driven,
+    unwritten: () => finisher.unwritten,
   });
   const refill = refillHooks(runner, claimer, finisher);
   const lease: Lease = new Lease({

@@ -1,5 +1,6 @@
 import type { ReapResult } from "../maintenance/reaper.ts";
 import { upsertSchedule } from "../producer/schedules.ts";
+import { UNWRITTEN_MAX } from "./claimer.ts";
 import { buildParts, type Parts } from "./parts.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { SCHEMA_DEFAULT } from "../shared/defaults.ts";
@@ -172,9 +173,14 @@ export function createWorker(options: d.WorkerOptions): Worker {
     state = "starting";
     starting = boot("available");
     await starting;
-    const { runner, claimer, lease } = parts!;
+    const { runner, claimer, lease, finisher } = parts!;
     let claimed = 0;
     while ((state as State) === "running" && claimed < maxJobs && Date.now() < deadline) {
+      // As many ends run and not written as a worker may hold: write them before claiming more.
+      if (finisher.unwritten >= UNWRITTEN_MAX) {
+        await within(finisher.flush(), deadline - Date.now());
+        continue;
+      }
       const got = await claimer.claim("available", maxJobs - claimed);
       claimed += got;
       if (claimed >= maxJobs) break;

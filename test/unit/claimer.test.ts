@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Claimed } from "../../src/db/claim.ts";
 import type { ClaimedJob } from "../../src/shared/types.ts";
-import { Claimer, type ClaimerOptions, WAITING_MAX_MS } from "../../src/worker/claimer.ts";
+import { Claimer, type ClaimerOptions, UNWRITTEN_MAX, WAITING_MAX_MS } from "../../src/worker/claimer.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { FakeDb } from "../support/fake-db.ts";
 import { job, jobs, recordingEvents, recordingLogger, WORKER_ID } from "./helpers.ts";
@@ -42,7 +42,7 @@ function fakeRunner(concurrency: number) {
   return runner;
 }
 
-function setup(over: { concurrency?: number; pollIntervalMaxMs?: number } = {}) {
+function setup(over: { concurrency?: number; pollIntervalMaxMs?: number; unwritten?: () => number } = {}) {
   const concurrency = over.concurrency ?? 10;
   const db = new FakeDb();
   const clock = new FakeClock();
@@ -57,6 +57,7 @@ function setup(over: { concurrency?: number; pollIntervalMaxMs?: number } = {}) 
     onError: (during, error) => errors.push([during, error]),
     open: () => flags.open,
     driven: () => flags.driven,
+    ...(over.unwritten ? { unwritten: over.unwritten } : {}),
   };
   const claimer = new Claimer(options);
   /** Fills the runner: running and waiting jobs. */
@@ -96,6 +97,18 @@ describe("Claimer: how many to claim", () => {
     claimer.markBacklog();
     await claimer.request("notify");
     expect(sizes(db)).toEqual([{ limit: 1, ahead: 1 }]);
+  });
+
+  it("claims nothing while UNWRITTEN_MAX ends are run and not written, and no more than the room below it", async () => {
+    let unwritten = UNWRITTEN_MAX;
+    const { db, claimer } = setup({ unwritten: () => unwritten });
+    expect(await claimer.request("notify")).toBe(0);
+    expect(db.count("jobClaim")).toBe(0);
+    // claimed again once ends are written (refillHooks: a written end claims again with a backlog)
+    expect(claimer.backlog).toBe(true);
+    unwritten = UNWRITTEN_MAX - 3;
+    await claimer.request("slots freed");
+    expect(sizes(db)).toEqual([{ limit: 3, ahead: 0 }]);
   });
 
   it("does not claim ahead without a backlog, whatever prefetch() says", async () => {

@@ -6,6 +6,30 @@ import { FakeClock } from "../support/fake-clock.ts";
 // FinishBatcher (src/worker/finisher.ts) over a stand-in write and a fake clock: a write
 // that fails is tried again, sooner and sooner capped, until it lands.
 describe("FinishBatcher", () => {
+  it("counts as unwritten the ends waiting and those of the write under way, each until its callback runs", async () => {
+    const clock = new FakeClock();
+    let land!: () => void;
+    const db = {
+      jobFinishMany: (rows: readonly FinishRow[]) =>
+        new Promise<("completed" | null)[]>((resolve) => (land = () => resolve(rows.map(() => "completed")))),
+    };
+    const finisher = new FinishBatcher(db, "w", 2, () => null, () => {}, 2, clock);
+    const seen: number[] = [];
+    for (const id of ["1", "2", "3"]) finisher.add({ kind: "completed", id, attempt: 1, result: null }, () => void seen.push(finisher.unwritten));
+    // two went to the write at once (a full batch), one waits for the window
+    expect(finisher.unwritten).toBe(3);
+    expect(finisher.size).toBe(1);
+    land();
+    await clock.flush();
+    // the first write's ends no longer count when their callbacks run
+    expect(seen).toEqual([1, 1]);
+    await clock.advance(2);
+    land();
+    await clock.flush();
+    expect(seen).toEqual([1, 1, 0]);
+    expect(finisher.unwritten).toBe(0);
+  });
+
   it("tries a failed write again after 50 ms, doubling up to FINISH_RETRY_MAX_MS, until it lands; the ends behind it go next", async () => {
     const clock = new FakeClock();
     let failures = 9;
