@@ -1,5 +1,6 @@
 -- pgpulse schema, version 14: a parent that anyone ends while pgpulse is
--- settling another parent settles its children too.
+-- settling another parent settles its children too; graphs left stranded that
+-- way before this version are settled by the upgrade.
 --
 -- Version 6 settles the edges of a job with children when its status changes:
 -- the row trigger notes the change (job_status_changed()) and the statement's
@@ -22,7 +23,22 @@
 -- what that left. settle_list() puts back the setting it found when it ends,
 -- so settlings nest. The trigger jobs_settle_children keeps version 6's WHEN
 -- (pgpulse.settling <> 'on'), which the new values always pass: this file
--- changes no table and no trigger, and takes no lock on jobs.
+-- changes no table and no trigger, and takes no lock on jobs but the row locks
+-- of the repair below.
+--
+-- The repair: graphs that version 6 to 13 stranded that way are settled now,
+-- as if each stranded parent's change had just been noted:
+-- 1. a parent that stands pending, queued or running again while an edge of
+--    it still says its failure ended the child (state 'b'): it was retried
+--    while pgpulse was settling, and its children were not put back;
+-- 2. then a parent that stands ended with an edge its end should have settled
+--    and did not: any waiting edge of a completed parent, a waiting edge of
+--    mode run or failure of a failed or cancelled one, and a waiting edge of
+--    mode fail or cancel to a child still pending.
+-- Each of those is an edge that no path of version 6 to 13 leaves once the
+-- parent's change was settled. The parents are locked first, in id order; a
+-- worker of an older version ending or retrying one waits for the upgrade, or
+-- the upgrade for it, and the repair reads what the other committed.
 
 -- Settles what was noted (see job_status_changed()): "id,old,new,epoch;"
 -- entries. While it runs, pgpulse.settling holds the trigger depth of
@@ -99,5 +115,44 @@ begin
   perform set_config('pgpulse.settle', '', true);
   perform :PGPULSE_SCHEMA.settle_list(noted);
   return null;
+end;
+$$;
+
+-- The repair (see the head of this file).
+do $$
+declare
+  noted text;
+begin
+  -- 1. parents that run again, their children still held ended by their failure
+  with p as (
+    select j.id from :PGPULSE_SCHEMA.jobs j
+     where j.id in (select e.parent_id from :PGPULSE_SCHEMA.job_deps e where e.state = 'b')
+       and j.status::text in ('pending', 'queued', 'running')
+     order by j.id
+       for update of j
+  )
+  select string_agg(p.id || ',failed,queued,', ';' order by p.id) into noted from p;
+  if noted is not null then
+    perform :PGPULSE_SCHEMA.settle_list(noted);
+  end if;
+
+  -- 2. parents that ended, their edges not settled by it
+  with p as (
+    select j.id, j.status::text as status, j.finished_at from :PGPULSE_SCHEMA.jobs j
+     where j.id in (select e.parent_id from :PGPULSE_SCHEMA.job_deps e
+                      join :PGPULSE_SCHEMA.jobs pj on pj.id = e.parent_id
+                      join :PGPULSE_SCHEMA.jobs c on c.id = e.child_id
+                     where e.state = 'w' and pj.status::text in ('completed', 'failed', 'cancelled')
+                       and (pj.status::text = 'completed' or e.mode in ('run', 'failure') or c.status::text = 'pending'))
+       and j.status::text in ('completed', 'failed', 'cancelled')
+     order by j.id
+       for update of j
+  )
+  select string_agg(p.id || ',running,' || p.status || ',' || coalesce(extract(epoch from p.finished_at)::text, ''),
+                    ';' order by p.id)
+    into noted from p;
+  if noted is not null then
+    perform :PGPULSE_SCHEMA.settle_list(noted);
+  end if;
 end;
 $$;
