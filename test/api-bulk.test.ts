@@ -57,7 +57,7 @@ describe("POST /jobs/retry, /jobs/cancel and /jobs/delete", () => {
     const retried = await call("POST", "/jobs/retry", { json: { filter: { queue: "api-bulk", payload: { tenant: "acme" } }, batchSize: 1 } });
     expect(retried.status, retried.text).toBe(200);
     expect(v.parse(bulkResultSchema, retried.json)).toEqual({
-      matched: 2, changed: 1, skipped: 1, reasons: { key: 1, parent: 0, children: 0, busy: 0 }, stopping: 0, batches: 2, dryRun: false,
+      matched: 2, changed: 1, skipped: 1, reasons: { key: 1, parent: 0, children: 0, batch: 0, busy: 0 }, stopping: 0, batches: 2, dryRun: false,
     });
     expect(await statuses(ids)).toEqual(["queued", "failed", "queued", "cancelled"]);
 

@@ -68,7 +68,7 @@ async function snapshot(): Promise<string> {
 }
 
 const counts = (r: BulkResult) => ({ matched: r.matched, changed: r.changed, skipped: r.skipped, reasons: r.reasons, stopping: r.stopping });
-const reasons = (o: Partial<BulkResult["reasons"]> = {}) => ({ key: 0, parent: 0, children: 0, busy: 0, ...o });
+const reasons = (o: Partial<BulkResult["reasons"]> = {}) => ({ key: 0, parent: 0, children: 0, batch: 0, busy: 0, ...o });
 
 describe("filters", () => {
   it("listJobs, retryJobs, cancelJobs and deleteJobs each honour every field of the filter", async () => {

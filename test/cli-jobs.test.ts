@@ -117,11 +117,11 @@ describe("the flags' filter and the printed counts", () => {
   });
 
   it("says why jobs were skipped", () => {
-    const r = { matched: 9, changed: 4, skipped: 5, reasons: { key: 1, parent: 2, children: 0, busy: 2 }, stopping: 0, batches: 2, dryRun: false };
+    const r = { matched: 9, changed: 4, skipped: 5, reasons: { key: 1, parent: 2, children: 0, batch: 0, busy: 2 }, stopping: 0, batches: 2, dryRun: false };
     expect(renderResult("retry", r)).toBe(
       "retried 4 of 9 matching job(s); skipped 5: 1 whose key a live job holds, 2 held back by a failed parent (retry the parent), 2 held by another transaction throughout (2 batches)\n",
     );
-    expect(renderResult("cancel", { ...r, skipped: 0, changed: 9, reasons: { key: 0, parent: 0, children: 0, busy: 0 }, stopping: 3, dryRun: true })).toBe(
+    expect(renderResult("cancel", { ...r, skipped: 0, changed: 9, reasons: { key: 0, parent: 0, children: 0, batch: 0, busy: 0 }, stopping: 3, dryRun: true })).toBe(
       "would cancel 9 of 9 matching job(s) (3 running, to be asked to stop)\n",
     );
   });

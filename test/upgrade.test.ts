@@ -1,11 +1,8 @@
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { createQueue, createWorker, migrate, SCHEMA_VERSION } from "../src/index.ts";
-import { quoteSchema } from "../src/db/connection.ts";
-import { migrationsSql } from "../src/db/migrations.ts";
-import { renderSql } from "../src/schema/migrate.ts";
-import { migrations } from "../src/schema/migrations.generated.ts";
 import { DATABASE_URL, until } from "./support/db.ts";
+import { schemaAt } from "./support/schema-at.ts";
 
 // Upgrading a schema that holds live jobs: queued, running (started, and
 // claimed ahead), finished. Version 4 is built from the shipped migration
@@ -20,20 +17,6 @@ afterAll(async () => {
   await sql.end({ timeout: 5 });
 });
 
-/** The schema as a pgpulse of version `version` left it. */
-async function migrateTo(version: number) {
-  const m = migrationsSql(quoteSchema(schema));
-  await sql.begin(async (tx) => {
-    await tx.unsafe(m.createSchema);
-    await tx.unsafe(m.createTable);
-    await tx.unsafe(m.addChecksum);
-    for (const file of migrations.slice(0, version)) {
-      await tx.unsafe(renderSql(file.sql, schema)).simple();
-      await tx.unsafe(m.insert, [file.id, file.name, file.checksum]);
-    }
-  });
-}
-
 const statuses = async () =>
   Object.fromEntries((await sql.unsafe(`select status::text, count(*)::int as n from ${s}.jobs group by 1`)).map((r) => [r.status, r.n]));
 
@@ -41,7 +24,7 @@ describe("upgrading to the current version with live jobs", () => {
   it("ends every job: those queued, running (started or claimed ahead) and finished before the upgrade", async () => {
     const from = 4;
     expect(SCHEMA_VERSION).toBeGreaterThan(from);
-    await migrateTo(from);
+    await schemaAt(sql, schema, from);
 
     // Version 4 at work: 30 jobs enqueued through its enqueue_many(), a worker
     // that claimed 10 (4 started, 6 claimed ahead) and finished 3 of them.

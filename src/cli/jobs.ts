@@ -125,6 +125,7 @@ export function renderResult(action: "retry" | "cancel" | "delete", r: BulkResul
     r.reasons.key && `${r.reasons.key} whose key a live job holds`,
     r.reasons.parent && `${r.reasons.parent} held back by a failed parent (retry the parent)`,
     r.reasons.children && `${r.reasons.children} with a child that has not completed`,
+    r.reasons.batch && `${r.reasons.batch} of a batch whose other jobs are not all deleted with them`,
     r.reasons.busy && `${r.reasons.busy} held by another transaction throughout`,
   ].filter(Boolean);
   if (r.skipped > 0) line += `; skipped ${r.skipped}: ${why.join(", ")}`;

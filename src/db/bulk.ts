@@ -1,3 +1,4 @@
+import { deleteChangeSql, deleteCountParts, deleteScanSql } from "./bulk-delete.ts";
 import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
 import { type DbContext, inTx, run } from "./context.ts";
 import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
@@ -30,10 +31,9 @@ import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } fro
  *   runnable jobs.
  * - cancel (jobs.ts): pending and queued jobs are cancelled at once; running
  *   ones are asked to stop through pgpulse_control, one message per job.
- * - delete (prune.ts): finished jobs (completed, failed, cancelled) go with
- *   their log lines and their edges both ways, and a batch with them once its
- *   last job is gone; a job with a child that has not completed is skipped
- *   (the child reads its result when it runs, and may be retried).
+ * - delete (prune.ts; its statements are in bulk-delete.ts): finished jobs go
+ *   with their log lines and edges, and a batch with its last job; a job whose
+ *   child has not completed is skipped, and a batch's jobs go together or not at all.
  */
 export type BulkAction = "retry" | "cancel" | "delete";
 
@@ -62,6 +62,7 @@ const eligible = (q: string, action: BulkAction, j: string) =>
 // reading a span of ids in index order, and a plan unsure how many rows the
 // filter keeps would start one for every batch.
 function scanSql(q: string, action: BulkAction): string {
+  if (action === "delete") return deleteScanSql(q, (j) => eligible(q, action, j), AFTER, UPTO, LIMIT);
   return `
       select coalesce(string_agg(c.id::text, ',' order by c.id), '') as ids,
         set_config('max_parallel_workers_per_gather', '0', true) as serial
@@ -106,12 +107,10 @@ const blocked = (q: string) => `left join lateral (
            where l.parents_left is not null and e.child_id = l.id
              and (e.state = 'b' or (e.state = 'w' and e.mode in ('fail', 'cancel') and p.status in ('failed', 'cancelled')))
            limit 1) b on true`;
-/** A child of row l has not completed (as prune.ts keeps a parent). */
-const waiting = (q: string) => `left join lateral (
-          select true as waiting from ${q}.job_deps d join ${q}.jobs c on c.id = d.child_id
-           where l.has_children and d.parent_id = l.id and c.status <> 'completed' limit 1) w on true`;
-
-/** The statement that changes a batch's locked rows ($1), and its counts. $2: the schema's name, for notifications. */
+/**
+ * The statement that changes a batch's locked rows ($1), and its counts. $2: the schema's name, for
+ * notifications (a delete's $2: the ids that matched but were held, bulk-delete.ts).
+ */
 function changeSql(q: string, action: BulkAction): string {
   switch (action) {
     case "retry":
@@ -158,7 +157,7 @@ function changeSql(q: string, action: BulkAction): string {
       select (select count(*) from upd)::int as changed,
         (select count(*) from judged where skip = 'key')::int as key,
         (select count(*) from judged where skip = 'parent')::int as parent,
-        0 as children, 0 as stopping, '' as batches,
+        0 as children, 0 as batch, 0 as stopping, '' as batches, '' as held,
         (select count(*) from note)::int as notified`;
     case "cancel":
       return `
@@ -176,27 +175,11 @@ function changeSql(q: string, action: BulkAction): string {
           'schema', $2::text, 'type', 'cancel', 'job', upd.id::text, 'worker', upd.worker_id)::text)
         from upd where upd.status = 'running'
       )
-      select (select count(*) from upd)::int as changed, 0 as key, 0 as parent, 0 as children,
-        (select count(*) from upd where upd.status = 'running')::int as stopping, '' as batches,
+      select (select count(*) from upd)::int as changed, 0 as key, 0 as parent, 0 as children, 0 as batch,
+        (select count(*) from upd where upd.status = 'running')::int as stopping, '' as batches, '' as held,
         (select count(*) from note)::int as notified`;
     case "delete":
-      return `
-      with l as (select j.id, j.has_children from ${q}.jobs j where j.id = any(${LOCKED})),
-      judged as (
-        select l.id, case when w.waiting then 'children' end as skip
-        from l
-        ${waiting(q)}
-      ),
-      gone as (delete from ${q}.jobs j using judged k where j.id = k.id and k.skip is null returning j.id, j.batch_id),
-      logs as (delete from ${q}.job_logs g using gone where g.job_id = gone.id),
-      -- (by the arrays: two index scans, job_deps_child_idx and its primary key, whatever the plan's estimates)
-      edges as (
-        delete from ${q}.job_deps d
-         where d.child_id = any(array(select gone.id from gone)) or d.parent_id = any(array(select gone.id from gone))
-      )
-      select (select count(*) from gone)::int as changed, 0 as key, 0 as parent,
-        (select count(*) from judged where skip = 'children')::int as children, 0 as stopping,
-        (select coalesce(string_agg(distinct gone.batch_id::text, ','), '') from gone) as batches, 0 as notified`;
+      return deleteChangeSql(q);
   }
 }
 
@@ -207,12 +190,12 @@ function countSql(q: string, action: BulkAction): string {
       `count(*) filter (where b.blocked)::int as parent,
         -- of the jobs with a key: those whose key a live job holds, and all but one per key of the rest
         (count(l.key) - count(distinct l.key) filter (where h.held is null))::int as key,
-        0 as children, 0 as stopping`,
+        0 as children, 0 as batch, 0 as stopping`,
       `${blocked(q)}
         ${held(q)}`,
     ],
-    cancel: [`0 as parent, 0 as key, 0 as children, count(*) filter (where l.status = 'running')::int as stopping`, ""],
-    delete: [`0 as parent, 0 as key, count(*) filter (where w.waiting)::int as children, 0 as stopping`, waiting(q)],
+    cancel: [`0 as parent, 0 as key, 0 as children, 0 as batch, count(*) filter (where l.status = 'running')::int as stopping`, ""],
+    delete: deleteCountParts(q, (j) => eligible(q, "delete", j)),
   }[action];
   return `
       select count(*)::int as matched, ${reasons}
@@ -244,10 +227,14 @@ export interface BulkBatch {
   /** Ids that still matched but another transaction held. */
   busy: string[];
   changed: number;
-  /** Skipped: retry, a live job holds the key; parent, a parent keeps the job from a retry; children, a child has not completed. */
+  /**
+   * Skipped: retry, a live job holds the key; parent, a parent keeps the job from a retry; delete,
+   * children, a child has not completed; batch, a job of its batch is not deleted with it.
+   */
   key: number;
   parent: number;
   children: number;
+  batch: number;
   /** cancel: running jobs asked to stop (counted in changed). */
   stopping: number;
 }
@@ -258,6 +245,7 @@ export interface BulkCount {
   key: number;
   parent: number;
   children: number;
+  batch: number;
   stopping: number;
 }
 
@@ -287,20 +275,30 @@ export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
         const locked = split(lock!.locked);
         // (the difference is taken here: a plan for it in SQL, unsure of the sizes, could compare every pair)
         const mine = new Set(locked);
-        const busy = matching.filter((id) => !mine.has(id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
-        const out: BulkBatch = { seen: matching.length, busy, changed: 0, key: 0, parent: 0, children: 0, stopping: 0 };
+        const byId = (a: string, b: string) => (BigInt(a) < BigInt(b) ? -1 : 1);
+        const busy = matching.filter((id) => !mine.has(id)).sort(byId);
+        const out: BulkBatch = { seen: matching.length, busy, changed: 0, key: 0, parent: 0, children: 0, batch: 0, stopping: 0 };
         if (locked.length === 0) return out;
-        const [row] = await run(tx, t.change[action], action === "delete" ? [locked.join(",")] : [locked.join(","), c.schema]);
+        const [row] = await run(tx, t.change[action], [locked.join(","), action === "delete" ? busy.join(",") : c.schema]);
         const r = row!;
         if (r.batches) await run(tx, t.batches, [r.batches as string]);
-        return { ...out, changed: r.changed as number, key: r.key as number, parent: r.parent as number, children: r.children as number, stopping: r.stopping as number };
+        // a delete gives back, as busy, the jobs of a batch whose other job another transaction held
+        const held = split(r.held);
+        return {
+          ...out, busy: held.length > 0 ? [...busy, ...held].sort(byId) : busy,
+          changed: r.changed as number, key: r.key as number, parent: r.parent as number, children: r.children as number,
+          batch: r.batch as number, stopping: r.stopping as number,
+        };
       });
     },
     /** Counts what an action would do, changing and locking nothing. */
     async jobBulkCount(action: BulkAction, filter: JobFilterParams): Promise<BulkCount> {
       const [row] = await run(c, t.count[action], filterValues(filter));
       const r = row!;
-      return { matched: r.matched as number, key: r.key as number, parent: r.parent as number, children: r.children as number, stopping: r.stopping as number };
+      return {
+        matched: r.matched as number, key: r.key as number, parent: r.parent as number, children: r.children as number,
+        batch: r.batch as number, stopping: r.stopping as number,
+      };
     },
   };
 }

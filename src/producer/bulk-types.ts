@@ -70,7 +70,16 @@ export interface BulkResult {
     parent: number;
     /** delete: a child of the job has not completed (it reads the job's result when it runs, and may be retried), as the pruner keeps it. */
     children: number;
-    /** Another transaction held the job every time the operation came to it (three returns). */
+    /**
+     * delete: the job is of a batch, whose jobs are deleted together or not at all (its state is read
+     * from the jobs it has left), and another job of the batch is not finished, not matched by the
+     * filter, or has a child that has not completed.
+     */
+    batch: number;
+    /**
+     * Another transaction held the job every time the operation came to it (three returns); for a
+     * delete, or held another job of its batch.
+     */
     busy: number;
   };
   /** cancel: running jobs asked to stop (counted in `changed`); each ends as cancelled when its handler stops. */

@@ -91,7 +91,7 @@ function list(items: readonly string[]): string {
 }
 
 const zero = (dryRun: boolean): BulkResult => ({
-  matched: 0, changed: 0, skipped: 0, reasons: { key: 0, parent: 0, children: 0, busy: 0 }, stopping: 0, batches: 0, dryRun,
+  matched: 0, changed: 0, skipped: 0, reasons: { key: 0, parent: 0, children: 0, batch: 0, busy: 0 }, stopping: 0, batches: 0, dryRun,
 });
 
 /**
@@ -113,8 +113,8 @@ export async function runBulk(
     const c = await db.jobBulkCount(action, filter);
     const r = zero(true);
     r.matched = c.matched;
-    r.reasons = { key: c.key, parent: c.parent, children: c.children, busy: 0 };
-    r.skipped = c.key + c.parent + c.children;
+    r.reasons = { key: c.key, parent: c.parent, children: c.children, batch: c.batch, busy: 0 };
+    r.skipped = c.key + c.parent + c.children + c.batch;
     r.changed = c.matched - r.skipped;
     r.stopping = c.stopping;
     return r;
@@ -122,8 +122,8 @@ export async function runBulk(
 
   const result = zero(false);
   const settle = () => {
-    const { key, parent, children, busy } = result.reasons;
-    result.skipped = key + parent + children + busy;
+    const { key, parent, children, batch, busy } = result.reasons;
+    result.skipped = key + parent + children + batch + busy;
   };
   const progress = () => {
     settle();
@@ -146,6 +146,7 @@ export async function runBulk(
     result.reasons.key += b.key;
     result.reasons.parent += b.parent;
     result.reasons.children += b.children;
+    result.reasons.batch += b.batch;
     result.stopping += b.stopping;
   };
 
@@ -164,8 +165,10 @@ export async function runBulk(
   while (after < last) {
     const upTo = after + span < last ? after + span : last;
     const ids = await db.jobBulkScan(action, filter, String(after), String(upTo), size);
-    // a full batch goes on after its last id; else the span held no more
-    after = ids.length === size ? BigInt(ids.at(-1)!) : upTo;
+    // a full batch goes on after its last id; else the span held no more. A delete's scan
+    // takes a batch's jobs all at once, past the batch size or the span if need be.
+    const lastTaken = ids.length > 0 ? BigInt(ids.at(-1)!) : 0n;
+    after = ids.length >= size || lastTaken > upTo ? lastTaken : upTo;
     if (ids.length === 0) continue;
     const b = await batch(ids);
     count(b);

@@ -12,6 +12,8 @@ interface FakeOptions {
   held?: Map<string, number>;
   /** Errors thrown by the next batch statements, in order. */
   failures?: unknown[];
+  /** As a delete's scan takes a batch's jobs together: the id a scan whose last id is this goes on to. */
+  reach?: (last: number) => number;
 }
 
 function fakeDb(n: number, o: FakeOptions = {}) {
@@ -25,6 +27,8 @@ function fakeDb(n: number, o: FakeOptions = {}) {
       calls.scans.push([after, upTo, limit]);
       const ids: string[] = [];
       for (let id = Number(after) + 1; id <= Number(upTo) && ids.length < limit; id++) if (!done.has(String(id))) ids.push(String(id));
+      const last = Number(ids.at(-1) ?? 0);
+      for (let id = last + 1; ids.length > 0 && id <= (o.reach?.(last) ?? 0); id++) if (!done.has(String(id))) ids.push(String(id));
       return ids;
     },
     async jobBulkBatch(_a: BulkAction, _f: JobFilterParams, ids: string[]): Promise<BulkBatch> {
@@ -38,10 +42,10 @@ function fakeDb(n: number, o: FakeOptions = {}) {
       });
       const changed = ids.filter((id) => !busy.includes(id));
       for (const id of changed) done.add(id);
-      return { seen: ids.length, busy, changed: changed.length, key: 0, parent: 0, children: 0, stopping: 0 };
+      return { seen: ids.length, busy, changed: changed.length, key: 0, parent: 0, children: 0, batch: 0, stopping: 0 };
     },
     async jobBulkCount() {
-      return { matched: n, key: 2, parent: 1, children: 0, stopping: 0 };
+      return { matched: n, key: 2, parent: 1, children: 0, batch: 0, stopping: 0 };
     },
   };
   return { db, calls, done };
@@ -73,6 +77,20 @@ describe("runBulk", () => {
     expect(empty.calls.scans).toEqual([]);
   });
 
+  it("goes on after the last id a scan took when it took more than the batch size or went past its span", async () => {
+    // a batch of jobs 4..9: the scan that meets it takes all of it
+    const one = fakeDb(20, { reach: (last) => (last >= 4 && last < 9 ? 9 : last) });
+    expect(await runBulk(one.db, "delete", parsed({ batchSize: 5 }))).toMatchObject({ matched: 20, changed: 20, batches: 4 });
+    expect(one.calls.scans.map(([after]) => after)).toEqual(["0", "9", "14", "19"]);
+    expect(one.calls.batches[0]).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    // one across the end of a span of 100,000 ids
+    const two = fakeDb(150_000, { reach: (last) => (last === 100_000 ? 100_002 : last) });
+    for (let id = 1; id <= 150_000; id++) if (id < 99_999 || id > 100_002) two.done.add(String(id));
+    expect(await runBulk(two.db, "delete", parsed({ batchSize: 5 }))).toMatchObject({ matched: 4, changed: 4, batches: 1 });
+    expect(two.calls.batches).toEqual([["99999", "100000", "100001", "100002"]]);
+    expect(two.calls.scans.map(([after, upTo]) => `${after}-${upTo}`)).toEqual(["0-100000", "100002-150000"]);
+  });
+
   it("comes back to held rows after the run; rows held through three returns are counted busy", async () => {
     const held = new Map([["3", 1], ["7", 10]]);
     const { db, calls } = fakeDb(20, { held });
@@ -98,7 +116,7 @@ describe("runBulk", () => {
   it("a dry run counts, and says what it would change", async () => {
     const { db, calls } = fakeDb(10);
     expect(await runBulk(db, "retry", parsed({ dryRun: true }))).toEqual({
-      matched: 10, changed: 7, skipped: 3, reasons: { key: 2, parent: 1, children: 0, busy: 0 }, stopping: 0, batches: 0, dryRun: true,
+      matched: 10, changed: 7, skipped: 3, reasons: { key: 2, parent: 1, children: 0, batch: 0, busy: 0 }, stopping: 0, batches: 0, dryRun: true,
     });
     expect(calls.scans).toEqual([]);
   });

@@ -71,22 +71,22 @@ export function BulkBar(props: { base: string; filters: JobFilters }) {
 
 /** The result of a bulk action, in the query of the page it redirects to: numbers only. */
 export function doneQuery(action: BulkAction, r: BulkResult): Record<string, string> {
-  const { key, parent, children, busy } = r.reasons;
-  return { done: action, counts: [r.changed, r.matched, key, parent, children, busy, r.stopping].join("-") };
+  const { key, parent, children, batch, busy } = r.reasons;
+  return { done: action, counts: [r.changed, r.matched, key, parent, children, batch, busy, r.stopping].join("-") };
 }
 
 /** The notice for `done` and `counts` from doneQuery; null when they are not what it makes. */
 export function BulkDone(props: { done: string | undefined; counts: string | undefined }) {
   const action = BULK_ACTIONS.find((a) => a === props.done);
-  const m = /^(\d+)-(\d+)-(\d+)-(\d+)-(\d+)-(\d+)-(\d+)$/.exec(props.counts ?? "");
+  const m = /^(\d+)-(\d+)-(\d+)-(\d+)-(\d+)-(\d+)-(\d+)-(\d+)$/.exec(props.counts ?? "");
   if (!action || !m) return null;
-  const [changed, matched, key, parent, children, busy, stopping] = m.slice(1).map(Number) as number[];
+  const [changed, matched, key, parent, children, batch, busy, stopping] = m.slice(1).map(Number) as number[];
   return (
     <Notice kind="ok">
       <span data-testid="bulk-done">
         {`${DONE[action]} ${count(changed!)} of ${count(matched!)} matching job${matched === 1 ? "" : "s"}`}
         {stopping! > 0 ? ` (${count(stopping!)} running, asked to stop)` : ""}
-        {skippedText({ key: key!, parent: parent!, children: children!, busy: busy! })}
+        {skippedText({ key: key!, parent: parent!, children: children!, batch: batch!, busy: busy! })}
         {"."}
       </span>
     </Notice>
@@ -98,6 +98,7 @@ function skippedText(r: BulkResult["reasons"]): string {
     r.key && `${count(r.key)} whose key a live job holds`,
     r.parent && `${count(r.parent)} held back by a failed parent (retry the parent)`,
     r.children && `${count(r.children)} with a child that has not completed`,
+    r.batch && `${count(r.batch)} of a batch whose other jobs are not all deleted with them`,
     r.busy && `${count(r.busy)} held by another transaction throughout`,
   ].filter(Boolean);
   return parts.length === 0 ? "" : `; skipped ${parts.join(", ")}`;
