@@ -36,6 +36,12 @@ export interface ClaimerOptions {
    * that gets jobs resets it. @default pollIntervalMs: no backoff
    */
   pollIntervalMaxMs?: number;
+  /**
+   * A worker without LISTEN, which hears of no pause: reads its queues' settings
+   * at each sweep, before it claims, and restricts those paused or limited since
+   * (queue-watch.ts).
+   */
+  watchQueues?: () => Promise<unknown>;
   clock: Clock;
   dbNow: () => Date | null;
   logger: Logger;
@@ -143,11 +149,15 @@ export class Claimer implements Service {
     await this.#sweep.stop();
   }
 
-  /** One sweep: gives back jobs claimed ahead that waited too long, and claims. */
+  /**
+   * One sweep: gives back jobs claimed ahead that waited too long (and, without
+   * LISTEN, those of queues paused or limited since), and claims.
+   */
   async runOnce(): Promise<number> {
     // Jobs claimed ahead should start within moments; if runs got slower, give them back.
     const released = this.o.runner.releaseWaitingOlderThan(WAITING_MAX_MS);
     if (released > 0) this.o.logger.debug(`gave back ${released} job(s) that waited too long for a slot`);
+    if (this.o.watchQueues) await this.o.watchQueues();
     const got = await this.request("sweep");
     if (got === 0 && this.o.runner.size === 0) this.#idleSweeps++;
     return got;
