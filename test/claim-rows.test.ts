@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
 import { migrate } from "../src/index.ts";
 import { DATABASE_URL, testDb, untilWaitingOnLock } from "./support/db.ts";
+import { startProxy } from "./support/tcp-proxy.ts";
 
 // claim_rows() (sql/000008) as the worker calls it, through the database layer
 // (src/db/claim.ts): the same claims as claim_json(), a row per job back.
@@ -245,5 +246,73 @@ describe("claim_rows()", () => {
       reaper.release();
     }
     expect(await statuses("r-reaped")).toEqual({ queued: 2 });
+  });
+});
+
+describe("a claim's signal", () => {
+  /** Holds the queue's row locked (a claim that finds a job of a queue with limits waits on it) until released. */
+  async function lockQueue(name: string) {
+    await sql.unsafe(`insert into ${s}.queues (name, concurrency) values ($1, 10) on conflict (name) do nothing`, [name]);
+    const holder = await sql.reserve();
+    await holder.unsafe("begin");
+    await holder.unsafe(`select 1 from ${s}.queues where name = $1 for update`, [name]);
+    return async () => {
+      await holder.unsafe("commit");
+      holder.release();
+    };
+  }
+
+  it("aborting it cancels the statement in the database: the claim rejects with 57014 and its jobs stay queued", async () => {
+    await addWorker("w-cancel");
+    await queue.enqueue("t", {}, { queue: "r-cancel" });
+    const release = await lockQueue("r-cancel");
+    try {
+      const abort = new AbortController();
+      const attempt = layer.jobClaim({ queues: ["r-cancel"], tasks: ["t"], limit: 4, workerId: "w-cancel", now: null }, abort.signal).then(
+        () => null,
+        (e: { code?: string }) => e,
+      );
+      await untilWaitingOnLock(sql, `%${schema}%.claim_rows(%`);
+      abort.abort();
+      // (the lock is still held: only the cancel ends the wait)
+      expect(await attempt).toMatchObject({ code: "57014" });
+    } finally {
+      await release();
+    }
+    expect(await statuses("r-cancel")).toEqual({ queued: 1 });
+  });
+
+  it("a cancel that cannot reach the database leaves the claim to end as it would, and no unhandled rejection", async () => {
+    await addWorker("w-cancel-refused");
+    await queue.enqueue("t", {}, { queue: "r-cancel-refused" });
+    const proxy = await startProxy({ host: "127.0.0.1", port: 5432 });
+    const own = postgres(`postgres://postgres@127.0.0.1:${proxy.port}/test`, { max: 1, onnotice: () => {} });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    const release = await lockQueue("r-cancel-refused");
+    let released = false;
+    let refusing: Promise<void> | undefined;
+    try {
+      const abort = new AbortController();
+      const attempt = createDb(own, { schema }).jobClaim({ queues: ["r-cancel-refused"], tasks: ["t"], limit: 4, workerId: "w-cancel-refused", now: null }, abort.signal);
+      await untilWaitingOnLock(sql, `%${schema}%.claim_rows(%`);
+      // The claim's connection stays; a new one (the cancel request's) is refused. (refuse()
+      // resolves once the open connections have closed: the proxy stops listening at once.)
+      refusing = proxy.refuse(true);
+      abort.abort();
+      await release();
+      released = true;
+      expect((await attempt).jobs).toHaveLength(1);
+      // (a rejection left unhandled is reported once the turn that made it ends)
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      if (!released) await release();
+      await own.end({ timeout: 1 });
+      await proxy.close();
+      await refusing;
+    }
   });
 });

@@ -1,6 +1,8 @@
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_URL, deadline, testDb, until } from "./support/db.ts";
+import { DATABASE_URL, deadline, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 import { spawnWorker, type WorkerProcess } from "./support/processes.ts";
+import { start } from "./support/spawn.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
@@ -69,5 +71,47 @@ describe("several worker processes", () => {
     const stored = await queue.getJob(job.id);
     expect(stored).toMatchObject({ status: "completed", attempts: 2, result: "rescued" });
     expect(stored!.errors).toMatchObject([{ name: "WorkerLostError", worker: "victim" }]);
+  });
+});
+
+describe("a second stop", () => {
+  const fixture = fileURLToPath(new URL("./fixtures/stop-twice.mjs", import.meta.url));
+
+  it("with no grace, while a claim waits on a lock: the stop cancels the claim and the process exits by itself", async () => {
+    // A queue with a limit: a claim that finds a job of it locks the queue's row, which the test
+    // holds, so the claim of the second job waits.
+    await queue.configureQueue("stop-cut", { concurrency: 5 });
+    const job = await queue.enqueue("hang", {}, { queue: "stop-cut" });
+    const child = start(process.execPath, [fixture, JSON.stringify({ url: DATABASE_URL, schema, id: "stop-cut", queues: ["stop-cut"] })]);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    let holding: Promise<unknown> | undefined;
+    let second!: { id: string };
+    try {
+      await child.waitForOutput(new RegExp(`started ${job.id}`));
+      holding = sql.begin(async (tx) => {
+        await tx.unsafe(`select 1 from ${s}.queues where name = 'stop-cut' for update`);
+        locked();
+        await released;
+      });
+      await isLocked;
+      second = await queue.enqueue("hang", {}, { queue: "stop-cut" });
+      await untilWaitingOnLock(sql, `%${schema}".claim_rows%`);
+      child.child.kill("SIGTERM");
+      await child.waitForOutput(/^stopped$/m);
+      // The lock is held until the process has exited: nothing of the stopped worker may wait on it.
+      // (before, the claim it left out held a connection, and the process with it, until the lock went)
+      const exited = await Promise.race([child.exited, new Promise<string>((r) => deadline(15_000).addEventListener("abort", () => r("still running")))]);
+      expect(exited).toBe(0);
+    } finally {
+      if (child.child.exitCode === null) child.child.kill("SIGKILL");
+      release();
+      await holding;
+    }
+    expect(await queue.getJob(job.id)).toMatchObject({ status: "queued", attempts: 0 });
+    expect(await queue.getJob(second.id)).toMatchObject({ status: "queued", attempts: 0 });
+    expect((await queue.listWorkers()).map((w) => w.id)).not.toContain("stop-cut");
   });
 });

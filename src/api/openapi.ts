@@ -241,7 +241,7 @@ export function openApiDocument(serverUrl: string): Record<string, unknown> {
         },
         put: {
           summary: "Add a schedule, or replace the definition of the one by that name",
-          description: "A new schedule first fires at its next tick after now; a replaced one keeps its next tick unless its cron or time zone changed.",
+          description: "A new schedule first fires at its next tick after the database's time; a replaced one keeps its next tick unless its cron or time zone changed.",
           parameters: [scheduleParam],
           requestBody: { required: true, content: json(ref("ScheduleRequest")) },
           responses: responses(

@@ -63,8 +63,11 @@ export function claimOps(c: DbContext, t: { pool: string; tx: string }) {
   const asText = c.pool === null;
   const statement = asText ? t.tx : t.pool;
   return {
-    /** Claims runnable jobs for a worker, in claim order. */
-    jobClaim: (args: ClaimParams) => claimJobs(c, statement, asText, args),
+    /**
+     * Claims runnable jobs for a worker, in claim order. A signal that aborts cancels the
+     * statement: the claim is undone and rejects (57014), unless it committed first.
+     */
+    jobClaim: (args: ClaimParams, signal?: AbortSignal) => claimJobs(c, statement, asText, args, signal),
   };
 }
 
@@ -101,11 +104,11 @@ function claimOrder(a: Ranked, b: Ranked): number {
   );
 }
 
-async function claimJobs(c: DbContext, text: string, asText: boolean, args: ClaimParams): Promise<Claimed> {
+async function claimJobs(c: DbContext, text: string, asText: boolean, args: ClaimParams, signal?: AbortSignal): Promise<Claimed> {
   const result = await runRows(c, text, [
     JSON.stringify(args.queues), JSON.stringify(args.tasks), args.limit, args.workerId, args.now,
     Math.max(0, Math.min(args.ahead ?? 0, args.limit)),
-  ]);
+  ], signal);
   const rank = new Map(args.queues.map((name, i) => [name, i]));
   let wakeMs: number | null = null;
   const ranked: Ranked[] = [];

@@ -52,10 +52,50 @@ export async function runJson<T>(c: DbContext, text: string, params: Params = []
  * (The claim reads this way, once per job: .values() costs the worker less than
  * .raw(), which makes a Buffer per value.)
  */
-export async function runRows(c: DbContext, text: string, params: Params = []): Promise<unknown[][]> {
+export async function runRows(c: DbContext, text: string, params: Params = [], signal?: AbortSignal): Promise<unknown[][]> {
   const pending = run(c, text, params);
-  if (!("values" in pending)) return (await pending).map((r) => Object.values(r as object));
-  return (await pending.values()) as unknown[][];
+  const unhook = signal ? cancelOnAbort(pending, signal) : undefined;
+  try {
+    if (!("values" in pending)) return (await pending).map((r) => Object.values(r as object));
+    return (await pending.values()) as unknown[][];
+  } finally {
+    unhook?.();
+  }
+}
+
+/** A postgres.js query, as far as cancelling it goes. */
+interface Cancellable {
+  cancel?: () => unknown;
+  /** postgres.js's own: the function cancel() calls, which returns the cancel request's promise. */
+  canceller?: ((query: unknown) => Promise<unknown>) | null;
+}
+
+/**
+ * Cancels the statement when signal aborts: postgres.js sends the server a cancel
+ * request (a statement not yet sent is dropped), and the statement fails with
+ * 57014. Returns what unhooks it. A driver without cancel() is left to finish.
+ * postgres.js's cancel() drops the promise of its cancel request, so a request
+ * that cannot connect would be an unhandled rejection (which ends a Node
+ * process): its canceller is called here instead, and a failure ignored (the
+ * statement then ends as it would have).
+ */
+export function cancelOnAbort(pending: unknown, signal: AbortSignal): () => void {
+  const q = pending as Cancellable;
+  const cancel = () => {
+    if (typeof q.canceller === "function") {
+      const canceller = q.canceller;
+      q.canceller = null;
+      void Promise.resolve(canceller(q)).catch(() => {});
+    } else if (typeof q.cancel === "function") {
+      q.cancel();
+    }
+  };
+  if (signal.aborted) {
+    cancel();
+    return () => {};
+  }
+  signal.addEventListener("abort", cancel, { once: true });
+  return () => signal.removeEventListener("abort", cancel);
 }
 
 /**

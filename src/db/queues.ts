@@ -48,6 +48,9 @@ export function queuesSql(q: string) {
       insert into ${q}.queues as c (name, paused) values ($1, $2)
       on conflict (name) do update set paused = excluded.paused, updated_at = now()`, "$3::text"),
     get: `select * from ${q}.queues where name = $1`,
+    // (the names as JSON text: see claimSql)
+    settings: `select name, paused, concurrency, group_concurrency, rate_max, rate_interval_ms from ${q}.queues
+      where name in (select jsonb_array_elements_text($1::text::jsonb))`,
   };
 }
 
@@ -78,6 +81,10 @@ export function queuesOps(c: DbContext, t: ReturnType<typeof queuesSql>) {
     async queueGet(name: string): Promise<QueueRow | null> {
       const [row] = await run(c, t.get, [name]);
       return (row as unknown as QueueRow | undefined) ?? null;
+    },
+    /** The settings rows of these queues (one without a row has no limits and is not paused). */
+    async queueSettings(names: readonly string[]): Promise<QueueRow[]> {
+      return (await run(c, t.settings, [JSON.stringify(names)])) as unknown as QueueRow[];
     },
   };
 }

@@ -12,6 +12,8 @@ export function schedulesSql(q: string) {
         next_tick = case when s.cron is distinct from excluded.cron or s.timezone is distinct from excluded.timezone
                          then excluded.next_tick else s.next_tick end
       returning *, (xmax = 0) as inserted`,
+    // The database's time, that a new schedule's first tick is counted from.
+    clock: `select now() as at`,
     get: `select * from ${q}.schedules where name = $1`,
     list: `select * from ${q}.schedules order by name`,
     remove: `delete from ${q}.schedules where name = $1 returning name`,
@@ -63,6 +65,11 @@ export interface ScheduleTakeParams {
 
 export function schedulesOps(c: DbContext, t: ReturnType<typeof schedulesSql>) {
   return {
+    /** The database's time. */
+    async scheduleClock(): Promise<Date> {
+      const [row] = await run(c, t.clock);
+      return (row as unknown as { at: Date }).at;
+    },
     /** Adds or replaces a schedule; `inserted` says it was new. */
     async scheduleUpsert(s: ScheduleInput, firstTick: Date | null): Promise<ScheduleRow & { inserted: boolean }> {
       const [row] = await run(c, t.upsert, [s.name, s.cron, s.timezone, s.task, s.payload, s.options, s.catchUp, firstTick]);

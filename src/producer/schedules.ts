@@ -117,12 +117,18 @@ async function scheduleRow(spec: ScheduleSpec, maxPayloadBytes: number, path = "
   };
 }
 
-/** Adds or replaces a schedule; a new one first fires at its next tick after now. `created` says it was new. */
+/**
+ * Adds or replaces a schedule; a new one first fires at its next tick after the
+ * database's time (`now`, when given: the tests' stand-in for it), as its later
+ * ticks are counted, so a process whose clock is off neither skips nor advances
+ * the first run. A replaced one keeps its next tick unless its cron or zone
+ * changed. `created` says it was new.
+ */
 export async function upsertSchedule(
-  db: Pick<Db, "scheduleUpsert">, spec: ScheduleSpec, now: Date | null, maxPayloadBytes: number = MAX_PAYLOAD_BYTES_DEFAULT,
+  db: Pick<Db, "scheduleUpsert" | "scheduleClock">, spec: ScheduleSpec, now: Date | null, maxPayloadBytes: number = MAX_PAYLOAD_BYTES_DEFAULT,
 ): Promise<{ schedule: Schedule; created: boolean }> {
   const row = await scheduleRow(spec, maxPayloadBytes);
-  const first = nextTick(row.cron, row.timezone, now ?? new Date());
+  const first = nextTick(row.cron, row.timezone, now ?? (await db.scheduleClock()));
   const stored = await db.scheduleUpsert(row, first);
   return { schedule: scheduleFromRow(stored), created: stored.inserted };
 }

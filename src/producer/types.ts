@@ -206,7 +206,7 @@ export interface Queue {
   resumeQueue(name: string): Promise<QueueConfig>;
   /** Deletes finished jobs past retention, in small batches; returns how many. */
   prune(retention?: RetentionOptions): Promise<number>;
-  /** Adds a recurring job, or replaces the definition of the schedule with that name. */
+  /** Adds a recurring job, or replaces the definition of the schedule with that name; a new one first fires at its next tick after the database's time. */
   addSchedule(spec: ScheduleSpec): Promise<Schedule>;
   listSchedules(): Promise<Schedule[]>;
   /** The schedule by that name, or null. */

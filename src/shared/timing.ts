@@ -10,14 +10,20 @@ export function timeLimit<T>(promise: Promise<T>, ms: number, what: string, cloc
   ]).finally(() => clock.clearTimeout(timer));
 }
 
-/** Resolves true when the promise settles within ms, false otherwise. */
-export function within(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+/**
+ * Resolves true when the promise settles within ms, false otherwise, or false
+ * as soon as `until` settles first (a wait cut short). Its timer is cleared
+ * whichever comes first, so a wait given up holds nothing.
+ */
+export function within(promise: Promise<unknown> | undefined, ms: number, clock: Clock = systemClock, until?: Promise<unknown>): Promise<boolean> {
   if (!promise) return Promise.resolve(true);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
+  let timer: Timer | undefined;
+  const waits = [
     promise.then(() => true, () => true),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(timer));
+    new Promise<boolean>((r) => (timer = clock.setTimeout(() => r(false), ms))),
+  ];
+  if (until) waits.push(until.then(() => false, () => false));
+  return Promise.race(waits).finally(() => clock.clearTimeout(timer));
 }
 
 /**

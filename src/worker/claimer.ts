@@ -36,6 +36,12 @@ export interface ClaimerOptions {
    * that gets jobs resets it. @default pollIntervalMs: no backoff
    */
   pollIntervalMaxMs?: number;
+  /**
+   * A worker without LISTEN, which hears of no pause: reads its queues' settings
+   * at each sweep, before it claims, and restricts those paused or limited since
+   * (queue-watch.ts).
+   */
+  watchQueues?: () => Promise<unknown>;
   clock: Clock;
   dbNow: () => Date | null;
   logger: Logger;
@@ -79,6 +85,8 @@ export class Claimer implements Service {
   #restricted = new Map<string, number>();
   /** When a rate limit allows the next start, as the last claim said. */
   #rateWakeAt: number | null = null;
+  /** Aborts the claim in flight (cancel()). */
+  #abort: AbortController | undefined;
 
   constructor(private o: ClaimerOptions) {
     this.#sweep = new Periodic(() => this.runOnce(), () => this.sweepIntervalMs, o.clock, (e) => o.onError("a background task", e));
@@ -102,6 +110,16 @@ export class Claimer implements Service {
   /** The claim in flight, if any, settled (never rejects). */
   settled(): Promise<unknown> {
     return this.#inFlight ?? Promise.resolve();
+  }
+
+  /**
+   * Cancels the claim in flight, if any, when the worker stops and waits for it no
+   * longer: its statement is cancelled in the database (the claim undone), so that it
+   * holds no connection, nor the process with it. Had it committed first, its jobs
+   * are given back, as those of any claim that comes back once claims are closed.
+   */
+  cancel(): void {
+    this.#abort?.abort();
   }
 
   /** There may be more jobs than slots: claim again as slots free up. */
@@ -131,11 +149,15 @@ export class Claimer implements Service {
     await this.#sweep.stop();
   }
 
-  /** One sweep: gives back jobs claimed ahead that waited too long, and claims. */
+  /**
+   * One sweep: gives back jobs claimed ahead that waited too long (and, without
+   * LISTEN, those of queues paused or limited since), and claims.
+   */
   async runOnce(): Promise<number> {
     // Jobs claimed ahead should start within moments; if runs got slower, give them back.
     const released = this.o.runner.releaseWaitingOlderThan(WAITING_MAX_MS);
     if (released > 0) this.o.logger.debug(`gave back ${released} job(s) that waited too long for a slot`);
+    if (this.o.watchQueues) await this.o.watchQueues();
     const got = await this.request("sweep");
     if (got === 0 && this.o.runner.size === 0) this.#idleSweeps++;
     return got;
@@ -196,16 +218,22 @@ export class Claimer implements Service {
     let jobs: ClaimedJob[];
     let unstarted: Map<string, number>;
     const changes = this.#changes;
+    const abort = (this.#abort = new AbortController());
     try {
       const slots = Math.max(0, o.concurrency - runner.size - runner.waiting.size);
       const claimed = await o.db.jobClaim({
         queues: o.queues, tasks: o.tasks, limit: free, ahead: free - Math.min(free, slots), workerId: o.workerId, now: o.dbNow(),
-      });
+      }, abort.signal);
       jobs = claimed.jobs;
       unstarted = claimed.unstarted;
       this.#rateWakeAt = claimed.wakeMs === null ? null : o.clock.now() + claimed.wakeMs;
       if (claimed.wakeMs !== null) this.wakeIn(claimed.wakeMs);
     } catch (error) {
+      // Cancelled as the worker stopped: undone, nothing claimed.
+      if (abort.signal.aborted) {
+        o.logger.debug(`a claim was cancelled as the worker stopped: ${String(error)}`);
+        return 0;
+      }
       // Undone, nothing claimed: the next heartbeat finds the lease gone and re-registers.
       if (isLeaseLostInClaim(error)) {
         o.logger.debug("a claim found this worker's lease gone and was undone");
@@ -215,6 +243,8 @@ export class Claimer implements Service {
       // reconciliation finds those jobs and gives them back.
       o.onError("claiming jobs", error);
       return 0;
+    } finally {
+      if (this.#abort === abort) this.#abort = undefined;
     }
     if (!o.open()) {
       // The worker began to stop (or lost its lease) while this claim was out.

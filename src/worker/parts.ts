@@ -21,6 +21,7 @@ import { LogWriter } from "./logs.ts";
 import type { WorkerMiddleware } from "./context.ts";
 import { FULL_PASSES, Roster, type Wake } from "./roster.ts";
 import { QueueStatsRecorder, QueueStatsWriter } from "./queue-stats.ts";
+import { QueueWatch } from "./queue-watch.ts";
 import { JobRunner, type WaitingCount } from "./runner.ts";
 import type { WorkerEvents, WorkerStats } from "./types.ts";
 
@@ -63,6 +64,8 @@ export interface Parts {
   listener: Listener;
   /** Whether the worker LISTENs; false behind a transaction-mode pooler without a listenConnection: it polls. */
   listens: boolean;
+  /** A worker that polls reads its queues' settings at each poll instead of hearing of pauses; null when it listens. */
+  queueWatch: QueueWatch | null;
   roster: Roster;
   announceRoster(): Promise<void>;
   reaper: Reaper;
@@ -135,12 +138,14 @@ export function buildParts(w: PartsContext): Parts {
   const claimer: Claimer = new Claimer({
     db, workerId: id, queues, tasks: taskNames, concurrency, runner, clock, dbNow, logger, events, onError,
     pollIntervalMs,
-    // Only a worker that cannot LISTEN backs off while idle: one that listens is woken by notifications.
-    ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT }),
+    // Only a worker that cannot LISTEN backs off while idle (one that listens is woken by notifications),
+    // and reads its queues' settings at its polls (one that listens is told of pauses).
+    ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT, watchQueues: () => queueWatch!.check() }),
     open: () => w.claimsOpen(lease),
     driven: w.driven,
     unwritten: () => finisher.unwritten,
   });
+  const queueWatch = listens ? null : new QueueWatch({ db, queues, restrict: (queue) => claimer.restrict(queue), onError });
   const refill = refillHooks(runner, claimer, finisher);
   const lease: Lease = new Lease({
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
@@ -231,6 +236,6 @@ export function buildParts(w: PartsContext): Parts {
     : null;
   if (statsWriter) maintenance.push(statsWriter);
   return {
-    sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, roster, announceRoster, reaper, scheduler, statsWriter, maintenance,
+    sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, queueWatch, roster, announceRoster, reaper, scheduler, statsWriter, maintenance,
   };
 }

@@ -13,17 +13,12 @@ import { retryTransient } from "../shared/retry.ts";
 import { resolveTasks } from "../shared/task.ts";
 import { within } from "../shared/timing.ts";
 import * as d from "./options.ts";
+import { SlotWaiters } from "./slots.ts";
+import { Cut, STOP_IO_TIMEOUT_MS, stopParts } from "./stop.ts";
 import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
 
 export type { WorkerOptions } from "./options.ts";
 export type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
-
-/**
- * How long stop() waits on the database for each of its last writes (an
- * in-flight claim, finished jobs, unregistering). If the database is gone, what
- * is left is the reaper's: the worker row goes stale and its jobs come back.
- */
-const STOP_IO_TIMEOUT_MS = 5000;
 
 /**
  * The worker's life: new -> starting -> running -> stopping -> stopped.
@@ -83,9 +78,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
   let stopping: Promise<void> | undefined;
   let stopRequested = false;
   /** A second stop with no grace (a second Ctrl-C): ends the first one's waits, whenever it comes. */
-  let cutGrace!: () => void;
-  const graceCut = new Promise<void>((resolve) => (cutGrace = resolve));
-  const slotWaiters = new Set<() => void>();
+  const cut = new Cut();
+  const slots = new SlotWaiters(clock);
 
   const fail = (during: string) => (error: unknown) => {
     logger.error(`${during} failed: ${errorText(error)}`);
@@ -95,7 +89,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
   const build = () =>
     buildParts({
       opts, id, schema, queues, concurrency, staleAfterMs, logger, clock, dbNow, tasks, events, stats, fail, middleware,
-      slotFreed: () => slotWaiters.forEach((wake) => wake()),
+      slotFreed: () => slots.wake(),
       claimsOpen: (lease) => state === "running" && !lease.reregistering && !lease.inDoubt,
       driven: () => mode === "available",
     });
@@ -138,6 +132,8 @@ export function createWorker(options: d.WorkerOptions): Worker {
       }
       logger.info(`worker ${id} started: queues ${queues.join(",")}, concurrency ${concurrency}, tasks ${taskNames.join(",")}`);
       events.emit("worker:started", { workerId: id, queues, concurrency, recovered });
+      // Polling: what its first claim is compared with, for pauses and tighter limits.
+      if (mode === "listen") await p.queueWatch?.check();
       await p.claimer.request("start");
     } catch (error) {
       state = "stopped";
@@ -187,7 +183,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       if (got === 0 && runner.size === 0) {
         if (lease.inDoubt) {
           // Claims are closed until a heartbeat lands again: wait for that, not for a slot.
-          await waitFor(() => !lease.inDoubt, deadline - Date.now());
+          await slots.waitFor(() => !lease.inDoubt, deadline - Date.now());
           continue;
         }
         // Jobs are runnable but a rate limit holds them back: wait for its next start if it
@@ -195,29 +191,15 @@ export function createWorker(options: d.WorkerOptions): Worker {
         // not waited for: runAvailable runs what is runnable now.)
         const wake = claimer.rateWakeInMs;
         if (wake === null || Date.now() + wake >= deadline) break;
-        await waitFor(() => false, wake);
+        await slots.waitFor(() => false, wake);
         continue;
       }
       // No await between this check and the waiter's registration: a job that
       // settles in between cannot be missed.
-      if (runner.size >= concurrency || got === 0) await waitFor(() => true, deadline - Date.now());
+      if (runner.size >= concurrency || got === 0) await slots.waitFor(() => true, deadline - Date.now());
     }
     await stop({ gracefulStopMs: Math.max(0, deadline - Date.now()) });
     return { ...stats, claimed, durationMs: Date.now() - began };
-  }
-
-  /** Resolves when a slot frees and done() holds, or after ms. */
-  function waitFor(done: () => boolean, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const finish = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        slotWaiters.delete(finish);
-        resolve();
-      };
-      const timer = setTimeout(() => (slotWaiters.delete(finish), resolve()), Math.max(0, ms));
-      slotWaiters.add(finish);
-    });
   }
 
   function stop(stopOptions: { gracefulStopMs?: number } = {}): Promise<void> {
@@ -227,49 +209,18 @@ export function createWorker(options: d.WorkerOptions): Worker {
     }
     stopRequested = true;
     // A second stop with no grace (a second Ctrl-C) cuts the first one's wait short.
-    if (stopping && stopOptions.gracefulStopMs === 0) cutGrace();
+    if (stopping && stopOptions.gracefulStopMs === 0) cut.cut();
     stopping ??= (async () => {
       await starting?.catch(() => {});
       if (state === "stopped") return;
       const p = parts!;
-      const { runner } = p;
       state = "stopping";
-      runner.closed = true;
-      runner.releaseWaiting();
-      // Claiming, the sweep and the maintenance loops end here (a pass under way finishes).
-      const looping = Promise.all(p.maintenance.map((service) => service.stop()));
-      await Promise.race([within(p.claimer.settled(), STOP_IO_TIMEOUT_MS), graceCut]);
-      const grace = stopOptions.gracefulStopMs ?? opts.gracefulStopMs ?? d.GRACEFUL_STOP_MS_DEFAULT;
-      if (runner.size > 0) {
-        logger.info(`stopping: waiting up to ${grace} ms for ${runner.size} running job(s)`);
-        await Promise.race([waitFor(() => runner.size === 0, grace), graceCut]);
-      }
-      runner.releaseAll("worker stopping");
-      // One budget for the last writes, so a database that is gone cannot hold stop() up.
-      const ioDeadline = Date.now() + STOP_IO_TIMEOUT_MS;
-      const left = () => Math.max(0, ioDeadline - Date.now());
-      await within(p.progress.flush(), left());
-      p.progress.stop();
-      await within(p.logs.flush(), left());
-      p.logs.stop();
-      if (!(await within(p.finisher.flush(), left()))) {
-        logger.warn("could not write the last finished jobs; the reaper will put them back");
-        p.finisher.abandon();
-      }
-      // The counts of this worker's last attempts (a failure only loses figures).
-      if (p.statsWriter) await within(p.statsWriter.flush().then(() => {}, fail("writing per-minute figures")), left());
-      state = "stopped";
-      await within(Promise.all([p.lease.stop(), looping]), left());
-      // Still listening: a notification drawn for this worker until the others have read the
-      // roster without it is passed on (claims are closed).
-      if (!(await within(p.lease.unregister().then(() => {}, fail("unregistering")), left()))) {
-        logger.warn("could not remove this worker's row; the reaper will");
-      } else if (mode === "listen" && p.listens) {
-        // The others stop drawing this worker for notifications.
-        await within(p.announceRoster(), left());
-      }
-      await p.listener.stop();
-      if (p.owned) await p.sql.end({ timeout: Math.ceil(left() / 1000) });
+      await stopParts(p, {
+        clock, logger, fail, cut, slots,
+        graceMs: stopOptions.gracefulStopMs ?? opts.gracefulStopMs ?? d.GRACEFUL_STOP_MS_DEFAULT,
+        announces: mode === "listen" && p.listens,
+        onStopped: () => (state = "stopped"),
+      });
       logger.info(
         `worker ${id} stopped: ${stats.completed} completed, ${stats.failed} failed, ${stats.retried} retried, ` +
           `${stats.cancelled} cancelled, ${stats.released} released`,

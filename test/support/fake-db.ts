@@ -13,6 +13,9 @@ export type FakeOp =
   | "jobsVacuum"
   | "scheduleDue"
   | "scheduleTake"
+  | "scheduleClock"
+  | "scheduleUpsert"
+  | "queueSettings"
   | "jobFinishMany"
   | "jobProgressMany"
   | "statsRecord"
@@ -73,6 +76,13 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     jobsVacuum: () => undefined,
     scheduleDue: (now) => ({ at: now, schedules: [] }),
     scheduleTake: () => true,
+    // (the fake database's clock stands at the FakeClock's start)
+    scheduleClock: () => new Date(Date.UTC(2024, 0, 1, 12, 0, 0)),
+    queueSettings: () => [],
+    scheduleUpsert: (s, firstTick) => ({
+      name: s.name, cron: s.cron, timezone: s.timezone, task: s.task, payload: JSON.parse(s.payload), options: JSON.parse(s.options),
+      catch_up: s.catchUp, last_tick: null, next_tick: firstTick, inserted: true,
+    }),
     jobFinishMany: (rows) => rows.map(() => null),
     jobProgressMany: () => undefined,
     statsRecord: () => undefined,
@@ -90,7 +100,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
 export class FakeDb implements Pick<Db, FakeOp> {
   readonly calls: { [K in FakeOp]: OpArgs<K>[] } = {
     jobClaim: [], workerRegister: [], workerBeat: [], workerUnregister: [], workerRoster: [], workerReap: [], jobPruneBatch: [],
-    jobsVacuumState: [], jobsVacuum: [], scheduleDue: [], scheduleTake: [], jobFinishMany: [], jobProgressMany: [],
+    jobsVacuumState: [], jobsVacuum: [], scheduleDue: [], scheduleTake: [], scheduleClock: [], scheduleUpsert: [], queueSettings: [], jobFinishMany: [], jobProgressMany: [],
     statsRecord: [], statsSample: [],
   };
   #defaults = defaults();
@@ -192,6 +202,15 @@ export class FakeDb implements Pick<Db, FakeOp> {
   }
   scheduleTake(...args: OpArgs<"scheduleTake">) {
     return this.#call("scheduleTake", args);
+  }
+  scheduleClock(...args: OpArgs<"scheduleClock">) {
+    return this.#call("scheduleClock", args);
+  }
+  scheduleUpsert(...args: OpArgs<"scheduleUpsert">) {
+    return this.#call("scheduleUpsert", args);
+  }
+  queueSettings(...args: OpArgs<"queueSettings">) {
+    return this.#call("queueSettings", args);
   }
   jobFinishMany(...args: OpArgs<"jobFinishMany">) {
     return this.#call("jobFinishMany", args);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ScheduleRow } from "../../src/db/schedules.ts";
 import { Scheduler } from "../../src/maintenance/scheduler.ts";
+import { upsertSchedule } from "../../src/producer/schedules.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { FakeDb } from "../support/fake-db.ts";
 import { recordingEvents, recordingLogger, WORKER_ID } from "./helpers.ts";
@@ -136,6 +137,33 @@ describe("Scheduler.runOnce", () => {
     expect(await scheduler.runOnce()).toEqual([]);
     expect(db.count("scheduleTake")).toBe(0);
     expect(rec.emitted).toEqual([]);
+  });
+});
+
+describe("upsertSchedule: a new schedule's first tick", () => {
+  const spec = { name: "report", cron: "*/5 * * * *", task: "send-report" };
+
+  it("is the next tick after the database's time, whatever this process's clock says", async () => {
+    // (this process's clock is years past the database's here)
+    const db = new FakeDb().once("scheduleClock", () => at("2024-03-01T10:02:30.000Z"));
+    const { schedule, created } = await upsertSchedule(db, spec, null);
+    expect(created).toBe(true);
+    expect(db.params("scheduleUpsert")).toHaveLength(1);
+    expect(db.calls.scheduleUpsert[0]![1]).toEqual(at("2024-03-01T10:05:00.000Z"));
+    expect(schedule.nextTick).toEqual(at("2024-03-01T10:05:00.000Z"));
+  });
+
+  it("with a clock override (the tests' stand-in for the database's), counts from it without asking the database", async () => {
+    const db = new FakeDb();
+    await upsertSchedule(db, spec, at("2024-03-01T10:05:00.000Z"));
+    expect(db.count("scheduleClock")).toBe(0);
+    expect(db.calls.scheduleUpsert[0]![1]).toEqual(at("2024-03-01T10:10:00.000Z"));
+  });
+
+  it("refuses a bad cron with INVALID_INPUT before it asks the database anything", async () => {
+    const db = new FakeDb();
+    await expect(upsertSchedule(db, { ...spec, cron: "every day" }, null)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    expect(db.count("scheduleClock") + db.count("scheduleUpsert")).toBe(0);
   });
 });
 
