@@ -34,6 +34,20 @@ describe("migrate", () => {
     expect(tables.map((t) => t.table_name)).toEqual(["batches", "job_deps", "job_logs", "jobs", "migrations", "queue_stats", "queues", "schedules", "stats_samples", "workers"]);
   });
 
+  it("leaves the worker's functions with the settings their plans rely on (a replaced function keeps only what it states)", async () => {
+    const schema = fresh();
+    await migrate({ connection: DATABASE_URL, schema });
+    const rows = await sql`
+      select p.proname as name, coalesce(p.proconfig, '{}') as config from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname = ${schema} and p.proname in ('claim_rows', 'claim', 'finish', 'enqueue_many') order by 1`;
+    const settings = Object.fromEntries(rows.map((r) => [r.name, [...(r.config as string[])].sort()]));
+    // sequential scans off: a plan a connection keeps from when the table was small reads it by index
+    // (versions 9, 13); JIT off: "disabled" costs would compile every call (13); plans made once per
+    // connection (15), safe only with the first
+    const worker = ["enable_seqscan=off", "jit=off", "plan_cache_mode=force_generic_plan"];
+    expect(settings).toEqual({ claim: worker, claim_rows: worker, finish: worker, enqueue_many: ["enable_seqscan=off", "jit=off"] });
+  });
+
   it("lets many workers start at once: the advisory lock serialises them", async () => {
     const schema = fresh();
     const results = await Promise.all(Array.from({ length: 6 }, () => migrate({ connection: DATABASE_URL, schema })));
