@@ -66,6 +66,15 @@ export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, 
 }
 
 /** Waits until one statement whose text is like `pattern` waits on a lock (pg_stat_activity). */
+/** Runs fn in a transaction of its own on `on`; returns how many sequential scans of schema f's jobs table it made. */
+export async function jobsSeqScans(on: postgres.Sql, f: string, fn: (tx: postgres.TransactionSql) => Promise<void>): Promise<number> {
+  return on.begin(async (tx) => {
+    await fn(tx);
+    const [row] = await tx.unsafe(`select seq_scan::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
+    return row!.n as number;
+  });
+}
+
 export function untilWaitingOnLock(sql: postgres.Sql, pattern: string): Promise<boolean> {
   return until(async () => {
     const [r] = await sql.unsafe(
