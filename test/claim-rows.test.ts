@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
 import { migrate } from "../src/index.ts";
-import { DATABASE_URL, jobsSeqScans, testDb, untilWaitingOnLock } from "./support/db.ts";
+import { DATABASE_URL, jobsRowsRead, jobsSeqScans, testDb, untilWaitingOnLock } from "./support/db.ts";
 import { startProxy } from "./support/tcp-proxy.ts";
 
 // claim_rows() (sql/000008) as the worker calls it, through the database layer
@@ -51,6 +51,41 @@ describe("claim_rows()", () => {
         expect((await tx.unsafe(claimSome, [queues]))[0]!.n).toBe(1);
       });
       expect(seqScans).toBe(0);
+    } finally {
+      await own.end();
+      await sql.unsafe(`drop schema ${f} cascade`);
+    }
+  });
+
+  it.each([
+    ["a concurrency limit", "read-capped", "concurrency", 1000],
+    ["a group limit", "read-grouped", "group_concurrency", 2],
+    ["a rate limit", "read-rated", "rate_max", 100000],
+  ])("a queue with %s reads only the rows it claims, by index too, after the table grew past what it held at the connection's first claims", async (_, name, column, limit) => {
+    // claim_rows() reads the meta of what claim() took through a join on jobs. Planned while the
+    // table held a few rows, that join was a hash join over the whole primary key index (no
+    // sequential scan, so the check above does not see it), kept by the connection as the table grew.
+    const fresh = `${schema}_${name.replace("-", "_")}`;
+    const f = `"${fresh}"`;
+    await migrate({ connection: DATABASE_URL, schema: fresh });
+    const own = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      await own.unsafe(`insert into ${f}.workers (id, queues, tasks, concurrency) values ('w-plan', '{}', '{}', 4)`);
+      const rate = column === "rate_max" ? ", rate_interval_ms" : "";
+      await own.unsafe(`insert into ${f}.queues (name, ${column}${rate}) values ($1, $2${rate ? ", 1000" : ""})`, [name, limit]);
+      const claimSome = `select count(*)::int as n from ${f}.claim_rows($1::text::jsonb, '["t"]', 4, 'w-plan') where id is not null`;
+      const queues = JSON.stringify([name]);
+      for (let i = 0; i < 12; i++) {
+        await own.unsafe(`insert into ${f}.jobs (task, queue, group_key) select 't', $1, 'g' || g from generate_series(1, 3) g`, [name]);
+        expect((await own.unsafe(claimSome, [queues]))[0]!.n).toBe(3);
+        await own.unsafe(`update ${f}.jobs set status = 'completed', worker_id = null, finished_at = now() where status = 'running'`);
+      }
+      await own.unsafe(`insert into ${f}.jobs (task, queue, status, finished_at) select 't', $1, 'completed', now() from generate_series(1, 20000)`, [name]);
+      await own.unsafe(`insert into ${f}.jobs (task, queue, group_key) values ('t', $1, 'g1')`, [name]);
+      const read = await jobsRowsRead(own, f, async (tx) => {
+        expect((await tx.unsafe(claimSome, [queues]))[0]!.n).toBe(1);
+      });
+      expect(read).toBeLessThan(100);
     } finally {
       await own.end();
       await sql.unsafe(`drop schema ${f} cascade`);

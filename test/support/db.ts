@@ -75,6 +75,17 @@ export async function jobsSeqScans(on: postgres.Sql, f: string, fn: (tx: postgre
   });
 }
 
+/** Runs fn in a transaction of its own on `on`; returns how many rows of schema f's jobs table it read (by scan or by index). */
+export async function jobsRowsRead(on: postgres.Sql, f: string, fn: (tx: postgres.TransactionSql) => Promise<void>): Promise<number> {
+  return on.begin(async (tx) => {
+    await fn(tx);
+    const [row] = await tx.unsafe(
+      `select (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`,
+    );
+    return row!.n as number;
+  });
+}
+
 export function untilWaitingOnLock(sql: postgres.Sql, pattern: string): Promise<boolean> {
   return until(async () => {
     const [r] = await sql.unsafe(
