@@ -28,9 +28,10 @@
 --
 -- The repair: graphs that version 6 to 13 stranded that way are settled now,
 -- as if each stranded parent's change had just been noted:
--- 1. a parent that stands pending, queued or running again while an edge of
---    it still says its failure ended the child (state 'b'): it was retried
---    while pgpulse was settling, and its children were not put back;
+-- 1. a parent that stands pending, queued or running again, or completed,
+--    while an edge of it still says its failure ended the child (state 'b'):
+--    it was retried while pgpulse was settling, and its children were not put
+--    back (most such parents have run again by the upgrade);
 -- 2. then a parent that stands ended with an edge its end should have settled
 --    and did not: any waiting edge of a completed parent, a waiting edge of
 --    mode run or failure of a failed or cancelled one, and a waiting edge of
@@ -123,11 +124,13 @@ do $$
 declare
   noted text;
 begin
-  -- 1. parents that run again, their children still held ended by their failure
+  -- 1. parents that run again, or ran again and completed since, their children
+  --    still held ended by their failure (a completed one's edges, waiting
+  --    again after this, are settled by 2)
   with p as (
     select j.id from :PGPULSE_SCHEMA.jobs j
      where j.id in (select e.parent_id from :PGPULSE_SCHEMA.job_deps e where e.state = 'b')
-       and j.status::text in ('pending', 'queued', 'running')
+       and j.status::text in ('pending', 'queued', 'running', 'completed')
      order by j.id
        for update of j
   )
