@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
 import { migrate } from "../src/index.ts";
-import { DATABASE_URL, jobsRowsRead, jobsSeqScans, testDb, untilWaitingOnLock } from "./support/db.ts";
+import { DATABASE_URL, jobsReadsDuring, testDb, untilWaitingOnLock } from "./support/db.ts";
 import { startProxy } from "./support/tcp-proxy.ts";
 
 // claim_rows() (sql/000008) as the worker calls it, through the database layer
@@ -47,7 +47,7 @@ describe("claim_rows()", () => {
       }
       await own.unsafe(`insert into ${f}.jobs (task, queue, status, finished_at) select 't', $1, 'completed', now() from generate_series(1, 20000)`, [name]);
       await own.unsafe(`insert into ${f}.jobs (task, queue) values ('t', $1)`, [name]);
-      const seqScans = await jobsSeqScans(own, f, async (tx) => {
+      const { seqScans } = await jobsReadsDuring(own, f, async (tx) => {
         expect((await tx.unsafe(claimSome, [queues]))[0]!.n).toBe(1);
       });
       expect(seqScans).toBe(0);
@@ -82,7 +82,7 @@ describe("claim_rows()", () => {
       }
       await own.unsafe(`insert into ${f}.jobs (task, queue, status, finished_at) select 't', $1, 'completed', now() from generate_series(1, 20000)`, [name]);
       await own.unsafe(`insert into ${f}.jobs (task, queue, group_key) values ('t', $1, 'g1')`, [name]);
-      const read = await jobsRowsRead(own, f, async (tx) => {
+      const { rows: read } = await jobsReadsDuring(own, f, async (tx) => {
         expect((await tx.unsafe(claimSome, [queues]))[0]!.n).toBe(1);
       });
       expect(read).toBeLessThan(100);

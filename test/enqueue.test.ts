@@ -2,7 +2,7 @@ import postgres from "postgres";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { createQueue, createWorker, defineTask, type EnqueuedJob, migrate, PgPulseError } from "../src/index.ts";
-import { DATABASE_URL, jobsSeqScans, testDb, until } from "./support/db.ts";
+import { DATABASE_URL, jobsReadsDuring, testDb, until } from "./support/db.ts";
 
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
@@ -334,7 +334,7 @@ describe("enqueue", () => {
       const enqueueSome = `select count(*)::int as n from ${f}.enqueue_many($1::text::jsonb)`;
       for (let i = 0; i < 12; i++) expect((await own.unsafe(enqueueSome, [specs(i)]))[0]!.n).toBe(4);
       await own.unsafe(`insert into ${f}.jobs (task, status, finished_at) select 't', 'completed', now() from generate_series(1, 20000)`);
-      const seqScans = await jobsSeqScans(own, f, async (tx) => {
+      const { seqScans } = await jobsReadsDuring(own, f, async (tx) => {
         expect((await tx.unsafe(enqueueSome, [specs(12)]))[0]!.n).toBe(4);
       });
       expect(seqScans).toBe(0);

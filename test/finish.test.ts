@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createDb } from "../src/db/db.ts";
 import { endParams, type FinishRow, finishSql } from "../src/db/finish.ts";
 import { migrate } from "../src/index.ts";
-import { DATABASE_URL, deadline, jobsSeqScans, testDb, until } from "./support/db.ts";
+import { DATABASE_URL, deadline, jobsReadsDuring, testDb, until } from "./support/db.ts";
 
 // finish() (sql/000005) through the database layer, as the worker's finish batcher calls it.
 const db = await testDb(import.meta.url);
@@ -149,7 +149,7 @@ describe("finish()", () => {
       await own.unsafe(`insert into ${f}.jobs (task, status, finished_at) select 't', 'completed', now() from generate_series(1, 20000)`);
       await own.unsafe(`insert into ${f}.jobs (task) values ('t')`);
       const ids = (await own.unsafe(claimSome)).map((r) => r.id as string);
-      const seqScans = await jobsSeqScans(own, f, async (tx) => {
+      const { seqScans } = await jobsReadsDuring(own, f, async (tx) => {
         expect(await finish(tx, ids)).toBe("c");
       });
       expect(seqScans).toBe(0);

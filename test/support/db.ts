@@ -66,23 +66,25 @@ export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, 
 }
 
 /** Waits until one statement whose text is like `pattern` waits on a lock (pg_stat_activity). */
-/** Runs fn in a transaction of its own on `on`; returns how many sequential scans of schema f's jobs table it made. */
-export async function jobsSeqScans(on: postgres.Sql, f: string, fn: (tx: postgres.TransactionSql) => Promise<void>): Promise<number> {
+/**
+ * Runs fn in a transaction of its own on `on`; returns what it read of schema f's jobs table: its
+ * sequential scans, and the rows it read by scan or by index. (The counts are taken before and
+ * after fn in the transaction: the backend's counters still hold earlier transactions' until it
+ * reports them.)
+ */
+export async function jobsReadsDuring(
+  on: postgres.Sql, f: string, fn: (tx: postgres.TransactionSql) => Promise<void>,
+): Promise<{ seqScans: number; rows: number }> {
   return on.begin(async (tx) => {
+    const read = async () => {
+      const [row] = await tx.unsafe(`select coalesce(seq_scan, 0)::int as scans, (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int as rows
+        from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
+      return { scans: (row?.scans ?? 0) as number, rows: (row?.rows ?? 0) as number };
+    };
+    const before = await read();
     await fn(tx);
-    const [row] = await tx.unsafe(`select seq_scan::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`);
-    return row!.n as number;
-  });
-}
-
-/** Runs fn in a transaction of its own on `on`; returns how many rows of schema f's jobs table it read (by scan or by index). */
-export async function jobsRowsRead(on: postgres.Sql, f: string, fn: (tx: postgres.TransactionSql) => Promise<void>): Promise<number> {
-  return on.begin(async (tx) => {
-    await fn(tx);
-    const [row] = await tx.unsafe(
-      `select (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int as n from pg_stat_xact_user_tables where relid = '${f}.jobs'::regclass`,
-    );
-    return row!.n as number;
+    const after = await read();
+    return { seqScans: after.scans - before.scans, rows: after.rows - before.rows };
   });
 }
 
