@@ -62,8 +62,11 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
    * A worker draining short jobs of `name` until it claims ahead of its slots; then its jobs
    * take 20 ms. `onStart` is told how many of its handlers run, this one included.
    */
+  // Once it claims ahead, its two running jobs hold until go(): what it holds ahead stays
+  // unstarted while the test reads it and changes the queue; after that, jobs take 20 ms.
   async function claimingAhead(name: string, onStart: (running: number) => void = () => {}) {
     let slow = false;
+    const held = gate();
     let running = 0;
     const w = db.worker({
       queues: [name],
@@ -72,7 +75,7 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
         quick: async () => {
           onStart(++running);
           try {
-            if (slow) await new Promise((r) => setTimeout(r, 20));
+            if (slow) await held.promise.then(() => new Promise((r) => setTimeout(r, 20)));
           } finally {
             running--;
           }
@@ -86,7 +89,7 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
     slow = true;
     // (jobs claimed ahead are running in the database, with no start yet)
     await until(async () => (await aheadIn(name)) > 0);
-    return w;
+    return { w, go: () => held.open() };
   }
   const aheadIn = async (name: string) => {
     const [r] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = $1 and status = 'running' and started_at is null`, [name]);
@@ -127,10 +130,11 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
   });
 
   it("pausing gives them back unstarted, attempts not counted", async () => {
-    const w = await claimingAhead("pz");
+    const { w, go } = await claimingAhead("pz");
     try {
       const held = await aheadIn("pz");
       await queue.pauseQueue("pz");
+      go();
       const [{ at }] = (await sql.unsafe(`select now() as at`)) as unknown as [{ at: Date }];
       await until(async () => (await runningIn("pz")) === 0);
       const [after] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = 'pz' and started_at > $1::timestamptz`, [at]);
@@ -149,7 +153,7 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
     let startedGivingBack = 0;
     let startsAfter = 0;
     let most = 0;
-    const w = await claimingAhead("later-lim", (running) => {
+    const { w, go } = await claimingAhead("later-lim", (running) => {
       if (phase === "giving back") startedGivingBack++;
       if (phase !== "after") return;
       startsAfter++;
@@ -159,6 +163,7 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
       const held = await aheadIn("later-lim");
       await queue.configureQueue("later-lim", { concurrency: 1 });
       phase = "giving back";
+      go();
       await until(async () => (await aheadIn("later-lim")) === 0);
       phase = "after";
       // Only jobs started in the moments before the worker heard of the limit, far fewer than it

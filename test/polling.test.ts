@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Worker } from "../src/index.ts";
-import { testDb, until } from "./support/db.ts";
+import { gate, testDb, until } from "./support/db.ts";
 
 // A worker without LISTEN (pooler "transaction" and no listenConnection) polls, and hears
 // no control message: it finds pauses and tighter limits at its own polls instead.
@@ -18,11 +18,14 @@ const runningIn = (name: string) => count(`queue = $1 and status = 'running'`, [
 const aheadIn = (name: string) => count(`queue = $1 and status = 'running' and started_at is null`, [name]);
 
 /**
- * A polling worker draining short jobs of `name` until it claims ahead of its slots; then
- * its jobs take 20 ms. `onStart` is told how many of its handlers run, this one included.
+ * A polling worker draining short jobs of `name` until it claims ahead of its slots; then its
+ * two running jobs hold until `go()`, so that what it holds ahead stays unstarted while the
+ * test reads it and changes the queue, and after that its jobs take 20 ms. `onStart` is told
+ * how many of its handlers run, this one included.
  */
-async function pollingAhead(name: string, onStart: (running: number) => void = () => {}): Promise<Worker> {
+async function pollingAhead(name: string, onStart: (running: number) => void = () => {}): Promise<{ w: Worker; go: () => void }> {
   let slow = false;
+  const held = gate();
   let running = 0;
   let completed = 0;
   let warm!: () => void;
@@ -36,7 +39,7 @@ async function pollingAhead(name: string, onStart: (running: number) => void = (
       quick: async () => {
         onStart(++running);
         try {
-          if (slow) await new Promise((r) => setTimeout(r, 20));
+          if (slow) await held.promise.then(() => new Promise((r) => setTimeout(r, 20)));
         } finally {
           running--;
         }
@@ -50,15 +53,16 @@ async function pollingAhead(name: string, onStart: (running: number) => void = (
   await warmed;
   slow = true;
   await until(async () => (await aheadIn(name)) > 0);
-  return w;
+  return { w, go: () => held.open() };
 }
 
 describe("a worker that polls, holding jobs claimed ahead", () => {
   it("gives back those of a queue paused since, at its next poll: unstarted, attempts not counted", async () => {
-    const w = await pollingAhead("poll-pause");
+    const { w, go } = await pollingAhead("poll-pause");
     try {
       const held = await aheadIn("poll-pause");
       await queue.pauseQueue("poll-pause");
+      go();
       const [{ at }] = (await sql.unsafe(`select now() as at`)) as unknown as [{ at: Date }];
       await until(async () => (await runningIn("poll-pause")) === 0);
       // Only jobs started before its next poll (100 ms, jobs of 20 ms, 2 at a time): far
@@ -78,7 +82,7 @@ describe("a worker that polls, holding jobs claimed ahead", () => {
     let startedGivingBack = 0;
     let startsAfter = 0;
     let most = 0;
-    const w = await pollingAhead("poll-limit", (running) => {
+    const { w, go } = await pollingAhead("poll-limit", (running) => {
       if (phase === "giving back") startedGivingBack++;
       if (phase !== "after") return;
       startsAfter++;
@@ -88,6 +92,7 @@ describe("a worker that polls, holding jobs claimed ahead", () => {
       const held = await aheadIn("poll-limit");
       await queue.configureQueue("poll-limit", { concurrency: 1 });
       phase = "giving back";
+      go();
       await until(async () => (await aheadIn("poll-limit")) === 0);
       phase = "after";
       expect(startedGivingBack).toBeLessThan(held / 2);
