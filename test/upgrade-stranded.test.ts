@@ -63,13 +63,21 @@ describe("upgrading to version 14", () => {
     // Retried while settling: y failed (h failed with it), then cancelling q fails d, and the trigger retries y; h stays failed.
     const [y, h] = await flow([{}, { parents: [[0, "fail"]] }]) as [string, string];
     const [q, d] = await flow([{}, { parents: [[0, "fail"]] }]) as [string, string];
-    await sql.unsafe(`insert into ${s}.links values ($1, $2, 'cancelled'), ($3, $4, 'queued')`, [c, x, d, y]);
+    // Retried the same way, then ran again and completed before the upgrade (the usual case): h2 stays failed.
+    const [y2, h2] = await flow([{}, { parents: [[0, "fail"]] }]) as [string, string];
+    const [q2, d2] = await flow([{}, { parents: [[0, "fail"]] }]) as [string, string];
+    await sql.unsafe(`insert into ${s}.links values ($1, $2, 'cancelled'), ($3, $4, 'queued'), ($5, $6, 'queued')`, [c, x, d, y, d2, y2]);
     await set(y, "failed");
+    await set(y2, "failed");
     expect(await statusOf([y, h])).toEqual(["failed", "failed"]);
     await set(p, "cancelled");
     await set(q, "cancelled");
+    await set(q2, "cancelled");
     expect(await statusOf([p, c, x, fails, runs])).toEqual(["cancelled", "failed", "cancelled", "pending", "pending"]);
     expect(await statusOf([q, d, y, h])).toEqual(["cancelled", "failed", "queued", "failed"]);
+    await set(y2, "running");
+    await set(y2, "completed");
+    expect(await statusOf([y2, h2])).toEqual(["completed", "failed"]);
 
     // Not stranded: a graph under way, and a failed parent whose child was cancelled by hand before.
     const live = await flow([{}, { parents: [[0, "fail"]] }, { parents: [[1, "run"]] }]);
@@ -86,6 +94,8 @@ describe("upgrading to version 14", () => {
     expect(await statusOf([x, fails, runs])).toEqual(["cancelled", "failed", "queued"]);
     expect((await queue.getJob(fails))!.errors.at(-1)).toMatchObject({ name: "ParentCancelled", parent: x });
     expect(await statusOf([y, h])).toEqual(["queued", "pending"]);
+    // every parent of h2 completed: h2 runs, as it would have had y2's retry been settled
+    expect(await statusOf([h2])).toEqual(["queued"]);
     expect(await snapshot([...live, r, rc])).toBe(before);
     const [waiting] = await sql.unsafe(`select count(*)::int as n from ${s}.job_deps e join ${s}.jobs p on p.id = e.parent_id
       where e.parent_id = any($1::text::bigint[]) and e.state <> 'd'`, [`{${x},${y}}`]);
