@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { JobSnooze, PgPulseError, type Worker } from "../src/index.ts";
 import { deadline, gate, testDb, until } from "./support/db.ts";
+import { heldAhead } from "./support/held-ahead.ts";
 
 const db = await testDb(import.meta.url);
+const scenarios = heldAhead(db, {}, true);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
 
@@ -58,44 +60,6 @@ describe("pause and resume", () => {
 });
 
 describe("a queue paused or limited while a worker holds jobs of it claimed ahead", () => {
-  /**
-   * A worker draining short jobs of `name` until it claims ahead of its slots; then its jobs
-   * take 20 ms. `onStart` is told how many of its handlers run, this one included.
-   */
-  // Once it claims ahead, its two running jobs hold until go(): what it holds ahead stays
-  // unstarted while the test reads it and changes the queue; after that, jobs take 20 ms.
-  async function claimingAhead(name: string, onStart: (running: number) => void = () => {}) {
-    let slow = false;
-    const held = gate();
-    let running = 0;
-    const w = db.worker({
-      queues: [name],
-      concurrency: 2,
-      tasks: {
-        quick: async () => {
-          onStart(++running);
-          try {
-            if (slow) await held.promise.then(() => new Promise((r) => setTimeout(r, 20)));
-          } finally {
-            running--;
-          }
-        },
-      },
-    });
-    const warm = completions([w], 300);
-    await queue.enqueueMany(Array.from({ length: 5000 }, () => ({ task: "quick", queue: name })));
-    await w.start();
-    await warm;
-    slow = true;
-    // (jobs claimed ahead are running in the database, with no start yet)
-    await until(async () => (await aheadIn(name)) > 0);
-    return { w, go: () => held.open() };
-  }
-  const aheadIn = async (name: string) => {
-    const [r] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = $1 and status = 'running' and started_at is null`, [name]);
-    return r!.n as number;
-  };
-
   it("workers are told of a pause or a tighter limit, not of a resume or a looser limit", async () => {
     const heard: string[] = [];
     const listener = await sql.listen("pgpulse_control", (text) => {
@@ -129,52 +93,11 @@ describe("a queue paused or limited while a worker holds jobs of it claimed ahea
     }
   });
 
-  it("pausing gives them back unstarted, attempts not counted", async () => {
-    const { w, go } = await claimingAhead("pz");
-    try {
-      const held = await aheadIn("pz");
-      await queue.pauseQueue("pz");
-      go();
-      const [{ at }] = (await sql.unsafe(`select now() as at`)) as unknown as [{ at: Date }];
-      await until(async () => (await runningIn("pz")) === 0);
-      const [after] = await sql.unsafe(`select count(*)::int as n from ${s}.jobs where queue = 'pz' and started_at > $1::timestamptz`, [at]);
-      // Only jobs started in the moments before the worker heard of the pause (it hears by
-      // notification): far fewer than it held. Before, it ran all it held (250 jobs, over 2.6 s).
-      expect(after!.n).toBeLessThan(held / 2);
-      const left = await sql.unsafe(`select status::text, attempts, count(*)::int as n from ${s}.jobs where queue = 'pz' and status <> 'completed' group by 1, 2`);
-      expect(left.map((r) => [r.status, r.attempts])).toEqual([["queued", 0]]);
-    } finally {
-      await w.stop();
-    }
-  });
-
-  it("a concurrency limit set applies to them: the worker gives them back, and from then on no more than the limit run", async () => {
-    let phase: "before" | "giving back" | "after" = "before";
-    let startedGivingBack = 0;
-    let startsAfter = 0;
-    let most = 0;
-    const { w, go } = await claimingAhead("later-lim", (running) => {
-      if (phase === "giving back") startedGivingBack++;
-      if (phase !== "after") return;
-      startsAfter++;
-      most = Math.max(most, running);
-    });
-    try {
-      const held = await aheadIn("later-lim");
-      await queue.configureQueue("later-lim", { concurrency: 1 });
-      phase = "giving back";
-      go();
-      await until(async () => (await aheadIn("later-lim")) === 0);
-      phase = "after";
-      // Only jobs started in the moments before the worker heard of the limit, far fewer than it
-      // held; before, the worker ran all it held (hundreds of jobs, 2 at a time) before the limit held.
-      expect(startedGivingBack).toBeLessThan(held / 2);
-      await until(() => startsAfter >= 40, 20_000);
-      expect(most).toBe(1);
-    } finally {
-      await w.stop();
-    }
-  });
+  // Only jobs started in the moments before the worker heard of the change (it hears by
+  // notification): far fewer than it held. Before, it ran all it held (250 jobs, over 2.6 s).
+  it("pausing gives them back unstarted, attempts not counted", () => scenarios.pause("pz"));
+  it("a concurrency limit set applies to them: the worker gives them back, and from then on no more than the limit run", () =>
+    scenarios.limit("later-lim"));
 });
 
 describe("earlier queues first, when the earlier one has a limit", () => {
