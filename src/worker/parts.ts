@@ -65,7 +65,7 @@ export interface Parts {
   /** Whether the worker LISTENs; false behind a transaction-mode pooler without a listenConnection: it polls. */
   listens: boolean;
   /** A worker that polls reads its queues' settings at each poll instead of hearing of pauses; null when it listens. */
-  queueWatch: QueueWatch | null;
+  queueWatch: QueueWatch;
   roster: Roster;
   announceRoster(): Promise<void>;
   reaper: Reaper;
@@ -140,12 +140,15 @@ export function buildParts(w: PartsContext): Parts {
     pollIntervalMs,
     // Only a worker that cannot LISTEN backs off while idle (one that listens is woken by notifications),
     // and reads its queues' settings at its polls (one that listens is told of pauses).
-    ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT, watchQueues: () => queueWatch!.check() }),
+    ...(listens ? {} : { pollIntervalMaxMs: opts.pollIntervalMaxMs ?? d.POLL_INTERVAL_MAX_MS_DEFAULT, watchQueues: () => queueWatch.check() }),
     open: () => w.claimsOpen(lease),
     driven: w.driven,
     unwritten: () => finisher.unwritten,
   });
-  const queueWatch = listens ? null : new QueueWatch({ db, queues, restrict: (queue) => claimer.restrict(queue), onError });
+  // A polling worker reads its queues' settings at each poll; a listening one when LISTEN comes
+  // back after an outage, for the pauses and limits told while it was not listening.
+  const queueWatch = new QueueWatch({ db, queues, restrict: (queue) => claimer.restrict(queue), onError });
+  let ups = 0;
   const refill = refillHooks(runner, claimer, finisher);
   const lease: Lease = new Lease({
     db, workerId: id, queues, tasks: taskNames, concurrency, meta: opts.meta ?? {}, runner, claimer, clock, dbNow, logger, events, onError,
@@ -212,6 +215,9 @@ export function buildParts(w: PartsContext): Parts {
     },
     onUp() {
       events.emit("listener:up", { workerId: id });
+      // Pauses and tighter limits told while LISTEN was not in place went unheard (at the first
+      // LISTEN, the start reads the settings itself).
+      if (ups++ > 0) void queueWatch.check();
       // Anything enqueued while LISTEN was not in place went unheard.
       void claimer.request("listener up");
     },

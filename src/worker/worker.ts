@@ -132,8 +132,9 @@ export function createWorker(options: d.WorkerOptions): Worker {
       }
       logger.info(`worker ${id} started: queues ${queues.join(",")}, concurrency ${concurrency}, tasks ${taskNames.join(",")}`);
       events.emit("worker:started", { workerId: id, queues, concurrency, recovered });
-      // Polling: what its first claim is compared with, for pauses and tighter limits.
-      if (mode === "listen") await p.queueWatch?.check();
+      // What later reads of its queues' settings compare with (a polling worker's polls, a listening
+      // one's LISTEN back after an outage), for pauses and tighter limits.
+      if (mode === "listen") await p.queueWatch.check();
       await p.claimer.request("start");
     } catch (error) {
       state = "stopped";

@@ -60,6 +60,8 @@ export function heldAhead(db: TestDb, options: Partial<WorkerOptions>, listening
   }
 
   return {
+    holdingAhead,
+    aheadIn,
     /** A pause gives what it holds back unstarted, attempts not counted: only a few start after it, far fewer than it held. */
     async pause(name: string): Promise<void> {
       const { w, go } = await holdingAhead(name);
