@@ -15,7 +15,8 @@ export function queuesSql(q: string) {
   // A change can let more jobs start: announce the queue so waiting workers claim.
   // One that pauses the queue or tightens a limit tells workers too, so that the
   // jobs they claimed ahead of it before the change go back rather than start.
-  // (old: the row as it was; the statement's CTEs all read the snapshot before it)
+  // (old: the row as it was; the statement's CTEs all read the snapshot before it. A worker that
+  // missed the message reads the same rule in worker/queue-watch.ts's tightened().)
   const tighter = (now: string, was: string) => `(x.${now} is not null and (old.${was} is null or x.${now} < old.${was}))`;
   const announce = (upsert: string, schemaParam: string) => `
       with old as (select * from ${q}.queues where name = $1),

@@ -64,7 +64,7 @@ export interface Parts {
   listener: Listener;
   /** Whether the worker LISTENs; false behind a transaction-mode pooler without a listenConnection: it polls. */
   listens: boolean;
-  /** A worker that polls reads its queues' settings at each poll instead of hearing of pauses; null when it listens. */
+  /** Reads its queues' settings for pauses and tighter limits: a polling worker at each poll, a listening one when LISTEN is back. */
   queueWatch: QueueWatch;
   roster: Roster;
   announceRoster(): Promise<void>;

@@ -30,11 +30,12 @@ export interface QueueWatchOptions {
 }
 
 /**
- * What a worker without LISTEN does instead of hearing of pauses and tighter
- * limits on `pgpulse_control`: at each of its polls it reads its queues'
- * settings (one statement for all of them), and each queue paused or limited
- * more tightly since the read before is restricted, as a notification would
- * have it. The first read only notes the settings, but for a queue paused
+ * How a worker finds the pauses and tighter limits it did not hear of on
+ * `pgpulse_control`: a worker without LISTEN at each of its polls, a listening
+ * one when its LISTEN is back after an outage. It reads its queues' settings
+ * (one statement for all of them), and each queue paused or limited more
+ * tightly since the read before is restricted, as a notification would have
+ * it. The first read only notes the settings, but for a queue paused
  * already. A read that fails is logged and changes nothing: the next one
  * compares with the last that landed.
  */
