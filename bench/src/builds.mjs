@@ -24,3 +24,11 @@ export function runInterleaved(builds, rounds, script, args, report) {
   }
   return runs;
 }
+
+/**
+ * The claim statements a build's claimOps() takes: since 0f80119 its pool's and
+ * a caller's transaction's, as { pool, tx }; before, the pool's as one string.
+ */
+export function claimStatements(claimOps, claimSql, q) {
+  return /\bt\.pool\b/.test(claimOps.toString()) ? { pool: claimSql(q), tx: claimSql(q, true) } : claimSql(q);
+}

@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { parseBuilds, runInterleaved } from "./builds.mjs";
+import { claimStatements, parseBuilds, runInterleaved } from "./builds.mjs";
 import { ensureDatabase } from "./db.mjs";
 import { median } from "./stats.mjs";
 import { CpuMeter, postmasterPid } from "./scale/cpu.mjs";
@@ -42,7 +42,7 @@ if (values.child !== undefined) {
   await sql.unsafe(`insert into ${q}.jobs (task, payload) select 'noop', jsonb_build_object('i', g) from generate_series(1, ${batch}) g`);
   await sql.unsafe(`insert into ${q}.workers (id, queues, tasks, concurrency) values ('w', '{default}', '{noop}', 16)`);
   await sql.unsafe(`vacuum analyze ${q}.jobs`);
-  const text = claimSql(q);
+  const text = claimStatements(claimOps, claimSql, q);
   class Undo extends Error {}
   // as a draining worker claims: most of the batch ahead of its 16 slots
   const args = { queues: ["default"], tasks: ["noop"], limit: batch, ahead: Math.max(0, batch - 16), workerId: "w", now: null };

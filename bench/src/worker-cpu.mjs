@@ -11,7 +11,7 @@
 //   npm --prefix bench run worker-cpu -- --pgpulse-dir before=/tmp/a,after=/tmp/b --rounds 6
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { parseBuilds, runInterleaved } from "./builds.mjs";
+import { claimStatements, parseBuilds, runInterleaved } from "./builds.mjs";
 import { median } from "./stats.mjs";
 
 const { values } = parseArgs({
@@ -62,14 +62,14 @@ if (values.child !== undefined) {
   };
   // (a pool, as the worker has: its claim reads payloads as the driver parses them)
   const c = { handle, pool: handle, schema: "bench", q: `"bench"`, prepare: true };
-  const db = { ...claimOps(c, claimSql(c.q)), ...finishOps(c, { finish: finishSql(c.q), progress: progressSql(c.q) }), logAppend: async () => {} };
+  const db = { ...claimOps(c, claimStatements(claimOps, claimSql, c.q)), ...finishOps(c, { finish: finishSql(c.q), progress: progressSql(c.q) }), logAppend: async () => {} };
   const events = new Emitter();
   const stats = { completed: 0, failed: 0, retried: 0, cancelled: 0, released: 0, snoozed: 0 };
   let handled = 0;
   let allDone;
   const done = new Promise((r) => (allDone = r));
   const tasks = new Map([["noop", { name: "noop", handler: async () => {}, settings: {} }]]);
-  const fail = (e) => { console.error(e); process.exit(1); };
+  const fail = (...e) => { console.error(...e); process.exit(1); };
   const finisher = new FinishBatcher(db, "w", 2, () => null, fail);
   const progress = new ProgressWriter(db, "w", 1000, 2, fail);
   const logs = new LogWriter(db, 1000, 100, 10_000, fail);
