@@ -67,6 +67,15 @@ describe("a claim's jobs", () => {
     expect(wakeMs).toBeNull();
   });
 
+  it("reads negative priorities, ids past 2^53 and microsecond times exactly", async () => {
+    const rows = [row("9007199254740993", "a", { priority: -5, runUs: 1_764_480_000_123_456 }), row("9007199254740992", "a", { priority: -20 })];
+    const { jobs } = await claimWith(rows, ["a"]);
+    expect(jobs.map((j) => [j.id, j.priority])).toEqual([["9007199254740993", -5], ["9007199254740992", -20]]);
+    expect(jobs[0]!.runAt.getTime()).toBe(1_764_480_000_123);
+    const { jobs: sorted } = await claimWith([...rows].reverse(), ["a"]);
+    expect(sorted.map((j) => j.id)).toEqual(["9007199254740993", "9007199254740992"]);
+  });
+
   it("a row without a job carries the rate limit's wake-up", async () => {
     const wake: Row = [",,,,,,,,2500", null, null, null, null, null];
     const { jobs, wakeMs } = await claimWith([row("1", "a"), wake], ["a"]);
