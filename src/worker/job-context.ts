@@ -13,7 +13,13 @@ export interface JobContextDeps {
   parents(jobId: string): Promise<ParentJob[]>;
 }
 
-/** Where a context keeps its attempt: a member of its own, not enumerable, so copies leave it behind. */
+/**
+ * Where a context keeps its attempt: a member of its own, keyed by a symbol
+ * no handler can name. Set in the object literal (a defineProperty() per job
+ * cost about half a microsecond), so it is enumerable and a spread copy
+ * carries it too, which is harmless: the copy's signal is the value read when
+ * it was made.
+ */
 const ENTRY = Symbol("pgpulse.attempt");
 
 /**
@@ -55,7 +61,7 @@ export function jobContext(entry: Active, deps: JobContextDeps): JobContext {
   };
   const log = logAt("info") as JobLog;
   log.debug = logAt("debug");
-  log.info = logAt("info");
+  log.info = log;
   log.warn = logAt("warn");
   log.error = logAt("error");
   const ctx = {
@@ -71,8 +77,8 @@ export function jobContext(entry: Active, deps: JobContextDeps): JobContext {
       }
       deps.progress.set(job.id, job.attempt, Math.round(Math.min(100, Math.max(0, percent))));
     },
-  } satisfies Omit<JobContext, "signal">;
+    [ENTRY]: entry,
+  } satisfies Omit<JobContext, "signal"> & { [ENTRY]: Active };
   Object.defineProperty(ctx, "signal", SIGNAL);
-  Object.defineProperty(ctx, ENTRY, { value: entry, configurable: true });
   return ctx as typeof ctx & { readonly signal: AbortSignal };
 }
