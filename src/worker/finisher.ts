@@ -96,8 +96,10 @@ export class FinishBatcher {
    * tens of thousands of attempts a second.
    */
   add(outcome: Outcome, done: (r: FinishResult) => void): void {
-    this.#pending.push({ outcome, done });
-    if (this.#pending.length >= this.maxBatch) void this.flush();
+    // A full batch is written at once; one call at the moment it fills is enough (a
+    // flush takes what came after it too), where one per end past it, while a
+    // write is under way, made a waiting flush per end.
+    if (this.#pending.push({ outcome, done }) === this.maxBatch) void this.flush();
     else this.#timer ??= this.clock.setTimeout(() => void this.flush(), this.delayMs);
   }
 
