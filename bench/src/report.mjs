@@ -54,8 +54,8 @@ export function markdown({ meta, medians, systems }) {
     "",
   );
   lines.push(
-    `| system | drain ${k(c.drainJobs)} jobs/s | vs floor | latency p50 / p95 / p99 ms | enqueue single/s | single ×${c.enqueueClients} /s | bulk (${k(c.bulkSize)}) jobs/s |`,
-    "|---|---:|---:|---:|---:|---:|---:|",
+    `| system | drain ${k(c.drainJobs)} jobs/s | vs floor | drain CPU per job: worker / Postgres us | latency p50 / p95 / p99 ms | enqueue single/s | single ×${c.enqueueClients} /s | bulk (${k(c.bulkSize)}) jobs/s |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const s of systems) {
     const m = medians[s] ?? {};
@@ -63,7 +63,7 @@ export function markdown({ meta, medians, systems }) {
     const vs = d && floorDrain ? `${Math.round((d / floorDrain) * 100)}%` : "–";
     const l = m.latency;
     const e = m.enqueue;
-    lines.push(`| ${s} | ${num(d)} | ${vs} | ${trio(l?.p50, l?.p95, l?.p99)} | ${num(e?.singlePerSec)} | ${num(e?.parallelPerSec)} | ${num(e?.bulkJobsPerSec)} |`);
+    lines.push(`| ${s} | ${num(d)} | ${vs} | ${trio(m.drain?.workerCpuUsPerJob, m.drain?.pgCpuUsPerJob)} | ${trio(l?.p50, l?.p95, l?.p99)} | ${num(e?.singlePerSec)} | ${num(e?.parallelPerSec)} | ${num(e?.bulkJobsPerSec)} |`);
   }
   lines.push("");
   lines.push(

@@ -106,3 +106,20 @@ export class CpuMeter {
     return { allMs: ms(ticks - this.t0), benchDbMs: ms(by.bench), serverMs: ms(by.server), otherDbMs: ms(by.other) };
   }
 }
+
+/**
+ * A meter of the server that sql is connected to (its data directory names the
+ * postmaster), for the database sql uses; null where /proc or the data
+ * directory cannot be read (a server on another host).
+ */
+export async function meterFor(sql) {
+  try {
+    const [{ dir, db }] = await sql`select current_setting('data_directory') as dir, current_database() as db`;
+    return new CpuMeter({ postmaster: postmasterPid(dir), database: db });
+  } catch {
+    return null;
+  }
+}
+
+/** Postgres's CPU per job in us (the database's backends and the server's own processes), from a stopped meter. */
+export const pgUsPerJob = (cpu, jobs) => (cpu && jobs > 0 ? Math.round(((cpu.benchDbMs + cpu.serverMs) * 1000) / jobs * 10) / 10 : null);

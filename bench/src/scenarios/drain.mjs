@@ -1,11 +1,16 @@
 // drain: N queued no-op jobs, then a worker at the shared concurrency. Timed
 // from the first handler call to the moment the database shows every job
 // finished (so completions still being written count), which leaves the
-// worker's start-up out of the rate.
+// worker's start-up out of the rate. Also the CPU per job, from the worker's
+// start to that moment: the worker's process (this one: the system's worker
+// runs in it) and Postgres (the bench database's backends and the server's
+// own processes, where /proc can be read). On a machine where the two share
+// the cores, their sum bounds the drain.
+import { meterFor, pgUsPerJob } from "../scale/cpu.mjs";
 import { now, until } from "../stats.mjs";
 import { fill } from "./fill.mjs";
 
-export async function drain(sys, cfg) {
+export async function drain(sys, cfg, { sql } = {}) {
   const n = cfg.drainJobs;
   await fill(sys, n, cfg.bulkSize);
   let count = 0;
@@ -13,6 +18,9 @@ export async function drain(sys, cfg) {
   let last = 0;
   let resolveAll;
   const all = new Promise((r) => (resolveAll = r));
+  const meter = sql ? await meterFor(sql) : null;
+  meter?.start();
+  const cpu0 = process.cpuUsage();
   const t0 = now();
   const worker = await sys.startWorker(() => {
     const t = now();
@@ -29,6 +37,9 @@ export async function drain(sys, cfg) {
     await until(async () => (await sys.remaining()) === 0, { every: 5, timeoutMs: 30_000, what: "the last completions" });
     end = now();
   }
+  // (before the stop: a worker's pool ends with it, and its backends' CPU with them)
+  const pg = meter?.stop();
+  const own = process.cpuUsage(cpu0);
   await worker.stop();
   const seconds = (end - first) / 1000;
   return {
@@ -39,5 +50,7 @@ export async function drain(sys, cfg) {
     handlerJobsPerSec: count > 1 ? Math.round((count - 1) / ((last - first) / 1000)) : null,
     startToFirstJobMs: Math.round((first - t0) * 10) / 10,
     seconds: Math.round(seconds * 1000) / 1000,
+    workerCpuUsPerJob: count > 0 ? Math.round(((own.user + own.system) / count) * 10) / 10 : null,
+    pgCpuUsPerJob: pgUsPerJob(pg, count),
   };
 }

@@ -5,7 +5,7 @@
 // server's own processes, from /proc: what every worker and producer of a
 // fleet share). Where /proc cannot be read, the CPU is left out.
 import { schemaBytes, schemaTuples } from "../db.mjs";
-import { CpuMeter, postmasterPid } from "../scale/cpu.mjs";
+import { meterFor, pgUsPerJob } from "../scale/cpu.mjs";
 import { now, sleep, summarize, until } from "../stats.mjs";
 
 const MAX_OUTSTANDING = 2000; // enqueues in flight before the producer skips ticks
@@ -31,7 +31,7 @@ export async function sustained(sys, cfg, { sql }) {
   const bytesBefore = await schemaBytes(sql, sys.schemas);
   const rowsBefore = await schemaTuples(sql, sys.schemas);
 
-  const meter = await cpuMeter(sql);
+  const meter = await meterFor(sql);
   meter?.start();
   let sent = 0;
   let skipped = 0;
@@ -96,17 +96,8 @@ export async function sustained(sys, cfg, { sql }) {
     rowsBefore,
     rowsAfter,
     // (the admin connection's size checks count too: one query every 5 s)
-    pgCpuUsPerJob: cpu && sent > 0 ? Math.round(((cpu.benchDbMs + cpu.serverMs) * 1000) / sent) : null,
+    pgCpuUsPerJob: pgUsPerJob(cpu, sent),
   };
-}
-
-async function cpuMeter(sql) {
-  try {
-    const [{ dir, db }] = await sql`select current_setting('data_directory') as dir, current_database() as db`;
-    return new CpuMeter({ postmaster: postmasterPid(dir), database: db });
-  } catch {
-    return null;
-  }
 }
 
 /** Per 5 s of the load: the enqueue call's and the rest's p50 and p99 (ms). */
