@@ -5,6 +5,8 @@ import { deadline, testDb } from "./support/db.ts";
 // another parent: a trigger reacting to a child pgpulse just failed or
 // cancelled ends a job that has children of its own. Those children are
 // settled as any parent's are (sql/000014), however deep the triggers go.
+// A job that such a trigger puts back to queued (a restart) before pgpulse
+// settled its end is settled as it stands (sql/000017).
 const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
@@ -16,19 +18,24 @@ const statusOf = async (ids: string[]) => {
 };
 const flow = async (queueName: string, specs: Parameters<typeof queue.enqueueFlow>[0]) =>
   (await queue.enqueueFlow(specs.map((spec) => ({ ...spec, queue: queueName })))).map((j) => j.id);
-/** When `job` fails or is cancelled (by anyone: pgpulse settling a graph too), the application's trigger ends `other` as `action`. */
-const link = (job: string, other: string, action: "completed" | "failed" | "cancelled") =>
+/**
+ * When `job` fails or is cancelled (by anyone: pgpulse settling a graph too), the application's trigger ends
+ * `other` as `action` (if pending or queued), or with action queued puts it back (if failed or cancelled).
+ */
+const link = (job: string, other: string, action: "completed" | "failed" | "cancelled" | "queued") =>
   sql.unsafe(`insert into ${s}.links (job, other, action) values ($1, $2, $3)`, [job, other, action]);
 
 beforeAll(async () => {
-  // An application's trigger: ends the jobs linked to one that failed or was cancelled.
+  // An application's trigger: ends (or restarts) the jobs linked to one that failed or was cancelled.
   await sql.unsafe(`
     create table ${s}.links (job bigint not null, other bigint not null, action text not null);
     create function ${s}.follow_link() returns trigger language plpgsql as $$
     begin
-      update ${s}.jobs j set status = l.action::${s}.job_status, finished_at = now()
+      update ${s}.jobs j set status = l.action::${s}.job_status,
+             finished_at = case when l.action = 'queued' then null else now() end
         from ${s}.links l
-       where l.job = new.id and j.id = l.other and j.status in ('pending', 'queued');
+       where l.job = new.id and j.id = l.other
+         and case when l.action = 'queued' then j.status in ('failed', 'cancelled') else j.status in ('pending', 'queued') end;
       return null;
     end $$;
     create trigger zz_follow_link after update of status on ${s}.jobs for each row
@@ -121,5 +128,63 @@ describe("a parent ended by the application's trigger while pgpulse settles anot
       (select count(*)::int from ${s}.jobs where id = any($2::text::bigint[]) and status = 'failed') as gs`,
       [`{${xs.join(",")}}`, `{${gs.join(",")}}`]);
     expect(r).toEqual({ xs: pairs, gs: pairs });
+  });
+});
+
+describe("a job pgpulse just ended, restarted by the application's trigger in the same settling", () => {
+  /** The state of a job's edges to its children, by child id. */
+  const edges = async (parent: string) =>
+    Object.fromEntries((await sql.unsafe(`select child_id::text as child, state from ${s}.job_deps where parent_id = $1`, [parent]))
+      .map((r) => [r.child as string, r.state as string]));
+  const left = async (id: string) =>
+    (await sql.unsafe(`select parents_left from ${s}.jobs where id = $1`, [id]))[0]!.parents_left as number;
+
+  it("a child that the trigger restarts keeps its own children waiting for it, as a retry would", async () => {
+    // p -> c -> g (fail), c -> r (run): cancelling p fails c, and the trigger puts c back at once
+    const [p, c, g, r] = (await flow("restart-self", [
+      { name: "p", task: "t", delayMs: 3_600_000 }, { name: "c", task: "t", parents: ["p"], delayMs: 3_600_000 },
+      { name: "g", task: "t", parents: ["c"] },
+      { name: "r", task: "t", parents: [{ name: "c", onFailure: "run" }], delayMs: 3_600_000 },
+    ])) as [string, string, string, string];
+    await link(c, c, "queued");
+
+    await queue.cancel(p);
+
+    expect(await statusOf([p, c, g, r])).toEqual(["cancelled", "queued", "pending", "pending"]);
+    expect(await edges(c)).toEqual({ [g]: "w", [r]: "w" });
+    expect([await left(g), await left(r)]).toEqual([1, 1]);
+    // c runs and completes: both go on
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where id = $1`, [c]);
+    expect(await statusOf([g, r])).toEqual(["queued", "queued"]);
+  });
+
+  it("a sibling that the trigger restarts, ended in the same statement, keeps its children waiting", async () => {
+    // p -> c1, p -> c2 -> g2: cancelling p fails c1 and c2 together; c1's failure puts c2 back
+    const [p, c1, c2, g2] = (await flow("restart-sibling", [
+      { name: "p", task: "t", delayMs: 3_600_000 }, { name: "c1", task: "t", parents: ["p"] },
+      { name: "c2", task: "t", parents: ["p"], delayMs: 3_600_000 }, { name: "g2", task: "t", parents: ["c2"] },
+    ])) as [string, string, string, string];
+    await link(c1, c2, "queued");
+
+    await queue.cancel(p);
+
+    expect(await statusOf([p, c1, c2, g2])).toEqual(["cancelled", "failed", "queued", "pending"]);
+    expect(await edges(c2)).toEqual({ [g2]: "w" });
+  });
+
+  it("a parent that the trigger restarts while its end is being settled takes back the whole graph it ended", async () => {
+    // p -> c -> g: cancelling p fails c, and c's failure puts p back: c waits again, and so does g
+    const [p, c, g] = (await flow("restart-parent", [
+      { name: "p", task: "t", delayMs: 3_600_000 }, { name: "c", task: "t", parents: ["p"] },
+      { name: "g", task: "t", parents: ["c"] },
+    ])) as [string, string, string];
+    await link(c, p, "queued");
+
+    await queue.cancel(p);
+
+    expect(await statusOf([p, c, g])).toEqual(["queued", "pending", "pending"]);
+    expect([await edges(p), await edges(c)]).toEqual([{ [c]: "w" }, { [g]: "w" }]);
+    await sql.unsafe(`update ${s}.jobs set status = 'completed', finished_at = now() where id = $1`, [p]);
+    expect(await statusOf([c, g])).toEqual(["queued", "pending"]);
   });
 });
