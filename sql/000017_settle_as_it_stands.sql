@@ -41,6 +41,20 @@
 --
 -- settle_children() is version 6's with those changes, restated whole (it has
 -- no settings). No table and no trigger changes.
+--
+-- The repair: graphs that versions 6 to 16 left that way are settled now, as
+-- if each such parent's change had just been noted:
+-- - a parent that stands pending, queued, running or completed with an edge
+--   still marked as having ended a child ('b'), or pending, queued or running
+--   with an edge settled to a pending child ('d'): it was put back (and may
+--   have completed since) and its children were not given back;
+-- - a parent that stands failed or cancelled with an edge of mode fail or
+--   cancel settled ('d', which only a completion does) to a child pending,
+--   failed or cancelled: it completed, then was moved to failed or cancelled.
+-- No path of those versions leaves such an edge once a change was settled.
+-- The parents are locked first, in id order, as version 14's repair does; a
+-- worker of an older version ending one waits for the upgrade, or the upgrade
+-- for it, and each then reads what the other committed.
 
 create or replace function :PGPULSE_SCHEMA.settle_children(ids bigint[], olds text[], news text[], ats timestamptz[])
 returns text[]
@@ -234,5 +248,36 @@ begin
     ids := n_ids; olds := n_olds; news := n_news; ats := n_ats;
   end loop;
   return ready;
+end;
+$$;
+
+-- The repair (see the head of this file).
+do $$
+declare
+  noted text;
+begin
+  with p as (
+    select j.id, j.status::text as status, j.finished_at from :PGPULSE_SCHEMA.jobs j
+     where j.id in (select e.parent_id from :PGPULSE_SCHEMA.job_deps e
+                      join :PGPULSE_SCHEMA.jobs pj on pj.id = e.parent_id
+                      join :PGPULSE_SCHEMA.jobs c on c.id = e.child_id
+                     where e.state in ('b', 'd')
+                       and ((e.state = 'b' and pj.status::text not in ('failed', 'cancelled'))
+                         or (e.state = 'd' and c.status::text = 'pending'
+                             and pj.status::text not in ('completed', 'failed', 'cancelled'))
+                         or (e.state = 'd' and e.mode in ('fail', 'cancel') and pj.status::text in ('failed', 'cancelled')
+                             and c.status::text in ('pending', 'failed', 'cancelled'))))
+     order by j.id
+       for update of j
+  )
+  -- noted as a change from an end the edges say the job had: a failure (it has
+  -- since been put back, or completed), or a completion (it has since failed or
+  -- been cancelled)
+  select string_agg(p.id || ',' || case when p.status in ('failed', 'cancelled') then 'completed' else 'failed' end
+                    || ',' || p.status || ',' || coalesce(extract(epoch from p.finished_at)::text, ''), ';' order by p.id)
+    into noted from p;
+  if noted is not null then
+    perform :PGPULSE_SCHEMA.settle_list(noted);
+  end if;
 end;
 $$;
