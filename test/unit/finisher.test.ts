@@ -30,6 +30,34 @@ describe("FinishBatcher", () => {
     expect(finisher.unwritten).toBe(0);
   });
 
+  it("ends that fill batches while a write is under way are written one batch after another, without waiting for the window", async () => {
+    const clock = new FakeClock();
+    const writes: string[][] = [];
+    let land!: () => void;
+    const db = {
+      jobFinishMany: (rows: readonly FinishRow[]) =>
+        new Promise<("completed" | null)[]>((resolve) => {
+          writes.push(rows.map((r) => r.id));
+          land = () => resolve(rows.map(() => "completed"));
+        }),
+    };
+    const finisher = new FinishBatcher(db, "w", 100, () => null, () => {}, 2, clock);
+    const add = (id: string) => finisher.add({ kind: "completed", id, attempt: 1, result: null }, () => {});
+    const start = clock.now();
+    for (const id of ["1", "2", "3", "4", "5", "6", "7"]) add(id);
+    expect(writes).toEqual([["1", "2"]]);
+    for (let i = 0; i < 3; i++) {
+      land();
+      await clock.flush();
+    }
+    // (the clock never moved: no write waited for the 100 ms window)
+    expect(writes).toEqual([["1", "2"], ["3", "4"], ["5", "6"], ["7"]]);
+    land();
+    await clock.flush();
+    expect(finisher.unwritten).toBe(0);
+    expect(clock.now()).toBe(start);
+  });
+
   it("tries a failed write again after 50 ms, doubling up to FINISH_RETRY_MAX_MS, until it lands; the ends behind it go next", async () => {
     const clock = new FakeClock();
     let failures = 9;
