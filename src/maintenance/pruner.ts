@@ -14,7 +14,10 @@ export interface RetentionOptions {
 
 export const RETENTION_COMPLETED_MS_DEFAULT = 86_400_000;
 export const RETENTION_FAILED_MS_DEFAULT = 14 * 86_400_000;
-/** Rows one prune statement deletes at most: short statements, short locks. */
+/**
+ * Jobs one prune transaction takes in id order: short statements, short locks. The
+ * other jobs of their batches go with them, since a batch's jobs go together.
+ */
 export const PRUNE_BATCH = 1000;
 
 const ms = (what: string) => v.optional(span(what));
@@ -23,17 +26,23 @@ const retentionSchema = v.strictObject(
   "unknown option; retention takes completedMs and failedMs",
 );
 
-/** Deletes finished jobs past retention in batches until none are left; returns how many. */
+/**
+ * Deletes finished jobs past retention, a slice at a time in id order, until the
+ * last slice found fewer than PRUNE_BATCH; returns how many. A job another
+ * transaction held (or a batch with one) is left to the next pass.
+ */
 export async function prune(db: Pick<Db, "jobPruneBatch">, retention: RetentionOptions = {}, now: Date | null = null): Promise<number> {
   const r = parseOrThrow(retentionSchema, retention, "INVALID_INPUT", "");
   const completedMs = r.completedMs ?? RETENTION_COMPLETED_MS_DEFAULT;
   const failedMs = r.failedMs ?? RETENTION_FAILED_MS_DEFAULT;
   let total = 0;
+  let after = "0";
   for (;;) {
-    const deleted = await db.jobPruneBatch({ completedMs, failedMs, limit: PRUNE_BATCH, now });
-    if (deleted < 0) return total;
-    total += deleted;
-    if (deleted < PRUNE_BATCH) return total;
+    const slice = await db.jobPruneBatch({ completedMs, failedMs, limit: PRUNE_BATCH, now, after });
+    if (slice === null) return total;
+    total += slice.deleted;
+    if (slice.next === null) return total;
+    after = slice.next;
   }
 }
 
@@ -44,7 +53,7 @@ export interface PrunerOptions extends MaintenanceDeps {
 }
 
 /**
- * Deletes finished jobs past their retention, in batches of PRUNE_BATCH, so
+ * Deletes finished jobs past their retention, in slices of PRUNE_BATCH, so
  * the jobs table stays the size of its retention window. Only the worker
  * holding the prune lock does a pass, so workers do not scan the same rows.
  */

@@ -71,7 +71,7 @@ function defaults(): { [K in FakeOp]: Responder<K> } {
     workerUnregister: () => undefined,
     workerRoster: () => [],
     workerReap: () => ({ ran: true, workers: [], jobs: [] }),
-    jobPruneBatch: () => 0,
+    jobPruneBatch: () => ({ deleted: 0, next: null }),
     jobsVacuumState: () => ({ autovacuumOff: false, deadRows: 0, recent: false }),
     jobsVacuum: () => undefined,
     scheduleDue: (now) => ({ at: now, schedules: [] }),

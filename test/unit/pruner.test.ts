@@ -20,25 +20,31 @@ function setup(over: Partial<PrunerOptions> = {}) {
 }
 
 describe("Pruner.runOnce", () => {
-  it("deletes batches of PRUNE_BATCH with the retention and dbNow, until one comes back short", async () => {
+  /** A slice that took PRUNE_BATCH jobs, the last of them `last`, and deleted `deleted`. */
+  const full = (deleted: number, last: string) => ({ deleted, next: last });
+  const short = (deleted: number) => ({ deleted, next: null });
+
+  it("deletes slices with the retention and dbNow, each after the last id of the one before, until one comes back short", async () => {
     const { db, rec, pruner } = setup();
-    db.answer("jobPruneBatch", PRUNE_BATCH, PRUNE_BATCH, 250);
-    expect(await pruner.runOnce()).toBe(2 * PRUNE_BATCH + 250);
+    db.answer("jobPruneBatch", full(PRUNE_BATCH, "1000"), full(PRUNE_BATCH + 500, "2000"), short(250));
+    expect(await pruner.runOnce()).toBe(2 * PRUNE_BATCH + 500 + 250);
     const params = { completedMs: 60_000, failedMs: 120_000, limit: PRUNE_BATCH, now: DB_NOW };
-    expect(db.params("jobPruneBatch")).toEqual([params, params, params]);
-    expect(rec.emitted).toEqual([{ event: "jobs:pruned", payload: { workerId: WORKER_ID, deleted: 2 * PRUNE_BATCH + 250 } }]);
+    expect(db.params("jobPruneBatch")).toEqual([
+      { ...params, after: "0" }, { ...params, after: "1000" }, { ...params, after: "2000" },
+    ]);
+    expect(rec.emitted).toEqual([{ event: "jobs:pruned", payload: { workerId: WORKER_ID, deleted: 2 * PRUNE_BATCH + 750 } }]);
   });
 
-  it("asks once more after a full batch, even when nothing is left", async () => {
+  it("goes on after a full slice that deleted little (a batch held back), and asks once more after a full one", async () => {
     const { db, pruner } = setup();
-    db.answer("jobPruneBatch", PRUNE_BATCH, 0);
-    expect(await pruner.runOnce()).toBe(PRUNE_BATCH);
-    expect(db.count("jobPruneBatch")).toBe(2);
+    db.answer("jobPruneBatch", full(3, "1000"), full(PRUNE_BATCH, "2000"), short(0));
+    expect(await pruner.runOnce()).toBe(PRUNE_BATCH + 3);
+    expect(db.count("jobPruneBatch")).toBe(3);
   });
 
-  it("stops on -1 (another worker holds the prune lock), keeping what it deleted before", async () => {
+  it("stops on null (another worker holds the prune lock), keeping what it deleted before", async () => {
     const { db, rec, pruner } = setup();
-    db.answer("jobPruneBatch", PRUNE_BATCH, -1, PRUNE_BATCH);
+    db.answer("jobPruneBatch", full(PRUNE_BATCH, "1000"), null, full(PRUNE_BATCH, "2000"));
     expect(await pruner.runOnce()).toBe(PRUNE_BATCH);
     expect(db.count("jobPruneBatch")).toBe(2);
     expect(rec.of("jobs:pruned")).toEqual([{ workerId: WORKER_ID, deleted: PRUNE_BATCH }]);
@@ -46,7 +52,7 @@ describe("Pruner.runOnce", () => {
 
   it("emits nothing when the lock is held elsewhere from the start", async () => {
     const { db, rec, pruner } = setup();
-    db.answer("jobPruneBatch", -1);
+    db.answer("jobPruneBatch", null);
     expect(await pruner.runOnce()).toBe(0);
     expect(db.count("jobPruneBatch")).toBe(1);
     expect(rec.emitted).toEqual([]);
@@ -63,7 +69,7 @@ describe("Pruner.runOnce", () => {
     const { db, pruner } = setup({ retention: { failedMs: 5000 }, dbNow: () => null });
     await pruner.runOnce();
     expect(db.params("jobPruneBatch")).toEqual([
-      { completedMs: RETENTION_COMPLETED_MS_DEFAULT, failedMs: 5000, limit: PRUNE_BATCH, now: null },
+      { completedMs: RETENTION_COMPLETED_MS_DEFAULT, failedMs: 5000, limit: PRUNE_BATCH, now: null, after: "0" },
     ]);
     const defaults = setup({ retention: {} });
     await defaults.pruner.runOnce();
@@ -78,9 +84,9 @@ describe("Pruner.runOnce", () => {
     expect(db.count("jobPruneBatch")).toBe(0);
   });
 
-  it("a failed batch fails the pass, with no event", async () => {
+  it("a failed slice fails the pass, with no event", async () => {
     const { db, rec, pruner } = setup();
-    db.answer("jobPruneBatch", PRUNE_BATCH);
+    db.answer("jobPruneBatch", full(PRUNE_BATCH, "1000"));
     db.fail("jobPruneBatch", new Error("statement timeout"));
     await expect(pruner.runOnce()).rejects.toThrow("statement timeout");
     expect(rec.emitted).toEqual([]);
@@ -91,7 +97,7 @@ describe("Pruner loop", () => {
   serviceLoopContract({
     intervalMs: 60_000,
     op: "jobPruneBatch",
-    idle: 0,
+    idle: { deleted: 0, next: null },
     make: ({ db, clock, onError }) =>
       new Pruner({
         db, clock, onError, workerId: WORKER_ID, dbNow: () => null, logger: recordingLogger(),
