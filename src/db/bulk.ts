@@ -1,5 +1,6 @@
 import { deleteChangeSql, deleteCountParts, deleteScanSql } from "./bulk-delete.ts";
-import { CONTROL_CHANNEL, notifyEnqueued } from "./channels.ts";
+import { retryChangeSql, retryCountParts } from "./bulk-retry.ts";
+import { CONTROL_CHANNEL } from "./channels.ts";
 import { type DbContext, inTx, run } from "./context.ts";
 import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } from "./job-filter.ts";
 
@@ -22,13 +23,13 @@ import { FILTER_PARAM_COUNT, filterSql, filterValues, type JobFilterParams } fro
  *    come back to. The row locks last as long as this transaction.
  *
  * Each follows its single-job operation:
- * - retry (jobs.ts): failed or cancelled jobs go back to queued (pending while
- *   a parent is left), with their errors kept; edges from parents that run
- *   again wait again. A job whose parent stands failed or cancelled with an
- *   edge that fails or cancels it is skipped (retry that parent), as is one
- *   whose key a live job holds (or an earlier job of the same batch took).
- *   One job_enqueued notification per batch names the queues that got
- *   runnable jobs.
+ * - retry (jobs.ts; its statements are in bulk-retry.ts): failed or
+ *   cancelled jobs go back to queued (pending while a parent is left), with
+ *   their errors kept; edges from parents that run again wait again. A job
+ *   whose parent stands failed or cancelled with an edge that fails or
+ *   cancels it is skipped (retry that parent), as is one whose key a live job
+ *   holds (or an earlier job of the same batch took). One job_enqueued
+ *   notification per batch names the queues that got runnable jobs.
  * - cancel (jobs.ts): pending and queued jobs are cancelled at once; running
  *   ones are asked to stop through pgpulse_control, one message per job.
  * - delete (prune.ts; its statements are in bulk-delete.ts): finished jobs go
@@ -90,23 +91,6 @@ function lockSql(q: string, action: BulkAction): string {
         (select coalesce(string_agg(l.id::text, ','), '') from locked l) as locked`;
 }
 
-// Per-row checks, as lateral subqueries that stop at their first row: each an
-// index probe (jobs_key_idx, job_deps_child_idx, job_deps' primary key), never
-// a scan, and their own first condition skips most rows (no key, no parents,
-// no children) before any probe.
-/** A live job holds the key of row l. */
-const held = (q: string) => `left join lateral (
-          select true as held from ${q}.jobs o
-           where l.key is not null and o.key = l.key and o.status in ('queued', 'running') limit 1) h on true`;
-/**
- * A parent keeps row l from being retried (as jobs.ts's blockerOf): its failure
- * ended l (edge 'b'), or it stands failed or cancelled with an edge that fails or cancels l.
- */
-const blocked = (q: string) => `left join lateral (
-          select true as blocked from ${q}.job_deps e join ${q}.jobs p on p.id = e.parent_id
-           where l.parents_left is not null and e.child_id = l.id
-             and (e.state = 'b' or (e.state = 'w' and e.mode in ('fail', 'cancel') and p.status in ('failed', 'cancelled')))
-           limit 1) b on true`;
 /**
  * The statement that changes a batch's locked rows ($1), and its counts. $2: the schema's name, for
  * notifications (a delete's $2: the ids that matched but were held, bulk-delete.ts).
@@ -114,51 +98,7 @@ const blocked = (q: string) => `left join lateral (
 function changeSql(q: string, action: BulkAction): string {
   switch (action) {
     case "retry":
-      return `
-      with l as (select j.id, j.key, j.parents_left from ${q}.jobs j where j.id = any(${LOCKED})),
-      judged as (
-        select l.id, l.parents_left, case
-          when b.blocked then 'parent'
-          when l.key is not null and (h.held or row_number() over (partition by l.key order by l.id) > 1) then 'key'
-          end as skip
-        from l
-        ${blocked(q)}
-        ${held(q)}
-      ),
-      -- as jobs.ts's retry: edges from parents that no longer stand ended wait again
-      -- (found through job_deps_child_idx, for the jobs of a flow only); a parent this
-      -- statement retries counts as one that runs again (the statement's reads see it ended)
-      rewait as (
-        update ${q}.job_deps e set state = 'w'
-          from ${q}.jobs p
-         where e.child_id = any(array(select k.id from judged k where k.skip is null and k.parents_left is not null))
-           and e.state = 'd' and p.id = e.parent_id
-           and (p.status not in ('completed', 'failed', 'cancelled')
-                or p.id = any(array(select k.id from judged k where k.skip is null)))
-        returning e.child_id
-      ),
-      rewaited as (select r.child_id as id, count(*)::int as n from rewait r group by r.child_id),
-      upd as (
-        update ${q}.jobs j set
-          parents_left = j.parents_left + coalesce(r.n, 0),
-          status = case when coalesce(j.parents_left, 0) + coalesce(r.n, 0) > 0 then 'pending'::${q}.job_status
-                        else 'queued'::${q}.job_status end,
-          run_at = now(), worker_id = null, started_at = null,
-          finished_at = null, cancel_requested_at = null, progress = 0,
-          max_attempts = greatest(j.max_attempts, j.attempts + 1)
-        from judged k left join rewaited r on r.id = k.id
-        where j.id = k.id and k.skip is null
-        returning j.id, j.queue, j.status
-      ),
-      note as (
-        select ${notifyEnqueued("$2::text", "array_agg(distinct upd.queue)", "count(*)")}
-        from upd where upd.status = 'queued' having count(*) > 0
-      )
-      select (select count(*) from upd)::int as changed,
-        (select count(*) from judged where skip = 'key')::int as key,
-        (select count(*) from judged where skip = 'parent')::int as parent,
-        0 as children, 0 as batch, 0 as stopping, '' as batches, '' as held,
-        (select count(*) from note)::int as notified`;
+      return retryChangeSql(q);
     case "cancel":
       return `
       with upd as (
@@ -186,14 +126,7 @@ function changeSql(q: string, action: BulkAction): string {
 /** A dry run: the jobs an action would find, and those it would skip and why. Locks nothing. */
 function countSql(q: string, action: BulkAction): string {
   const [reasons, joins] = {
-    retry: [
-      `count(*) filter (where b.blocked)::int as parent,
-        -- of the jobs with a key: those whose key a live job holds, and all but one per key of the rest
-        (count(l.key) - count(distinct l.key) filter (where h.held is null))::int as key,
-        0 as children, 0 as batch, 0 as stopping`,
-      `${blocked(q)}
-        ${held(q)}`,
-    ],
+    retry: retryCountParts(q),
     cancel: [`0 as parent, 0 as key, 0 as children, 0 as batch, count(*) filter (where l.status = 'running')::int as stopping`, ""],
     delete: deleteCountParts(q, (j) => eligible(q, "delete", j)),
   }[action];
