@@ -111,6 +111,39 @@ describe("deleteJobs and batches", () => {
     expect(await queue.getBatch(b.id)).toBeNull();
   });
 
+  it("a batch given back as busy is come back to whole, whatever batchSize: none of it is skipped as batch", async () => {
+    // ids: x b x b b x b b, where b are the batch's jobs and x jobs of none
+    const ids = (await sql.unsafe(
+      `insert into ${s}.jobs (task, queue, status, finished_at) select 't', 'db-back', 'completed', now() from generate_series(1, 8) returning id::text`,
+    )).map((r) => r.id as string).sort((x, y) => Number(x) - Number(y));
+    const [batch] = (await sql.unsafe(`insert into ${s}.batches (size) values (5) returning id::text`)).map((r) => r.id as string);
+    const jobs = [ids[1]!, ids[3]!, ids[4]!, ids[6]!, ids[7]!];
+    await sql.unsafe(`update ${s}.jobs set batch_id = $1 where id = any($2::text::bigint[])`, [batch!, `{${jobs.join(",")}}`]);
+    const hold = gate();
+    const locked = gate();
+    const holder = sql.begin(async (tx) => {
+      await tx.unsafe(`select 1 from ${s}.jobs where id = $1 for update`, [jobs[2]!]);
+      locked.open();
+      await hold.promise;
+    });
+    await locked.promise;
+    // the first pass takes the batch with the jobs among it, and gives all five back as busy;
+    // the rows come back in slices of two, each batch's jobs in one of them
+    const seen: Promise<number>[] = [];
+    const r = await queue.deleteJobs({ queue: "db-back" }, {
+      batchSize: 2,
+      onProgress: () => {
+        hold.open();
+        seen.push(left(jobs));
+      },
+    });
+    await holder;
+    expect(counts(r)).toEqual({ matched: 8, changed: 8, skipped: 0, reasons: reasons() });
+    expect((await Promise.all(seen)).every((n) => n === 5 || n === 0)).toBe(true);
+    expect(await left(ids)).toBe(0);
+    expect(await queue.getBatch(batch!)).toBeNull();
+  });
+
   it("a batch whose callback has not completed keeps its jobs (children), as before", async () => {
     const batch = await queue.enqueueBatch([{ task: "t", queue: "db-cb" }, { task: "t", queue: "db-cb" }], {
       callbacks: { complete: { task: "report", queue: "db-cb-report", delayMs: 3_600_000 } },

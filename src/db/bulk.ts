@@ -75,10 +75,17 @@ function scanSql(q: string, action: BulkAction): string {
       ) c`;
 }
 
+/**
+ * The lock: the ids that still match, those of them locked here, and for a delete
+ * the batch of each matching job of one ("id:batch", comma-separated).
+ */
 function lockSql(q: string, action: BulkAction): string {
+  const batches = action === "delete"
+    ? `(select coalesce(string_agg(c.id::text || ':' || c.batch_id::text, ','), '') from cand c where c.batch_id is not null)`
+    : `''`;
   return `
       with cand as (
-        select j.id from ${q}.jobs j
+        select j.id, j.batch_id from ${q}.jobs j
         where j.id = any(string_to_array(${IDS}::text, ',')::bigint[]) and ${eligible(q, action, "j")}
       ),
       locked as (
@@ -88,7 +95,7 @@ function lockSql(q: string, action: BulkAction): string {
         for update of j skip locked
       )
       select (select coalesce(string_agg(c.id::text, ','), '') from cand c) as matching,
-        (select coalesce(string_agg(l.id::text, ','), '') from locked l) as locked`;
+        (select coalesce(string_agg(l.id::text, ','), '') from locked l) as locked, ${batches} as batches`;
 }
 
 /**
@@ -157,8 +164,11 @@ export function bulkSql(q: string) {
 export interface BulkBatch {
   /** The batch's ids that still matched. */
   seen: number;
-  /** Ids that still matched but another transaction held. */
-  busy: string[];
+  /**
+   * Ids that still matched but another transaction held, in groups to come back to
+   * together: a delete's, the jobs of one batch; else one id each.
+   */
+  busy: string[][];
   changed: number;
   /**
    * Skipped: retry, a live job holds the key; parent, a parent keeps the job from a retry; delete,
@@ -184,6 +194,19 @@ export interface BulkCount {
 
 const split = (text: unknown) => (text ? (text as string).split(",") : []);
 
+/** Ids in groups by batch (`batchOf`; one each without), each in id order, the groups by their first id. */
+function together(ids: string[], batchOf: Map<string, string>): string[][] {
+  const byId = (a: string, b: string) => (BigInt(a) < BigInt(b) ? -1 : 1);
+  const groups = new Map<string, string[]>();
+  for (const id of [...ids].sort(byId)) {
+    const key = batchOf.has(id) ? `b${batchOf.get(id)}` : `j${id}`;
+    const group = groups.get(key);
+    if (group) group.push(id);
+    else groups.set(key, [id]);
+  }
+  return [...groups.values()];
+}
+
 export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
   return {
     /** The largest job id there is (null without jobs): where a bulk run stops. */
@@ -206,11 +229,11 @@ export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
         const [lock] = await run(tx, t.lock[action], [...filterValues(filter), ids.join(",")]);
         const matching = split(lock!.matching);
         const locked = split(lock!.locked);
+        const batchOf = new Map(split(lock!.batches).map((pair) => pair.split(":") as [string, string]));
         // (the difference is taken here: a plan for it in SQL, unsure of the sizes, could compare every pair)
         const mine = new Set(locked);
-        const byId = (a: string, b: string) => (BigInt(a) < BigInt(b) ? -1 : 1);
-        const busy = matching.filter((id) => !mine.has(id)).sort(byId);
-        const out: BulkBatch = { seen: matching.length, busy, changed: 0, key: 0, parent: 0, children: 0, batch: 0, stopping: 0 };
+        const busy = matching.filter((id) => !mine.has(id));
+        const out: BulkBatch = { seen: matching.length, busy: together(busy, batchOf), changed: 0, key: 0, parent: 0, children: 0, batch: 0, stopping: 0 };
         if (locked.length === 0) return out;
         const [row] = await run(tx, t.change[action], [locked.join(","), action === "delete" ? busy.join(",") : c.schema]);
         const r = row!;
@@ -218,7 +241,7 @@ export function bulkOps(c: DbContext, t: ReturnType<typeof bulkSql>) {
         // a delete gives back, as busy, the jobs of a batch whose other job another transaction held
         const held = split(r.held);
         return {
-          ...out, busy: held.length > 0 ? [...busy, ...held].sort(byId) : busy,
+          ...out, busy: held.length > 0 ? together([...busy, ...held], batchOf) : out.busy,
           changed: r.changed as number, key: r.key as number, parent: r.parent as number, children: r.children as number,
           batch: r.batch as number, stopping: r.stopping as number,
         };

@@ -26,7 +26,7 @@ const REVISIT_DELAYS_MS = [0, 100, 500];
  */
 const SCAN_SPAN_IDS = 100_000;
 
-/** Busy ids kept to come back to; past this, the rest are counted busy at once. */
+/** Busy ids kept to come back to; past this, the rest are counted busy at once (a delete's batch: all of it, or none). */
 const MAX_REVISIT_IDS = 100_000;
 
 /** Errors after which the same batch is run again: a key taken meanwhile (retry), a deadlock, a serialization failure. */
@@ -98,8 +98,9 @@ const zero = (dryRun: boolean): BulkResult => ({
  * Runs an action on every job a filter matches, batch after batch in id
  * order (a scan that locks nothing finds a batch's ids, one transaction locks
  * and changes them), up to the last job there was when it began; then comes
- * back (up to three times) to the rows other transactions held. A batch's
- * locks last as long as its transaction.
+ * back (up to three times) to the rows other transactions held, a delete's
+ * jobs of one batch always in the same transaction. A batch's locks last as
+ * long as its transaction.
  */
 export async function runBulk(
   db: Pick<Db, "jobLastId" | "jobBulkScan" | "jobBulkBatch" | "jobBulkCount">,
@@ -141,7 +142,7 @@ export async function runBulk(
     }
   };
   const count = (b: BulkBatch) => {
-    result.matched += b.seen - b.busy.length;
+    result.matched += b.seen - sizeOf(b.busy);
     result.changed += b.changed;
     result.reasons.key += b.key;
     result.reasons.parent += b.parent;
@@ -150,12 +151,19 @@ export async function runBulk(
     result.stopping += b.stopping;
   };
 
-  let busy: string[] = [];
-  const hold = (ids: string[]) => {
-    const room = Math.max(0, MAX_REVISIT_IDS - busy.length);
-    busy.push(...ids.slice(0, room));
-    result.reasons.busy += Math.max(0, ids.length - room);
-    result.matched += Math.max(0, ids.length - room);
+  // busy ids in groups to come back to together (a batch's, for a delete), and how many
+  let busy: string[][] = [];
+  let kept = 0;
+  const hold = (groups: string[][]) => {
+    for (const group of groups) {
+      if (kept + group.length <= MAX_REVISIT_IDS) {
+        busy.push(group);
+        kept += group.length;
+      } else {
+        result.reasons.busy += group.length;
+        result.matched += group.length;
+      }
+    }
   };
 
   // Jobs enqueued once the run has begun are not its business: it stops at the last id there was.
@@ -181,17 +189,39 @@ export async function runBulk(
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     const again = busy;
     busy = [];
-    for (let i = 0; i < again.length; i += size) {
-      const b = await batch(again.slice(i, i + size));
+    for (const ids of slices(again, size)) {
+      const b = await batch(ids);
       count(b);
       busy.push(...b.busy);
     }
     progress();
   }
   // Rows held through every return: matched, and left as they were.
-  result.matched += busy.length;
-  result.reasons.busy += busy.length;
+  const left = sizeOf(busy);
+  result.matched += left;
+  result.reasons.busy += left;
   settle();
-  if (busy.length > 0) progress();
+  if (left > 0) progress();
   return result;
+}
+
+const sizeOf = (groups: string[][]) => groups.reduce((n, g) => n + g.length, 0);
+
+/**
+ * The groups' ids in slices of at most `size`, each group whole in one slice (a group
+ * larger than `size` alone in its own): a batch split between two slices would be
+ * judged apart in each, and skipped as `batch`.
+ */
+function slices(groups: string[][], size: number): string[][] {
+  const out: string[][] = [];
+  let slice: string[] = [];
+  for (const group of groups) {
+    if (slice.length > 0 && slice.length + group.length > size) {
+      out.push(slice);
+      slice = [];
+    }
+    slice.push(...group);
+  }
+  if (slice.length > 0) out.push(slice);
+  return out;
 }

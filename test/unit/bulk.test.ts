@@ -14,6 +14,11 @@ interface FakeOptions {
   failures?: unknown[];
   /** As a delete's scan takes a batch's jobs together: the id a scan whose last id is this goes on to. */
   reach?: (last: number) => number;
+  /**
+   * A delete's batches: a batch statement that names only some of a batch's jobs left skips
+   * them (batch); one with a busy job gives the batch's others back as busy with it.
+   */
+  batches?: string[][];
 }
 
 function fakeDb(n: number, o: FakeOptions = {}) {
@@ -40,9 +45,18 @@ function fakeDb(n: number, o: FakeOptions = {}) {
         if (left > 0) o.held!.set(id, left - 1);
         return left > 0;
       });
-      const changed = ids.filter((id) => !busy.includes(id));
+      const batchOf = (id: string) => o.batches?.find((b) => b.includes(id));
+      const judged = ids.filter((id) => !busy.includes(id));
+      const apart = judged.filter((id) => batchOf(id)?.some((m) => !done.has(m) && !ids.includes(m)));
+      const back = judged.filter((id) => !apart.includes(id) && batchOf(id)?.some((m) => busy.includes(m)));
+      const changed = judged.filter((id) => !apart.includes(id) && !back.includes(id));
       for (const id of changed) done.add(id);
-      return { seen: ids.length, busy, changed: changed.length, key: 0, parent: 0, children: 0, batch: 0, stopping: 0 };
+      const groups = new Map<string, string[]>();
+      for (const id of [...busy, ...back].sort((a, b) => Number(a) - Number(b))) {
+        const key = batchOf(id)?.join() ?? id;
+        groups.set(key, [...(groups.get(key) ?? []), id]);
+      }
+      return { seen: ids.length, busy: [...groups.values()], changed: changed.length, key: 0, parent: 0, children: 0, batch: apart.length, stopping: 0 };
     },
     async jobBulkCount() {
       return { matched: n, key: 2, parent: 1, children: 0, batch: 0, stopping: 0 };
@@ -99,6 +113,22 @@ describe("runBulk", () => {
     expect(r).toMatchObject({ matched: 20, changed: 19, skipped: 1, reasons: { busy: 1 }, batches: 4 + 3 });
     expect(calls.batches.slice(4)).toEqual([["3", "7"], ["7"], ["7"]]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(550); // waited 100 then 500 ms before the last two returns
+  });
+
+  it("comes back to a delete's busy batch whole: with others in a slice of the batch size, alone when larger", async () => {
+    // batches 2..5 (larger than a slice) and 7, 9; 4 and 9 held for one statement
+    const held = new Map([["4", 1], ["9", 1]]);
+    const batches = [["2", "3", "4", "5"], ["7", "9"], ["11", "12"]];
+    const reach = (last: number) => (last >= 2 && last < 5 ? 5 : last >= 7 && last < 9 ? 9 : last);
+    const { db, calls } = fakeDb(12, { held, batches, reach });
+    const r = await runBulk(db, "delete", checkBulk("delete", {}, { all: true, batchSize: 3 }));
+    expect(r).toMatchObject({ matched: 12, changed: 12, skipped: 0, reasons: { batch: 0, busy: 0 }, batches: 3 + 2 });
+    expect(calls.batches.slice(0, 3)).toEqual([["1", "2", "3", "4", "5"], ["6", "7", "8", "9"], ["10", "11", "12"]]);
+    expect(calls.batches.slice(3)).toEqual([["2", "3", "4", "5"], ["7", "9"]]);
+    // two batches that fit a slice together share it; a job alone fills one up
+    const two = fakeDb(6, { held: new Map([["1", 1], ["2", 1], ["4", 1]]), batches: [["1", "3"], ["2", "5"]], reach: () => 6 });
+    expect(await runBulk(two.db, "delete", checkBulk("delete", {}, { all: true, batchSize: 3 }))).toMatchObject({ matched: 6, changed: 6, batches: 1 + 2 });
+    expect(two.calls.batches.slice(1)).toEqual([["1", "3"], ["2", "5", "4"]]);
   });
 
   it("reruns a batch after a unique violation, a deadlock or a serialization failure, at most three times", async () => {
