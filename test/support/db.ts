@@ -65,7 +65,6 @@ export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, 
   }
 }
 
-/** Waits until one statement whose text is like `pattern` waits on a lock (pg_stat_activity). */
 /**
  * Runs fn in a transaction of its own on `on`; returns what it read of schema f's jobs table: its
  * sequential scans, and the rows it read by scan or by index. (The counts are taken before and
@@ -88,6 +87,7 @@ export async function jobsReadsDuring(
   });
 }
 
+/** Waits until one statement whose text is like `pattern` waits on a lock (pg_stat_activity). */
 export function untilWaitingOnLock(sql: postgres.Sql, pattern: string): Promise<boolean> {
   return until(async () => {
     const [r] = await sql.unsafe(
