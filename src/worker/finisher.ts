@@ -68,6 +68,8 @@ export class FinishBatcher {
   /** Ends of the write under way, until each is written (or given up). */
   #writing = 0;
   #abandoned = false;
+  /** The wait before a failed write is tried again: abandon() ends it. */
+  #retry: { timer: Timer; end: () => void } | undefined;
 
   constructor(
     private db: Pick<Db, "jobFinishMany">,
@@ -105,10 +107,14 @@ export class FinishBatcher {
 
   /**
    * Stops retrying failed writes: what has not landed is left to the reaper,
-   * which puts the jobs back once this worker's row is gone or stale.
+   * which puts the jobs back once this worker's row is gone or stale. A write
+   * waiting to be tried again is given up at once, and its timer cleared.
    */
   abandon(): void {
     this.#abandoned = true;
+    if (!this.#retry) return;
+    this.clock.clearTimeout(this.#retry.timer);
+    this.#retry.end();
   }
 
   /** Writes everything pending now; resolves when it has all landed. */
@@ -161,7 +167,9 @@ export class FinishBatcher {
         }
         const wait = Math.min(FINISH_RETRY_MAX_MS, 50 * 2 ** tries);
         this.onError(error, wait);
-        await new Promise<void>((r) => this.clock.setTimeout(r, wait));
+        await new Promise<void>((end) => (this.#retry = { timer: this.clock.setTimeout(end, wait), end }));
+        this.#retry = undefined;
+        if (this.#abandoned) return this.#settled(batch, notWritten);
       }
     }
   }

@@ -140,4 +140,31 @@ describe("FinishBatcher", () => {
       "3": { applied: true, status: "completed" },
     });
   });
+
+  it("abandon() while a failed write waits to be tried again ends the wait: no write after it, the ends settle unwritten, and no timer is left", async () => {
+    const clock = new FakeClock();
+    const writes: number[] = [];
+    const db = {
+      async jobFinishMany(): Promise<never> {
+        writes.push(clock.now());
+        throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+      },
+    };
+    const finisher = new FinishBatcher(db, "w", 0, () => null, () => {}, 500, clock);
+    const landed: FinishResult[] = [];
+    finisher.add({ kind: "completed", id: "1", attempt: 1, result: null }, (r) => void landed.push(r));
+    let flushed = false;
+    void finisher.flush().then(() => (flushed = true));
+    await clock.flush();
+    expect(writes).toHaveLength(1);
+    expect(clock.pending()).toBe(1);
+    finisher.abandon();
+    await clock.flush();
+    expect(flushed).toBe(true);
+    expect(landed).toEqual([{ applied: false, status: null }]);
+    expect(finisher.unwritten).toBe(0);
+    expect(clock.pending()).toBe(0);
+    await clock.advance(10_000);
+    expect(writes).toHaveLength(1);
+  });
 });
