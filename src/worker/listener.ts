@@ -50,6 +50,8 @@ export class Listener {
   #upAt = -Infinity;
   #n = 0;
   #pongs = new Map<number, () => void>();
+  /** The waits of a health check under way, which a stop ends (with their timers). */
+  #waits = new Set<() => void>();
 
   constructor(private options: ListenerOptions) {}
 
@@ -132,26 +134,33 @@ export class Listener {
   async checkHealth(): Promise<boolean> {
     if (this.#stopped) return true;
     const n = ++this.#n;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const pong = new Promise<boolean>((resolve) => {
-      this.#pongs.set(n, () => resolve(true));
-      timer = setTimeout(() => resolve(false), this.options.healthTimeoutMs);
-    });
+    const pong = this.#wait(new Promise<boolean>((resolve) => this.#pongs.set(n, () => resolve(true))));
     const payload = JSON.stringify({ schema: this.options.db.schema, type: "ping", worker: this.options.workerId, n });
     // If the pool itself is down the ping cannot be sent: that says nothing about the listener.
-    let sendTimer: ReturnType<typeof setTimeout> | undefined;
-    const sent = await Promise.race([
-      this.options.db.notifyControl(payload).then(() => true, () => false),
-      new Promise<boolean>((r) => (sendTimer = setTimeout(() => r(false), this.options.healthTimeoutMs))),
-    ]);
-    clearTimeout(sendTimer);
-    const ok = sent ? await pong : true;
-    clearTimeout(timer);
+    const sent = await this.#wait(this.options.db.notifyControl(payload).then(() => true, () => false));
+    // (not sent: nothing to wait for, which ends the wait for the pong)
+    if (!sent) this.#pongs.get(n)?.();
+    const ok = await pong;
     this.#pongs.delete(n);
     if (ok || this.#stopped) return true;
     this.#markDown(`no notification came back within ${this.options.healthTimeoutMs} ms`);
     await this.#replace();
     return false;
+  }
+
+  /** What promise gives, or false after healthTimeoutMs or once the listener stops; its timer cleared either way. */
+  #wait(promise: Promise<boolean>): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const end = (value: boolean) => {
+        clearTimeout(timer);
+        this.#waits.delete(give);
+        resolve(value);
+      };
+      const give = () => end(false);
+      const timer = setTimeout(give, this.options.healthTimeoutMs);
+      this.#waits.add(give);
+      void promise.then(end);
+    });
   }
 
   /**
@@ -181,13 +190,19 @@ export class Listener {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops listening: a health check under way ends at once, and the connection
+   * is closed, waiting up to timeoutMs for it to close cleanly (postgres.js
+   * then drops it).
+   */
+  async stop(timeoutMs = 1000): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    for (const give of [...this.#waits]) give();
     this.#up = false;
     const sql = this.#sql;
     this.#sql = undefined;
-    await sql?.end({ timeout: 1 }).catch(() => {});
+    await sql?.end({ timeout: Math.max(0, timeoutMs) / 1000 }).catch(() => {});
   }
 }
 
