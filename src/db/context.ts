@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import { isTransient } from "../shared/retry.ts";
 import type { SqlHandle } from "./connection.ts";
+import { type CancelOptions, sendCancel, type Statements } from "./statements.ts";
 
 /**
  * What every operation of the database layer runs on: a handle (the pool, or
@@ -16,6 +17,8 @@ export interface DbContext {
   /** The schema, double-quoted for SQL text. */
   q: string;
   prepare: boolean;
+  /** A worker's: tracks the statements in flight, for its stop to cancel (./statements.ts). */
+  statements?: Statements;
 }
 
 export type Params = (string | number | boolean | Date | null | undefined)[];
@@ -25,7 +28,17 @@ export const TRY_LOCK = `select pg_try_advisory_xact_lock(hashtext($1)) as locke
 
 /** Runs one statement with the context's prepare setting. */
 export function run(c: DbContext, text: string, params: Params = []) {
-  return c.handle.unsafe(text, params as never[], { prepare: c.prepare });
+  return send(c, () => c.handle.unsafe(text, params as never[], { prepare: c.prepare }));
+}
+
+/**
+ * Sends the statement statement() makes, tracked while in flight when the
+ * context tracks statements (a worker's), or refused once they are closed.
+ */
+export function send<T>(c: DbContext, statement: () => T): T {
+  if (!c.statements) return statement();
+  if (c.statements.closed) return c.statements.refuse<T>();
+  return c.statements.track(statement());
 }
 
 /**
@@ -54,7 +67,7 @@ export async function runJson<T>(c: DbContext, text: string, params: Params = []
  */
 export async function runRows(c: DbContext, text: string, params: Params = [], signal?: AbortSignal): Promise<unknown[][]> {
   const pending = run(c, text, params);
-  const unhook = signal ? cancelOnAbort(pending, signal) : undefined;
+  const unhook = signal ? cancelOnAbort(pending, signal, c) : undefined;
   try {
     if (!("values" in pending)) return (await pending).map((r) => Object.values(r as object));
     return (await pending.values()) as unknown[][];
@@ -63,32 +76,15 @@ export async function runRows(c: DbContext, text: string, params: Params = [], s
   }
 }
 
-/** A postgres.js query, as far as cancelling it goes. */
-interface Cancellable {
-  cancel?: () => unknown;
-  /** postgres.js's own: the function cancel() calls, which returns the cancel request's promise. */
-  canceller?: ((query: unknown) => Promise<unknown>) | null;
-}
-
 /**
- * Cancels the statement when signal aborts: postgres.js sends the server a cancel
- * request (a statement not yet sent is dropped), and the statement fails with
- * 57014. Returns what unhooks it. A driver without cancel() is left to finish.
- * postgres.js's cancel() drops the promise of its cancel request, so a request
- * that cannot connect would be an unhandled rejection (which ends a Node
- * process): its canceller is called here instead, and a failure ignored (the
- * statement then ends as it would have).
+ * Cancels the statement when signal aborts (./statements.ts, sendCancel): it
+ * fails with 57014. A worker's context counts the cancel request among those its
+ * stop waits for. Returns what unhooks it.
  */
-export function cancelOnAbort(pending: unknown, signal: AbortSignal): () => void {
-  const q = pending as Cancellable;
+export function cancelOnAbort(pending: unknown, signal: AbortSignal, c: DbContext): () => void {
   const cancel = () => {
-    if (typeof q.canceller === "function") {
-      const canceller = q.canceller;
-      q.canceller = null;
-      void Promise.resolve(canceller(q)).catch(() => {});
-    } else if (typeof q.cancel === "function") {
-      q.cancel();
-    }
+    if (c.statements) c.statements.cancel(pending);
+    else void sendCancel(pending, c.pool?.options as CancelOptions | undefined);
   };
   if (signal.aborted) {
     cancel();

@@ -3,6 +3,7 @@ import { bulkOps, bulkSql } from "./bulk.ts";
 import { claimOps, claimSql } from "./claim.ts";
 import { type Connection, dedicatedSql, quoteSchema, type SqlHandle } from "./connection.ts";
 import type { DbContext } from "./context.ts";
+import type { Statements } from "./statements.ts";
 import { finishOps, finishSql, progressSql } from "./finish.ts";
 import { flowsOps, flowsSql } from "./flows.ts";
 import { jobsOps, jobsSql } from "./jobs.ts";
@@ -30,6 +31,12 @@ export interface DbOptions {
    * @default the pool's settings
    */
   session?: Connection;
+  /**
+   * Tracks the statements in flight on the pool, so that they can be
+   * cancelled together and refused from then on (a worker's stop). Those in a
+   * caller's transaction (withTx) are not. @default none
+   */
+  statements?: Statements;
 }
 
 function texts(q: string) {
@@ -93,14 +100,20 @@ export function createDb(sql: postgres.Sql, options: DbOptions): Db {
   // A postgres.js transaction given as the connection (sql.begin's handle: it has savepoint(),
   // not begin()) is the caller's transaction, not a pool to open transactions on.
   const inTransaction = typeof (sql as { savepoint?: unknown }).savepoint === "function";
-  const base: DbContext = { handle: sql, pool: inTransaction ? null : sql, schema: options.schema, q, prepare: options.prepare ?? true };
+  const base: DbContext = {
+    handle: sql, pool: inTransaction ? null : sql, schema: options.schema, q, prepare: options.prepare ?? true,
+    ...(options.statements ? { statements: options.statements } : {}),
+  };
   const ops = bind(base, t);
   // A caller that enqueues several times in one transaction binds the operations once.
   const inTxs = new WeakMap<SqlHandle, DbOps>();
   const withTx = (tx: SqlHandle): DbOps => {
     if (tx === sql) return ops;
     let bound = inTxs.get(tx);
-    if (!bound) inTxs.set(tx, (bound = bind({ ...base, handle: tx, pool: null }, t)));
+    if (!bound) {
+      const { statements: _ours, ...caller } = base;
+      inTxs.set(tx, (bound = bind({ ...caller, handle: tx, pool: null }, t)));
+    }
     return bound;
   };
   return {

@@ -1,5 +1,5 @@
 import { CONTROL_CHANNEL, ENQUEUED_CHANNEL } from "./channels.ts";
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, send } from "./context.ts";
 
 /** Upper bounds of the run-time histogram, in seconds. */
 export const RUN_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800] as const;
@@ -161,15 +161,15 @@ export function statusOps(c: DbContext, t: ReturnType<typeof statusSql>) {
     },
     /** A cheap read of the jobs table: is the database there, and migrated. Never prepared. */
     async probe(): Promise<void> {
-      await c.handle.unsafe(t.probe);
+      await send(c, () => c.handle.unsafe(t.probe));
     },
     /** Sends a message to workers on the control channel. */
     async notifyControl(payload: string): Promise<void> {
-      await c.handle.unsafe(t.notify, [CONTROL_CHANNEL, payload]);
+      await send(c, () => c.handle.unsafe(t.notify, [CONTROL_CHANNEL, payload]));
     },
     /** Passes a job_enqueued notification on to the next worker (worker/roster.ts). */
     async notifyPass(payload: string): Promise<void> {
-      await c.handle.unsafe(t.pass, [ENQUEUED_CHANNEL, payload]);
+      await send(c, () => c.handle.unsafe(t.pass, [ENQUEUED_CHANNEL, payload]));
     },
   };
 }

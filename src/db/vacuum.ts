@@ -1,4 +1,4 @@
-import { type DbContext, run } from "./context.ts";
+import { type DbContext, run, send } from "./context.ts";
 
 /**
  * Whether pgpulse's tables need a vacuum nobody else will do, and the vacuum.
@@ -37,7 +37,7 @@ export function vacuumOps(c: DbContext, t: ReturnType<typeof vacuumSql>) {
     },
     /** VACUUM cannot run in a transaction block, nor as a prepared statement. */
     async jobsVacuum(): Promise<void> {
-      await c.handle.unsafe(t.vacuum);
+      await send(c, () => c.handle.unsafe(t.vacuum));
     },
   };
 }
