@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import { openSql, POOL_SIZE_WORKER_DEFAULT } from "../db/connection.ts";
 import { createDb, type Db } from "../db/db.ts";
+import { Statements } from "../db/statements.ts";
 import { Pruner } from "../maintenance/pruner.ts";
 import { Reaper } from "../maintenance/reaper.ts";
 import { Scheduler } from "../maintenance/scheduler.ts";
@@ -55,6 +56,8 @@ export interface Parts {
   sql: postgres.Sql;
   owned: boolean;
   db: Db;
+  /** The statements the worker has in flight on its pool. */
+  statements: Statements;
   finisher: FinishBatcher;
   progress: ProgressWriter;
   logs: LogWriter;
@@ -112,7 +115,9 @@ export function buildParts(w: PartsContext): Parts {
   const { sql, owned } = openSql(opts.connection, {
     applicationName: `pgpulse worker ${id}`.slice(0, 63), max: opts.poolSize ?? POOL_SIZE_WORKER_DEFAULT, pooler: opts.pooler,
   });
-  const db = createDb(sql, { schema: w.schema, prepare: !pooled, ...(opts.listenConnection ? { session: opts.listenConnection } : {}) });
+  // What the worker has in flight on its pool: its stop cancels what is left when its budget ends.
+  const statements = new Statements(sql.options);
+  const db = createDb(sql, { schema: w.schema, prepare: !pooled, statements, ...(opts.listenConnection ? { session: opts.listenConnection } : {}) });
   const finisher = new FinishBatcher(db, id, finishBatchMs, dbNow, (error, wait) =>
     logger.warn(wait === null
       ? `the database refused a value of a finished job; writing the rows apart (the refused one with a plain error and no result): ${errorText(error)}`
@@ -242,6 +247,6 @@ export function buildParts(w: PartsContext): Parts {
     : null;
   if (statsWriter) maintenance.push(statsWriter);
   return {
-    sql, owned, db, finisher, progress, logs, runner, claimer, lease, listener, listens, queueWatch, roster, announceRoster, reaper, scheduler, statsWriter, maintenance,
+    sql, owned, db, statements, finisher, progress, logs, runner, claimer, lease, listener, listens, queueWatch, roster, announceRoster, reaper, scheduler, statsWriter, maintenance,
   };
 }

@@ -14,7 +14,7 @@ import { resolveTasks } from "../shared/task.ts";
 import { within } from "../shared/timing.ts";
 import * as d from "./options.ts";
 import { SlotWaiters } from "./slots.ts";
-import { Cut, STOP_IO_TIMEOUT_MS, stopParts } from "./stop.ts";
+import { closeDb, Cut, STOP_CANCEL_MS, STOP_IO_TIMEOUT_MS, stopParts } from "./stop.ts";
 import type { RunAvailableOptions, RunAvailableSummary, Worker, WorkerEvents, WorkerStats } from "./types.ts";
 
 export type { WorkerOptions } from "./options.ts";
@@ -143,8 +143,7 @@ export function createWorker(options: d.WorkerOptions): Worker {
       if (registered && (await within(p.lease.unregister().then(() => {}, fail("unregistering")), STOP_IO_TIMEOUT_MS)) && announced) {
         await within(p.announceRoster(), STOP_IO_TIMEOUT_MS);
       }
-      await p.listener.stop();
-      if (p.owned) await p.sql.end({ timeout: 1 });
+      await closeDb(p, STOP_CANCEL_MS, clock);
       throw error;
     }
   }

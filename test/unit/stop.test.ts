@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ClaimedJob } from "../../src/shared/types.ts";
 import { Claimer } from "../../src/worker/claimer.ts";
 import { SlotWaiters } from "../../src/worker/slots.ts";
-import { Cut, STOP_IO_TIMEOUT_MS, stopParts, type StopParts } from "../../src/worker/stop.ts";
+import { Cut, STOP_CANCEL_MS, STOP_IO_TIMEOUT_MS, stopParts, type StopParts } from "../../src/worker/stop.ts";
 import { FakeClock } from "../support/fake-clock.ts";
 import { FakeDb } from "../support/fake-db.ts";
 import { jobs, recordingEvents, recordingLogger, WORKER_ID } from "./helpers.ts";
@@ -49,8 +49,12 @@ function setup() {
     finisher: { flush: async () => void calls.push("finisher flush"), abandon: () => void calls.push("abandon") },
     statsWriter: null,
     lease: { stop: done, unregister: async () => void calls.push("unregister") },
-    listener: { stop: done },
+    listener: { stop: async (ms) => void calls.push(`listener stop, ${ms} ms`) },
     announceRoster: done,
+    statements: {
+      close: () => void calls.push("close statements"),
+      cancelAll: async (ms) => void calls.push(`cancel in flight, ${ms} ms`),
+    },
     sql: { end: async ({ timeout }) => void calls.push(`end, timeout ${timeout} s`) },
     owned: true,
   };
@@ -62,7 +66,7 @@ function setup() {
       slots: new SlotWaiters(clock), announces: false,
       onStopped: () => (state.open = false),
     }).then(() => (stopped = true));
-  return { clock, db, calls, errors, runner, claimer, cut, stop, isStopped: () => stopped };
+  return { clock, db, calls, errors, runner, claimer, parts, cut, stop, isStopped: () => stopped };
 }
 
 describe("stop: what it waits for, and what it leaves", () => {
@@ -83,7 +87,10 @@ describe("stop: what it waits for, and what it leaves", () => {
     expect(signal!.aborted).toBe(true);
     // (the cancelled claim is no error)
     expect(errors).toEqual([]);
-    expect(calls).toEqual(["release waiting", "release all: worker stopping", "finisher flush", "unregister", `end, timeout ${STOP_IO_TIMEOUT_MS / 1000} s`]);
+    expect(calls).toEqual([
+      "release waiting", "release all: worker stopping", "finisher flush", "unregister", "close statements",
+      `listener stop, ${STOP_CANCEL_MS} ms`, `cancel in flight, ${STOP_CANCEL_MS} ms`, `end, timeout ${STOP_IO_TIMEOUT_MS / 1000} s`,
+    ]);
     expect(clock.pending()).toBe(0);
   });
 
@@ -99,8 +106,8 @@ describe("stop: what it waits for, and what it leaves", () => {
     expect(isStopped()).toBe(false);
     await clock.advance(STOP_IO_TIMEOUT_MS);
     await stopping;
-    // nothing of the budget is left for the pool: it is ended at once
-    expect(calls.at(-1)).toBe("end, timeout 0 s");
+    // the writes' part of the budget went to the claim: the pool gets the part kept for the end
+    expect(calls.at(-1)).toBe(`end, timeout ${STOP_CANCEL_MS / 1000} s`);
     expect(clock.pending()).toBe(0);
   });
 
@@ -144,6 +151,54 @@ describe("stop: what it waits for, and what it leaves", () => {
     cut.cut();
     await stopping;
     expect(calls).toContain("release all: worker stopping");
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("parts that never answer hold the stop for its budget only: what is in flight is cancelled, the listener stopped and the pool ended within it, and no timer is left", async () => {
+    const { clock, calls, parts, stop, isStopped } = setup();
+    const never = () => new Promise<never>(() => {});
+    parts.progress.flush = never;
+    parts.logs.flush = never;
+    parts.finisher.flush = never;
+    parts.lease.stop = never;
+    parts.lease.unregister = never;
+    parts.listener.stop = (ms) => (calls.push(`listener stop, ${ms} ms`), never());
+    parts.statements.cancelAll = (ms) => (calls.push(`cancel in flight, ${ms} ms`), never());
+    parts.sql.end = ({ timeout }) => (calls.push(`end, timeout ${timeout} s`), never());
+    const stopping = stop();
+    // The writes may take the budget but its last part, kept to end what is still in flight.
+    await clock.advance(STOP_IO_TIMEOUT_MS - STOP_CANCEL_MS - 1);
+    expect(calls).not.toContain("abandon");
+    await clock.advance(1);
+    expect(calls.slice(-3)).toEqual(["close statements", `listener stop, ${STOP_CANCEL_MS} ms`, `cancel in flight, ${STOP_CANCEL_MS} ms`]);
+    await clock.advance(STOP_CANCEL_MS - 1);
+    expect(isStopped()).toBe(false);
+    await clock.advance(1);
+    await stopping;
+    // (the pool is ended with nothing left to wait: postgres.js closes its connections at once)
+    expect(calls.at(-1)).toBe("end, timeout 0 s");
+    expect(calls).toContain("abandon");
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("the pool's end gets what is left of the budget, to the millisecond", async () => {
+    const { clock, calls, parts, stop } = setup();
+    let wrote!: () => void;
+    parts.finisher.flush = () => new Promise<void>((r) => (wrote = r));
+    const stopping = stop();
+    await clock.advance(2500);
+    wrote();
+    await stopping;
+    expect(calls.at(-1)).toBe(`end, timeout ${(STOP_IO_TIMEOUT_MS - 2500) / 1000} s`);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it("a pool the caller gave is not ended: what the worker has in flight on it is cancelled all the same", async () => {
+    const { clock, calls, parts, stop } = setup();
+    parts.owned = false;
+    await stop();
+    expect(calls.slice(-3)).toEqual(["close statements", `listener stop, ${STOP_CANCEL_MS} ms`, `cancel in flight, ${STOP_CANCEL_MS} ms`]);
+    expect(calls.some((c) => c.startsWith("end"))).toBe(false);
     expect(clock.pending()).toBe(0);
   });
 });
