@@ -100,6 +100,8 @@ export class Listener {
   }
 
   #onEnqueued(text: string) {
+    // (postgres.js may deliver what it has read until the connection closes: a stopped worker passes nothing on)
+    if (this.#stopped) return;
     const msg = parse(text) as { schema?: string; queues?: unknown; t?: unknown; h?: unknown; n?: unknown } | undefined;
     if (!msg || msg.schema !== this.options.db.schema || !Array.isArray(msg.queues)) return;
     const wake: Wake = { queues: msg.queues.filter((q): q is string => typeof q === "string") };
@@ -110,6 +112,7 @@ export class Listener {
   }
 
   #onControl(text: string) {
+    if (this.#stopped) return;
     const msg = parse(text) as ControlMessage | undefined;
     if (!msg || msg.schema !== this.options.db.schema) return;
     if (msg.type === "ping") {

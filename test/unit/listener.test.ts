@@ -9,8 +9,10 @@ describe("Listener", () => {
 
   function listener(notifyControl: () => Promise<void>) {
     const ended: number[] = [];
+    const heard: unknown[] = [];
+    const deliver = new Map<string, (text: string) => void>();
     const sql = {
-      listen: async (_channel: string, _fn: unknown, onlisten: () => void) => onlisten(),
+      listen: async (channel: string, fn: (text: string) => void, onlisten: () => void) => (deliver.set(channel, fn), onlisten()),
       end: async ({ timeout }: { timeout: number }) => void ended.push(timeout),
     };
     const options: ListenerOptions = {
@@ -18,12 +20,12 @@ describe("Listener", () => {
       workerId: "w",
       healthIntervalMs: 60_000,
       healthTimeoutMs: 5000,
-      onEnqueued: () => {},
-      onControl: () => {},
+      onEnqueued: (wake) => void heard.push(wake),
+      onControl: (message) => void heard.push(message),
       onUp: () => {},
       onDown: () => {},
     };
-    return { l: new Listener(options), ended };
+    return { l: new Listener(options), ended, heard, deliver };
   }
 
   it("a stop while a health check waits for its ping ends the check at once and leaves no timer", async () => {
@@ -50,5 +52,15 @@ describe("Listener", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(checked).toBe(true);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("what the connection still delivers once the listener stopped is not acted on", async () => {
+    const { l, heard, deliver } = listener(async () => {});
+    await l.start();
+    const stopping = l.stop(0);
+    for (const fn of deliver.values()) fn(JSON.stringify({ schema: "s", type: "roster", queues: ["q"] }));
+    await stopping;
+    expect(deliver.size).toBe(2);
+    expect(heard).toEqual([]);
   });
 });
