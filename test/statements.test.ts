@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { type DbContext, run } from "../src/db/context.ts";
 import { sendCancel, Statements } from "../src/db/statements.ts";
-import { DATABASE_URL, testDb, until, untilWaitingOnLock } from "./support/db.ts";
+import { DATABASE_URL, holdLocks, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 import { startProxy } from "./support/tcp-proxy.ts";
 
 // A worker's statements in flight (src/db/statements.ts): cancelled together when its stop's
@@ -11,16 +11,7 @@ const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
 
-/** Holds `select ... for update` in a transaction of its own until released. */
-async function lock(statement: string, params: string[] = []) {
-  const holder = await sql.reserve();
-  await holder.unsafe("begin");
-  await holder.unsafe(statement, params);
-  return async () => {
-    await holder.unsafe("commit");
-    holder.release();
-  };
-}
+const lock = (statement: string, params: string[] = []) => holdLocks(sql, statement, params);
 
 describe("the statements a worker has in flight", () => {
   /** A context on pool that tracks its statements, as a worker's does. */

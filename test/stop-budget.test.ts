@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { STOP_IO_TIMEOUT_MS } from "../src/worker/stop.ts";
-import { DATABASE_URL, deadline, testDb, until, untilWaitingOnLock } from "./support/db.ts";
+import { DATABASE_URL, holdLocks, deadline, testDb, until, untilWaitingOnLock } from "./support/db.ts";
 import { type Running, start } from "./support/spawn.ts";
 import { startProxy } from "./support/tcp-proxy.ts";
 
@@ -22,16 +22,7 @@ function exitWithin(child: Running, ms: number): Promise<number | null | string>
   return Promise.race([child.exited, new Promise<string>((r) => deadline(ms).addEventListener("abort", () => r("still running")))]);
 }
 
-/** Holds `select ... for update` in a transaction of its own until released. */
-async function lock(statement: string, params: string[] = []) {
-  const holder = await sql.reserve();
-  await holder.unsafe("begin");
-  await holder.unsafe(statement, params);
-  return async () => {
-    await holder.unsafe("commit");
-    holder.release();
-  };
-}
+const lock = (statement: string, params: string[] = []) => holdLocks(sql, statement, params);
 
 /** Makes the worker's row stale and reaps: its jobs go back to the queue. */
 async function reapAfter(workerId: string) {

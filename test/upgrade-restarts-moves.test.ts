@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { createQueue, migrate } from "../src/index.ts";
 import { migrations } from "../src/schema/migrations.generated.ts";
-import { DATABASE_URL } from "./support/db.ts";
+import { DATABASE_URL, statusesOf } from "./support/db.ts";
 import { schemaAt } from "./support/schema-at.ts";
 
 // Upgrading to version 17 settles the graphs that earlier versions left wrong:
@@ -24,11 +24,7 @@ afterAll(async () => {
   await sql.end({ timeout: 5 });
 });
 
-const statusOf = async (ids: string[]) => {
-  const rows = await sql.unsafe(`select id::text, status::text from ${s}.jobs where id = any($1::bigint[])`, [ids]);
-  const by = new Map(rows.map((r) => [r.id as string, r.status as string]));
-  return ids.map((id) => by.get(id));
-};
+const statusOf = (ids: string[]) => statusesOf(sql, s, ids);
 /** A flow through the earlier version's enqueue_flow(): specs with parents as [index, mode]; the ids in input order. */
 const flow = async (specs: { parents?: [number, string][] }[]) =>
   (await sql.unsafe(`select (f.job).id::text as id from ${s}.enqueue_flow($1::text::jsonb) f order by f.ord`, [

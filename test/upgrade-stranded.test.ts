@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { createQueue, migrate, SCHEMA_VERSION } from "../src/index.ts";
-import { DATABASE_URL } from "./support/db.ts";
+import { DATABASE_URL, statusesOf } from "./support/db.ts";
 import { schemaAt } from "./support/schema-at.ts";
 
 // Upgrading to version 14 settles the graphs that versions 6 to 13 left
@@ -19,11 +19,7 @@ afterAll(async () => {
   await sql.end({ timeout: 5 });
 });
 
-const statusOf = async (ids: string[]) => {
-  const rows = await sql.unsafe(`select id::text, status::text from ${s}.jobs where id = any($1::bigint[])`, [ids]);
-  const by = new Map(rows.map((r) => [r.id as string, r.status as string]));
-  return ids.map((id) => by.get(id));
-};
+const statusOf = (ids: string[]) => statusesOf(sql, s, ids);
 /** A flow through version 13's enqueue_flow(): specs with parents as [index, mode]; the ids in input order. */
 const flow = async (specs: { task?: string; parents?: [number, string][]; delay?: boolean }[]) =>
   (await sql.unsafe(`select (f.job).id::text as id from ${s}.enqueue_flow($1::text::jsonb) f order by f.ord`, [

@@ -114,3 +114,21 @@ export async function distinctJobIds(db: TestDb): Promise<void> {
   const start = 1_000_000_000 + Math.floor(Math.random() * 1_000_000) * 1000;
   await db.sql.unsafe(`alter table "${db.schema}".jobs alter column id restart with ${start}`);
 }
+
+/** Holds what `statement` locks (a `select ... for update`) in a transaction of its own on sql; the returned function commits it. */
+export async function holdLocks(sql: postgres.Sql, statement: string, params: string[] = []): Promise<() => Promise<void>> {
+  const holder = await sql.reserve();
+  await holder.unsafe("begin");
+  await holder.unsafe(statement, params);
+  return async () => {
+    await holder.unsafe("commit");
+    holder.release();
+  };
+}
+
+/** The statuses of jobs of schema s (quoted) by id, in the order given (undefined: no such row). */
+export async function statusesOf(sql: postgres.Sql, s: string, ids: string[]): Promise<(string | undefined)[]> {
+  const rows = await sql.unsafe(`select id::text, status::text from ${s}.jobs where id = any($1::bigint[])`, [ids]);
+  const by = new Map(rows.map((r) => [r.id as string, r.status as string]));
+  return ids.map((id) => by.get(id));
+}
