@@ -27,9 +27,16 @@ export interface ErrorRecord {
 }
 
 export interface FinishResult {
-  /** False when the job was no longer this worker's to finish (reaped, or reclaimed). */
+  /** False when the end did not apply: the job was no longer this worker's (reaped, or reclaimed), or the end was never written. */
   applied: boolean;
   status: JobStatus | null;
+  /**
+   * The end was never written: the database could not be reached before the
+   * worker gave up (its stop's budget ended, or its pool ended), or it refused
+   * a value even written plain. The job stays running under this worker until
+   * the heartbeat or the reaper gives it back, and it runs again.
+   */
+  unwritten?: true;
 }
 
 /**
@@ -42,7 +49,7 @@ export interface FinishResult {
 export const FINISH_RETRY_MAX_MS = 1000;
 
 /** What an end that was not written reports. */
-const notWritten = (): FinishResult => ({ applied: false, status: null });
+const notWritten = (): FinishResult => ({ applied: false, status: null, unwritten: true });
 
 interface Pending {
   outcome: Outcome;

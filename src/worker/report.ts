@@ -17,10 +17,14 @@ interface ReportDeps {
 /**
  * Counts an attempt's end in the worker's stats, logs it and emits its event,
  * once its write landed; an end the database refused (the job was no longer
- * this worker's) is only logged.
+ * this worker's) or that was never written is only logged, each saying which.
  */
 export function reportOutcome(deps: ReportDeps, job: ClaimedJob, outcome: Outcome, result: FinishResult): void {
   const { events, stats, logger, workerId, queueStats } = deps;
+  if (result.unwritten) {
+    logger.warn(`job ${job.id}'s end (${outcome.kind}) could not be written; the job will be given back and run again`);
+    return;
+  }
   if (!result.applied) {
     logger.warn(`job ${job.id} was no longer this worker's when it ended (${outcome.kind}); its outcome was dropped`);
     return;

@@ -136,7 +136,7 @@ describe("FinishBatcher", () => {
     expect(writes).toEqual([["1", "2", "3"], ["1", "2"], ["1"], ["2"], ["2"], ["3"]]);
     expect(Object.fromEntries(landed)).toEqual({
       "1": { applied: true, status: "completed" },
-      "2": { applied: false, status: null },
+      "2": { applied: false, status: null, unwritten: true },
       "3": { applied: true, status: "completed" },
     });
   });
@@ -161,7 +161,7 @@ describe("FinishBatcher", () => {
     finisher.abandon();
     await clock.flush();
     expect(flushed).toBe(true);
-    expect(landed).toEqual([{ applied: false, status: null }]);
+    expect(landed).toEqual([{ applied: false, status: null, unwritten: true }]);
     expect(finisher.unwritten).toBe(0);
     expect(clock.pending()).toBe(0);
     await clock.advance(10_000);
