@@ -35,7 +35,7 @@ describe("the statements a worker has in flight", () => {
       await statements.cancelAll();
       expect(await waiting).toMatchObject({ code: "57014" });
       expect(statements.size).toBe(0);
-      await expect(run(c, "select 1")).rejects.toMatchObject({ code: "CONNECTION_ENDED" });
+      await expect(run(c, "select 1")).rejects.toMatchObject({ code: "WORKER_STOPPED" });
     } finally {
       await release();
       await own.end({ timeout: 1 });

@@ -107,6 +107,8 @@ export const jobJson = (alias: string) =>
  */
 export async function inTx<T>(c: DbContext, fn: (c: DbContext) => Promise<T>): Promise<T> {
   if (!c.pool) return fn(c);
+  // (a worker that has stopped opens no transaction: BEGIN is sent by the pool, not by send())
+  if (c.statements?.closed) return c.statements.refuse<T>();
   return begin(c.pool, (tx) => fn({ ...c, handle: tx, pool: null }));
 }
 

@@ -54,10 +54,21 @@ export function sendCancel(pending: unknown, options: CancelOptions | undefined,
   return request.then(() => {}, () => {});
 }
 
-/** What a statement refused after close() fails with: what postgres.js says of a pool ended. */
+/** The code of a statement refused after close(). */
+export const STOPPED = "WORKER_STOPPED";
+
+/**
+ * What a statement refused after close() fails with. A code of its own, not
+ * postgres.js's CONNECTION_ENDED: the connection is there, so a transaction
+ * whose statement was refused must be rolled back on it (begin() in
+ * context.ts leaves a transaction whose connection is gone as it is).
+ */
 function refused(): Error {
-  return Object.assign(new Error("the worker has stopped: it sends no more statements"), { code: "CONNECTION_ENDED" });
+  return Object.assign(new Error("the worker has stopped: it sends no more statements"), { code: STOPPED });
 }
+
+/** Whether error is a statement refused because the worker had stopped. */
+export const isStopped = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === STOPPED;
 
 /**
  * The statements a worker's database layer has in flight (src/db/context.ts

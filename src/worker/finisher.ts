@@ -1,5 +1,6 @@
 import type { Db } from "../db/db.ts";
 import type { FinishRow } from "../db/finish.ts";
+import { isStopped } from "../db/statements.ts";
 import { type Clock, systemClock, type Timer } from "../shared/clock.ts";
 import type { JobStatus } from "../shared/types.ts";
 
@@ -157,9 +158,9 @@ export class FinishBatcher {
         this.#settled(batch, (i) => ({ applied: statuses[i] != null, status: statuses[i] ?? null }));
         return;
       } catch (error) {
-        // An ended pool can never take the write: leave it to the reaper at once.
+        // An ended pool, or a worker stopped, can never take the write: leave it to the reaper at once.
         const code = (error as { code?: string }).code;
-        if (this.#abandoned || code === "CONNECTION_ENDED") return this.#settled(batch, notWritten);
+        if (this.#abandoned || code === "CONNECTION_ENDED" || isStopped(error)) return this.#settled(batch, notWritten);
         // Postgres refused a value (a data exception): trying the same rows again would never land,
         // and every end behind them would wait. The other rows are written without the one refused,
         // and that one with its error as plain text, no result and no delay. Refused even so, it is
