@@ -37,7 +37,9 @@
 -- settles edges of every mode, and a child that failed or was cancelled
 -- otherwise must then wait for the parent again, so that retrying it is
 -- refused while the parent stands failed, as for a child cancelled before its
--- parent failed. The undoing now comes first in a wave, before the ends.
+-- parent failed. A batch's failure callback that the completion of every
+-- parent cancelled (ParentsCompleted) waits again too, so that the new end, a
+-- failure, runs it. The undoing now comes first in a wave, before the ends.
 --
 -- settle_children() is version 6's with those changes, restated whole (it has
 -- no settings). No table and no trigger changes.
@@ -70,6 +72,7 @@ declare
   ends boolean;
   fails boolean;
   backs boolean;
+  revived bigint[];
 begin
   while cardinality(ids) > 0 loop
     n_ids := '{}'; n_olds := '{}'; n_news := '{}'; n_ats := '{}';
@@ -135,7 +138,9 @@ begin
       -- end settled to children that have not gone on (pending, failed or
       -- cancelled), and edges to the children just put back from parents that
       -- do not stand ended now (mode run, settled by an end since retried),
-      -- wait again.
+      -- wait again. A batch's failure callback that the completion of every
+      -- parent cancelled (its last error ParentsCompleted, step 2) waits
+      -- again too: a parent it counted as completed no longer stands so.
       with d as (
         update :PGPULSE_SCHEMA.job_deps e set state = 'w'
           from :PGPULSE_SCHEMA.jobs p, :PGPULSE_SCHEMA.jobs j
@@ -143,12 +148,24 @@ begin
            and ((e.parent_id = any(w.left_end) and j.status::text in ('pending', 'failed', 'cancelled'))
                 or (e.child_id = any(w.back) and p.status::text not in ('completed', 'failed', 'cancelled')))
         returning e.child_id
-      ), agg as (select d.child_id, count(*)::integer as n from d group by d.child_id)
-      update :PGPULSE_SCHEMA.jobs j set parents_left = j.parents_left + agg.n from agg where j.id = agg.child_id;
-      n_ids := n_ids || w.ended;
-      n_olds := n_olds || w.was;
-      n_news := n_news || array_fill('pending'::text, array[cardinality(w.ended)]);
-      n_ats := n_ats || array_fill(now(), array[cardinality(w.ended)]);
+      ), agg as (select d.child_id, count(*)::integer as n from d group by d.child_id),
+      r as (
+        update :PGPULSE_SCHEMA.jobs j set
+          parents_left = j.parents_left + agg.n,
+          status = (case when j.status::text = 'cancelled' and j.errors->-1->>'name' = 'ParentsCompleted'
+                         then 'pending' else j.status::text end)::text:::PGPULSE_SCHEMA.job_status,
+          finished_at = case when j.status::text = 'cancelled' and j.errors->-1->>'name' = 'ParentsCompleted'
+                             then null else j.finished_at end
+          from agg join :PGPULSE_SCHEMA.jobs was on was.id = agg.child_id
+         where j.id = agg.child_id
+        returning j.id, j.has_children, (was.status::text = 'cancelled' and j.status::text = 'pending') as back
+      )
+      select coalesce(array_agg(r.id) filter (where r.back and r.has_children), '{}') into revived from r;
+      -- (a callback put back that has children of its own: they follow it, as for the children put back above)
+      n_ids := n_ids || w.ended || revived;
+      n_olds := n_olds || w.was || array_fill('cancelled'::text, array[cardinality(revived)]);
+      n_news := n_news || array_fill('pending'::text, array[cardinality(w.ended) + cardinality(revived)]);
+      n_ats := n_ats || array_fill(now(), array[cardinality(w.ended) + cardinality(revived)]);
     end if;
 
     if ends then
