@@ -125,9 +125,12 @@ begin
         update :PGPULSE_SCHEMA.jobs j set status = 'pending', finished_at = null
           from (select distinct b.child_id from b) bb join :PGPULSE_SCHEMA.jobs was on was.id = bb.child_id
          where j.id = bb.child_id and j.status::text in ('failed', 'cancelled')
+           -- (no other parent holds it ended; the edges just put back still read 'b' here. NOT IN
+           -- over b, not a correlated NOT EXISTS: a hashed list, where a scan of b per edge made a
+           -- retry of a parent grow with the square of the children it had ended)
            and not exists (select 1 from :PGPULSE_SCHEMA.job_deps e2
                             where e2.child_id = j.id and e2.state = 'b'
-                              and not exists (select 1 from b where b.child_id = e2.child_id and b.parent_id = e2.parent_id))
+                              and (e2.child_id, e2.parent_id) not in (select b.child_id, b.parent_id from b))
         returning j.id, j.has_children, was.status::text as was
       )
       select (select coalesce(array_agg(x.id), '{}') from x) as left_end, coalesce(array_agg(c.id), '{}') as back,
