@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { PgPulseError } from "../src/index.ts";
-import { testDb } from "./support/db.ts";
+import { statusesOf, testDb } from "./support/db.ts";
 
 // A job with children moved by hand (an UPDATE of its status) from one end
 // status to another: its edges are settled as a restart of the job followed by
@@ -11,11 +11,7 @@ const db = await testDb(import.meta.url);
 const { queue, sql, schema } = db;
 const s = `"${schema}"`;
 
-const statusOf = async (ids: string[]) => {
-  const rows = await sql.unsafe(`select id::text, status::text from ${s}.jobs where id = any($1::bigint[])`, [ids]);
-  const by = new Map(rows.map((r) => [r.id as string, r.status as string]));
-  return ids.map((id) => by.get(id));
-};
+const statusOf = (ids: string[]) => statusesOf(sql, s, ids);
 /** A flow of jobs of task t, each delayed an hour (no worker runs here): the ids in input order. */
 const flow = async (queueName: string, specs: Omit<Parameters<typeof queue.enqueueFlow>[0][number], "task">[]) =>
   (await queue.enqueueFlow(specs.map((spec) => ({ delayMs: 3_600_000, ...spec, task: "t", queue: queueName })))).map((j) => j.id);
@@ -147,5 +143,42 @@ describe("a job moved by hand from one end status to another", () => {
     expect(await statusOf([success.id, complete.id])).toEqual(["pending", "pending"]);
     await set(b, "completed");
     expect(await statusOf([success.id, complete.id])).toEqual(["queued", "queued"]);
+  });
+});
+
+// A batch's failure callback that the completion of every job cancelled, when a job leaves its
+// completion by hand: the batch's first failure runs the callback.
+describe("a batch's failure callback after every job completed", () => {
+  const batchOfTwo = async (q: string) => {
+    const batch = await queue.enqueueBatch(
+      [{ task: "t", queue: q, delayMs: 3_600_000 }, { task: "t", queue: q, delayMs: 3_600_000 }],
+      { callbacks: { failure: { task: "on-failure", queue: q } } },
+    );
+    const [a, b] = batch.jobs.map((j) => j.id) as [string, string];
+    const f = batch.callbacks.failure!.id;
+    await set(a, "completed");
+    await set(b, "completed");
+    // every job completed: the failure callback is cancelled (ParentsCompleted)
+    expect(await statusOf([f])).toEqual(["cancelled"]);
+    return { a, b, f };
+  };
+
+  it("runs when a completed job is moved to failed (as the first failure of a batch does)", async () => {
+    const { a, f } = await batchOfTwo("fcb-move");
+
+    await set(a, "failed");
+
+    // a restart of a then its failure: the batch now has a failed job, so its failure callback runs.
+    // Found: it stays cancelled ("every parent completed") while a stands failed, its edge settled.
+    expect(await statusOf([f])).toEqual(["queued"]);
+  });
+
+  it("runs when a completed job put back by hand then fails", async () => {
+    const { a, f } = await batchOfTwo("fcb-restart");
+
+    await set(a, "queued");
+    await set(a, "failed");
+
+    expect(await statusOf([f])).toEqual(["queued"]);
   });
 });
