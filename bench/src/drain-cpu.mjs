@@ -18,7 +18,7 @@ import { parseBuilds, runInterleaved } from "./builds.mjs";
 import { applyDesign, loadDesign } from "./drain-designs.mjs";
 import { ensureDatabase } from "./db.mjs";
 import { median } from "./stats.mjs";
-import { CpuMeter, postmasterPid } from "./scale/cpu.mjs";
+import { CpuMeter, pgUsPerJob, postmasterPid } from "./scale/cpu.mjs";
 import { loadPgpulse } from "./systems/pgpulse.mjs";
 
 const { values } = parseArgs({
@@ -97,12 +97,12 @@ if (values.child !== undefined) {
   console.log(JSON.stringify({
     jobsPerSec: Math.round((n / ms) * 1000),
     nodeCpuUsPerJob: Math.round(((node.user + node.system) / n) * 10) / 10,
-    pgCpuUsPerJob: Math.round((((pg.benchDbMs + pg.serverMs) * 1000) / n) * 10) / 10,
+    pgCpuUsPerJob: pgUsPerJob(pg, n),
     transactions: Number(x1) - Number(x0),
     hotShare: Math.round((Number(u1.h - u0.h) / Math.max(1, Number(u1.u - u0.u))) * 100) / 100,
     steadyJobsPerSec: Math.round((steadyJobs / steadyMs) * 1000),
     steadyNodeCpuUsPerJob: Math.round(((steadyNode.user + steadyNode.system) / steadyJobs) * 10) / 10,
-    steadyPgCpuUsPerJob: Math.round((((steadyPg.benchDbMs + steadyPg.serverMs) * 1000) / steadyJobs) * 10) / 10,
+    steadyPgCpuUsPerJob: pgUsPerJob(steadyPg, steadyJobs),
   }));
   process.exit(0);
 }

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { admin, ensureDatabase, serverFacts } from "../db.mjs";
 import { median } from "../stats.mjs";
-import { CpuMeter, postmasterPid } from "../scale/cpu.mjs";
+import { CpuMeter, pgUsPerJob, postmasterPid } from "../scale/cpu.mjs";
 import { DESIGNS } from "./designs.mjs";
 
 const { values } = parseArgs({
@@ -77,7 +77,7 @@ async function one(name, round) {
     const after = await updatesSettled(schema, design.table, before);
     const r = {
       design: name, round, jobsPerSec: Math.round((n / ms) * 1000),
-      pgCpuUsPerJob: Math.round(((cpu.benchDbMs + cpu.serverMs) * 1000) / n * 10) / 10,
+      pgCpuUsPerJob: pgUsPerJob(cpu, n),
       updates: after.upd - before.upd, hotUpdates: after.hot - before.hot,
     };
     r.hotShare = r.updates > 0 ? Math.round((r.hotUpdates / r.updates) * 100) / 100 : null;
