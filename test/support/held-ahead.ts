@@ -26,7 +26,7 @@ export function heldAhead(db: TestDb, options: Partial<WorkerOptions>, listening
    * reads it and changes the queue; after that its jobs take 20 ms. `onStart` is told how many
    * of its handlers run, this one included.
    */
-  async function holdingAhead(name: string, onStart: (running: number) => void = () => {}): Promise<{ w: Worker; go: () => void }> {
+  async function holdingAhead(name: string, onStart: (running: number) => void = () => {}): Promise<{ w: Worker; go: () => void; held: number }> {
     let slow = false;
     const held = gate();
     let running = 0;
@@ -55,8 +55,12 @@ export function heldAhead(db: TestDb, options: Partial<WorkerOptions>, listening
     slow = true;
     // It claimed ahead while its runs were short (up to 500); with its slots held it tops that up
     // at its next claim: wait for enough that what it holds is not just a claim's remainder.
-    await until(async () => (await aheadIn(name)) >= 50);
-    return { w, go: () => held.open() };
+    // (what it holds, as read once it held enough: the scenarios compare with this reading)
+    const holding = await until(async () => {
+      const n = await aheadIn(name);
+      return n >= 50 ? n : 0;
+    });
+    return { w, go: () => held.open(), held: holding };
   }
 
   return {
@@ -64,9 +68,8 @@ export function heldAhead(db: TestDb, options: Partial<WorkerOptions>, listening
     aheadIn,
     /** A pause gives what it holds back unstarted, attempts not counted: only a few start after it, far fewer than it held. */
     async pause(name: string): Promise<void> {
-      const { w, go } = await holdingAhead(name);
+      const { w, go, held } = await holdingAhead(name);
       try {
-        const held = await aheadIn(name);
         await queue.pauseQueue(name);
         go();
         const [{ at }] = (await sql.unsafe(`select now() as at`)) as unknown as [{ at: Date }];
@@ -87,14 +90,13 @@ export function heldAhead(db: TestDb, options: Partial<WorkerOptions>, listening
       let startedGivingBack = 0;
       let startsAfter = 0;
       let most = 0;
-      const { w, go } = await holdingAhead(name, (running) => {
+      const { w, go, held } = await holdingAhead(name, (running) => {
         if (phase === "giving back") startedGivingBack++;
         if (phase !== "after") return;
         startsAfter++;
         most = Math.max(most, running);
       });
       try {
-        const held = await aheadIn(name);
         await queue.configureQueue(name, { concurrency: 1 });
         phase = "giving back";
         go();
